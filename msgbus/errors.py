@@ -1,0 +1,151 @@
+"""The msgbus exception tree.
+
+Every error msgbus raises derives from ``MsgbusError`` and says what happened and
+what to do next. Errors of lower layers (sockets, SSL, SQLAlchemy drivers, stomp.py)
+are mapped to this tree at the boundary where they occur, never leaked.
+
+    MsgbusError
+    ├── ConfigError                 bad configuration (YAML, environment, flags)
+    ├── SchemaError                 a message does not fit its model
+    │   └── DecodeError             bytes/text could not be read (carries message/line/field)
+    ├── ProtocolError               STOMP protocol violated
+    │   ├── LocalProtocolError      we were about to send something invalid
+    │   └── RemoteProtocolError     the peer sent something invalid
+    │       └── FrameTooLarge       a frame, header or body exceeded a configured limit
+    ├── TransportError              network-level trouble
+    │   ├── ConnectError            no broker could be reached / login refused
+    │   ├── ConnectionLost          an established connection went away
+    │   ├── BrokerError             the broker answered with an ERROR frame
+    │   └── TimeoutError            a bounded wait expired (connect, receipt, disconnect)
+    ├── PublishError                a message could not be delivered nor spooled
+    │   └── SpoolFull               the local spool reached its size bound
+    ├── StoreError                  the relational store failed
+    ├── NetworkError                a broker-network topology is invalid or cannot run
+    └── ControlError                a control command was refused or not answered
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionLost",
+    "ControlError",
+    "DecodeError",
+    "FrameTooLarge",
+    "LocalProtocolError",
+    "MsgbusError",
+    "NetworkError",
+    "ProtocolError",
+    "PublishError",
+    "RemoteProtocolError",
+    "SchemaError",
+    "SpoolFull",
+    "StoreError",
+    "TimeoutError",
+    "TransportError",
+]
+
+
+class MsgbusError(Exception):
+    """Root of every msgbus error."""
+
+
+class ConfigError(MsgbusError):
+    """Configuration is invalid; the message names the source and the field."""
+
+
+class SchemaError(MsgbusError):
+    """A message does not fit its model."""
+
+
+class DecodeError(SchemaError):
+    """Input could not be decoded.
+
+    ``message_no`` and ``line_no`` are 1-based positions in the input (None when not
+    applicable); ``field`` names the offending key.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        message_no: int | None = None,
+        line_no: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.message_no = message_no
+        self.line_no = line_no
+        self.field = field
+        where = []
+        if message_no is not None:
+            where.append(f"message {message_no}")
+        if line_no is not None:
+            where.append(f"line {line_no}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + reason)
+
+
+class ProtocolError(MsgbusError):
+    """The STOMP protocol was violated."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to send something the protocol forbids (a bug on our side)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that are not valid STOMP."""
+
+
+class FrameTooLarge(RemoteProtocolError):
+    """A frame, a header or a body exceeded a configured limit."""
+
+
+class TransportError(MsgbusError):
+    """Network-level trouble talking to a broker."""
+
+
+class ConnectError(TransportError):
+    """No broker could be reached, or the broker refused the login."""
+
+
+class ConnectionLost(TransportError):
+    """An established broker connection went away."""
+
+
+class BrokerError(TransportError):
+    """The broker answered with an ERROR frame."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        self.headers = headers or {}
+        self.body = body
+        super().__init__(message)
+
+
+class TimeoutError(TransportError):  # noqa: A001 - deliberately our own, a TransportError
+    """A bounded wait expired (connect, receipt, disconnect)."""
+
+
+class PublishError(MsgbusError):
+    """A message could neither be delivered nor spooled."""
+
+
+class SpoolFull(PublishError):
+    """The local spool is at its size bound: drain it or raise ``spool.max_bytes``."""
+
+
+class StoreError(MsgbusError):
+    """The relational store failed."""
+
+
+class NetworkError(MsgbusError):
+    """A broker-network topology is invalid or could not be run."""
+
+
+class ControlError(MsgbusError):
+    """A control command was refused or got no answer in time."""

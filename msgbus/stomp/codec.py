@@ -1,0 +1,267 @@
+"""Sans-IO STOMP 1.0/1.1/1.2 codec: bytes in, frames out; frames in, bytes out.
+
+No sockets here (as h11 does for HTTP): the embedded broker and the client transport
+both drive this parser with whatever bytes they read. The parser buffers at most
+``limits.max_frame_bytes`` (plus one read) and fails loudly on anything invalid; once
+it failed it stays failed, because after a framing error the byte stream has no
+trustworthy frame boundary left to resynchronise on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
+from msgbus.stomp.frames import (
+    CLIENT_COMMANDS,
+    FRAME_TYPES,
+    SERVER_COMMANDS,
+    Frame,
+    Heartbeat,
+)
+
+__all__ = [
+    "HEARTBEAT",
+    "SUPPORTED_VERSIONS",
+    "FrameParser",
+    "Limits",
+    "serialize",
+]
+
+SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
+HEARTBEAT = b"\n"
+
+# CONNECT and CONNECTED are never escaped: they are exchanged before a version is agreed.
+_UNESCAPED_COMMANDS = frozenset({"CONNECT", "STOMP", "CONNECTED"})
+_ESCAPES_12 = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", ":": "\\c"}
+_ESCAPES_11 = {"\\": "\\\\", "\n": "\\n", ":": "\\c"}
+_ENCODE_TABLE = {
+    "1.2": str.maketrans(_ESCAPES_12),
+    "1.1": str.maketrans(_ESCAPES_11),
+}
+_NEEDS_ESCAPE = {"1.2": re.compile(r"[\\\r\n:]"), "1.1": re.compile(r"[\\\n:]")}
+_DECODE = {
+    "1.2": {"\\\\": "\\", "\\r": "\r", "\\n": "\n", "\\c": ":"},
+    "1.1": {"\\\\": "\\", "\\n": "\n", "\\c": ":"},
+}
+_ESCAPE_SEQ = re.compile(r"\\(.?)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one frame may make us buffer."""
+
+    max_frame_bytes: int = 16 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 256
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+def _unescape(value: str, version: str) -> str:
+    table = _DECODE[version]
+
+    def repl(match: re.Match[str]) -> str:
+        seq = match.group(0)
+        try:
+            return table[seq]
+        except KeyError:
+            raise RemoteProtocolError(
+                f"undefined escape sequence {seq!r} in a header (STOMP {version}); "
+                "the peer must escape backslashes as '\\\\'"
+            ) from None
+
+    return _ESCAPE_SEQ.sub(repl, value)
+
+
+class FrameParser:
+    """Incremental STOMP parser.
+
+    ``accept`` is the set of commands the peer may send: a broker parses client
+    frames (``role="server"``), a client parses server frames (``role="client"``).
+    ``version`` may be changed after negotiation; it governs header unescaping.
+    """
+
+    def __init__(
+        self,
+        *,
+        role: str = "client",
+        version: str = "1.2",
+        limits: Limits | None = None,
+    ) -> None:
+        if role not in ("client", "server"):
+            raise ValueError("role must be 'client' or 'server'")
+        self.accept = SERVER_COMMANDS if role == "client" else CLIENT_COMMANDS
+        self.version = version
+        self.limits = limits or Limits()
+        self._buf = bytearray()
+        self._failed: RemoteProtocolError | None = None
+        # A parsed header section waiting for its body: (command, headers, body start, length).
+        self._pending: tuple[str, dict[str, str], int, int | None] | None = None
+        self._pos = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame | Heartbeat]:
+        """Add received bytes; return every complete frame and heart-beat in order."""
+        if self._failed is not None:
+            raise self._failed
+        self._buf += data
+        events: list[Frame | Heartbeat] = []
+        # Consume by advancing an offset and compact once per feed: deleting from the
+        # front of the bytearray per frame would make a large read quadratic.
+        self._pos = 0
+        try:
+            while True:
+                event = self._next_event()
+                if event is None:
+                    break
+                events.append(event)
+        except RemoteProtocolError as exc:
+            self._failed = exc
+            self._buf.clear()
+            raise
+        finally:
+            if self._failed is None and self._pos:
+                if self._pending is not None:
+                    command, headers, body_start, length = self._pending
+                    self._pending = (command, headers, body_start - self._pos, length)
+                del self._buf[: self._pos]
+        return events
+
+    def _next_event(self) -> Frame | Heartbeat | None:
+        buf = self._buf
+        if self._pending is None:
+            pos = self._pos
+            if pos >= len(buf):
+                return None
+            first = buf[pos]
+            if first == 0x0A:
+                self._pos = pos + 1
+                return Heartbeat()
+            if first == 0x0D:
+                if len(buf) < pos + 2:
+                    return None
+                if buf[pos + 1] != 0x0A:
+                    raise RemoteProtocolError("a CR between frames must be followed by LF")
+                self._pos = pos + 2
+                return Heartbeat()
+            # The header section ends at the first blank line: LF LF, or LF CR LF.
+            # Bound both searches: a large buffer of later frames must not be rescanned.
+            limit = pos + self.limits.max_header_bytes + 3
+            lf = buf.find(b"\n\n", pos, limit)
+            crlf = buf.find(b"\n\r\n", pos, lf + 3 if lf != -1 else limit)
+            if crlf != -1 and (lf == -1 or crlf < lf):
+                head_end, body_start = crlf, crlf + 3
+            elif lf != -1:
+                head_end, body_start = lf, lf + 2
+            else:
+                if len(buf) - pos > self.limits.max_header_bytes:
+                    raise FrameTooLarge(
+                        f"frame header section exceeds {self.limits.max_header_bytes} bytes"
+                    )
+                return None
+            if head_end - pos > self.limits.max_header_bytes:
+                raise FrameTooLarge(
+                    f"frame header section exceeds {self.limits.max_header_bytes} bytes"
+                )
+            command, headers = self._parse_head(bytes(buf[pos:head_end]))
+            length: int | None = None
+            raw_len = headers.get("content-length")
+            if raw_len is not None:
+                if not raw_len.isdigit():
+                    raise RemoteProtocolError(
+                        f"content-length must be a non-negative integer, got {raw_len!r}"
+                    )
+                length = int(raw_len)
+                if length > self.limits.max_body_bytes:
+                    raise FrameTooLarge(
+                        f"body of {length} bytes exceeds the limit of "
+                        f"{self.limits.max_body_bytes} bytes"
+                    )
+            self._pending = (command, headers, body_start, length)
+        command, headers, body_start, length = self._pending
+        if length is not None:
+            if len(buf) < body_start + length + 1:
+                return None
+            if buf[body_start + length] != 0:
+                raise RemoteProtocolError(
+                    f"{command} frame: byte after the {length}-byte body (content-length) "
+                    "is not NUL"
+                )
+            nul = body_start + length
+        else:
+            nul = buf.find(b"\0", body_start)
+            if nul == -1:
+                if len(buf) - body_start > self.limits.max_body_bytes:
+                    raise FrameTooLarge(
+                        f"body exceeds the limit of {self.limits.max_body_bytes} bytes"
+                    )
+                return None
+        body = bytes(buf[body_start:nul])
+        self._pos = nul + 1
+        self._pending = None
+        return FRAME_TYPES[command](headers, body)
+
+    def _parse_head(self, head: bytes) -> tuple[str, dict[str, str]]:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RemoteProtocolError(f"frame header is not valid UTF-8: {exc.reason}") from None
+        lines = text.split("\n")
+        command = lines[0].removesuffix("\r")
+        if command not in self.accept:
+            if command in FRAME_TYPES:
+                raise RemoteProtocolError(f"{command} is not a frame this peer may send")
+            raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
+        if len(lines) - 1 > self.limits.max_headers:
+            raise FrameTooLarge(f"more than {self.limits.max_headers} headers in one frame")
+        escaped = self.version != "1.0" and command not in _UNESCAPED_COMMANDS
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            line = line.removesuffix("\r")
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise RemoteProtocolError(f"{command} frame: header line {line[:60]!r} has no ':'")
+            if escaped and "\\" in line:
+                name = _unescape(name, self.version)
+                value = _unescape(value, self.version)
+            # Repeated headers: the first occurrence wins (STOMP 1.2).
+            if name not in headers:
+                headers[name] = value
+        return command, headers
+
+
+def _escape(value: str, version: str) -> str:
+    if _NEEDS_ESCAPE[version].search(value) is None:
+        return value
+    return value.translate(_ENCODE_TABLE[version])
+
+
+def serialize(frame: Frame, version: str = "1.2") -> bytes:
+    """Encode ``frame`` for the wire, adding ``content-length`` for any body."""
+    command = frame.command
+    if command not in FRAME_TYPES:
+        raise LocalProtocolError(f"cannot send unknown STOMP command {command!r}")
+    escaped = version != "1.0" and command not in _UNESCAPED_COMMANDS
+    parts = [command]
+    for name, value in frame.headers.items():
+        if name == "content-length":
+            continue
+        if escaped:
+            parts.append(f"{_escape(name, version)}:{_escape(value, version)}")
+        else:
+            if "\n" in name or "\n" in value or ":" in name or "\r" in name or "\r" in value:
+                raise LocalProtocolError(
+                    f"header {name!r} cannot be sent in STOMP {version} or a {command} frame: "
+                    "it contains a newline or its name contains ':'"
+                )
+            parts.append(f"{name}:{value}")
+    body = frame.body
+    if body:
+        parts.append(f"content-length:{len(body)}")
+    parts.append("\n")
+    return "\n".join(parts).encode("utf-8") + body + b"\0"

@@ -1,0 +1,1 @@
+"""The ``msgbus`` command line: the top layer, over publish / consume / store / broker."""

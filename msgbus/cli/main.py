@@ -11,6 +11,7 @@ import sys
 import click
 
 from msgbus import __version__
+from msgbus.cli.bench_cmd import bench
 from msgbus.errors import MsgbusError
 
 
@@ -18,6 +19,9 @@ from msgbus.errors import MsgbusError
 @click.version_option(__version__, prog_name="msgbus")
 def cli() -> None:
     """msgbus: grid-probe messaging over STOMP brokers."""
+
+
+cli.add_command(bench)
 
 
 def main() -> None:

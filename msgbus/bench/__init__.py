@@ -1,0 +1,1 @@
+"""Benchmark workloads: raw-socket STOMP baseline clients and broker comparisons."""

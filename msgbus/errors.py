@@ -16,7 +16,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
     │   ├── ConnectError            no broker could be reached / login refused
     │   ├── ConnectionLost          an established connection went away
     │   ├── BrokerError             the broker answered with an ERROR frame
-    │   └── TimeoutError            a bounded wait expired (connect, receipt, disconnect)
+    │   └── TimeoutException        a bounded wait expired (connect, receipt, disconnect)
     ├── PublishError                a message could not be delivered nor spooled
     │   └── SpoolFull               the local spool reached its size bound
     ├── StoreError                  the relational store failed
@@ -43,7 +43,7 @@ __all__ = [
     "SchemaError",
     "SpoolFull",
     "StoreError",
-    "TimeoutError",
+    "TimeoutException",
     "TransportError",
 ]
 
@@ -121,13 +121,15 @@ class ConnectionLost(TransportError):
 class BrokerError(TransportError):
     """The broker answered with an ERROR frame."""
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> None:
         self.headers = headers or {}
         self.body = body
         super().__init__(message)
 
 
-class TimeoutError(TransportError):  # noqa: A001 - deliberately our own, a TransportError
+class TimeoutException(TransportError):
     """A bounded wait expired (connect, receipt, disconnect)."""
 
 

@@ -96,8 +96,12 @@ class FrameParser:
         self.limits = limits or Limits()
         self._buf = bytearray()
         self._failed: RemoteProtocolError | None = None
-        # A parsed header section waiting for its body: (command, headers, body start, length).
-        self._pending: tuple[str, dict[str, str], int, int | None] | None = None
+        # A parsed header section waiting for its body:
+        # (command, headers, body start, content-length or None, header section size).
+        self._pending: tuple[str, dict[str, str], int, int | None, int] | None = None
+        # Bytes of a pending body without content-length already searched for the NUL,
+        # so a body arriving in small reads is scanned once, not once per read.
+        self._scanned = 0
         self._pos = 0
 
     @property
@@ -127,8 +131,8 @@ class FrameParser:
         finally:
             if self._failed is None and self._pos:
                 if self._pending is not None:
-                    command, headers, body_start, length = self._pending
-                    self._pending = (command, headers, body_start - self._pos, length)
+                    command, headers, body_start, length, head_size = self._pending
+                    self._pending = (command, headers, body_start - self._pos, length, head_size)
                 del self._buf[: self._pos]
         return events
 
@@ -171,10 +175,12 @@ class FrameParser:
             command, headers = self._parse_head(bytes(buf[pos:head_end]))
             length: int | None = None
             raw_len = headers.get("content-length")
+            head_size = body_start - pos
             if raw_len is not None:
-                if not raw_len.isdigit():
+                # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
+                if not (raw_len.isascii() and raw_len.isdigit()) or len(raw_len) > 18:
                     raise RemoteProtocolError(
-                        f"content-length must be a non-negative integer, got {raw_len!r}"
+                        f"content-length must be a non-negative integer, got {raw_len[:40]!r}"
                     )
                 length = int(raw_len)
                 if length > self.limits.max_body_bytes:
@@ -182,8 +188,10 @@ class FrameParser:
                         f"body of {length} bytes exceeds the limit of "
                         f"{self.limits.max_body_bytes} bytes"
                     )
-            self._pending = (command, headers, body_start, length)
-        command, headers, body_start, length = self._pending
+                self._check_frame_size(head_size + length)
+            self._pending = (command, headers, body_start, length, head_size)
+            self._scanned = 0
+        command, headers, body_start, length, head_size = self._pending
         if length is not None:
             if len(buf) < body_start + length + 1:
                 return None
@@ -194,17 +202,27 @@ class FrameParser:
                 )
             nul = body_start + length
         else:
-            nul = buf.find(b"\0", body_start)
+            nul = buf.find(b"\0", body_start + self._scanned)
             if nul == -1:
-                if len(buf) - body_start > self.limits.max_body_bytes:
+                self._scanned = len(buf) - body_start
+                if self._scanned > self.limits.max_body_bytes:
                     raise FrameTooLarge(
                         f"body exceeds the limit of {self.limits.max_body_bytes} bytes"
                     )
+                self._check_frame_size(head_size + self._scanned)
                 return None
+            self._check_frame_size(head_size + nul - body_start)
         body = bytes(buf[body_start:nul])
         self._pos = nul + 1
         self._pending = None
         return FRAME_TYPES[command](headers, body)
+
+    def _check_frame_size(self, size: int) -> None:
+        if size > self.limits.max_frame_bytes:
+            raise FrameTooLarge(
+                f"frame of more than {size} bytes exceeds the limit of "
+                f"{self.limits.max_frame_bytes} bytes"
+            )
 
     def _parse_head(self, head: bytes) -> tuple[str, dict[str, str]]:
         try:
@@ -252,6 +270,11 @@ def serialize(frame: Frame, version: str = "1.2") -> bytes:
         if name == "content-length":
             continue
         if escaped:
+            # STOMP 1.1 has no escape for CR and a reader strips a CR before the LF.
+            if version == "1.1" and value.endswith("\r"):
+                raise LocalProtocolError(
+                    f"header {name!r} cannot be sent in STOMP 1.1: its value ends with CR"
+                )
             parts.append(f"{_escape(name, version)}:{_escape(value, version)}")
         else:
             if "\n" in name or "\n" in value or ":" in name or "\r" in name or "\r" in value:
@@ -264,4 +287,10 @@ def serialize(frame: Frame, version: str = "1.2") -> bytes:
     if body:
         parts.append(f"content-length:{len(body)}")
     parts.append("\n")
-    return "\n".join(parts).encode("utf-8") + body + b"\0"
+    try:
+        head = "\n".join(parts).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(
+            f"{command} frame: a header is not encodable as UTF-8 ({exc.reason})"
+        ) from None
+    return head + body + b"\0"

@@ -1,0 +1,199 @@
+"""Typed configuration: YAML file, ``MSGBUS_*`` environment, command-line flags.
+
+Precedence, highest first: flags (passed as overrides), environment, YAML file,
+defaults. Everything is validated once, here; the rest of msgbus receives models.
+Environment variables name nested fields with ``__``, e.g.
+``MSGBUS_CONNECTION__BROKERS='["stomp://a:61613","stomp://b:61613"]'`` or
+``MSGBUS_STORE_URL=postgresql+psycopg://...``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from msgbus.errors import ConfigError
+from msgbus.transport.url import BrokerURL
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ConnectionConfig",
+    "ConsumerConfig",
+    "ControlConfig",
+    "MetricsConfig",
+    "MsgbusConfig",
+    "PublisherConfig",
+    "TLSConfig",
+    "default_spool_dir",
+    "load_config",
+]
+
+DEFAULT_CONFIG_FILE = Path("msgbus.yaml")
+DEFAULT_DESTINATION = "/topic/grid.probe.metricOutput.EGEE.msgbus"
+
+
+def default_spool_dir() -> Path:
+    """Per-user spool location (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "msgbus" / "spool"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TLSConfig(_Section):
+    """Grid X.509 style TLS: client certificate and key, CA file or CA directory."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    key_password: SecretStr | None = Field(default=None, repr=False)
+    ca_file: Path | None = None
+    ca_path: Path | None = None
+    check_hostname: bool = True
+
+
+class ConnectionConfig(_Section):
+    brokers: list[BrokerURL] = Field(
+        default_factory=lambda: [BrokerURL(host="127.0.0.1", port=61613)], min_length=1
+    )
+    failover: Literal["ordered", "random"] = "ordered"
+    login: str | None = None
+    passcode: SecretStr | None = Field(default=None, repr=False)
+    vhost: str | None = None
+    client_id: str | None = None
+    heartbeat_ms: tuple[int, int] = (10_000, 10_000)
+    connect_timeout: float = Field(10.0, gt=0)
+    receipt_timeout: float = Field(30.0, gt=0)
+    disconnect_timeout: float = Field(5.0, gt=0)
+    reconnect_initial_delay: float = Field(0.5, gt=0)
+    reconnect_max_delay: float = Field(30.0, gt=0)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+
+
+class PublisherConfig(_Section):
+    destination: str = DEFAULT_DESTINATION
+    format: Literal["wlcg", "json"] = "wlcg"
+    persistent: bool = True
+    window: int = Field(256, ge=1, le=65_536)
+    spool_dir: Path = Field(default_factory=default_spool_dir)
+    spool_max_bytes: int = Field(1 << 30, ge=1024)
+
+
+class ConsumerConfig(_Section):
+    destination: str = DEFAULT_DESTINATION
+    subscription: str | None = None
+    batch: int = Field(500, ge=1, le=100_000)
+    max_wait: float = Field(1.0, gt=0)
+
+
+class MetricsConfig(_Section):
+    port: int | None = Field(default=None, ge=0, le=65535)
+    textfile: Path | None = None
+
+
+class ControlConfig(_Section):
+    allowed_users: list[str] = Field(default_factory=list)
+    presence_topic: str = "/topic/msgbus.presence"
+    presence_interval: float = Field(10.0, gt=0)
+    lost_after: float = Field(30.0, gt=0)
+
+
+class MsgbusConfig(BaseSettings):
+    """The whole msgbus configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MSGBUS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    name: str | None = None
+    site: str | None = None
+    connection: ConnectionConfig = Field(default_factory=ConnectionConfig)
+    publisher: PublisherConfig = Field(default_factory=PublisherConfig)
+    consumer: ConsumerConfig = Field(default_factory=ConsumerConfig)
+    store_url: str = "sqlite:///msgbus.db"
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry flags and the YAML file merged beneath them (see load_config).
+        return (env_settings, init_settings)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
+    return data
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems.append(f"{where}: {err['msg']}")
+    return f"invalid configuration ({source}): " + "; ".join(problems)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> MsgbusConfig:
+    """Load and validate the configuration.
+
+    ``path`` is an explicit ``--config`` file (must exist); without it ``msgbus.yaml``
+    in the working directory is read when present. ``overrides`` are flag values as
+    a nested mapping; ``None`` values (flags not given) are ignored.
+    """
+    source = "defaults and MSGBUS_* environment"
+    file_data: dict[str, Any] = {}
+    if path is not None:
+        file_data = _read_yaml(path)
+        source = f"{path} and MSGBUS_* environment"
+    elif DEFAULT_CONFIG_FILE.is_file():
+        file_data = _read_yaml(DEFAULT_CONFIG_FILE)
+        source = f"{DEFAULT_CONFIG_FILE} and MSGBUS_* environment"
+    data = _deep_merge(file_data, _drop_none(overrides or {}))
+    try:
+        return MsgbusConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = _drop_none(value)
+            if inner:
+                out[key] = inner
+        elif value is not None and value != ():
+            out[key] = value
+    return out

@@ -1,6 +1,13 @@
 """The STOMP protocol layer: frames and a sans-IO codec (no sockets)."""
 
-from msgbus.stomp.codec import HEARTBEAT, SUPPORTED_VERSIONS, FrameParser, Limits, serialize
+from msgbus.stomp.codec import (
+    HEARTBEAT,
+    SUPPORTED_VERSIONS,
+    FrameParser,
+    Limits,
+    encode_headers,
+    serialize,
+)
 from msgbus.stomp.frames import FRAME_TYPES, Frame, Heartbeat, make_frame
 
 __all__ = [
@@ -11,6 +18,7 @@ __all__ = [
     "FrameParser",
     "Heartbeat",
     "Limits",
+    "encode_headers",
     "make_frame",
     "serialize",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "FrameParser",
     "Limits",
+    "encode_headers",
     "serialize",
 ]
 
@@ -259,14 +260,15 @@ def _escape(value: str, version: str) -> str:
     return value.translate(_ENCODE_TABLE[version])
 
 
-def serialize(frame: Frame, version: str = "1.2") -> bytes:
-    """Encode ``frame`` for the wire, adding ``content-length`` for any body."""
-    command = frame.command
-    if command not in FRAME_TYPES:
-        raise LocalProtocolError(f"cannot send unknown STOMP command {command!r}")
+def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") -> bytes:
+    """Encode header lines (each ending in LF) as ``command`` sends them in ``version``.
+
+    ``content-length`` is skipped: the serializer derives it from the body. Exposed so a
+    broker can encode the shared part of a MESSAGE once and reuse it for every delivery.
+    """
     escaped = version != "1.0" and command not in _UNESCAPED_COMMANDS
-    parts = [command]
-    for name, value in frame.headers.items():
+    parts = []
+    for name, value in headers.items():
         if name == "content-length":
             continue
         if escaped:
@@ -275,22 +277,28 @@ def serialize(frame: Frame, version: str = "1.2") -> bytes:
                 raise LocalProtocolError(
                     f"header {name!r} cannot be sent in STOMP 1.1: its value ends with CR"
                 )
-            parts.append(f"{_escape(name, version)}:{_escape(value, version)}")
+            parts.append(f"{_escape(name, version)}:{_escape(value, version)}\n")
         else:
             if "\n" in name or "\n" in value or ":" in name or "\r" in name or "\r" in value:
                 raise LocalProtocolError(
                     f"header {name!r} cannot be sent in STOMP {version} or a {command} frame: "
                     "it contains a newline or its name contains ':'"
                 )
-            parts.append(f"{name}:{value}")
-    body = frame.body
-    if body:
-        parts.append(f"content-length:{len(body)}")
-    parts.append("\n")
+            parts.append(f"{name}:{value}\n")
     try:
-        head = "\n".join(parts).encode("utf-8")
+        return "".join(parts).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(
             f"{command} frame: a header is not encodable as UTF-8 ({exc.reason})"
         ) from None
-    return head + body + b"\0"
+
+
+def serialize(frame: Frame, version: str = "1.2") -> bytes:
+    """Encode ``frame`` for the wire, adding ``content-length`` for any body."""
+    command = frame.command
+    if command not in FRAME_TYPES:
+        raise LocalProtocolError(f"cannot send unknown STOMP command {command!r}")
+    head = encode_headers(command, frame.headers, version)
+    body = frame.body
+    length = b"content-length:%d\n" % len(body) if body else b""
+    return b"".join((command.encode("ascii"), b"\n", head, length, b"\n", body, b"\0"))

@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from msgbus.errors import ConfigError
 from msgbus.transport.url import BrokerURL
@@ -129,8 +135,9 @@ class MsgbusConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # init kwargs carry flags and the YAML file merged beneath them (see load_config).
-        return (env_settings, init_settings)
+        # load_config merges file, environment and flags itself (in that order of
+        # precedence, lowest first) and passes the result as init kwargs.
+        return (init_settings,)
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +187,11 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     elif DEFAULT_CONFIG_FILE.is_file():
         file_data = _read_yaml(DEFAULT_CONFIG_FILE)
         source = f"{DEFAULT_CONFIG_FILE} and MSGBUS_* environment"
-    data = _deep_merge(file_data, _drop_none(overrides or {}))
+    try:
+        env_data = EnvSettingsSource(MsgbusConfig)()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid MSGBUS_* environment variable: {exc}") from None
+    data = _deep_merge(_deep_merge(file_data, env_data), _drop_none(overrides or {}))
     try:
         return MsgbusConfig(**data)
     except ValidationError as exc:

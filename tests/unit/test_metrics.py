@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from msgbus.metrics import MetricsRegistry
+
+
+def test_registries_are_independent_and_prefixed(tmp_path: Path) -> None:
+    a, b = MetricsRegistry("msgbus_a"), MetricsRegistry("msgbus_a")
+    a.counter("sent_total", "sent").inc(3)
+    b.counter("sent_total", "sent")  # same name, other registry: no clash
+    out = tmp_path / "m.prom"
+    a.write_textfile(out)
+    assert "msgbus_a_sent_total 3.0" in out.read_text()
+
+
+def test_http_exposition_on_a_free_port() -> None:
+    m = MetricsRegistry("msgbus_t")
+    m.histogram("latency_seconds", "l").observe(0.002)
+    port = m.serve(0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        m.stop()
+    assert 'msgbus_t_latency_seconds_bucket{le="0.0025"} 1.0' in text

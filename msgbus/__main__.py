@@ -1,0 +1,5 @@
+"""``python -m msgbus``: the same as the ``msgbus`` command."""
+
+from msgbus.cli.main import main
+
+main()

@@ -1,0 +1,91 @@
+"""Field types shared by the message models: UTC timestamps and single-line text."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "TIMESTAMP_FORMAT",
+    "Line",
+    "OptionalText",
+    "Text",
+    "UtcTimestamp",
+    "format_timestamp",
+]
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise PydanticCustomError(
+                "naive_timestamp", "expected a timezone-aware datetime (UTC), got a naive one"
+            )
+        # The wire format has whole seconds; truncating here keeps round trips exact.
+        return value.astimezone(timezone.utc).replace(microsecond=0)
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "timestamp_type",
+            "expected a UTC time string YYYY-MM-DDTHH:MM:SSZ, got {kind}",
+            {"kind": type(value).__name__},
+        )
+    if _TIMESTAMP_RE.fullmatch(value):
+        try:
+            # Slicing fixed positions is several times faster than strptime.
+            return datetime(
+                int(value[0:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+                tzinfo=timezone.utc,
+            )
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "timestamp_range",
+                "'{value}' is not a real date/time: {why}",
+                {"value": value[:40], "why": str(exc)},
+            ) from None
+    raise PydanticCustomError(
+        "timestamp_format",
+        "expected UTC time as YYYY-MM-DDTHH:MM:SSZ (e.g. 2026-01-31T12:00:00Z), got '{value}'",
+        {"value": value[:40]},
+    )
+
+
+def format_timestamp(value: datetime) -> str:
+    """Render a UTC datetime in the wire format ``YYYY-MM-DDTHH:MM:SSZ``."""
+    # Not strftime: glibc does not zero-pad years below 1000.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+    )
+
+
+UtcTimestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_timestamp),
+    PlainSerializer(format_timestamp, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _TIMESTAMP_PATTERN}),
+]
+"""A UTC instant with whole seconds, written ``YYYY-MM-DDTHH:MM:SSZ`` on the wire."""
+
+# Single-line values: a line break or NUL would break the WLCG text format (and
+# PostgreSQL text columns), so they are refused at the model instead of at write time.
+Line = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^\r\n\x00]*$")]
+"""Mandatory single-line text, not empty."""
+
+OptionalText = Annotated[str, StringConstraints(pattern=r"^[^\r\n\x00]*$")]
+"""Optional single-line text (may be empty)."""
+
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Free text that may span lines (``detailsData``)."""

@@ -48,9 +48,11 @@ from msgbus.transport.url import BrokerURL
 __all__ = ["Connection", "broker_error", "make_ssl_context"]
 
 _RECV_BYTES = 256 * 1024
-# A peer is declared dead after this many missed heart-beat intervals (spec leaves the
-# tolerance to implementations; stomp.py and ActiveMQ both allow some slack).
-_HEARTBEAT_GRACE = 2.0
+# A peer is declared dead after twice its heart-beat interval, and never sooner than
+# interval + 2 s: brokers under load (JVM pauses) send heart-beats late, and the spec
+# leaves the tolerance to implementations.
+_HEARTBEAT_FACTOR = 2.0
+_HEARTBEAT_SLACK = 2.0
 
 
 def make_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -438,6 +440,7 @@ class Connection:
         parser = self._parser
         inbox = self._inbox
         cond = self._cond
+        reason = "closed by the client"
         try:
             while not self._stop.is_set():
                 wait = self._heartbeat_due()
@@ -451,7 +454,7 @@ class Connection:
                 except (TimeoutError, ssl.SSLWantReadError):
                     continue
                 if not data:
-                    self._mark_closed("the broker closed the connection")
+                    reason = "the broker closed the connection"
                     return
                 self._last_read = time.monotonic()
                 frames = [e for e in parser.feed(data) if not isinstance(e, Heartbeat)]
@@ -461,12 +464,16 @@ class Connection:
                         cond.notify_all()
                     if any(isinstance(f, ErrorFrame) for f in frames):
                         # Brokers close after ERROR (STOMP spec); stop using this connection.
-                        self._mark_closed("the broker sent ERROR")
+                        reason = "the broker sent ERROR"
+                        return
         except ProtocolError as exc:
-            self._mark_closed(f"protocol error from the broker: {exc}")
+            reason = f"protocol error from the broker: {exc}"
         except (OSError, ValueError) as exc:
-            if not self._stop.is_set():
-                self._mark_closed(f"read failed: {exc}")
+            reason = f"read failed: {exc}"
+        finally:
+            # Whatever ended the loop, release the socket now rather than when the
+            # owner next calls close(): a lost peer must not leak descriptors.
+            self.close(reason)
 
     def _heartbeat_due(self) -> float:
         """Send a heart-beat if one is due, check the peer's; return how long to wait."""
@@ -485,7 +492,10 @@ class Connection:
                         self._write_lock.release()
                 due = now + self._send_interval
             wait = min(wait, max(due - now, 0.01))
-        if self._recv_interval and now - self._last_read > self._recv_interval * _HEARTBEAT_GRACE:
+        tolerance = max(
+            self._recv_interval * _HEARTBEAT_FACTOR, self._recv_interval + _HEARTBEAT_SLACK
+        )
+        if self._recv_interval and now - self._last_read > tolerance:
             raise OSError(
                 f"no data or heart-beat from the broker for {now - self._last_read:.1f} s"
             )

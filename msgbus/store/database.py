@@ -1,0 +1,290 @@
+"""The relational store: batches of messages and dead letters, one transaction each.
+
+Duplicates (redeliveries, publisher retries) are dropped by their unique key
+(``msg_id``, ``part``): keys already stored are looked up first, so the counts are
+exact for one writer, and the insert itself skips existing keys natively, so
+concurrent consumers racing on the same key cannot fail the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from msgbus.errors import ConfigError, StoreError
+from msgbus.schema.models import Message
+from msgbus.schema.registry import MESSAGE_TYPES
+from msgbus.store import migrate
+from msgbus.store.insert import insert_ignore
+from msgbus.store.tables import (
+    KEY_COLUMNS,
+    TEXT_LENGTH,
+    dead_letters,
+    key_column_name,
+    table_for,
+)
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "DeadLetter",
+    "Store",
+    "StoreUnavailable",
+    "StoredMessage",
+    "WriteResult",
+    "dedup_key",
+    "store_errors",
+]
+
+DEFAULT_STORE_URL = "sqlite:///msgbus.db"
+# Oracle refuses more than 1000 expressions in an IN list.
+_LOOKUP_CHUNK = 500
+_REASON_CHARS = 4000
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or refused the connection; retrying later may work."""
+
+
+def dedup_key(message_id: str) -> str:
+    """``message_id`` as a ``msg_id`` column value: ids too long for the column are hashed."""
+    if len(message_id) <= TEXT_LENGTH:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A valid message and its key: the publisher's id and its 1-based place in the body."""
+
+    msg_id: str
+    part: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that cannot be stored, kept with its headers, raw body and the reason."""
+
+    msg_id: str
+    part: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+    destination: str | None = None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    per_type: dict[str, int] = field(default_factory=dict)
+
+
+def _cut(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= TEXT_LENGTH else text[:TEXT_LENGTH]
+
+
+_KEY_COLUMN = {name: key_column_name(model) for name, model in MESSAGE_TYPES.items()}
+
+
+def _message_row(item: StoredMessage, received_at: datetime) -> dict[str, Any]:
+    message = item.message
+    values = message.index_values()
+    return {
+        "msg_id": item.msg_id,
+        "part": item.part,
+        "site": _cut(values["site"]),
+        "host": _cut(values["host"]),
+        _KEY_COLUMN[message.message_class]: _cut(values["key"]),
+        "status": values["status"],
+        "timestamp": values["timestamp"],
+        "received_at": received_at,
+        "message": message.model_dump_json(),
+    }
+
+
+def _dead_row(item: DeadLetter, received_at: datetime) -> dict[str, Any]:
+    return {
+        "msg_id": item.msg_id,
+        "part": item.part,
+        "destination": _cut(item.destination),
+        "reason": item.reason[:_REASON_CHARS],
+        "headers": json.dumps(dict(item.headers), ensure_ascii=False),
+        "body": item.body,
+        "received_at": received_at,
+    }
+
+
+def _driver_hint(url: str, exc: BaseException) -> str:
+    scheme = url.split(":", 1)[0]
+    extra = {"postgresql": "postgres", "mysql": "mysql", "oracle": "oracle"}.get(
+        scheme.split("+", 1)[0]
+    )
+    hint = f"pip install 'msgbus[{extra}]'" if extra else "install the database driver"
+    return f"the driver for {scheme} is not installed ({exc}); {hint}"
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return url
+
+
+class Store:
+    """Writes batches into the store at ``url`` (any SQLAlchemy URL: SQLite, PostgreSQL
+    with psycopg 3, MariaDB/MySQL with PyMySQL, Oracle with oracledb or cx_Oracle)."""
+
+    def __init__(self, url: str = DEFAULT_STORE_URL) -> None:
+        self.url = url
+        self.display_url = _redact(url)
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+            raise ConfigError(
+                f"invalid store URL {self.display_url!r}: {exc}; expected e.g. "
+                "sqlite:///msgbus.db or postgresql+psycopg://user@host/db"
+            ) from None
+        except ImportError as exc:
+            raise ConfigError(_driver_hint(url, exc)) from None
+        self.dialect = self.engine.dialect.name
+        self._inserts: dict[sa.Table, sa.Executable] = {}
+
+    def __repr__(self) -> str:
+        return f"<Store {self.display_url}>"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------
+
+    def init(self) -> str:
+        """Create or migrate the tables; returns the revision the store is now at."""
+        with self.errors("migrating the store"), self.engine.begin() as conn:
+            migrate.upgrade(conn)
+            revision = migrate.current_revision(conn)
+        return revision or ""
+
+    def check(self) -> None:
+        """StoreError unless the tables exist at the current revision."""
+        with self.errors("checking the store's schema"), self.engine.connect() as conn:
+            current = migrate.current_revision(conn)
+        head = migrate.head_revision()
+        if current != head:
+            state = "has no msgbus tables" if current is None else f"is at revision {current}"
+            raise StoreError(
+                f"the store {self.display_url} {state}, this msgbus needs {head}; run "
+                f"`msgbus db init --store {self.display_url}`"
+            )
+
+    # -- writing ------------------------------------------------------------------
+
+    def write(
+        self,
+        messages: Sequence[StoredMessage],
+        dead: Sequence[DeadLetter] = (),
+        *,
+        received_at: datetime | None = None,
+    ) -> WriteResult:
+        """Insert a batch in one transaction, skipping keys already stored.
+
+        Raises StoreUnavailable when the database cannot be reached (retry later) and
+        StoreError for anything else; nothing of the batch is stored then.
+        """
+        now = received_at or datetime.now(timezone.utc)
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for item in messages:
+            by_table.setdefault(item.message.message_class, []).append(_message_row(item, now))
+        result = WriteResult()
+        with self.errors("writing a batch"), self.engine.begin() as conn:
+            for message_class, rows in by_table.items():
+                fresh = self._insert_fresh(conn, table_for(message_class), rows)
+                result.stored += fresh
+                result.duplicates += len(rows) - fresh
+                result.per_type[message_class] = fresh
+            if dead:
+                rows = [_dead_row(item, now) for item in dead]
+                result.dead_lettered = self._insert_fresh(conn, dead_letters, rows)
+        return result
+
+    def _insert_fresh(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> int:
+        existing = self._existing_keys(conn, table, {row["msg_id"] for row in rows})
+        fresh: list[dict[str, Any]] = []
+        for row in rows:
+            key = (row["msg_id"], row["part"])
+            if key not in existing:
+                existing.add(key)  # also drops repeats inside the batch
+                fresh.append(row)
+        if fresh:
+            conn.execute(self._insert(table), fresh)
+        return len(fresh)
+
+    @staticmethod
+    def _existing_keys(
+        conn: sa.Connection, table: sa.Table, msg_ids: Iterable[str]
+    ) -> set[tuple[str, int]]:
+        ids = list(msg_ids)
+        found: set[tuple[str, int]] = set()
+        msg_id, part = (table.c[name] for name in KEY_COLUMNS)
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            query = sa.select(msg_id, part).where(msg_id.in_(chunk))
+            found.update((row[0], row[1]) for row in conn.execute(query))
+        return found
+
+    def _insert(self, table: sa.Table) -> sa.Executable:
+        statement = self._inserts.get(table)
+        if statement is None:
+            statement = self._inserts[table] = insert_ignore(table, KEY_COLUMNS, self.dialect)
+        return statement
+
+    def errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        """A block whose database errors become StoreError / StoreUnavailable."""
+        return store_errors(self.display_url, doing)
+
+
+@contextlib.contextmanager
+def store_errors(url: str, doing: str) -> Iterator[None]:
+    """Map SQLAlchemy and driver errors to StoreUnavailable / StoreError at this boundary."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+    ) as exc:
+        raise StoreUnavailable(
+            f"the store {url} is unavailable while {doing}: {_first_line(exc)}; "
+            "check that the database is running and reachable"
+        ) from None
+    except sa_exc.ProgrammingError as exc:
+        raise StoreError(
+            f"the store {url} refused {doing}: {_first_line(exc)}; if tables are missing, "
+            f"run `msgbus db init --store {url}`"
+        ) from None
+    except sa_exc.SQLAlchemyError as exc:
+        raise StoreError(f"the store {url} failed {doing}: {_first_line(exc)}") from None
+    except ImportError as exc:
+        raise ConfigError(_driver_hint(url, exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -29,7 +29,7 @@ from msgbus.schema.registry import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES, model_f
 from msgbus.schema.status import JobState, MetricStatus, TransferStatus
 from msgbus.schema.text import DEFAULT_MAX_BYTES
 from msgbus.schema.types import TIMESTAMP_FORMAT, UtcTimestamp, format_timestamp
-from msgbus.schema.validation import Decoded, validate_message
+from msgbus.schema.validation import Decoded, build_message, validate_message
 from msgbus.schema.wlcg import EOT, decode_wlcg, encode_wlcg, read_wlcg
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "TransferEvent",
     "TransferStatus",
     "UtcTimestamp",
+    "build_message",
     "decode_body",
     "decode_json",
     "decode_wlcg",

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from msgbus.errors import DecodeError
+from msgbus.errors import DecodeError, SchemaError
 from msgbus.schema.models import Message
 
-__all__ = ["Decoded", "messages_or_raise", "validate_message"]
+__all__ = ["Decoded", "build_message", "messages_or_raise", "validate_message"]
+
+M = TypeVar("M", bound=Message)
 
 # Error types whose message already shows the offending input.
 _SHOWS_INPUT = frozenset(
@@ -99,3 +101,15 @@ def messages_or_raise(results: list[Decoded]) -> list[Message]:
             raise result.errors[0]
         out.append(result.message)
     return out
+
+
+def build_message(model: type[M], data: Mapping[str, Any]) -> M:
+    """Make a ``model`` from wire keys; SchemaError lists every problem.
+
+    For producers building messages in code (``msgbus probe``), so pydantic's
+    ValidationError does not reach them.
+    """
+    result = validate_message(model, dict(data), None)
+    if result.message is None:
+        raise SchemaError(f"invalid {model.message_class}: {result.reason}")
+    return cast(M, result.message)  # model_validate of ``model`` returns a ``model``

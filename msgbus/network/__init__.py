@@ -1,0 +1,1 @@
+"""Broker networks: topology model, ActiveMQ configuration and local broker processes."""

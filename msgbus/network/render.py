@@ -1,0 +1,261 @@
+"""Render one ActiveMQ 5.x ``activemq.xml`` per broker of a topology.
+
+Why the network connectors look the way they do:
+
+* ``conduitSubscriptions`` folds many consumers behind a bridge into one demand, so a
+  message crosses a link once, not once per remote consumer.
+* ``networkTTL`` bounds how many bridges a message (and a consumer's demand) may
+  cross; the topology validator rejects cycles the TTL would let messages go round.
+* ``syncDurableSubs`` with ``dynamicallyIncludedDestinations`` makes a bridge that
+  (re)connects recreate demand for durable subscribers that subscribed while it was
+  down; without both, messages for them stop at the publishing broker.
+* Virtual topics: the topic is bridged and the consumer queues
+  (``Consumer.*.VirtualTopic.>``) are excluded, as ActiveMQ's documentation says:
+  bridging both delivers every message twice. Consumer queues are created up front on
+  every broker, and ``useVirtualDestSubs`` turns their existence into demand for the
+  topic, so a consumer group whose broker was down at its first subscribe loses nothing
+  published afterwards.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from msgbus.errors import NetworkError
+from msgbus.network.topology import Broker, DestinationPolicy, Link, Topology
+
+__all__ = ["VIRTUAL_CONSUMER_QUEUES", "render_broker", "split_destination"]
+
+VIRTUAL_CONSUMER_QUEUES = "Consumer.*.VirtualTopic.>"
+
+_BEANS_NS = "http://www.springframework.org/schema/beans"
+_AMQ_NS = "http://activemq.apache.org/schema/core"
+_SCHEMAS = (
+    f"{_BEANS_NS} http://www.springframework.org/schema/beans/spring-beans.xsd "
+    f"{_AMQ_NS} http://activemq.apache.org/schema/core/activemq-core.xsd"
+)
+
+
+def split_destination(dest: str) -> tuple[str, str]:
+    """``/queue/a.b`` -> ``("queue", "a.b")``."""
+    _, kind, name = dest.split("/", 2)
+    return kind, name
+
+
+def _sub(parent: ET.Element, tag: str, **attrs: str | int | bool | None) -> ET.Element:
+    clean = {
+        k.rstrip("_"): (str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in attrs.items()
+        if v is not None
+    }
+    return ET.SubElement(parent, tag, clean)
+
+
+def render_broker(topology: Topology, name: str, data_dir: Path) -> str:
+    """The activemq.xml text for broker ``name``, storing its data under ``data_dir``."""
+    broker = topology.broker(name)
+    beans = ET.Element(
+        "beans",
+        {
+            "xmlns": _BEANS_NS,
+            "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+            "xsi:schemaLocation": _SCHEMAS,
+        },
+    )
+    root = _sub(
+        beans,
+        "broker",
+        xmlns=_AMQ_NS,
+        brokerName=broker.name,
+        dataDirectory=str(data_dir),
+        useJmx=False,
+        schedulerSupport=False,
+        persistent=True,
+        useVirtualDestSubs=True,
+        useVirtualDestSubsOnCreation=True,
+    )
+    # Children in alphabetical order: ActiveMQ's schema has required that since 5.4.
+    _destination_policy(root, topology.destinations)
+    _precreated(root, topology)
+    mgmt = _sub(root, "managementContext")
+    _sub(mgmt, "managementContext", createConnector=False)
+    links = [link for link in topology.links if link.source == broker.name]
+    if links:
+        connectors = _sub(root, "networkConnectors")
+        for link in links:
+            _network_connector(connectors, topology, link)
+    persistence = _sub(root, "persistenceAdapter")
+    # A receipt must mean "on disk": concurrent store-and-dispatch answers before that.
+    _sub(persistence, "kahaDB", directory=str(data_dir / "kahadb"),
+         concurrentStoreAndDispatchQueues=False)
+    _plugins(root, topology)
+    if broker.ports.stomp_ssl is not None and topology.tls is not None:
+        tls = topology.tls
+        ssl = _sub(root, "sslContext")
+        _sub(
+            ssl,
+            "sslContext",
+            keyStore=str(tls.keystore),
+            keyStorePassword=tls.keystore_password,
+            trustStore=str(tls.truststore) if tls.truststore else None,
+            trustStorePassword=tls.truststore_password,
+        )
+    _system_usage(root, broker)
+    _transports(root, topology, broker)
+    ET.indent(beans)
+    return ET.tostring(beans, encoding="unicode") + "\n"
+
+
+def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> None:
+    # A catch-all entry first gives every destination the individual DLQ by default.
+    entries = [DestinationPolicy(name="/queue/>"), DestinationPolicy(name="/topic/>")]
+    entries += [p for p in policies if p.name not in {"/queue/>", "/topic/>"}]
+    entries = [next((p for p in policies if p.name == e.name), e) for e in entries]
+    dp = _sub(root, "destinationPolicy")
+    pm = _sub(dp, "policyMap")
+    pe = _sub(pm, "policyEntries")
+    for policy in entries:
+        kind, name = split_destination(policy.name)
+        entry = _sub(
+            pe,
+            "policyEntry",
+            **{kind: name},
+            memoryLimit=f"{policy.memory_limit_mb} mb" if policy.memory_limit_mb else None,
+            expireMessagesPeriod=policy.expire_check_ms,
+        )
+        dls = _sub(entry, "deadLetterStrategy")
+        if policy.dead_letter == "individual":
+            _sub(
+                dls,
+                "individualDeadLetterStrategy",
+                queuePrefix="DLQ.",
+                topicPrefix="DLQ.",
+                useQueueForQueueMessages=True,
+                useQueueForTopicMessages=True,
+                processNonPersistent=policy.dead_letter_non_persistent,
+            )
+        elif policy.dead_letter == "shared":
+            _sub(
+                dls,
+                "sharedDeadLetterStrategy",
+                processNonPersistent=policy.dead_letter_non_persistent,
+            )
+        else:
+            _sub(dls, "discarding")
+
+
+def _precreated(root: ET.Element, topology: Topology) -> None:
+    queues = [
+        f"Consumer.{group}.VirtualTopic.{topic}"
+        for topic in topology.virtual_topics
+        for group in topology.consumer_groups
+    ]
+    if not queues:
+        return
+    dests = _sub(root, "destinations")
+    for queue in queues:
+        _sub(dests, "queue", physicalName=queue)
+
+
+def _network_connector(parent: ET.Element, topology: Topology, link: Link) -> None:
+    target = topology.broker(link.target)
+    user = _bridge_user(topology)
+    nc = _sub(
+        parent,
+        "networkConnector",
+        name=f"{link.source}-to-{link.target}",
+        uri=f"static:(tcp://{target.host}:{target.ports.openwire})",
+        duplex=link.duplex,
+        networkTTL=link.ttl,
+        conduitSubscriptions=link.conduit,
+        syncDurableSubs=True,
+        useVirtualDestSubs=True,
+        decreaseNetworkConsumerPriority=True,
+        suppressDuplicateQueueSubscriptions=True,
+        userName=user[0] if user else None,
+        password=user[1] if user else None,
+    )
+    included = _sub(nc, "dynamicallyIncludedDestinations")
+    for dest in link.destinations:
+        kind, name = split_destination(dest)
+        _sub(included, kind, physicalName=name)
+    excluded = _sub(nc, "excludedDestinations")
+    _sub(excluded, "queue", physicalName=VIRTUAL_CONSUMER_QUEUES)
+
+
+def _bridge_user(topology: Topology) -> tuple[str, str] | None:
+    if not topology.security.authentication:
+        return None
+    admin = topology.security.admin_user
+    for user in topology.users:
+        if user.name == admin:
+            return user.name, user.password
+    raise NetworkError(f"security.admin_user {admin!r} is not among the topology's users")
+
+
+def _plugins(root: ET.Element, topology: Topology) -> None:
+    plugins = _sub(root, "plugins")
+    _sub(plugins, "statisticsBrokerPlugin")
+    if topology.expiry_ms is not None:
+        # Messages sent without an expiry (or a longer one) get the topology's ceiling.
+        _sub(plugins, "timeStampingBrokerPlugin", zeroExpirationOverride=topology.expiry_ms,
+             ttlCeiling=topology.expiry_ms, futureOnly=True)
+    if not topology.security.authentication:
+        return
+    auth = _sub(plugins, "simpleAuthenticationPlugin", anonymousAccessAllowed=False)
+    users = _sub(auth, "users")
+    for user in topology.users:
+        _sub(
+            users,
+            "authenticationUser",
+            username=user.name,
+            password=user.password,
+            groups=",".join(user.groups) or "users",
+        )
+    authz = _sub(plugins, "authorizationPlugin")
+    amap = _sub(_sub(authz, "map"), "authorizationMap")
+    entries = _sub(amap, "authorizationEntries")
+    everyone = ",".join(sorted({g for u in topology.users for g in u.groups} | {"users"}))
+    for perm in topology.permissions:
+        kind, name = split_destination(perm.destination)
+        _sub(
+            entries,
+            "authorizationEntry",
+            **{kind: name},
+            read=",".join(perm.read) or None,
+            write=",".join(perm.write) or None,
+            admin=",".join(perm.admin) or None,
+        )
+    # Every client needs the advisory topics (consumer/producer bookkeeping) and the
+    # statistics queues; they carry no grid data.
+    for kind, name in (
+        ("topic", "ActiveMQ.Advisory.>"),
+        ("queue", "ActiveMQ.Statistics.>"),
+    ):
+        _sub(entries, "authorizationEntry", **{kind: name}, read=everyone, write=everyone,
+             admin=everyone)
+    temp = _sub(amap, "tempDestinationAuthorizationEntry")
+    _sub(temp, "tempDestinationAuthorizationEntry", read=everyone, write=everyone, admin=everyone)
+
+
+def _system_usage(root: ET.Element, broker: Broker) -> None:
+    outer = _sub(root, "systemUsage")
+    su = _sub(outer, "systemUsage")
+    _sub(_sub(su, "memoryUsage"), "memoryUsage", percentOfJvmHeap=60)
+    _sub(_sub(su, "storeUsage"), "storeUsage", limit=f"{broker.store_mb} mb")
+    _sub(_sub(su, "tempUsage"), "tempUsage", limit=f"{broker.temp_mb} mb")
+
+
+def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
+    tcs = _sub(root, "transportConnectors")
+    ports = broker.ports
+    _sub(tcs, "transportConnector", name="openwire",
+         uri=f"tcp://{broker.openwire_bind}:{ports.openwire}")
+    _sub(tcs, "transportConnector", name="stomp",
+         uri=f"stomp://{broker.stomp_bind}:{ports.stomp}")
+    if ports.stomp_ssl is not None:
+        client_auth = topology.tls is not None and topology.tls.need_client_auth
+        _sub(tcs, "transportConnector", name="stomp+ssl",
+             uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}"
+             f"?needClientAuth={str(client_auth).lower()}")

@@ -1,0 +1,305 @@
+"""The broker-network topology model, loaded from YAML and validated once.
+
+A topology names brokers, the links between them, per-destination policies, users
+with their permissions and TLS material. Everything that would make a network
+misbehave at run time (unknown broker in a link, two brokers on one port, a link
+cycle that a TTL would let messages go round) is rejected here, with the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from msgbus.errors import NetworkError
+
+__all__ = [
+    "Broker",
+    "DestinationPolicy",
+    "Link",
+    "Permission",
+    "Ports",
+    "Security",
+    "Tls",
+    "Topology",
+    "User",
+    "load_topology",
+    "parse_topology",
+]
+
+_NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+# Destinations are written as STOMP names: /queue/x or /topic/x, ActiveMQ wildcards allowed.
+_DEST = r"^/(queue|topic)/[^\s]+$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Ports(_Model):
+    """Listening ports of one broker."""
+
+    stomp: int = Field(ge=1, le=65535)
+    openwire: int = Field(ge=1, le=65535)
+    stomp_ssl: int | None = Field(default=None, ge=1, le=65535)
+
+    def all(self) -> list[int]:
+        return [p for p in (self.stomp, self.openwire, self.stomp_ssl) if p is not None]
+
+
+class Broker(_Model):
+    """One ActiveMQ broker process."""
+
+    name: str = Field(pattern=_NAME)
+    host: str = "127.0.0.1"
+    ports: Ports
+    data_dir: Path | None = None
+    heap_mb: int = Field(default=256, ge=64, le=65536)
+    # OpenWire carries the network bridges; other hosts need it only when links cross hosts.
+    openwire_bind: str = "127.0.0.1"
+    stomp_bind: str = "127.0.0.1"
+    store_mb: int = Field(default=2048, ge=16)
+    temp_mb: int = Field(default=512, ge=16)
+
+
+class Link(_Model):
+    """A network connector: ``source`` forwards ``destinations`` to ``target``."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    duplex: bool = False
+    destinations: list[str] = Field(default_factory=lambda: ["/topic/>", "/queue/>"])
+    ttl: int = Field(default=1, ge=1, le=32)
+    conduit: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Link:
+        if self.source == self.target:
+            raise ValueError(f"link {self.source} -> {self.target} points at itself")
+        for dest in self.destinations:
+            _check_destination(dest)
+        return self
+
+
+class DestinationPolicy(_Model):
+    """Policy for a destination or wildcard (``/queue/grid.>``)."""
+
+    name: str
+    dead_letter: Literal["individual", "shared", "discard"] = "individual"
+    # How often the broker sweeps this destination for expired messages (to the DLQ).
+    expire_check_ms: int | None = Field(default=None, ge=0)
+    memory_limit_mb: int | None = Field(default=None, ge=1)
+    # Non-persistent expired messages go to the DLQ only when asked: they are usually noise.
+    dead_letter_non_persistent: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> DestinationPolicy:
+        _check_destination(self.name)
+        return self
+
+
+class User(_Model):
+    name: str = Field(pattern=_NAME)
+    password: str = Field(min_length=1)
+    groups: list[str] = Field(default_factory=list)
+
+
+class Permission(_Model):
+    """Who may read, write and administer (create) a destination or wildcard."""
+
+    destination: str
+    read: list[str] = Field(default_factory=list)
+    write: list[str] = Field(default_factory=list)
+    admin: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Permission:
+        _check_destination(self.destination)
+        return self
+
+
+class Tls(_Model):
+    """Key and trust stores for STOMP+SSL (JKS or PKCS12, as ActiveMQ reads them)."""
+
+    keystore: Path
+    keystore_password: str
+    truststore: Path | None = None
+    truststore_password: str | None = None
+    need_client_auth: bool = False
+
+
+class Security(_Model):
+    # Secure by default: turning authentication off must be said in the topology.
+    authentication: bool = True
+    # The user the brokers' bridges and msgbus's own status/verify probes log in as.
+    admin_user: str = "admin"
+
+
+class Topology(_Model):
+    """A whole broker network."""
+
+    name: str = Field(default="msgbus", pattern=_NAME)
+    brokers: list[Broker] = Field(min_length=1)
+    links: list[Link] = Field(default_factory=list)
+    destinations: list[DestinationPolicy] = Field(default_factory=list)
+    users: list[User] = Field(default_factory=list)
+    permissions: list[Permission] = Field(default_factory=list)
+    security: Security = Field(default_factory=Security)
+    tls: Tls | None = None
+    # ActiveMQ has no per-destination default expiry: this one is broker-wide.
+    expiry_ms: int | None = Field(default=None, ge=1)
+    # Virtual topics (VirtualTopic.X consumed as Consumer.<id>.VirtualTopic.X queues) whose
+    # consumer queues are created up front on every broker, so none is lost while a
+    # consumer's broker is away at first subscribe.
+    virtual_topics: list[str] = Field(default_factory=list)
+    consumer_groups: list[str] = Field(default_factory=list)
+
+    def broker(self, name: str) -> Broker:
+        for broker in self.brokers:
+            if broker.name == name:
+                return broker
+        raise NetworkError(f"topology {self.name!r} has no broker {name!r}")
+
+    @model_validator(mode="after")
+    def _check(self) -> Topology:
+        names = [b.name for b in self.brokers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"broker names must be unique; repeated: {', '.join(dupes)}")
+        _check_ports(self.brokers)
+        known = set(names)
+        for link in self.links:
+            for end in (link.source, link.target):
+                if end not in known:
+                    raise ValueError(
+                        f"link {link.source} -> {link.target} names unknown broker {end!r}; "
+                        f"known brokers: {', '.join(sorted(known))}"
+                    )
+        _check_cycles(self.links)
+        if self.security.authentication and not self.users:
+            raise ValueError(
+                "security.authentication is on but no users are declared: add users "
+                "(and permissions), or set security.authentication: false for a test network"
+            )
+        if self.security.authentication and self.security.admin_user not in {
+            u.name for u in self.users
+        }:
+            raise ValueError(
+                f"security.admin_user {self.security.admin_user!r} is not among the users"
+            )
+        groups = {g for u in self.users for g in u.groups}
+        for perm in self.permissions:
+            unknown = sorted(set(perm.read + perm.write + perm.admin) - groups)
+            if unknown:
+                raise ValueError(
+                    f"permission on {perm.destination} names unknown groups {unknown}; "
+                    f"groups declared by users: {sorted(groups)}"
+                )
+        if any(b.ports.stomp_ssl for b in self.brokers) and self.tls is None:
+            raise ValueError(
+                "a broker declares ports.stomp_ssl but the topology has no tls section"
+            )
+        return self
+
+
+def _check_destination(dest: str) -> None:
+    if not re.match(_DEST, dest):
+        raise ValueError(f"destination {dest!r} must look like /queue/NAME or /topic/NAME")
+
+
+def _check_ports(brokers: list[Broker]) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for broker in brokers:
+        ports = broker.ports.all()
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"broker {broker.name!r} uses one port twice: {ports}")
+        for port in ports:
+            other = seen.get((broker.host, port))
+            if other is not None:
+                raise ValueError(
+                    f"port clash: brokers {other!r} and {broker.name!r} both use "
+                    f"{broker.host}:{port}"
+                )
+            seen[(broker.host, port)] = broker.name
+
+
+def _check_cycles(links: list[Link]) -> None:
+    """Reject a directed cycle whose TTL lets a message come back to where it started.
+
+    ActiveMQ stops a message at a broker it already visited only with conduit
+    subscriptions and a TTL shorter than the cycle; a TTL of at least the cycle
+    length circulates messages (and duplicates them).
+    """
+    graph: dict[str, list[Link]] = {}
+    for link in links:
+        graph.setdefault(link.source, []).append(link)
+        if link.duplex:
+            graph.setdefault(link.target, []).append(
+                link.model_copy(update={"source": link.target, "target": link.source})
+            )
+
+    def walk(start: str, node: str, path: list[Link]) -> None:
+        for link in graph.get(node, []):
+            if path and link.target == path[-1].source and link.duplex:
+                continue  # going back over the same duplex link is not a cycle
+            if link.target == start:
+                cycle = [*path, link]
+                ttl = min(x.ttl for x in cycle)
+                if ttl >= len(cycle):
+                    route = " -> ".join([x.source for x in cycle] + [start])
+                    raise ValueError(
+                        f"link cycle {route} with TTL {ttl} would loop messages; "
+                        f"lower the links' ttl below {len(cycle)} or break the cycle"
+                    )
+                continue
+            if any(x.source == link.target for x in path) or len(path) > 32:
+                continue
+            walk(start, link.target, [*path, link])
+
+    for start in graph:
+        walk(start, start, [])
+
+
+def parse_topology(data: object, *, source: str = "<topology>") -> Topology:
+    """Validate already-loaded YAML data; errors name the source and the field."""
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}")
+        raise NetworkError(f"{source}: invalid topology: " + "; ".join(lines)) from None
+
+
+def load_topology(path: Path) -> Topology:
+    """Read and validate a topology YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NetworkError(f"cannot read topology {path}: {exc.strerror}; check the path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NetworkError(f"{path}: not valid YAML: {exc}; fix the syntax") from None
+    topo = parse_topology(data, source=str(path))
+    base = path.parent
+    # Relative TLS and data paths are relative to the topology file, not the cwd.
+    if topo.tls is not None:
+        tls = topo.tls.model_copy(
+            update={
+                "keystore": base / topo.tls.keystore,
+                "truststore": base / topo.tls.truststore if topo.tls.truststore else None,
+            }
+        )
+        topo = topo.model_copy(update={"tls": tls})
+    brokers = [
+        b.model_copy(update={"data_dir": base / b.data_dir}) if b.data_dir else b
+        for b in topo.brokers
+    ]
+    return topo.model_copy(update={"brokers": brokers})

@@ -1,0 +1,25 @@
+"""Shared fixtures: real brokers and databases (see tests/fixtures/)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.activemq"]
+
+# A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`
+# and friends select without every test repeating the marker.
+_FIXTURE_MARKERS = {
+    "activemq": "activemq",
+    "activemq_broker_factory": "activemq",
+    "postgres_url": "postgres",
+    "mariadb_url": "mariadb",
+    "rabbitmq_stomp": "rabbitmq",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in names:
+                item.add_marker(getattr(pytest.mark, marker))

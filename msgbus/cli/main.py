@@ -12,6 +12,7 @@ import click
 
 from msgbus import __version__
 from msgbus.cli.bench_cmd import bench
+from msgbus.cli.broker_cmd import broker
 from msgbus.cli.schema_cmd import schema
 from msgbus.errors import MsgbusError
 
@@ -23,6 +24,7 @@ def cli() -> None:
 
 
 cli.add_command(bench)
+cli.add_command(broker)
 cli.add_command(schema)
 
 

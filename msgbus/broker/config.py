@@ -1,0 +1,78 @@
+"""Typed configuration of the embedded broker: YAML file plus command-line overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+# The YAML reading and error wording are shared with the client configuration.
+from msgbus.config import _deep_merge, _describe, _drop_none, _read_yaml
+from msgbus.errors import ConfigError
+from msgbus.stomp import Limits
+
+__all__ = ["BrokerConfig", "BrokerLimits", "BrokerTLS", "load_broker_config"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BrokerTLS(_Section):
+    """Server certificate; ``client_ca`` makes client certificates mandatory."""
+
+    cert: Path
+    key: Path
+    key_password: SecretStr | None = Field(default=None, repr=False)
+    client_ca: Path | None = None
+
+
+class BrokerLimits(_Section):
+    """Bounds that protect the broker; exceeding one earns the client an ERROR frame."""
+
+    max_connections: int = Field(1000, ge=1)
+    max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(64 * 1024, ge=256)
+    max_headers: int = Field(256, ge=8)
+    max_queue_depth: int = Field(100_000, ge=1)
+    max_subscriptions: int = Field(1000, ge=1)
+
+    def frame_limits(self) -> Limits:
+        return Limits(
+            max_frame_bytes=self.max_frame_bytes,
+            max_header_bytes=self.max_header_bytes,
+            max_headers=self.max_headers,
+            max_body_bytes=self.max_frame_bytes,
+        )
+
+
+class BrokerConfig(_Section):
+    """Everything ``msgbus broker serve`` and ``EmbeddedBroker`` need.
+
+    ``data_dir`` None keeps everything in memory: persistent messages then do not
+    survive a restart. An empty ``users`` mapping allows anonymous logins.
+    """
+
+    name: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str = "127.0.0.1"
+    port: int = Field(61613, ge=0, le=65535)
+    data_dir: Path | None = None
+    users: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+    tls: BrokerTLS | None = None
+    limits: BrokerLimits = Field(default_factory=BrokerLimits)
+    heartbeat_ms: tuple[int, int] = (10_000, 10_000)
+    connect_timeout: float = Field(30.0, gt=0)
+    default_prefetch: int = Field(1000, ge=1)
+    max_redeliveries: int = Field(6, ge=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+
+def load_broker_config(path: Path | None = None, **overrides: Any) -> BrokerConfig:
+    """Validate the YAML file at ``path`` (optional) under flag ``overrides`` (None = unset)."""
+    data = _read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "command line"
+    try:
+        return BrokerConfig(**_deep_merge(data, _drop_none(overrides)))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None

@@ -1,0 +1,393 @@
+"""Destinations and dispatch: queues, topics, subscriptions, acks, dead letters.
+
+Every subscriber reads from a ``MessageQueue``: a ``/queue/`` is one shared queue
+(competing consumers, round-robin within each consumer's prefetch window), while a
+``/topic/`` subscription gets a queue of its own that the topic fans out to. Durable
+topic subscriptions and virtual-topic consumer queues are queues that outlive their
+consumers. All of this runs on the event loop thread, synchronously: no coroutine
+per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Iterable
+from typing import Protocol
+
+from msgbus.broker.auth import Gatekeeper
+from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
+from msgbus.errors import LocalProtocolError
+from msgbus.stomp import encode_headers
+
+__all__ = [
+    "ACK_MODES",
+    "Consumer",
+    "DestinationError",
+    "Message",
+    "MessageQueue",
+    "Router",
+    "Subscription",
+]
+
+log = logging.getLogger("msgbus.broker")
+
+ACK_MODES = ("auto", "client", "client-individual")
+# ActiveMQ virtual topics: /topic/VirtualTopic.X feeds /queue/Consumer.<any>.VirtualTopic.X.
+_VIRTUAL_CONSUMER = re.compile(r"^/queue/Consumer\.[^.]+\.(VirtualTopic\..+)$")
+
+
+class DestinationError(Exception):
+    """The client named a destination or subscription the broker cannot serve."""
+
+
+class Consumer(Protocol):
+    """What a subscription needs from the session that owns it."""
+
+    version: str
+    writable: bool
+
+    def write(self, data: bytes) -> None: ...
+
+
+class Message:
+    """One message in one queue. Copies for fan-out share headers, body and encodings."""
+
+    __slots__ = ("_tails", "body", "headers", "persistent", "redeliveries", "seq")
+
+    def __init__(
+        self,
+        headers: dict[str, str],
+        body: bytes,
+        persistent: bool,
+        *,
+        redeliveries: int = 0,
+        seq: int = 0,
+        tails: dict[str, bytes] | None = None,
+    ) -> None:
+        self.headers = headers
+        self.body = body
+        self.persistent = persistent
+        self.redeliveries = redeliveries
+        self.seq = seq  # row in the store, 0 when not stored
+        self._tails = tails if tails is not None else {}
+
+    @property
+    def message_id(self) -> str:
+        return self.headers["message-id"]
+
+    def copy(self) -> Message:
+        return Message(self.headers, self.body, self.persistent, tails=self._tails)
+
+    def tail(self, version: str) -> bytes:
+        """Headers, content-length, body and NUL of the MESSAGE frame, encoded once."""
+        tail = self._tails.get(version)
+        if tail is None:
+            try:
+                head = encode_headers("MESSAGE", self.headers, version)
+            except LocalProtocolError:
+                # An old-version consumer gets the headers its version can carry.
+                head = b"".join(
+                    _encodable({name: value}, version) for name, value in self.headers.items()
+                )
+            tail = b"%scontent-length:%d\n\n%s\0" % (head, len(self.body), self.body)
+            self._tails[version] = tail
+        return tail
+
+
+def _encodable(headers: dict[str, str], version: str) -> bytes:
+    try:
+        return encode_headers("MESSAGE", headers, version)
+    except LocalProtocolError:
+        return b""
+
+
+class Subscription:
+    """One SUBSCRIBE of one session: its ack mode, prefetch window and unacked messages."""
+
+    __slots__ = ("_ack_prefix", "_auto", "_prefix", "ack_mode", "durable", "id", "inflight",
+                 "prefetch", "queue", "session")
+
+    def __init__(
+        self,
+        session: Consumer,
+        sub_id: str,
+        queue: MessageQueue,
+        ack_mode: str,
+        prefetch: int,
+        *,
+        durable: bool = False,
+    ) -> None:
+        self.session = session
+        self.id = sub_id
+        self.queue = queue
+        self.ack_mode = ack_mode
+        self.prefetch = prefetch
+        self.durable = durable
+        self._auto = ack_mode == "auto"
+        self.inflight: dict[str, Message] = {}  # ack id -> message, in delivery order
+        self._prefix = b"MESSAGE\n" + encode_headers(
+            "MESSAGE", {"subscription": sub_id}, session.version
+        )
+        self._ack_prefix = b"ack:" if session.version == "1.2" else b""
+
+    def ready(self) -> bool:
+        return self.session.writable and (self._auto or len(self.inflight) < self.prefetch)
+
+    def deliver(self, message: Message) -> None:
+        parts = [self._prefix]
+        if message.redeliveries:
+            parts.append(b"redelivered:true\n")
+        if self._ack_prefix:
+            parts += (self._ack_prefix, message.message_id.encode(), b"\n")
+        parts.append(message.tail(self.session.version))
+        if self._auto:
+            self.queue.remove(message)
+        else:
+            self.inflight[message.message_id] = message
+        self.queue.router.delivered += 1
+        self.session.write(b"".join(parts))
+
+    def take_acked(self, ack_id: str) -> list[Message]:
+        """Remove and return what an ACK of ``ack_id`` covers (cumulative in client mode)."""
+        if ack_id not in self.inflight:
+            return []
+        if self.ack_mode != "client":
+            return [self.inflight.pop(ack_id)]
+        acked = []
+        for key in list(self.inflight):
+            acked.append(self.inflight.pop(key))
+            if key == ack_id:
+                break
+        return acked
+
+
+class MessageQueue:
+    """Ready messages plus the consumers competing for them."""
+
+    def __init__(
+        self,
+        router: Router,
+        name: str,
+        *,
+        stored: bool,
+        dlq: str | None,
+        drop_oldest: bool = False,
+    ) -> None:
+        self.router = router
+        self.name = name
+        self.stored = stored  # persistent messages are written to the store
+        self.dlq = dlq
+        # A non-durable topic subscriber that falls behind loses its oldest messages
+        # instead of blocking every producer of the topic.
+        self.drop_oldest = drop_oldest
+        self.ready: deque[Message] = deque()
+        self.consumers: list[Subscription] = []
+        self._next = 0
+
+    def depth(self) -> int:
+        return len(self.ready) + sum(len(c.inflight) for c in self.consumers)
+
+    def put(self, message: Message) -> None:
+        if self.stored and message.persistent:
+            message.seq = self.router.store.insert(
+                self.name, message.headers, message.body, message.redeliveries
+            )
+        if self.drop_oldest and len(self.ready) >= self.router.gate.limits.max_queue_depth:
+            self.remove(self.ready.popleft())
+        self.ready.append(message)
+        self.dispatch()
+
+    def remove(self, message: Message) -> None:
+        """The message is done with (acked, or consumed in auto mode)."""
+        if message.seq:
+            self.router.store.delete(message.seq)
+
+    def dispatch(self) -> None:
+        ready, consumers = self.ready, self.consumers
+        while ready and consumers:
+            count = len(consumers)
+            start = self._next
+            for step in range(count):
+                consumer = consumers[(start + step) % count]
+                if consumer.ready():
+                    break
+            else:
+                return
+            self._next = (start + step + 1) % count
+            consumer.deliver(ready.popleft())
+
+    def requeue(self, messages: Iterable[Message]) -> None:
+        """Put unacked messages back in front, in their order, marked as redelivered."""
+        back = []
+        for message in messages:
+            message.redeliveries += 1
+            if message.redeliveries > self.router.max_redeliveries:
+                self.router.dead_letter(self, message, "too many redeliveries")
+            else:
+                self.router.store.set_redeliveries(message.seq, message.redeliveries)
+                back.append(message)
+        self.ready.extendleft(reversed(back))
+
+
+class Router:
+    """All destinations of one broker, by name."""
+
+    def __init__(
+        self, store: MessageStore, gate: Gatekeeper, *, max_redeliveries: int, id_prefix: str
+    ) -> None:
+        self.store = store
+        self.gate = gate
+        self.max_redeliveries = max_redeliveries
+        self.queues: dict[str, MessageQueue] = {}
+        self.topics: dict[str, list[MessageQueue]] = {}
+        self.received = 0
+        self.delivered = 0
+        self._temp = 0
+        self._id_prefix = id_prefix
+        self._ids = 0
+
+    # -- destinations -----------------------------------------------------------------
+
+    def queue(self, name: str) -> MessageQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            if not name.startswith("/queue/") or len(name) == len("/queue/"):
+                raise DestinationError(f"{name!r} is not a queue name: use /queue/<name>")
+            dlq = None if name.startswith("/queue/DLQ.") else "/queue/DLQ." + name[7:]
+            queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
+            virtual = _VIRTUAL_CONSUMER.match(name)
+            if virtual:
+                self.topics.setdefault("/topic/" + virtual.group(1), []).append(queue)
+        return queue
+
+    def _targets(self, destination: str) -> list[MessageQueue]:
+        if destination.startswith("/queue/"):
+            return [self.queue(destination)]
+        if destination.startswith("/topic/") and len(destination) > len("/topic/"):
+            return self.topics.get(destination, [])
+        raise DestinationError(
+            f"unsupported destination {destination!r}: use /queue/<name> or /topic/<name>"
+        )
+
+    # -- messages ---------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return f"{self._id_prefix}{self._ids}"
+
+    def send(self, destination: str, headers: dict[str, str], body: bytes) -> None:
+        """Route one message; raises LimitExceeded (nothing routed) if a queue is full."""
+        targets = self._targets(destination)
+        gate = self.gate
+        for queue in targets:
+            if not queue.drop_oldest:
+                gate.check_depth(queue.name, queue.depth())
+        self.received += 1
+        message = Message(headers, body, headers.get("persistent") == "true")
+        for i, queue in enumerate(targets):
+            queue.put(message if i == 0 else message.copy())
+
+    def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
+        source.remove(message)
+        if source.dlq is None:
+            log.warning("dropping %s from %s: %s", message.message_id, source.name, reason)
+            return
+        self.queue(source.dlq).put(message.copy())
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        session: Consumer,
+        sub_id: str,
+        destination: str,
+        ack_mode: str,
+        prefetch: int,
+        durable_name: str | None,
+    ) -> Subscription:
+        if destination.startswith("/topic/") and len(destination) > len("/topic/"):
+            dlq = "/queue/DLQ." + destination[7:]
+            if durable_name is not None:
+                queue = self._durable_queue(durable_name, destination, dlq)
+                if queue.consumers:
+                    raise DestinationError(
+                        f"durable subscription {durable_name!r} is already in use by another "
+                        "connection; use another subscription name or client-id"
+                    )
+            else:
+                self._temp += 1
+                queue = MessageQueue(
+                    self, f"subscription:{self._temp}", stored=False, dlq=dlq, drop_oldest=True
+                )
+                self.topics.setdefault(destination, []).append(queue)
+        else:
+            queue = self.queue(destination)
+        sub = Subscription(
+            session, sub_id, queue, ack_mode, prefetch, durable=durable_name is not None
+        )
+        queue.consumers.append(sub)
+        queue.dispatch()
+        return sub
+
+    def _durable_queue(self, name: str, topic: str, dlq: str | None) -> MessageQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
+            self.topics.setdefault(topic, []).append(queue)
+            self.store.add_durable(name, topic)
+        return queue
+
+    def unsubscribe(self, sub: Subscription, *, destroy: bool = False) -> None:
+        """Detach ``sub``; its unacked messages are redelivered to the others."""
+        queue = sub.queue
+        queue.consumers.remove(sub)
+        unacked = list(sub.inflight.values())
+        sub.inflight.clear()
+        queue.requeue(unacked)
+        if (queue.drop_oldest and not sub.durable) or (sub.durable and destroy):
+            self._drop_queue(queue)
+        else:
+            queue.dispatch()
+
+    def _drop_queue(self, queue: MessageQueue) -> None:
+        for targets in self.topics.values():
+            if queue in targets:
+                targets.remove(queue)
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+            self.store.remove_durable(queue.name)
+        queue.ready.clear()
+
+    def ack(self, sub: Subscription, messages: list[Message]) -> None:
+        for message in messages:
+            sub.queue.remove(message)
+        sub.queue.dispatch()
+
+    def nack(self, sub: Subscription, messages: list[Message]) -> None:
+        for message in messages:
+            self.dead_letter(sub.queue, message, "rejected by NACK")
+        sub.queue.dispatch()
+
+    # -- recovery ---------------------------------------------------------------------
+
+    def recover(self, durables: list[DurableRecord], messages: list[StoredMessage]) -> None:
+        """Rebuild durable subscriptions and stored messages after a restart."""
+        for record in durables:
+            self._durable_queue(record.queue, record.topic, "/queue/DLQ." + record.topic[7:])
+        for stored in messages:
+            queue = self.queues.get(stored.queue)
+            if queue is None:
+                queue = self.queue(stored.queue) if stored.queue.startswith("/queue/") else None
+            if queue is None:
+                self.store.delete(stored.seq)
+                continue
+            queue.ready.append(
+                Message(stored.headers, stored.body, True,
+                        redeliveries=stored.redeliveries, seq=stored.seq)
+            )
+
+    def depths(self) -> dict[str, int]:
+        # list(): a metrics scrape calls this from another thread.
+        return {name: queue.depth() for name, queue in list(self.queues.items())}

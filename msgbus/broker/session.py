@@ -1,0 +1,486 @@
+"""One client connection: STOMP protocol handling on an asyncio ``Protocol``.
+
+Bytes go through the shared sans-IO parser; each frame is handled synchronously.
+Output is collected per session and written with one ``transport.write`` per loop
+iteration. A protocol error earns an ERROR frame, after which the connection is
+closed, as the STOMP specification requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from msgbus import __version__
+from msgbus.broker.auth import LimitExceeded
+from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
+from msgbus.errors import RemoteProtocolError
+from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
+from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, ReceiptFrame
+
+if TYPE_CHECKING:
+    from msgbus.broker.server import EmbeddedBroker
+
+__all__ = ["Session"]
+
+log = logging.getLogger("msgbus.broker")
+
+# Beyond this much unflushed output a session takes no more messages until it drains.
+_OUT_HIGH = 256 * 1024
+# Headers a SEND carries that concern only that frame, not the message.
+_NOT_FORWARDED = frozenset(
+    {"receipt", "transaction", "content-length", "subscription", "ack", "redelivered"}
+)
+_session_ids = itertools.count(1)
+
+
+class Refused(Exception):
+    """The client's frame cannot be honoured; the text goes into the ERROR frame."""
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = headers or {}
+
+
+class Session(asyncio.Protocol):
+    """The broker side of one STOMP connection."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self.broker = broker
+        self.router = broker.router
+        config = broker.config
+        self._heartbeat_ms = config.heartbeat_ms
+        self._default_prefetch = config.default_prefetch
+        self.parser = FrameParser(role="server", limits=config.limits.frame_limits())
+        self.id = f"{broker.id_prefix}session-{next(_session_ids)}"
+        # Until CONNECT is answered, encode like STOMP 1.0 (nothing escaped).
+        self.version = "1.0"
+        self.writable = False
+        self.connected = False
+        self.client_id: str | None = None
+        self.subs: dict[str, Subscription] = {}
+        self.transactions: dict[str, list[Frame]] = {}
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_pending = False
+        self._paused = False
+        self._closing = False  # no more frames are read
+        self._failed = False  # an ERROR went out
+        self._admitted = False
+        self._receipts_waiting = 0
+        self._sent_since_beat = False
+        self._heard_since_check = False
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        try:
+            self.broker.gate.admit_connection()
+        except LimitExceeded as exc:
+            self.fail("connection limit reached", str(exc))
+            return
+        self._admitted = True
+        self.broker.sessions.add(self)
+        self.writable = True
+        self._timers.append(
+            self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._heard_since_check = True
+        try:
+            events = self.parser.feed(data)
+        except RemoteProtocolError as exc:
+            self.fail("malformed frame", str(exc))
+            return
+        handlers = _HANDLERS
+        for event in events:
+            if not isinstance(event, Frame):
+                continue  # a heart-beat
+            try:
+                if not self.connected and event.command not in ("CONNECT", "STOMP"):
+                    raise Refused(f"{event.command} before CONNECT: send CONNECT first")
+                handlers[event.command](self, event)
+            except Refused as exc:
+                self.fail(str(exc), frame=event, headers=exc.headers)
+            except DestinationError as exc:
+                self.fail(str(exc), frame=event)
+            except LimitExceeded as exc:
+                self.fail("limit exceeded", str(exc), frame=event)
+            except Exception:  # a bug must cost one connection, not the broker
+                log.exception("internal error handling %s from %s", event.command, self.id)
+                self.fail("internal broker error", frame=event)
+            if self._closing:
+                return
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._out_bytes < _OUT_HIGH:
+            self._become_writable()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.writable = False
+        for timer in self._timers:
+            timer.cancel()
+        # Unacked messages go back to their queues for the remaining consumers.
+        for sub in self.subs.values():
+            self.router.unsubscribe(sub)
+        self.subs.clear()
+        self.transactions.clear()
+        self._out.clear()
+        if self._admitted:
+            self._admitted = False
+            self.broker.gate.release_connection()
+            self.broker.sessions.discard(self)
+        self._transport = None
+
+    # -- output -----------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_bytes += len(data)
+        self._sent_since_beat = True
+        if self._out_bytes > _OUT_HIGH:
+            self.writable = False
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if not self._out or self._transport is None:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_bytes = 0
+        self._transport.write(data)  # may call pause_writing() right away
+        if not self.writable and not self._paused and not self._closing:
+            self._become_writable()
+
+    def _become_writable(self) -> None:
+        self.writable = True
+        for sub in list(self.subs.values()):
+            sub.queue.dispatch()
+
+    def close(self) -> None:
+        """Write what is pending, then close the connection."""
+        if self._transport is None:
+            return
+        self._closing = True
+        self.writable = False
+        self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def fail(
+        self,
+        message: str,
+        detail: str = "",
+        frame: Frame | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Send ERROR (with the receipt-id of ``frame``, if any) and close."""
+        if self._failed or self._transport is None:
+            return
+        self._failed = True
+        headers = {
+            "message": message.replace("\n", " ")[:200],
+            "content-type": "text/plain",
+            **(headers or {}),
+        }
+        if frame is not None and "receipt" in frame.headers:
+            headers["receipt-id"] = frame.headers["receipt"]
+        body = (detail or message).encode("utf-8", "replace") + b"\n"
+        self.write(self._encode(ErrorFrame(headers, body)))
+        log.info("closing %s after ERROR: %s %s", self.id, message, detail)
+        self.close()
+
+    def _encode(self, frame: Frame) -> bytes:
+        try:
+            return serialize(frame, self.version)
+        except Exception:
+            # A client-chosen receipt id the version cannot carry: answer without it.
+            frame.headers.pop("receipt-id", None)
+            return serialize(frame, self.version)
+
+    def _receipt(self, frame: Frame, durable: bool, then: Callable[[], None] | None = None) -> None:
+        """Answer ``frame``'s receipt header; ``durable``: only once the store committed."""
+        receipt_id = frame.headers.get("receipt")
+        if receipt_id is None:
+            if then is not None:
+                then()
+            return
+        data = self._encode(ReceiptFrame({"receipt-id": receipt_id}))
+        # Receipts keep their order: once one waits for the disk, later ones queue behind.
+        if durable or self._receipts_waiting:
+            self._receipts_waiting += 1
+            self.broker.store.when_durable(lambda ok: self._release(data, ok, frame, then))
+        else:
+            self.write(data)
+            if then is not None:
+                then()
+
+    def _release(
+        self, data: bytes, ok: bool, frame: Frame, then: Callable[[], None] | None
+    ) -> None:
+        self._receipts_waiting -= 1
+        if self._failed or self._transport is None:
+            return
+        if not ok:
+            self.fail("message not stored", self.broker.store.failure or "", frame=frame)
+            return
+        self.write(data)
+        if then is not None:
+            then()
+
+    # -- timers -----------------------------------------------------------------------
+
+    def _connect_timeout(self) -> None:
+        if not self.connected:
+            self.fail("no CONNECT frame within the connect timeout")
+
+    def _send_beat(self, every: float) -> None:
+        if not self._sent_since_beat:
+            self.write(b"\n")
+        self._sent_since_beat = False
+        self._timers.append(self._loop.call_later(every, self._send_beat, every))
+
+    def _check_beat(self, window: float) -> None:
+        if not self._heard_since_check:
+            self.fail(
+                "heart-beat timeout",
+                f"nothing received from the client for {window:.1f}s; send heart-beats "
+                "as negotiated in CONNECT",
+            )
+            return
+        self._heard_since_check = False
+        self._timers.append(self._loop.call_later(window, self._check_beat, window))
+
+    # -- frames -----------------------------------------------------------------------
+
+    def on_connect(self, frame: Frame) -> None:
+        if self.connected:
+            raise Refused("already connected: send CONNECT only once per connection")
+        offered = frame.headers.get("accept-version", "1.0").split(",")
+        common = [v for v in SUPPORTED_VERSIONS if v in {o.strip() for o in offered}]
+        if not common:
+            raise Refused(
+                f"unsupported protocol version(s) {','.join(offered)[:60]}: this broker "
+                f"speaks {','.join(SUPPORTED_VERSIONS)}",
+                {"version": ",".join(SUPPORTED_VERSIONS)},
+            )
+        headers = frame.headers
+        if not self.broker.gate.authenticate(headers.get("login"), headers.get("passcode")):
+            raise Refused("access refused: unknown login or wrong passcode")
+        try:
+            cx, cy = (int(v) for v in headers.get("heart-beat", "0,0").split(","))
+        except ValueError:
+            raise Refused(
+                "heart-beat header must be two integers, e.g. heart-beat:10000,10000"
+            ) from None
+        if cx < 0 or cy < 0:
+            raise Refused("heart-beat values must not be negative")
+        self.version = self.parser.version = common[-1]
+        self.connected = True
+        self.client_id = frame.headers.get("client-id")
+        sx, sy = self._heartbeat_ms
+        self.write(
+            self._encode(
+                ConnectedFrame(
+                    {
+                        "version": self.version,
+                        "server": f"msgbus/{__version__}",
+                        "session": self.id,
+                        "heart-beat": f"{sx},{sy}",
+                    }
+                )
+            )
+        )
+        if sx and cy:
+            every = max(sx, cy) / 1000
+            self._timers.append(self._loop.call_later(every, self._send_beat, every))
+        if sy and cx:
+            # Twice the agreed interval: network jitter must not cost the connection.
+            window = 2 * max(sy, cx) / 1000
+            self._timers.append(self._loop.call_later(window, self._check_beat, window))
+        self._receipt(frame, durable=False)
+
+    def on_send(self, frame: Frame) -> None:
+        headers = frame.headers
+        destination = headers.get("destination")
+        if not destination:
+            raise Refused("SEND without a destination header")
+        if self._in_transaction(frame):
+            return
+        message_headers = {"destination": destination, "message-id": self.router.new_id()}
+        for name, value in headers.items():
+            if name not in _NOT_FORWARDED and name not in message_headers:
+                message_headers[name] = value
+        self.router.send(destination, message_headers, frame.body)
+        self._receipt(frame, durable=headers.get("persistent") == "true")
+
+    def on_subscribe(self, frame: Frame) -> None:
+        headers = frame.headers
+        destination = headers.get("destination")
+        if not destination:
+            raise Refused("SUBSCRIBE without a destination header")
+        sub_id = headers.get("id") or (destination if self.version == "1.0" else None)
+        if sub_id is None:
+            raise Refused("SUBSCRIBE without an id header (required since STOMP 1.1)")
+        if sub_id in self.subs:
+            raise Refused(f"subscription id {sub_id!r} is already in use on this connection")
+        ack_mode = headers.get("ack", "auto")
+        if ack_mode not in ACK_MODES:
+            raise Refused(f"ack mode {ack_mode!r} is not one of {', '.join(ACK_MODES)}")
+        raw = headers.get("activemq.prefetchSize") or headers.get("prefetch-count")
+        try:
+            prefetch = int(raw) if raw is not None else self._default_prefetch
+        except ValueError:
+            raise Refused(f"prefetch size {raw!r} is not an integer") from None
+        if prefetch < 1:
+            raise Refused("prefetch size must be at least 1")
+        self.broker.gate.check_subscriptions(len(self.subs))
+        durable_name = None
+        if destination.startswith("/topic/"):
+            durable_name = self._durable_name(headers, sub_id)
+        self.subs[sub_id] = self.router.subscribe(
+            self, sub_id, destination, ack_mode, prefetch, durable_name
+        )
+        self._receipt(frame, durable=False)
+
+    def _durable_name(self, headers: dict[str, str], sub_id: str) -> str | None:
+        name = headers.get("activemq.subscriptionName")
+        if name is not None:  # the ActiveMQ form
+            if not self.client_id:
+                raise Refused(
+                    "a durable subscription (activemq.subscriptionName) needs a client-id "
+                    "header in CONNECT"
+                )
+            return f"durable:{self.client_id}:{name}"
+        if "true" in (headers.get("durable"), headers.get("persistent")):  # the RabbitMQ form
+            return f"durable::{sub_id}"
+        return None
+
+    def on_unsubscribe(self, frame: Frame) -> None:
+        headers = frame.headers
+        sub_id = headers.get("id")
+        if sub_id is None and self.version == "1.0":
+            sub_id = headers.get("destination")
+        sub = self.subs.pop(sub_id or "", None)
+        if sub is None:
+            raise Refused(f"UNSUBSCRIBE: no subscription with id {sub_id!r} on this connection")
+        destroy = "activemq.subscriptionName" in headers or "true" in (
+            headers.get("durable"), headers.get("persistent")
+        )
+        self.router.unsubscribe(sub, destroy=destroy)
+        self._receipt(frame, durable=False)
+
+    def _acked(self, frame: Frame) -> tuple[Subscription, list[Message]]:
+        headers = frame.headers
+        if self.version == "1.2":
+            ack_id = headers.get("id")
+            if ack_id is None:
+                raise Refused(f"{frame.command} without an id header (STOMP 1.2)")
+        else:
+            ack_id = headers.get("message-id")
+            if ack_id is None:
+                raise Refused(f"{frame.command} without a message-id header")
+        named = headers.get("subscription")
+        chosen = self.subs.get(named) if named is not None else None
+        candidates = [chosen] if chosen is not None else list(self.subs.values())
+        for sub in candidates:
+            messages = sub.take_acked(ack_id)
+            if messages:
+                return sub, messages
+        raise Refused(f"{frame.command} for {ack_id!r}, which is not an unacknowledged message")
+
+    def on_ack(self, frame: Frame) -> None:
+        if self._in_transaction(frame):
+            return
+        sub, messages = self._acked(frame)
+        self.router.ack(sub, messages)
+        self._receipt(frame, durable=False)
+
+    def on_nack(self, frame: Frame) -> None:
+        if self.version == "1.0":
+            raise Refused("NACK does not exist in STOMP 1.0")
+        if self._in_transaction(frame):
+            return
+        sub, messages = self._acked(frame)
+        self.router.nack(sub, messages)
+        self._receipt(frame, durable=False)
+
+    def _in_transaction(self, frame: Frame) -> bool:
+        """Buffer ``frame`` if it names a transaction (answering its receipt now)."""
+        tx = frame.headers.get("transaction")
+        if tx is None:
+            return False
+        if tx not in self.transactions:
+            raise Refused(f"{frame.command} in unknown transaction {tx!r}: send BEGIN first")
+        self.transactions[tx].append(frame)
+        self._receipt(frame, durable=False)
+        return True
+
+    def _transaction_id(self, frame: Frame) -> str:
+        tx = frame.headers.get("transaction")
+        if tx is None:
+            raise Refused(f"{frame.command} without a transaction header")
+        if frame.command != "BEGIN" and tx not in self.transactions:
+            raise Refused(f"{frame.command} of unknown transaction {tx!r}")
+        return tx
+
+    def on_begin(self, frame: Frame) -> None:
+        tx = self._transaction_id(frame)
+        if tx in self.transactions:
+            raise Refused(f"transaction {tx!r} already begun")
+        self.transactions[tx] = []
+        self._receipt(frame, durable=False)
+
+    def on_commit(self, frame: Frame) -> None:
+        frames = self.transactions.pop(self._transaction_id(frame))
+        durable = False
+        for buffered in frames:
+            inner = {
+                k: v for k, v in buffered.headers.items() if k not in ("transaction", "receipt")
+            }
+            durable = durable or inner.get("persistent") == "true"
+            _HANDLERS[buffered.command](self, type(buffered)(inner, buffered.body))
+        self._receipt(frame, durable=durable)
+
+    def on_abort(self, frame: Frame) -> None:
+        del self.transactions[self._transaction_id(frame)]
+        self._receipt(frame, durable=False)
+
+    def on_disconnect(self, frame: Frame) -> None:
+        self._closing = True  # read nothing more; the receipt still goes out
+        self._receipt(frame, durable=False, then=self.close)
+
+
+_HANDLERS: dict[str, Callable[[Session, Frame], None]] = {
+    "CONNECT": Session.on_connect,
+    "STOMP": Session.on_connect,
+    "SEND": Session.on_send,
+    "SUBSCRIBE": Session.on_subscribe,
+    "UNSUBSCRIBE": Session.on_unsubscribe,
+    "ACK": Session.on_ack,
+    "NACK": Session.on_nack,
+    "BEGIN": Session.on_begin,
+    "COMMIT": Session.on_commit,
+    "ABORT": Session.on_abort,
+    "DISCONNECT": Session.on_disconnect,
+}

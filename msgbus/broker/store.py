@@ -1,0 +1,221 @@
+"""Persistence of the embedded broker: SQLite in WAL mode with group commit.
+
+Changes (insert, delete, redelivery count, durable subscriptions) are queued by the
+event loop and written by one writer thread. Everything queued while the writer is
+busy goes into its next transaction, so a burst of persistent SENDs costs one fsync
+per batch, not one per message. ``when_durable`` runs a callback once everything
+queued so far is committed: that is when a RECEIPT for a persistent SEND may go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from msgbus.errors import ConfigError
+
+__all__ = ["DurableRecord", "MessageStore", "StoredMessage"]
+
+log = logging.getLogger("msgbus.broker.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    redeliveries INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS durable_subscriptions (
+    queue TEXT PRIMARY KEY,
+    topic TEXT NOT NULL
+);
+"""
+
+_SQL = {
+    "insert": "INSERT INTO messages (seq, queue, headers, body, redeliveries) VALUES (?,?,?,?,?)",
+    "delete": "DELETE FROM messages WHERE seq = ?",
+    "redeliver": "UPDATE messages SET redeliveries = ? WHERE seq = ?",
+    "subscribe": "INSERT OR REPLACE INTO durable_subscriptions (queue, topic) VALUES (?, ?)",
+    "unsubscribe": "DELETE FROM durable_subscriptions WHERE queue = ?",
+    "purge": "DELETE FROM messages WHERE queue = ?",
+}
+
+
+class StoredMessage(NamedTuple):
+    seq: int
+    queue: str
+    headers: dict[str, str]
+    body: bytes
+    redeliveries: int
+
+
+class DurableRecord(NamedTuple):
+    queue: str
+    topic: str
+
+
+Op = tuple[str, tuple[Any, ...]]
+
+
+class MessageStore:
+    """Group-committing SQLite store; with ``path`` None nothing is written."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._ops: list[Op] = []
+        self._waiting: list[Callable[[bool], None]] = []  # run after the next batch commits
+        self._in_flight: list[Callable[[bool], None]] | None = None  # batch being written
+        self._scheduled = False
+        self._next_seq = 1
+        self._idle: asyncio.Event | None = None
+        self.failure: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def open(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> tuple[list[DurableRecord], list[StoredMessage]]:
+        """Open (creating) the database and return what survived the last run."""
+        self._loop = loop
+        self._idle = asyncio.Event()
+        self._idle.set()
+        if self.path is None:
+            return [], []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The writer thread owns the connection after this method returns.
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: the WAL is fsynced at every commit, so a RECEIPT means on disk.
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            subs = [
+                DurableRecord(*row)
+                for row in db.execute("SELECT queue, topic FROM durable_subscriptions")
+            ]
+            messages = [
+                StoredMessage(seq, queue, json.loads(headers), bytes(body), redeliveries)
+                for seq, queue, headers, body, redeliveries in db.execute(
+                    "SELECT seq, queue, headers, body, redeliveries FROM messages ORDER BY seq"
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"cannot open the broker store {self.path}: {exc}; check --data (a writable "
+                "directory, not used by another broker)"
+            ) from None
+        self._db = db
+        self._next_seq = (messages[-1].seq + 1) if messages else 1
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msgbus-store")
+        return subs, messages
+
+    # -- changes, queued from the event loop ------------------------------------------
+
+    def insert(self, queue: str, headers: dict[str, str], body: bytes, redeliveries: int) -> int:
+        """Queue a message row; returns its sequence number (0 when not persisting)."""
+        if self.path is None:
+            return 0
+        seq = self._next_seq
+        self._next_seq += 1
+        self._queue_op("insert", (seq, queue, json.dumps(headers), body, redeliveries))
+        return seq
+
+    def delete(self, seq: int) -> None:
+        if seq:
+            self._queue_op("delete", (seq,))
+
+    def set_redeliveries(self, seq: int, count: int) -> None:
+        if seq:
+            self._queue_op("redeliver", (count, seq))
+
+    def add_durable(self, queue: str, topic: str) -> None:
+        if self.path is not None:
+            self._queue_op("subscribe", (queue, topic))
+
+    def remove_durable(self, queue: str) -> None:
+        if self.path is not None:
+            self._queue_op("unsubscribe", (queue,))
+            self._queue_op("purge", (queue,))
+
+    def when_durable(self, callback: Callable[[bool], None]) -> None:
+        """Run ``callback(ok)`` once every change queued so far is committed (or failed)."""
+        if self._ops:
+            self._waiting.append(callback)
+        elif self._in_flight is not None:
+            self._in_flight.append(callback)
+        else:
+            callback(self.failure is None)
+
+    # -- the writer -------------------------------------------------------------------
+
+    def _queue_op(self, kind: str, args: tuple[Any, ...]) -> None:
+        self._ops.append((kind, args))
+        if not self._scheduled and self._in_flight is None:
+            self._scheduled = True
+            assert self._loop is not None
+            # call_soon: every change made in this loop iteration joins the same batch.
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._in_flight is not None or not self._ops:
+            return
+        assert self._loop is not None and self._executor is not None and self._idle is not None
+        ops, self._ops = self._ops, []
+        self._in_flight, self._waiting = self._waiting, []
+        self._idle.clear()
+        future = self._loop.run_in_executor(self._executor, self._write, ops)
+        future.add_done_callback(self._written)
+
+    def _write(self, ops: list[Op]) -> None:
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN")
+        try:
+            # Consecutive changes of one kind go in one executemany; order is preserved.
+            for kind, group in itertools.groupby(ops, key=lambda op: op[0]):
+                db.executemany(_SQL[kind], [args for _, args in group])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _written(self, future: asyncio.Future[None]) -> None:
+        callbacks, self._in_flight = self._in_flight or [], None
+        exc = future.exception()
+        if exc is not None:
+            # Sticky: once a batch is lost, no later receipt may claim durability.
+            self.failure = f"writing the broker store {self.path} failed: {exc}"
+            log.error("%s", self.failure)
+        for callback in callbacks:
+            callback(self.failure is None)
+        if self._ops:
+            self._flush()
+        elif self._idle is not None:
+            self._idle.set()
+
+    async def close(self) -> None:
+        """Write what is queued, then close the database."""
+        while self._ops or self._in_flight is not None:
+            self._flush()
+            assert self._idle is not None
+            await self._idle.wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -89,6 +89,13 @@ class PublisherConfig(_Section):
     window: int = Field(256, ge=1, le=65_536)
     spool_dir: Path = Field(default_factory=default_spool_dir)
     spool_max_bytes: int = Field(1 << 30, ge=1024)
+    # "transaction": BEGIN, a batch of SENDs, COMMIT with one receipt (one broker disk
+    # sync per batch); "receipt": a receipt per SEND (one sync per message).
+    confirm: Literal["transaction", "receipt"] = "transaction"
+    batch: int = Field(64, ge=1, le=4096)
+    retry_for: float = Field(10.0, ge=0)
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
 
 
 class ConsumerConfig(_Section):
@@ -104,10 +111,22 @@ class MetricsConfig(_Section):
 
 
 class ControlConfig(_Section):
+    """Presence and the control channel (see msgbus.presence)."""
+
     allowed_users: list[str] = Field(default_factory=list)
     presence_topic: str = "/topic/msgbus.presence"
     presence_interval: float = Field(10.0, gt=0)
     lost_after: float = Field(30.0, gt=0)
+    # Prefix of the control destinations: /queue/<prefix>.<name>, /topic/<prefix>.kind.<k>...
+    prefix: str = Field("msgbus.control", pattern=r"^[A-Za-z0-9_.-]+$")
+    # Where replies come back; ActiveMQ and RabbitMQ both offer /temp-queue/.
+    reply_prefix: str = "/temp-queue/"
+    # Identity `msgbus ctl` claims (default: connection.login, else the OS user).
+    user: str | None = None
+    # Per-user HMAC secrets: a user with a secret must sign every command.
+    secrets: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+    max_clock_skew: float = Field(120.0, gt=0)
+    log_lines: int = Field(1000, ge=10, le=1_000_000)
 
 
 class MsgbusConfig(BaseSettings):

@@ -14,6 +14,7 @@ from msgbus import __version__
 from msgbus.cli.bench_cmd import bench
 from msgbus.cli.broker_cmd import broker
 from msgbus.cli.schema_cmd import schema
+from msgbus.cli.status_cmd import ctl, status
 from msgbus.errors import MsgbusError
 
 
@@ -26,6 +27,8 @@ def cli() -> None:
 cli.add_command(bench)
 cli.add_command(broker)
 cli.add_command(schema)
+cli.add_command(status)
+cli.add_command(ctl)
 
 
 def main() -> None:

@@ -1,0 +1,252 @@
+"""``msgbus status`` (who is there) and ``msgbus ctl`` (send a control command).
+
+How ``status`` learns of components that announced before it started: it broadcasts
+a ``status`` request on the everyone-topic, which every running component answers,
+and listens to the presence topic meanwhile (``--listen`` seconds). What it heard is
+kept in a small state file, so a component seen by an earlier run that no longer
+answers shows as ``lost`` once ``control.lost_after`` has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.errors import ControlError
+from msgbus.presence.client import ControlClient, Gathered
+from msgbus.presence.lookup import lookup
+from msgbus.presence.messages import ControlReply, Target
+from msgbus.presence.table import (
+    PresenceTable,
+    default_state_file,
+    render_components,
+)
+
+__all__ = ["ctl", "status"]
+
+
+def _config(config_path: Path | None, brokers: tuple[str, ...]) -> MsgbusConfig:
+    overrides: dict[str, Any] = {"connection": {"brokers": list(brokers) or None}}
+    return load_config(config_path, overrides)
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: ./msgbus.yaml when present).",
+)
+_broker_option = click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    metavar="URL",
+    help="Broker to use, e.g. stomp://host:61613 (repeat for failover).",
+)
+_timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for replies.",
+)
+
+
+def _take(table: PresenceTable, gathered: Gathered) -> None:
+    now = time.time()
+    for announcement in gathered.announcements:
+        table.heard(announcement, now, "presence")
+    for reply in gathered.replies:
+        table.heard_reply(reply, now)
+
+
+@click.command()
+@click.argument("component", required=False)
+@_config_option
+@_broker_option
+@_timeout_option
+@click.option(
+    "--listen",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds to gather answers and announcements for the table.",
+)
+@click.option("--watch", is_flag=True, help="Keep listening and refresh the table live.")
+@click.option(
+    "--state-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where the table is kept between runs (default: XDG cache).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(
+    component: str | None,
+    config_path: Path | None,
+    brokers: tuple[str, ...],
+    timeout: float,
+    listen: float,
+    watch: bool,
+    state_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Show the live msgbus components (or one COMPONENT and where its state came from)."""
+    config = _config(config_path, brokers)
+    state_path = state_file or default_state_file()
+    table = PresenceTable(config.control.lost_after)
+    table.load(state_path, time.time())
+    # Piped output is read by scripts: full rows rather than rich's 80-column default.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    with ControlClient(config) as client:
+        if component is not None:
+            result = lookup(component, table, client, timeout=timeout)
+            table.save(state_path)
+            if as_json:
+                click.echo(
+                    json.dumps(
+                        {"source": result.source, "age": result.age, "info": result.info},
+                        indent=2,
+                        default=str,
+                    )
+                )
+                return
+            console.print(f"[bold]{component}[/] (source: {result.source}, {result.age:.0f} s old)")
+            for key, value in result.info.items():
+                console.print(f"  {key}: {value}")
+            return
+        client.listen_presence()
+        client.send(Target(scope="all"), "status")
+        gathered = client.gather(listen)
+        _take(table, gathered)
+        table.save(state_path)
+        if as_json:
+            now = time.time()
+            rows = [
+                {**e.info.model_dump(), "state": s, "last_seen": e.last_seen, "via": e.heard}
+                for e, s in table.rows(now)
+            ]
+            click.echo(json.dumps({"components": rows}, indent=2))
+            return
+        if not watch:
+            console.print(render_components(table.rows(time.time()), time.time()))
+            return
+        with Live(
+            render_components(table.rows(time.time()), time.time()),
+            console=console,
+            auto_refresh=False,
+        ) as live:
+            while True:
+                gathered = client.gather(1.0)
+                _take(table, gathered)
+                table.save(state_path)
+                live.update(render_components(table.rows(time.time()), time.time()), refresh=True)
+
+
+def _parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--arg")
+        try:
+            args[key] = json.loads(raw)
+        except ValueError:
+            args[key] = raw
+    return args
+
+
+def _show(reply: ControlReply) -> None:
+    who = f"{reply.name} ({reply.kind})"
+    result = reply.result
+    if reply.command == "logs" and isinstance(result, dict):
+        click.echo(f"{who}: last {len(result.get('lines', []))} log lines")
+        for line in result.get("lines", []):
+            click.echo(f"  {line}")
+        return
+    shown = "ok" if result is None else json.dumps(result, indent=2, default=str)
+    click.echo(f"{who}: {shown}")
+
+
+@click.command()
+@click.argument("words", nargs=-1, required=True, metavar="[NAME] COMMAND")
+@click.option("--kind", help="Send to every component of this kind (consumer, publisher...).")
+@click.option("--site", help="Send to every component of this site.")
+@click.option("--all", "everyone", is_flag=True, help="Send to every component.")
+@click.option(
+    "--arg",
+    "arg_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Command argument (VALUE parsed as JSON when it is JSON).",
+)
+@click.option("--lines", type=click.IntRange(min=0), help="For `logs`: how many lines.")
+@_config_option
+@_broker_option
+@_timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the replies as JSON.")
+def ctl(
+    words: tuple[str, ...],
+    kind: str | None,
+    site: str | None,
+    everyone: bool,
+    arg_pairs: tuple[str, ...],
+    lines: int | None,
+    config_path: Path | None,
+    brokers: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Send COMMAND (status, pause, resume, drain, reload, logs, stop) and print replies.
+
+    `msgbus ctl NAME COMMAND` asks one component; with --kind, --site or --all give
+    only COMMAND: every such component answers and all replies within --timeout are
+    printed. Commands other than status need the user (control.user) in the
+    components' control.allowed_users, and its control.secrets entry when it has one.
+    """
+    broadcasts = [
+        t
+        for t in (
+            Target(scope="kind", value=kind) if kind else None,
+            Target(scope="site", value=site) if site else None,
+            Target(scope="all") if everyone else None,
+        )
+        if t is not None
+    ]
+    if len(broadcasts) > 1:
+        raise click.UsageError("give at most one of --kind, --site, --all")
+    if broadcasts and len(words) != 1:
+        raise click.UsageError("with --kind/--site/--all give only COMMAND")
+    if not broadcasts and len(words) != 2:
+        raise click.UsageError("give NAME COMMAND (or --kind/--site/--all and COMMAND)")
+    target = broadcasts[0] if broadcasts else Target(scope="name", value=words[0])
+    command = words[-1]
+    args = _parse_args(arg_pairs)
+    if lines is not None:
+        args["lines"] = lines
+    config = _config(config_path, brokers)
+    with ControlClient(config) as client:
+        replies = client.request(target, command, args, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps([r.model_dump() for r in replies], indent=2, default=str))
+    else:
+        for reply in replies:
+            if reply.ok:  # refusals and failures are reported once, by the error below
+                _show(reply)
+    if not replies:
+        raise ControlError(
+            f"no reply to {command!r} from {target} within {timeout:g} s; check the name "
+            "(`msgbus status`) and the broker, or raise --timeout"
+        )
+    failed = [r for r in replies if not r.ok]
+    if failed:
+        raise ControlError(
+            f"{len(failed)} of {len(replies)} component(s) refused or failed {command!r}: "
+            + "; ".join(f"{r.name}: {r.error}" for r in failed)
+        )

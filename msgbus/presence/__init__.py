@@ -1,0 +1,1 @@
+"""Presence, control channel, information lookup and the status table."""

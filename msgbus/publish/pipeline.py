@@ -1,0 +1,167 @@
+"""Confirmed delivery over one connection: a bounded window of pipelined receipts.
+
+Messages go out in units, each confirmed by one RECEIPT: a single SEND with a
+``receipt`` header, or (``transactional``) BEGIN, a batch of SENDs and a COMMIT
+with the receipt, which costs the broker one disk sync per batch instead of one per
+message. Up to ``window`` messages are unconfirmed at any time; the sender never
+waits for a receipt while the window has room (no stop-and-wait).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from msgbus.errors import BrokerError, ConnectionLost, TimeoutException, TransportError
+from msgbus.publish.envelope import Envelope
+from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, Frame, ReceiptFrame
+from msgbus.transport.connection import Connection, broker_error
+
+__all__ = ["Interrupted", "Pipeline"]
+
+Confirmed = Callable[[list[Envelope], float], None]
+"""Called with confirmed messages (in send order) and their confirm latency in seconds."""
+Refused = Callable[[Envelope, BrokerError], None]
+"""Called with a message the broker refused by an ERROR naming its receipt."""
+
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Interrupted:
+    """The connection failed; ``pending`` were written but not confirmed, in order."""
+
+    error: TransportError
+    pending: list[Envelope] = field(default_factory=list)
+
+    @property
+    def broker_refused(self) -> bool:
+        """The broker sent ERROR for something unidentified among ``pending``."""
+        return isinstance(self.error, BrokerError)
+
+
+@dataclass(slots=True)
+class _Unit:
+    envelopes: list[Envelope]
+    sent_at: float
+
+
+class Pipeline:
+    """Send messages over ``conn`` until the source is exhausted and all confirmed."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        window: int,
+        batch: int,
+        transactional: bool,
+        receipt_timeout: float,
+        persistent: bool,
+    ) -> None:
+        self.conn = conn
+        self.window = window
+        self.batch = max(1, min(batch, window))
+        self.transactional = transactional
+        self.receipt_timeout = receipt_timeout
+        self._extra = {"persistent": "true" if persistent else "false"}
+        self._prefix = f"p{next(_ids)}-"
+        self._counter = itertools.count(1)
+        self._pending: collections.OrderedDict[str, _Unit] = collections.OrderedDict()
+        self._in_flight = 0
+        self.frames_sent = 0
+
+    def run(
+        self,
+        source: Iterator[Envelope],
+        on_confirmed: Confirmed,
+        on_refused: Refused,
+        *,
+        single: int = 0,
+    ) -> Interrupted | None:
+        """Deliver everything from ``source``; the first ``single`` go one per unit
+        (to find which message a broker refuses). Returns None when all are confirmed."""
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and self._in_flight < self.window:
+                    size = 1 if single > 0 else min(self.batch, self.window - self._in_flight)
+                    chunk = list(itertools.islice(source, size))
+                    if not chunk:
+                        exhausted = True
+                        break
+                    single -= len(chunk)
+                    self._write(chunk)
+                    # Take receipts already in without waiting, so latency stays honest.
+                    self._collect(0, on_confirmed, on_refused)
+                if not self._pending:
+                    if exhausted:
+                        return None
+                    continue
+                if not self._collect(self.receipt_timeout, on_confirmed, on_refused):
+                    raise TimeoutException(
+                        f"no receipt from {self.conn.url} within {self.receipt_timeout:g} s for "
+                        f"{self._in_flight} message(s); re-sending them elsewhere"
+                    )
+        except TransportError as exc:
+            pending = [env for unit in self._pending.values() for env in unit.envelopes]
+            self._pending.clear()
+            self._in_flight = 0
+            return Interrupted(exc, pending)
+
+    def _write(self, chunk: list[Envelope]) -> None:
+        receipt = self._prefix + str(next(self._counter))
+        frames: list[Frame]
+        if self.transactional and len(chunk) > 1:
+            tx = {"transaction": receipt}
+            frames = [BeginFrame(dict(tx))]
+            frames.extend(env.frame({**self._extra, **tx}) for env in chunk)
+            frames.append(CommitFrame({**tx, "receipt": receipt}))
+        else:
+            frames = [env.frame({**self._extra, "receipt": receipt}) for env in chunk[:1]]
+            for env in chunk[1:]:
+                # Non-transactional batches are units of one: one receipt per message.
+                receipt_n = self._prefix + str(next(self._counter))
+                frames.append(env.frame({**self._extra, "receipt": receipt_n}))
+        # Registered before writing: a failed write leaves them pending for a re-send.
+        now = time.monotonic()
+        if self.transactional or len(chunk) == 1:
+            self._pending[receipt] = _Unit(chunk, now)
+        else:
+            for frame, env in zip(frames, chunk, strict=True):
+                self._pending[frame.headers["receipt"]] = _Unit([env], now)
+        self._in_flight += len(chunk)
+        self.frames_sent += len(chunk)
+        self.conn.write_frames(frames)
+
+    def _collect(self, timeout: float, on_confirmed: Confirmed, on_refused: Refused) -> bool:
+        """Process arrived frames (waiting up to ``timeout`` for the first); False if none."""
+        frames = self.conn.receive_many(4096, timeout)
+        if not frames:
+            return False
+        now = time.monotonic()
+        for frame in frames:
+            if isinstance(frame, ReceiptFrame):
+                unit = self._pending.pop(frame.headers.get("receipt-id", ""), None)
+                if unit is not None:
+                    self._in_flight -= len(unit.envelopes)
+                    on_confirmed(unit.envelopes, now - unit.sent_at)
+            elif isinstance(frame, ErrorFrame):
+                self._refused(frame, on_refused)
+        return True
+
+    def _refused(self, frame: ErrorFrame, on_refused: Refused) -> None:
+        error = broker_error(self.conn.url, frame)
+        receipt = frame.headers.get("receipt-id", "")
+        unit = self._pending.get(receipt)
+        if unit is not None and len(unit.envelopes) == 1:
+            # The broker named the one message it refused; the rest get re-sent.
+            del self._pending[receipt]
+            self._in_flight -= 1
+            on_refused(unit.envelopes[0], error)
+            # Brokers close the connection after ERROR (STOMP spec).
+            raise ConnectionLost(str(error))
+        raise error

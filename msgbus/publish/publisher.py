@@ -1,0 +1,387 @@
+"""msgbus.Publisher: validated, confirmed, spooled delivery of messages to brokers.
+
+A message counts as delivered only once the broker's RECEIPT for it is back (see
+:mod:`msgbus.publish.pipeline`). When the connection drops, unconfirmed messages are
+re-sent, with the same msgbus-id, on the next broker that answers; when none answers
+within ``publisher.retry_for`` seconds they go to the local spool. The spool drains,
+oldest first, before new messages whenever a broker is reachable again.
+
+Use from one thread; :meth:`Publisher.stats` may be read from any.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from msgbus.config import MsgbusConfig
+from msgbus.errors import BrokerError, ConnectError, MsgbusError, SchemaError
+from msgbus.publish.envelope import Envelope
+from msgbus.publish.metrics import PublisherMetrics
+from msgbus.publish.pipeline import Interrupted, Pipeline
+from msgbus.publish.spool import Spool
+from msgbus.schema import Message, encode_body, validate_message
+from msgbus.security.smime import SIGNED_HEADER, Signer
+from msgbus.transport.backoff import Backoff
+from msgbus.transport.connection import Connection
+from msgbus.transport.failover import connect_first
+
+__all__ = ["DrainReport", "PublishReport", "Publisher"]
+
+_SPOOL_CHUNK = 1000
+
+
+@dataclass(slots=True)
+class PublishReport:
+    """What became of the messages of one :meth:`Publisher.publish` call."""
+
+    confirmed: int = 0
+    spooled: int = 0
+    rejected: list[str] = field(default_factory=list)
+    """One line per message refused by the schema or by a broker (not retried)."""
+    failed: int = 0
+    error: MsgbusError | None = None
+    """Why ``failed`` messages could be neither delivered nor spooled."""
+
+    @property
+    def accepted(self) -> int:
+        return self.confirmed + self.spooled
+
+    def raise_for_failures(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass(slots=True)
+class DrainReport:
+    drained: int = 0
+    remaining: int = 0
+    refused: list[str] = field(default_factory=list)
+    """Messages a broker refused; they stay spooled for a later drain."""
+    error: MsgbusError | None = None
+    """Why draining stopped early (no broker), None when every message was tried."""
+    busy: bool = False
+    """Another process was draining this spool, so this call did nothing."""
+
+
+class Publisher:
+    """Publishes to the brokers of ``config.connection`` (failover list).
+
+    ``spool=False`` turns the local spool off: undeliverable messages then count as
+    failed. ``metrics`` lets several components share one registry.
+    """
+
+    def __init__(
+        self,
+        config: MsgbusConfig | None = None,
+        *,
+        spool: bool = True,
+        metrics: PublisherMetrics | None = None,
+    ) -> None:
+        self.config = config or MsgbusConfig()
+        self.settings = self.config.connection
+        self.options = self.config.publisher
+        self.metrics = metrics or PublisherMetrics()
+        self.spool = (
+            Spool(self.options.spool_dir, self.options.spool_max_bytes) if spool else None
+        )
+        self._signer = (
+            Signer(self.options.sign_cert, self.options.sign_key or self.options.sign_cert)
+            if self.options.sign_cert
+            else None
+        )
+        self._conn: Connection | None = None
+        self._backoff = Backoff(
+            self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
+        )
+        self._next_attempt = 0.0
+        self._connected_once = False
+        self._stats_lock = threading.Lock()
+        self._stats = dict.fromkeys(
+            ("sent", "confirmed", "spooled", "drained", "failed", "rejected", "reconnects"), 0
+        )
+        self._spool_count = 0
+        if self.spool is not None:
+            self._spool_changed()
+
+    # -- life cycle -------------------------------------------------------------
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect politely (bounded by ``disconnect_timeout``) and close the spool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+        if self.spool is not None:
+            self.spool.close()
+
+    @property
+    def broker(self) -> str | None:
+        """The broker currently connected to, if any."""
+        conn = self._conn
+        return str(conn.url) if conn is not None and conn.connected else None
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: sent, confirmed, spooled, drained, failed, rejected,
+        reconnects (and spool_messages when a spool is on)."""
+        with self._stats_lock:
+            out = dict(self._stats)
+        if self.spool is not None:
+            out["spool_messages"] = self._spool_count
+        return out
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self._stats[name] += n
+
+    def _spool_changed(self) -> int:
+        assert self.spool is not None
+        self._spool_count = len(self.spool)
+        self.metrics.spool_messages.set(self._spool_count)
+        return self._spool_count
+
+    # -- building messages ----------------------------------------------------------
+
+    def envelope(
+        self,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        destination: str | None = None,
+    ) -> Envelope:
+        """An envelope for an already encoded body (signed when signing is configured)."""
+        merged = dict(headers or {})
+        if self._signer is not None:
+            body = self._signer.sign(body)
+            merged[SIGNED_HEADER] = "smime"
+        return Envelope(destination or self.options.destination, body, merged)
+
+    def _envelopes(
+        self, messages: Iterable[Message], destination: str | None, report: PublishReport
+    ) -> Iterator[Envelope]:
+        for number, message in enumerate(messages, 1):
+            # Re-validate: models are mutable, so what left the constructor may have changed.
+            checked = validate_message(type(message), message.model_dump(), number)
+            if checked.message is None:
+                report.rejected.append(f"message {number} not sent: {checked.reason}")
+                self._count("rejected")
+                self.metrics.rejected.inc()
+                continue
+            try:
+                body, headers = encode_body(checked.message, self.options.format)
+            except SchemaError as exc:
+                report.rejected.append(f"message {number} not sent: {exc}")
+                self._count("rejected")
+                self.metrics.rejected.inc()
+                continue
+            yield self.envelope(body, headers, destination=destination)
+
+    # -- publishing ---------------------------------------------------------------
+
+    def publish(
+        self, messages: Iterable[Message], *, destination: str | None = None
+    ) -> PublishReport:
+        """Validate, encode and deliver messages; returns when each one is confirmed,
+        spooled, rejected or failed (see the report). Invalid messages are rejected
+        with their schema error; the others still go."""
+        report = PublishReport()
+        self.send(self._envelopes(messages, destination, report), report)
+        return report
+
+    def send(
+        self, envelopes: Iterable[Envelope], report: PublishReport | None = None
+    ) -> PublishReport:
+        """Deliver prepared envelopes (the caller vouches for their bodies)."""
+        report = report if report is not None else PublishReport()
+        if self.spool is not None and len(self.spool):
+            drained = self.drain()
+            if drained.error is not None or drained.busy:
+                # Keep the order: while older messages wait in the spool, new ones join them.
+                self._spool_all(iter(envelopes), report, drained.error)
+                return report
+
+        def confirmed(envs: list[Envelope], latency: float) -> None:
+            report.confirmed += len(envs)
+            self._confirmed(envs, latency)
+
+        def refused(env: Envelope, error: BrokerError) -> None:
+            report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
+            self._count("failed")
+            self.metrics.failed.inc()
+
+        leftover = self._deliver(iter(envelopes), confirmed, refused)
+        if leftover is not None:
+            rest, error = leftover
+            self._spool_all(rest, report, error)
+        return report
+
+    def _confirmed(self, envs: list[Envelope], latency: float) -> None:
+        n = len(envs)
+        self._count("confirmed", n)
+        self.metrics.confirmed.inc(n)
+        for _ in range(n):
+            self.metrics.confirm_latency.observe(latency)
+
+    def _spool_all(
+        self, rest: Iterator[Envelope], report: PublishReport, error: MsgbusError | None
+    ) -> None:
+        if self.spool is None:
+            failed = sum(1 for _ in rest)
+            if failed:
+                report.failed += failed
+                report.error = error or ConnectError("no broker took the messages")
+                self._count("failed", failed)
+                self.metrics.failed.inc(failed)
+            return
+        while chunk := list(itertools.islice(rest, _SPOOL_CHUNK)):
+            stored = self.spool.add(chunk)
+            report.spooled += stored
+            self._count("spooled", stored)
+            self.metrics.spooled.inc(stored)
+            if stored < len(chunk):
+                failed = len(chunk) - stored + sum(1 for _ in rest)
+                report.failed += failed
+                report.error = self.spool.full_error(failed)
+                self._count("failed", failed)
+                self.metrics.failed.inc(failed)
+                break
+        self._spool_changed()
+
+    # -- draining the spool ---------------------------------------------------------
+
+    def drain(self, progress: Callable[[int], None] | None = None) -> DrainReport:
+        """Deliver spooled messages, oldest first, removing each once confirmed.
+
+        Stops early (see ``DrainReport.error``) when no broker answers; returns at once
+        when another process is draining the same spool.
+        """
+        report = DrainReport()
+        spool = self.spool
+        if spool is None:
+            return report
+        with spool.drain_lock() as locked:
+            if not locked:
+                report.busy = True
+                report.remaining = self._spool_changed()
+                return report
+            last_seq = 0
+            done: list[str] = []
+
+            def confirmed(envs: list[Envelope], latency: float) -> None:
+                done.extend(e.msgbus_id for e in envs)
+                self._confirmed(envs, latency)
+                if progress is not None:
+                    progress(len(envs))
+
+            def refused(env: Envelope, error: BrokerError) -> None:
+                # Stays spooled: a later drain may succeed (e.g. after a permission fix).
+                report.refused.append(f"message {env.msgbus_id} refused: {error}")
+
+            while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):
+                last_seq = batch[-1].seq
+                leftover = self._deliver((m.envelope for m in batch), confirmed, refused)
+                # Removed per batch, not per receipt: a crash in between re-sends a few
+                # messages under the same msgbus-id, which consumers drop.
+                spool.remove(done)
+                report.drained += len(done)
+                self._count("drained", len(done))
+                self.metrics.drained.inc(len(done))
+                done.clear()
+                if leftover is not None:
+                    report.error = leftover[1]
+                    break
+            report.remaining = self._spool_changed()
+        return report
+
+    # -- connection and delivery ------------------------------------------------------
+
+    def _deliver(
+        self,
+        source: Iterator[Envelope],
+        confirmed: Callable[[list[Envelope], float], None],
+        refused: Callable[[Envelope, BrokerError], None],
+    ) -> tuple[Iterator[Envelope], MsgbusError] | None:
+        """Run the pipeline, reconnecting on failure. Returns what could not be
+        delivered (unconfirmed first, in order) and why, or None when all went."""
+        single = 0
+        stalls = 0
+        progress = [0]
+
+        def counted(envs: list[Envelope], latency: float) -> None:
+            progress[0] += len(envs)
+            confirmed(envs, latency)
+
+        while True:
+            try:
+                conn = self._connection(self.options.retry_for)
+            except ConnectError as exc:
+                return source, exc
+            pipeline = Pipeline(
+                conn,
+                window=self.options.window,
+                batch=self.options.batch,
+                transactional=self.options.confirm == "transaction",
+                receipt_timeout=self.settings.receipt_timeout,
+                persistent=self.options.persistent,
+            )
+            before = progress[0]
+            outcome = pipeline.run(source, counted, refused, single=single)
+            self._count("sent", pipeline.frames_sent)
+            self.metrics.sent.inc(pipeline.frames_sent)
+            if outcome is None:
+                return None
+            source = self._after_interruption(outcome, source)
+            single = len(outcome.pending) if outcome.broker_refused else 0
+            # Brokers that take connections but confirm nothing must not hold us forever.
+            stalls = 0 if progress[0] > before else stalls + 1
+            if stalls > len(self.settings.brokers):
+                return source, outcome.error
+
+    def _after_interruption(
+        self, outcome: Interrupted, source: Iterator[Envelope]
+    ) -> Iterator[Envelope]:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close(f"abandoned after: {outcome.error}")
+        return itertools.chain(outcome.pending, source)
+
+    def _connection(self, retry_for: float) -> Connection:
+        """The current connection, or a new one: failover over the broker list, with
+        back-off between rounds for up to ``retry_for`` seconds."""
+        conn = self._conn
+        if conn is not None and conn.connected:
+            return conn
+        give_up = time.monotonic() + retry_for
+        while True:
+            now = time.monotonic()
+            if now < self._next_attempt:
+                if self._next_attempt > give_up:
+                    raise ConnectError(
+                        "no broker reachable (backing off after earlier failures, next "
+                        f"attempt in {self._next_attempt - now:.1f} s); start a broker or "
+                        "check connection.brokers"
+                    )
+                time.sleep(self._next_attempt - now)
+            try:
+                conn = connect_first(self.settings)
+            except ConnectError:
+                self._next_attempt = time.monotonic() + self._backoff.next_delay()
+                if self._next_attempt > give_up:
+                    raise
+                continue
+            self._backoff.reset()
+            self._next_attempt = 0.0
+            if self._connected_once:
+                self._count("reconnects")
+                self.metrics.reconnects.inc()
+            self._connected_once = True
+            self._conn = conn
+            return conn

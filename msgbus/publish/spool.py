@@ -1,0 +1,208 @@
+"""The local on-disk spool: messages no broker took yet, kept in order, crash-safe.
+
+SQLite in WAL mode with ``synchronous=FULL``: once :meth:`Spool.add` returned, the
+rows survive a kill -9 or a power cut. Several processes may share one spool
+directory (SQLite locks the database; one drainer at a time holds ``drain.lock``).
+Triggers keep the message count and byte total in step with the rows, so the size
+bound is checked without scanning. The directory must be on a local file system
+(SQLite locking is unreliable on NFS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from msgbus.errors import PublishError, SpoolFull
+from msgbus.publish.envelope import Envelope
+
+__all__ = ["Spool", "SpoolStatus", "SpooledMessage"]
+
+_DB_NAME = "spool.sqlite"
+_LOCK_NAME = "drain.lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msgbus_id TEXT NOT NULL UNIQUE,
+    destination TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    spooled_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS spool_added AFTER INSERT ON messages BEGIN
+    UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS spool_removed AFTER DELETE ON messages BEGIN
+    UPDATE totals SET count = count - 1, bytes = bytes - OLD.size WHERE id = 1;
+END;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledMessage:
+    seq: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStatus:
+    path: Path
+    count: int
+    bytes: int
+    max_bytes: int
+    oldest: float | None
+    """Unix time the oldest message was spooled, None when empty."""
+
+
+class Spool:
+    """The spool in ``directory`` (created, mode 0700, when missing)."""
+
+    def __init__(self, directory: Path, max_bytes: int, *, busy_timeout: float = 30.0) -> None:
+        self.directory = directory
+        self.path = directory / _DB_NAME
+        self.max_bytes = max_bytes
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) below.
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error("cannot open", exc) from None
+
+    def _error(self, action: str, exc: Exception) -> PublishError:
+        return PublishError(
+            f"{action} the spool {self.path}: {exc}; check that the directory is writable, "
+            "on a local disk, and not full (or choose another with --spool)"
+        )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, envelopes: Sequence[Envelope]) -> int:
+        """Store messages in order, durably; returns how many fitted under the bound.
+
+        All or a prefix: when the bound is reached the rest is not stored (see
+        :meth:`full_error`). A msgbus-id already spooled is not stored twice.
+        """
+        now = time.time()
+        try:
+            with self._transaction() as db:
+                (used,) = db.execute("SELECT bytes FROM totals WHERE id = 1").fetchone()
+                rows = []
+                for env in envelopes:
+                    used += env.size
+                    if used > self.max_bytes:
+                        break
+                    rows.append(
+                        (env.msgbus_id, env.destination, json.dumps(dict(env.headers)),
+                         env.body, env.size, now)
+                    )
+                db.executemany(
+                    "INSERT OR IGNORE INTO messages "
+                    "(msgbus_id, destination, headers, body, size, spooled_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise self._error("cannot write to", exc) from None
+        return len(rows)
+
+    def full_error(self, unstored: int) -> SpoolFull:
+        return SpoolFull(
+            f"spool {self.path} is full ({self.max_bytes} bytes): {unstored} message(s) "
+            "could be neither delivered nor spooled; drain it (msgbus spool drain) or raise "
+            "publisher.spool_max_bytes"
+        )
+
+    def peek(self, limit: int, after_seq: int = 0) -> list[SpooledMessage]:
+        """The oldest ``limit`` messages after ``after_seq``, in spool order."""
+        try:
+            rows = self._db.execute(
+                "SELECT seq, msgbus_id, destination, headers, body FROM messages "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return [
+            SpooledMessage(seq, Envelope(dest, bytes(body), json.loads(headers), msgbus_id))
+            for seq, msgbus_id, dest, headers, body in rows
+        ]
+
+    def remove(self, msgbus_ids: Sequence[str]) -> None:
+        """Forget delivered messages (one durable transaction)."""
+        if not msgbus_ids:
+            return
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "DELETE FROM messages WHERE msgbus_id = ?", [(i,) for i in msgbus_ids]
+                )
+        except sqlite3.Error as exc:
+            raise self._error("cannot update", exc) from None
+
+    def status(self) -> SpoolStatus:
+        try:
+            count, used = self._db.execute(
+                "SELECT count, bytes FROM totals WHERE id = 1"
+            ).fetchone()
+            (oldest,) = self._db.execute("SELECT MIN(spooled_at) FROM messages").fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return SpoolStatus(self.path, count, used, self.max_bytes, oldest)
+
+    def __len__(self) -> int:
+        return self.status().count
+
+    @contextlib.contextmanager
+    def drain_lock(self) -> Iterator[bool]:
+        """Hold the drain lock if no other process does; yields whether we got it."""
+        try:
+            fd = os.open(self.directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._error("cannot lock", exc) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock

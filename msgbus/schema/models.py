@@ -204,7 +204,8 @@ class TransferEvent(Message):
     transferId: Line
     source: Line = Field(description="Source file URL")
     destination: Line = Field(description="Destination file URL")
-    bytesTransferred: int = Field(ge=0)
+    # Bounded to fit a signed 64-bit column (BIGINT) in every store backend.
+    bytesTransferred: int = Field(ge=0, le=2**63 - 1)
     durationSeconds: float = Field(ge=0, allow_inf_nan=False)
     status: TransferStatus
     timestamp: UtcTimestamp

@@ -13,6 +13,7 @@ import click
 from msgbus import __version__
 from msgbus.cli.bench_cmd import bench
 from msgbus.cli.broker_cmd import broker
+from msgbus.cli.publish_cmd import probe, publish, spool
 from msgbus.cli.schema_cmd import schema
 from msgbus.cli.status_cmd import ctl, status
 from msgbus.errors import MsgbusError
@@ -25,6 +26,9 @@ def cli() -> None:
 
 
 cli.add_command(bench)
+cli.add_command(publish)
+cli.add_command(spool)
+cli.add_command(probe)
 cli.add_command(broker)
 cli.add_command(schema)
 cli.add_command(status)

@@ -45,6 +45,8 @@ class PublishReport:
     failed: int = 0
     error: MsgbusError | None = None
     """Why ``failed`` messages could be neither delivered nor spooled."""
+    spool_reason: MsgbusError | None = None
+    """Why messages went to the spool (no broker reachable)."""
 
     @property
     def accepted(self) -> int:
@@ -233,6 +235,7 @@ class Publisher:
     def _spool_all(
         self, rest: Iterator[Envelope], report: PublishReport, error: MsgbusError | None
     ) -> None:
+        report.spool_reason = error
         if self.spool is None:
             failed = sum(1 for _ in rest)
             if failed:

@@ -1,0 +1,232 @@
+"""``msgbus publish``, ``msgbus spool status|drain`` and ``msgbus probe``."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.errors import ConfigError, MsgbusError
+from msgbus.publish import Publisher, PublishReport, Spool
+from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
+from msgbus.schema import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MESSAGE_CLASS,
+    HEADER_MESSAGE_CLASS,
+    MESSAGE_TYPES,
+    Message,
+    decode_body,
+)
+
+__all__ = ["probe", "publish", "spool"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _connection_options(func: F) -> F:
+    """--broker, --config, --spool and the metrics flags, shared by the commands here."""
+    for option in reversed(
+        [
+            click.option(
+                "--broker",
+                "brokers",
+                multiple=True,
+                metavar="URL",
+                help="stomp[+ssl]://[user:pass@]host:port; repeat for a failover list.",
+            ),
+            click.option(
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="YAML configuration file (default: ./msgbus.yaml if present).",
+            ),
+            click.option(
+                "--spool",
+                "spool_dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Spool directory (default: publisher.spool_dir, per user).",
+            ),
+            click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+                          help="Serve Prometheus metrics on this port while running."),
+            click.option("--metrics-textfile", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None, help="Write metrics here (node-exporter) at the end."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _load(opts: dict[str, Any], publisher: dict[str, Any] | None = None) -> MsgbusConfig:
+    overrides: dict[str, Any] = {
+        "connection": {"brokers": list(opts["brokers"]) or None},
+        "publisher": {"spool_dir": opts["spool_dir"], **(publisher or {})},
+        "metrics": {"port": opts["metrics_port"], "textfile": opts["metrics_textfile"]},
+    }
+    return load_config(opts["config_file"], overrides)
+
+
+@contextlib.contextmanager
+def _publisher(config: MsgbusConfig) -> Iterator[Publisher]:
+    """A publisher with its metrics served and/or written as configured."""
+    with Publisher(config) as pub:
+        if config.metrics.port is not None:
+            port = pub.metrics.registry.serve(config.metrics.port)
+            click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
+        try:
+            yield pub
+        finally:
+            if config.metrics.textfile is not None:
+                pub.metrics.registry.write_textfile(config.metrics.textfile)
+            pub.metrics.registry.stop()
+
+
+def _finish(report: PublishReport, rejected_before: int = 0) -> None:
+    for line in report.rejected:
+        click.echo(f"msgbus: rejected: {line}", err=True)
+    if report.spooled and report.spool_reason is not None:
+        click.echo(f"msgbus: spooled because: {report.spool_reason}", err=True)
+    click.echo(
+        f"{report.confirmed} confirmed, {report.spooled} spooled, "
+        f"{len(report.rejected) + rejected_before} rejected, {report.failed} failed"
+    )
+    report.raise_for_failures()
+    if report.rejected or rejected_before:
+        raise SystemExit(1)
+
+
+def _read_messages(
+    sources: tuple[BinaryIO, ...], message_class: str, rejected: list[str]
+) -> Iterator[Message]:
+    for source in sources:
+        name = source.name if isinstance(source.name, str) else "-"
+        body = source.read(DEFAULT_MAX_BYTES + 1)
+        for result in decode_body(body, {HEADER_MESSAGE_CLASS: message_class}):
+            if result.message is not None:
+                yield result.message
+            else:
+                rejected.append(f"{name}: {result.reason}")
+
+
+@click.command()
+@_connection_options
+@click.option("--destination", default=None, help="Default: publisher.destination.")
+@click.option("--format", "fmt", type=click.Choice(["wlcg", "json"]), default=None,
+              help="Body format on the wire (default: publisher.format). Input is detected.")
+@click.option("--type", "message_class", type=click.Choice(sorted(MESSAGE_TYPES)),
+              default=DEFAULT_MESSAGE_CLASS, show_default=True, help="Message type of the input.")
+@click.argument("inputs", nargs=-1, type=click.File("rb"))
+def publish(
+    destination: str | None, fmt: str | None, message_class: str,
+    inputs: tuple[BinaryIO, ...], **opts: Any,
+) -> None:
+    """Publish every message in INPUTS (WLCG text or JSON files, - for stdin).
+
+    Each message is validated first; invalid ones are reported and not sent. Exit 0
+    when every message was confirmed by a broker or spooled locally.
+    """
+    config = _load(opts, {"destination": destination, "format": fmt})
+    rejected: list[str] = []
+    with _publisher(config) as pub:
+        report = pub.publish(_read_messages(inputs or (click.get_binary_stream("stdin"),),
+                                            message_class, rejected))
+    for line in rejected:
+        click.echo(f"msgbus: rejected: {line}", err=True)
+    _finish(report, len(rejected))
+
+
+@click.group()
+def spool() -> None:
+    """Inspect or drain the local spool of undelivered messages."""
+
+
+@spool.command("status")
+@click.option("--spool", "spool_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Spool directory (default: publisher.spool_dir).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
+    """How many messages wait in the spool, and since when."""
+    config = load_config(config_file, {"publisher": {"spool_dir": spool_dir}})
+    if not (config.publisher.spool_dir / "spool.sqlite").exists():
+        click.echo(f"spool {config.publisher.spool_dir}: empty (never used)")
+        return
+    with Spool(config.publisher.spool_dir, config.publisher.spool_max_bytes) as s:
+        st = s.status()
+    age = f", oldest {time.time() - st.oldest:.0f} s ago" if st.oldest is not None else ""
+    click.echo(
+        f"spool {st.path}: {st.count} message(s), {st.bytes} of {st.max_bytes} bytes{age}"
+    )
+
+
+@spool.command("drain")
+@_connection_options
+def spool_drain(**opts: Any) -> None:
+    """Deliver the spooled messages, oldest first, with a progress bar."""
+    config = _load(opts)
+    with _publisher(config) as pub:
+        assert pub.spool is not None
+        total = len(pub.spool)
+        columns = (TextColumn("draining"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("drain", total=total)
+            report = pub.drain(progress=lambda n: bar.advance(task, n))
+    for line in report.refused:
+        click.echo(f"msgbus: refused: {line}", err=True)
+    if report.busy:
+        raise ConfigError("another process is draining this spool; try again when it is done")
+    click.echo(f"{report.drained} drained, {report.remaining} remaining")
+    if report.error is not None:
+        raise report.error
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@_connection_options
+@click.option("--destination", default=None, help="Default: publisher.destination.")
+@click.option("--metric", default=None, help="Metric name (default: the plugin's file name).")
+@click.option("--host", default=None, help="Host the result is about (default: this host).")
+@click.option("--site", default=None, help="Site name (default: the configured site).")
+@click.option("--service-flavour", default="host", show_default=True)
+@click.option("--service-uri", default=None, help="Default: the host.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds before the plugin is killed (UNKNOWN).")
+@click.option("--every", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Run again every SECONDS until interrupted (spool drains in between).")
+@click.argument("command", nargs=-1, required=True)
+def probe(
+    destination: str | None, metric: str | None, host: str | None, site: str | None,
+    service_flavour: str, service_uri: str | None, timeout: float, every: float | None,
+    command: tuple[str, ...], **opts: Any,
+) -> None:
+    """Run a Nagios plugin (after --) and publish its result as a ProbeResult."""
+    config = _load(opts, {"destination": destination})
+    site = site or config.site
+    if not site:
+        raise ConfigError("a probe result needs a site: pass --site or set 'site' in the config")
+    target = ProbeTarget(
+        metric=metric or default_metric(command),
+        host=host or socket.getfqdn(),
+        site=site,
+        service_flavour=service_flavour,
+        service_uri=service_uri,
+    )
+    with _publisher(config) as pub:
+        while True:
+            run = run_plugin(command, timeout)
+            result = probe_result(run, target)
+            click.echo(f"{target.metric} {result.metricStatus.value}: {result.summaryData}")
+            report = pub.publish([result])
+            if every is None:
+                break
+            try:
+                _finish(report)
+            except (MsgbusError, SystemExit) as exc:
+                # A long-running probe keeps going; the next round may succeed.
+                click.echo(f"msgbus: error: {exc}", err=True)
+            time.sleep(every)
+    _finish(report)

@@ -77,8 +77,10 @@ def validate(source: BinaryIO, fmt: str, message_class: str, max_bytes: int) -> 
     if fmt != "auto":
         headers[HEADER_CONTENT_TYPE] = CONTENT_TYPES[fmt]
     results = decode_body(body, headers, max_bytes=max_bytes)
-    name = source.name if isinstance(source.name, str) else "-"
-    name = "-" if name == "<stdin>" else name
+    # Standard input has no file name (or "<stdin>"): call it "-" as the user did.
+    name = getattr(source, "name", None)
+    if not isinstance(name, str) or name == "<stdin>":
+        name = "-"
     problems = [f"{name}: {error}" for result in results for error in result.errors]
     valid = sum(1 for result in results if result.ok)
     for line in problems:

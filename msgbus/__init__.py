@@ -1,7 +1,8 @@
 """msgbus: a messaging backbone for distributed grid monitoring over STOMP brokers."""
 
 from msgbus.errors import MsgbusError
+from msgbus.publish import Publisher
 
 __version__ = "0.1.0"
 
-__all__ = ["MsgbusError", "__version__"]
+__all__ = ["MsgbusError", "Publisher", "__version__"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgbus.config import MsgbusConfig
-from msgbus.errors import ControlError
+from msgbus.errors import BrokerError, ControlError
 from msgbus.presence.auth import sign
 from msgbus.presence.messages import (
     CONTENT_TYPE,
@@ -59,7 +59,7 @@ class ControlClient:
         secret = control.secrets.get(self.user)
         self._secret = secret.get_secret_value() if secret is not None else None
         self._dest = Destinations(control.prefix)
-        self._reply_to = f"{control.reply_prefix}msgbus-reply-{uuid.uuid4().hex[:12]}"
+        self._reply_to = ""
         self._conn: Connection | None = None
         self._pending: set[str] = set()
 
@@ -71,13 +71,37 @@ class ControlClient:
         self.close()
 
     def connect(self) -> None:
-        conn = connect_first(self.config.connection)
-        try:
-            conn.subscribe(self._reply_to, id=_REPLIES)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        """Connect and subscribe to the reply queue.
+
+        A broker without temporary queues (the embedded broker; RabbitMQ allows them
+        only in ``reply-to``) refuses the subscription; the client then reconnects and
+        uses an ordinary queue ``/queue/<prefix>.reply.<id>``, which such a broker may
+        keep, empty, after the client left.
+        """
+        token = uuid.uuid4().hex[:12]
+        control = self.config.control
+        candidates = [f"{control.reply_prefix}msgbus-reply-{token}"]
+        fallback = f"/queue/{control.prefix}.reply.{token}"
+        if not control.reply_prefix.startswith("/queue/"):
+            candidates.append(fallback)
+        for i, reply_to in enumerate(candidates):
+            conn = connect_first(self.config.connection)
+            try:
+                conn.subscribe(reply_to, id=_REPLIES)
+            except BrokerError as exc:
+                conn.close()
+                if i + 1 == len(candidates):
+                    raise ControlError(
+                        f"cannot receive replies on {reply_to}: {exc}; set control.reply_prefix "
+                        "to a destination prefix this broker accepts"
+                    ) from None
+                log.info("%s refused %s (%s); using %s", conn.url, reply_to, exc, fallback)
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            self._conn, self._reply_to = conn, reply_to
+            return
 
     def close(self) -> None:
         if self._conn is not None:

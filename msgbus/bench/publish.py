@@ -1,0 +1,173 @@
+"""``msgbus bench publish``: msgbus.Publisher against a raw-socket sender and stomp.py.
+
+Two workloads of 1 KB messages to a queue, each run by every sender in one process:
+
+* non-persistent: raw sends without receipts (one at the end, to know the broker has
+  them all) vs the Publisher, which confirms every message.
+* persistent: raw persistent sends without receipts (the limit) vs the Publisher
+  with confirmed delivery, plus stop-and-wait receipts (what APEL SSM does) with
+  stomp.py and with the raw sender, for evidence of what the window buys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import stomp
+
+from msgbus.bench.raw import RawClient, Receipts, raw_send
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.errors import ConnectError, TimeoutException
+from msgbus.publish import Envelope, Publisher
+from msgbus.transport.url import BrokerURL
+
+__all__ = ["Measurement", "publish_bench", "run_publish_bench"]
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    workload: str
+    sender: str
+    count: int
+    seconds: float
+    baseline: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.count / max(self.seconds, 1e-9)
+
+
+def _raw_rate(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool,
+              receipts: Receipts, window: int = 1000) -> float:
+    password = url.password.get_secret_value() if url.password else None
+    with RawClient(url.host, url.port, login=url.user, passcode=password) as client:
+        result = raw_send(client, dest, count, body, persistent=persistent,
+                          receipts=receipts, window=window)
+    return result.finished - result.started
+
+
+def _publisher(config: MsgbusConfig, dest: str, count: int, body: bytes) -> float:
+    with Publisher(config, spool=False) as pub:
+        pub.send([Envelope(dest, body)])  # connect outside the timed part
+        envelopes: Iterator[Envelope] = (Envelope(dest, body) for _ in range(count))
+        started = time.monotonic()
+        report = pub.send(envelopes)
+        elapsed = time.monotonic() - started
+    if report.confirmed != count:
+        raise ConnectError(
+            f"benchmark publisher confirmed {report.confirmed} of {count} messages: "
+            f"{report.error or report.rejected}"
+        )
+    return elapsed
+
+
+class _Receipts(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.seen: set[str] = set()
+
+    def on_receipt(self, frame: Any) -> None:
+        with self.cond:
+            self.seen.add(frame.headers["receipt-id"])
+            self.cond.notify_all()
+
+    def wait(self, receipt: str, timeout: float) -> None:
+        with self.cond:
+            if not self.cond.wait_for(lambda: receipt in self.seen, timeout):
+                raise TimeoutException(f"stomp.py got no receipt {receipt} in {timeout:g} s")
+            self.seen.discard(receipt)
+
+
+def _stomppy(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool,
+             each: bool) -> float:
+    conn = stomp.Connection12([(url.host, url.port)], heartbeats=(0, 0))
+    listener = _Receipts()
+    conn.set_listener("receipts", listener)
+    password = url.password.get_secret_value() if url.password else None
+    conn.connect(url.user, password, wait=True)
+    headers = {"persistent": "true" if persistent else "false"}
+    started = time.monotonic()
+    for i in range(count):
+        if each or i == count - 1:
+            conn.send(dest, body, headers={**headers, "receipt": f"r{i}"})
+            listener.wait(f"r{i}", 60)
+        else:
+            conn.send(dest, body, headers=headers)
+    elapsed = time.monotonic() - started
+    conn.disconnect()
+    return elapsed
+
+
+def run_publish_bench(
+    config: MsgbusConfig, count: int, size: int, *, stomppy_count: int | None = None
+) -> Iterator[Measurement]:
+    """Yield measurements as they complete (the first of each workload is the baseline)."""
+    url = config.connection.brokers[0]
+    body = b"x" * size
+    dest = f"/queue/msgbus.bench.publish.{int(time.time())}"
+    slow = stomppy_count or max(1, count // 10)
+    names = itertools.count()
+
+    def queue() -> str:
+        return f"{dest}.{next(names)}"
+
+    def pub(persistent: bool, confirm: str) -> Callable[[], float]:
+        cfg = config.model_copy(
+            update={
+                "publisher": config.publisher.model_copy(
+                    update={"persistent": persistent, "confirm": confirm}
+                )
+            }
+        )
+        return lambda: _publisher(cfg, queue(), count, body)
+
+    plan: list[tuple[str, str, int, Callable[[], float]]] = [
+        ("non-persistent", "raw socket, no receipts", count,
+         lambda: _raw_rate(url, queue(), count, body, False, "last")),
+        ("non-persistent", "Publisher, transaction confirm", count, pub(False, "transaction")),
+        ("non-persistent", "Publisher, receipt per message", count, pub(False, "receipt")),
+        ("non-persistent", "stomp.py, no receipts", slow,
+         lambda: _stomppy(url, queue(), slow, body, False, each=False)),
+        ("persistent", "raw socket, no receipts", count,
+         lambda: _raw_rate(url, queue(), count, body, True, "last")),
+        ("persistent", "Publisher, transaction confirm", count, pub(True, "transaction")),
+        ("persistent", "Publisher, receipt per message", count, pub(True, "receipt")),
+        ("persistent", "raw socket, stop-and-wait receipts", slow,
+         lambda: _raw_rate(url, queue(), slow, body, True, "each", window=1)),
+        ("persistent", "stomp.py, stop-and-wait receipts", slow,
+         lambda: _stomppy(url, queue(), slow, body, True, each=True)),
+    ]
+    # Warm the broker's JIT and journal so the first measured sender is not penalised.
+    _raw_rate(url, queue(), count, body, True, "last")
+    seen: set[str] = set()
+    for workload, sender, n, run in plan:
+        baseline = workload not in seen
+        seen.add(workload)
+        yield Measurement(workload, sender, n, run(), baseline)
+
+
+@click.command("publish")
+@click.option("--broker", "brokers", multiple=True, required=True, metavar="URL",
+              help="stomp://[user:pass@]host:port of the broker to measure against.")
+@click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Message body size in bytes.")
+@click.option("--stomppy-count", type=click.IntRange(min=1), default=None,
+              help="Messages for the slow senders (stop-and-wait, stomp.py); default count/10.")
+def publish_bench(brokers: tuple[str, ...], count: int, size: int,
+                  stomppy_count: int | None) -> None:
+    """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
+    config = load_config(overrides={"connection": {"brokers": list(brokers)}})
+    click.echo(f"{count} messages of {size} bytes to a queue on {config.connection.brokers[0]}")
+    click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}")
+    base = 1.0
+    for m in run_publish_bench(config, count, size, stomppy_count=stomppy_count):
+        if m.baseline:
+            base = m.rate
+        click.echo(f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / base:>8.2f}x")

@@ -1,0 +1,213 @@
+"""Raw-socket STOMP clients on the sans-IO codec: the load generator and baseline.
+
+No client library, no threads, no per-message objects on the send path: frames are
+pre-encoded and written with ``sendall`` in batches. That makes these the fastest a
+Python client can talk to a broker, hence the baseline other benchmarks compare with.
+
+* ``raw_send``: SEND ``count`` messages, with a receipt on each (pipelined within a
+  window), on the last one only, or none.
+* ``raw_drain``: SUBSCRIBE with ack:auto and count MESSAGE frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+from msgbus.errors import BrokerError, ConnectError, ConnectionLost, TimeoutException
+from msgbus.stomp import FrameParser, serialize
+from msgbus.stomp.frames import ConnectFrame, DisconnectFrame, Frame, SendFrame, SubscribeFrame
+
+__all__ = ["RawClient", "RunResult", "raw_drain", "raw_send", "subscribe"]
+
+Receipts = Literal["each", "last", "none"]
+_BATCH = 64  # frames per sendall when nothing has to be awaited
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """``count`` messages between ``started`` and ``finished`` (time.monotonic())."""
+
+    count: int
+    started: float
+    finished: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / max(self.finished - self.started, 1e-9)
+
+
+class RawClient:
+    """One STOMP 1.2 connection over a plain socket."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        login: str | None = None,
+        passcode: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self._login, self._passcode = login, passcode
+        self._timeout = timeout
+        self.parser = FrameParser(role="client")
+        self.sock: socket.socket | None = None
+
+    def connect(self) -> RawClient:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self._timeout)
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot connect to {self.host}:{self.port}: {exc}; is the broker running?"
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock = sock
+        headers = {"accept-version": "1.2", "host": self.host, "heart-beat": "0,0"}
+        if self._login is not None:
+            headers["login"] = self._login
+            headers["passcode"] = self._passcode or ""
+        self.send_bytes(serialize(ConnectFrame(headers)))
+        frame = self.next_frame()
+        if frame.command != "CONNECTED":
+            raise ConnectError(f"{self.host}:{self.port} refused the connection: {frame.headers}")
+        return self
+
+    def send_bytes(self, data: bytes) -> None:
+        assert self.sock is not None, "connect() first"
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionLost(f"sending to {self.host}:{self.port} failed: {exc}") from None
+
+    def read(self) -> list[Frame]:
+        """Block for the next bytes; return the frames they completed (ERROR raises)."""
+        assert self.sock is not None, "connect() first"
+        try:
+            data = self.sock.recv(1 << 20)
+        except TimeoutError:
+            raise TimeoutException(
+                f"{self.host}:{self.port} sent nothing for {self._timeout}s"
+            ) from None
+        except OSError as exc:
+            raise ConnectionLost(f"reading from {self.host}:{self.port} failed: {exc}") from None
+        if not data:
+            raise ConnectionLost(f"{self.host}:{self.port} closed the connection")
+        frames = [e for e in self.parser.feed(data) if isinstance(e, Frame)]
+        for frame in frames:
+            if frame.command == "ERROR":
+                raise BrokerError(
+                    f"broker error: {frame.headers.get('message', '')}",
+                    headers=frame.headers,
+                    body=frame.body,
+                )
+        return frames
+
+    def next_frame(self) -> Frame:
+        while True:
+            frames = self.read()
+            if frames:
+                return frames[0]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            # Already gone: nothing left to tell the broker.
+            with contextlib.suppress(OSError):
+                self.sock.sendall(serialize(DisconnectFrame()))
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self) -> RawClient:
+        return self.connect()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _encode_send(destination: str, body: bytes, persistent: bool, receipt: str | None) -> bytes:
+    headers = {"destination": destination}
+    if persistent:
+        headers["persistent"] = "true"
+    if receipt is not None:
+        headers["receipt"] = receipt
+    return serialize(SendFrame(headers, body))
+
+
+def raw_send(
+    client: RawClient,
+    destination: str,
+    count: int,
+    body: bytes,
+    *,
+    persistent: bool = False,
+    receipts: Receipts = "none",
+    window: int = 1000,
+) -> RunResult:
+    """SEND ``count`` copies of ``body``; returns when all requested receipts are in."""
+    started = time.monotonic()
+    if receipts == "each":
+        # Pipelined: up to ``window`` receipts outstanding, so the broker can batch.
+        # Encode once around a NUL placeholder for the receipt id, then splice ids in.
+        head, tail = _encode_send(destination, body, persistent, "\0").split(b"\0", 1)
+        acked = sent = 0
+        while acked < count:
+            burst: list[bytes] = []
+            while sent < count and sent - acked < window and len(burst) < _BATCH:
+                burst.append(b"%s%d%s" % (head, sent, tail))
+                sent += 1
+            if burst:
+                client.send_bytes(b"".join(burst))
+            if sent - acked >= window or sent == count:
+                acked += sum(1 for f in client.read() if f.command == "RECEIPT")
+        return RunResult(count, started, time.monotonic())
+    plain = _encode_send(destination, body, persistent, None)
+    last = count if receipts == "none" else count - 1
+    for start in range(0, last, _BATCH):
+        client.send_bytes(plain * min(_BATCH, last - start))
+    if receipts == "last" and count:
+        client.send_bytes(_encode_send(destination, body, persistent, "last"))
+        while not any(f.command == "RECEIPT" for f in client.read()):
+            pass
+    return RunResult(count, started, time.monotonic())
+
+
+def subscribe(client: RawClient, destination: str, *, prefetch: int = 1000) -> None:
+    """SUBSCRIBE with ack:auto and wait for the broker to confirm it."""
+    client.send_bytes(
+        serialize(
+            SubscribeFrame(
+                {
+                    "destination": destination,
+                    "id": "drain",
+                    "ack": "auto",
+                    "activemq.prefetchSize": str(prefetch),
+                    "receipt": "subscribed",
+                }
+            )
+        )
+    )
+    while not any(f.command == "RECEIPT" for f in client.read()):
+        pass
+
+
+def raw_drain(client: RawClient, count: int) -> RunResult:
+    """Count ``count`` MESSAGE frames on an existing subscription (see ``subscribe``)."""
+    seen = 0
+    started = 0.0
+    while seen < count:
+        frames = client.read()
+        if frames and not seen:
+            started = time.monotonic()
+        seen += sum(1 for f in frames if f.command == "MESSAGE")
+    return RunResult(seen, started, time.monotonic())

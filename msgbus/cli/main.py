@@ -13,6 +13,9 @@ import click
 from msgbus import __version__
 from msgbus.cli.bench_cmd import bench
 from msgbus.cli.broker_cmd import broker
+from msgbus.cli.consume_cmd import consume
+from msgbus.cli.dashboard_cmd import dashboard
+from msgbus.cli.db_cmd import db
 from msgbus.cli.publish_cmd import probe, publish, spool
 from msgbus.cli.schema_cmd import schema
 from msgbus.cli.status_cmd import ctl, status
@@ -26,6 +29,8 @@ def cli() -> None:
 
 
 cli.add_command(bench)
+cli.add_command(consume)
+cli.add_command(db)
 cli.add_command(publish)
 cli.add_command(spool)
 cli.add_command(probe)
@@ -33,6 +38,7 @@ cli.add_command(broker)
 cli.add_command(schema)
 cli.add_command(status)
 cli.add_command(ctl)
+cli.add_command(dashboard)
 
 
 def main() -> None:

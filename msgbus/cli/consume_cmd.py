@@ -1,0 +1,124 @@
+"""``msgbus consume``: a durable subscription (or queue) into the relational store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import types
+from pathlib import Path
+from typing import Any
+
+import click
+
+from msgbus.config import load_config
+from msgbus.consume.consumer import Consumer
+
+__all__ = ["consume"]
+
+
+@click.command()
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    metavar="URL",
+    help="stomp[+ssl]://[user:pass@]host:port; repeat for a failover list.",
+)
+@click.option(
+    "--destination",
+    default=None,
+    help="/topic/X (durable with --subscription), /queue/X, or "
+    "/queue/Consumer.NAME.VirtualTopic.X to share the load between processes.",
+)
+@click.option(
+    "--subscription",
+    default=None,
+    metavar="NAME",
+    help="Durable subscription name: messages wait while the consumer is away.",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="SQLAlchemy URL of the store (default: sqlite:///msgbus.db).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Messages per transaction (also the broker prefetch).",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Seconds before a partial batch is committed anyway.",
+)
+@click.option("--name", default=None, help="This consumer's name (metrics, presence).")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port while running.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML configuration file (default: ./msgbus.yaml if present).",
+)
+@click.option(
+    "--drain", is_flag=True, help="Exit once the broker has nothing more for this subscription."
+)
+def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
+    """Store messages from a broker in the database, acknowledging after commit.
+
+    Run `msgbus db init --store URL` once first. SIGTERM or Ctrl-C finishes the
+    batch in flight and disconnects; a second one stops at once (uncommitted
+    messages stay with the broker).
+    """
+    overrides: dict[str, Any] = {
+        "name": opts["name"],
+        "connection": {"brokers": list(opts["brokers"]) or None},
+        "consumer": {
+            "destination": opts["destination"],
+            "subscription": opts["subscription"],
+            "batch": opts["batch"],
+            "max_wait": opts["max_wait"],
+        },
+        "store_url": opts["store_url"],
+        "metrics": {"port": opts["metrics_port"]},
+    }
+    config = load_config(config_file, overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    consumer = Consumer(config)
+    if config.metrics.port is not None:
+        port = consumer.metrics.registry.serve(config.metrics.port)
+        click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
+
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            consumer.stop()
+        else:
+            consumer.abort()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if drain:
+        consumer.drain()
+    try:
+        consumer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        consumer.metrics.registry.stop()
+        consumer.store.close()
+        s = consumer.stats()
+        click.echo(
+            f"received {s['received']}, stored {s['stored']}, duplicates {s['duplicates']}, "
+            f"dead-lettered {s['dead_lettered']}",
+            err=True,
+        )

@@ -1,0 +1,343 @@
+"""The durable-subscription consumer: broker to relational store, at least once, no duplicates.
+
+Two threads. The receive thread (the one calling :meth:`Consumer.run`) takes MESSAGE
+frames from the transport, cuts them into batches (``batch`` messages or
+``max_wait`` seconds after the first, whichever comes first) and decodes them. The
+writer thread commits each batch in one transaction and only then acknowledges its
+frames (client-individual), so a crash at any point leaves the broker to redeliver
+whatever was not committed, and the store's unique key drops what was. While the
+writer commits one batch the receive thread reads the next, so database latency
+overlaps network work. The queue between them holds one batch: when the database
+stalls, reading stops too and the broker keeps the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from msgbus.config import MsgbusConfig
+from msgbus.consume.messages import Sorted, Verifier, sort_frames
+from msgbus.consume.metrics import ConsumerMetrics
+from msgbus.consume.subscription import Subscription
+from msgbus.errors import (
+    BrokerError,
+    ConnectError,
+    ConnectionLost,
+    StoreError,
+    TimeoutException,
+)
+from msgbus.stomp.frames import ErrorFrame, MessageFrame
+from msgbus.store.database import Store, StoreUnavailable
+from msgbus.transport.backoff import Backoff
+from msgbus.transport.connection import Connection, broker_error
+from msgbus.transport.failover import connect_first
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger("msgbus.consume")
+
+# Blocking waits wake this often to notice stop()/abort() from another thread.
+_POLL = 0.2
+
+
+@dataclass(slots=True)
+class _Batch:
+    conn: Connection
+    frames: list[MessageFrame]
+    sorted: Sorted
+
+
+class Consumer:
+    """Consume ``config.consumer.destination`` into the store at ``config.store_url``.
+
+    :meth:`run` blocks until :meth:`stop`, :meth:`drain` or :meth:`abort` ends it
+    (from another thread or a signal handler). ``pause``/``resume``/``drain``/
+    ``stop``/``stats`` are safe to call from any thread.
+    """
+
+    def __init__(
+        self,
+        config: MsgbusConfig | None = None,
+        *,
+        store: Store | None = None,
+        metrics: ConsumerMetrics | None = None,
+        verify: Verifier | None = None,
+    ) -> None:
+        self.config = config or MsgbusConfig()
+        settings = self.config.consumer
+        self.subscription = Subscription(settings.destination, settings.subscription)
+        self.batch_size = settings.batch
+        self.max_wait = settings.max_wait
+        self.prefetch = settings.batch
+        self.store = store or Store(self.config.store_url)
+        self.metrics = metrics or ConsumerMetrics()
+        self._verify = verify
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._drain = threading.Event()
+        self._running = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._parked = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._quiet_since: float | None = None
+        self._conn: Connection | None = None
+        self._failure: BaseException | None = None
+        self._state = "new"
+        self._counts = dict.fromkeys(
+            ("received", "stored", "duplicates", "dead_lettered", "acked", "batches",
+             "reconnects", "store_retries"), 0)  # fmt: skip
+        self._last_commit: datetime | None = None
+        self._last_lag: float | None = None
+
+    # -- control (any thread) -------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in flight (commit, ack), disconnect and return from run()."""
+        self._stop.set()
+        self._resumed.set()
+
+    def abort(self) -> None:
+        """Stop now: give up a batch the store cannot take (the broker redelivers it)."""
+        self._abort.set()
+        self.stop()
+
+    def drain(self) -> None:
+        """Store everything the broker has for this subscription, then stop."""
+        self._drain.set()
+        self.resume()
+
+    def pause(self, timeout: float = 30.0) -> bool:
+        """Stop storing until :meth:`resume`; unacked messages stay with the broker.
+
+        Returns once nothing is being written (True), or False after ``timeout``.
+        """
+        self._resumed.clear()
+        self.metrics.paused.set(1)
+        if not self._running.is_set():
+            return True
+        deadline = time.monotonic() + timeout
+        if not self._parked.wait(timeout):
+            return False
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self._in_flight == 0, max(0.0, deadline - time.monotonic())
+            )
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self.metrics.paused.set(0)
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of counters and state (plain values, safe to serialise)."""
+        conn = self._conn
+        out: dict[str, Any] = dict(self._counts)
+        out.update(
+            state=self._state,
+            destination=self.subscription.destination,
+            subscription=self.subscription.name,
+            durable=self.subscription.durable,
+            broker=str(conn.url) if conn is not None and conn.connected else None,
+            store=self.store.display_url,
+            batch_size=self.batch_size,
+            in_flight=self._in_flight,
+            last_commit=self._last_commit.isoformat() if self._last_commit else None,
+            last_lag_seconds=self._last_lag,
+        )
+        return out
+
+    # -- running ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stopped. Raises ConnectError when the very first connection
+        fails (a configuration problem), StoreError when the store refuses a batch
+        for a reason retrying cannot fix; later broker or database outages are
+        retried with back-off."""
+        self.store.check()
+        writer = threading.Thread(target=self._write_loop, name="msgbus-consumer-writer")
+        writer.start()
+        self._running.set()
+        try:
+            self._receive_loop()
+        finally:
+            self._hand_over(None)
+            writer.join()
+            self._running.clear()
+            if self._conn is not None:
+                self._conn.disconnect()
+            self._state = "stopped"
+        if self._failure is not None:
+            raise self._failure
+
+    def _connect(self) -> Connection:
+        settings = self.config.connection
+        conn = connect_first(settings, client_id=self.subscription.client_id(settings.client_id))
+        try:
+            self.subscription.subscribe(conn, self.prefetch)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _receive_loop(self) -> None:
+        settings = self.config.connection
+        backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
+        first = True
+        while not self._stop.is_set():
+            self._state = "connecting"
+            try:
+                conn = self._connect()
+            except (ConnectError, TimeoutException, BrokerError, ConnectionLost) as exc:
+                if first:
+                    raise
+                delay = backoff.next_delay()
+                log.warning("cannot reconnect: %s; retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                continue
+            if not first:
+                self._count("reconnects")
+                self.metrics.reconnects.inc()
+            first = False
+            backoff.reset()
+            self._conn = conn
+            log.info("consuming %s from %s", self.subscription.destination, conn.url)
+            try:
+                self._consume(conn)
+            except (ConnectionLost, TimeoutException, BrokerError) as exc:
+                # Frames read but not committed are not acked: the broker redelivers them.
+                conn.close()
+                delay = backoff.next_delay()
+                log.warning("lost the broker: %s; reconnecting in %.1f s", exc, delay)
+                self._stop.wait(delay)
+
+    def _consume(self, conn: Connection) -> None:
+        pending: list[MessageFrame] = []
+        deadline = 0.0
+        while not self._stop.is_set():
+            if not self._resumed.is_set():
+                self._state = "paused"
+                self._parked.set()
+                self._resumed.wait(_POLL)
+                continue
+            self._parked.clear()
+            self._state = "draining" if self._drain.is_set() else "running"
+            wait = self.max_wait if not pending else max(0.0, deadline - time.monotonic())
+            frames = conn.receive_many(self.batch_size - len(pending), min(wait, _POLL))
+            had = len(pending)
+            for frame in frames:
+                if isinstance(frame, MessageFrame):
+                    pending.append(frame)
+                elif isinstance(frame, ErrorFrame):
+                    raise broker_error(conn.url, frame)
+            if pending and not had:
+                deadline = time.monotonic() + self.max_wait
+            if pending and (len(pending) >= self.batch_size or time.monotonic() >= deadline):
+                self._flush(conn, pending)
+                pending = []
+            elif not frames and not pending and self._drain.is_set() and self._quiet():
+                self._stop.set()
+        if pending and not self._abort.is_set():
+            self._flush(conn, pending)
+
+    def _quiet(self) -> bool:
+        """Draining ends after a full ``max_wait`` without messages and nothing in flight."""
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since < self.max_wait:
+            return False
+        return self._in_flight == 0
+
+    def _flush(self, conn: Connection, frames: list[MessageFrame]) -> None:
+        self._quiet_since = None
+        self._count("received", len(frames))
+        self.metrics.received.inc(len(frames))
+        batch = _Batch(conn, frames, sort_frames(frames, self._verify))
+        with self._idle:
+            self._in_flight += len(frames)
+        self._hand_over(batch)
+
+    def _hand_over(self, batch: _Batch | None) -> None:
+        while True:
+            try:
+                self._queue.put(batch, timeout=_POLL)
+                return
+            except queue.Full:
+                if self._abort.is_set() and batch is not None:
+                    self._done(len(batch.frames))
+                    return
+
+    # -- writer thread ----------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            try:
+                if self._failure is None:
+                    self._write(batch)
+            finally:
+                self._done(len(batch.frames))
+
+    def _done(self, count: int) -> None:
+        with self._idle:
+            self._in_flight -= count
+            self._idle.notify_all()
+
+    def _write(self, batch: _Batch) -> None:
+        settings = self.config.connection
+        backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
+        while True:
+            started = time.monotonic()
+            try:
+                result = self.store.write(batch.sorted.messages, batch.sorted.dead)
+                break
+            except StoreUnavailable as exc:
+                self._count("store_retries")
+                self.metrics.store_retries.inc()
+                delay = backoff.next_delay()
+                log.warning("%s; retrying in %.1f s (nothing acked meanwhile)", exc, delay)
+                if self._abort.wait(delay):
+                    return
+            except StoreError as exc:
+                log.error("%s; stopping without acknowledging the batch", exc)
+                self._failure = exc
+                self.stop()
+                return
+        committed = datetime.now(timezone.utc)
+        m = self.metrics
+        m.commit_latency.observe(time.monotonic() - started)
+        m.batch_size.observe(len(batch.frames))
+        m.stored.inc(result.stored)
+        m.duplicates.inc(result.duplicates)
+        m.dead_lettered.inc(result.dead_lettered)
+        now = committed.timestamp()
+        for sent in batch.sorted.published:
+            m.lag.observe(max(0.0, now - sent))
+        if batch.sorted.published:
+            self._last_lag = max(0.0, now - batch.sorted.published[-1])
+        self._last_commit = committed
+        self._count("stored", result.stored)
+        self._count("duplicates", result.duplicates)
+        self._count("dead_lettered", result.dead_lettered)
+        self._count("batches")
+        try:
+            batch.conn.ack(batch.frames)
+        except (ConnectionLost, TimeoutException) as exc:
+            log.info("could not ack a committed batch (%s); its redelivery will be dropped", exc)
+            return
+        self._count("acked", len(batch.frames))
+        m.acked.inc(len(batch.frames))
+
+    def _count(self, name: str, n: int = 1) -> None:
+        # Each counter has one writing thread, so no lock is needed.
+        self._counts[name] += n

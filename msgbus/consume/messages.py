@@ -1,0 +1,90 @@
+"""MESSAGE frames to storable messages and dead letters.
+
+A body may carry several messages: the valid ones are stored, each invalid one (and
+a body that cannot be read at all) becomes a dead letter with the frame's headers,
+the raw body and the reason. The deduplication key is the publisher's ``msgbus-id``
+(the same across its retries and spooling), else the broker's ``message-id``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from msgbus.errors import MsgbusError
+from msgbus.schema.body import decode_body
+from msgbus.stomp.frames import MessageFrame
+from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
+
+__all__ = ["MSGBUS_ID_HEADER", "Sorted", "Verifier", "publish_time", "sort_frames"]
+
+MSGBUS_ID_HEADER = "msgbus-id"
+
+Verifier = Callable[[bytes], bytes]
+"""Checks a signed body and returns the content; raises MsgbusError when it is refused."""
+
+
+@dataclass(slots=True)
+class Sorted:
+    """The frames of a batch split into what to store and what to dead-letter."""
+
+    messages: list[StoredMessage] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    published: list[float] = field(default_factory=list)
+    """Publish times (epoch seconds) of the frames that carried one, for the lag metric."""
+
+
+def message_key(frame: MessageFrame) -> str:
+    headers = frame.headers
+    return dedup_key(headers.get(MSGBUS_ID_HEADER) or headers.get("message-id") or "")
+
+
+def publish_time(frame: MessageFrame) -> float | None:
+    """The broker's publish timestamp (``timestamp`` header, epoch milliseconds)."""
+    value = frame.headers.get("timestamp")
+    if value is None or not value.isdigit():
+        return None
+    return int(value) / 1000.0
+
+
+def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) -> Sorted:
+    """Decode each frame's body; a frame with no id at all is dead-lettered under a
+    made-up key (it cannot be deduplicated, and silently dropping it would lose it)."""
+    out = Sorted()
+    for frame in frames:
+        headers = frame.headers
+        key = message_key(frame)
+        sent = publish_time(frame)
+        if sent is not None:
+            out.published.append(sent)
+        if not key:
+            key = f"no-id-{time.time_ns()}-{id(frame)}"
+            reason = "the message has neither msgbus-id nor message-id"
+            out.dead.append(_dead(frame, key, 0, reason))
+            continue
+        body = frame.body
+        if verify is not None:
+            try:
+                body = verify(body)
+            except MsgbusError as exc:
+                out.dead.append(_dead(frame, key, 0, f"signature refused: {exc}"))
+                continue
+        for result in decode_body(body, headers):
+            part = result.message_no or 0
+            if result.message is not None:
+                out.messages.append(StoredMessage(key, part, result.message))
+            else:
+                out.dead.append(_dead(frame, key, part, result.reason))
+    return out
+
+
+def _dead(frame: MessageFrame, key: str, part: int, reason: str) -> DeadLetter:
+    return DeadLetter(
+        msg_id=key,
+        part=part,
+        reason=reason or "invalid message",
+        headers=frame.headers,
+        body=frame.body,
+        destination=frame.headers.get("destination"),
+    )

@@ -1,0 +1,102 @@
+"""What to SUBSCRIBE to, in each broker's dialect.
+
+Three shapes: a durable topic subscription that outlives the consumer (ActiveMQ:
+``client-id`` on CONNECT plus ``activemq.subscriptionName``; RabbitMQ: ``durable``,
+``auto-delete: false`` and a stable ``id``, from which it names the queue), a plain
+queue, or an ActiveMQ virtual-topic consumer queue
+(``/queue/Consumer.NAME.VirtualTopic.X``) that several processes share. Prefetch is
+capped so unacknowledged messages never exceed what the consumer holds in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgbus.errors import ConfigError
+from msgbus.transport.connection import Connection
+
+__all__ = ["Subscription", "broker_kind"]
+
+
+def broker_kind(server: str) -> str:
+    """``activemq``, ``rabbitmq`` or ``other`` from the CONNECTED frame's server header."""
+    name = server.split("/", 1)[0].strip().lower()
+    return name if name in ("activemq", "rabbitmq") else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A destination and, for a durable topic subscription, its name."""
+
+    destination: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.destination.startswith(("/topic/", "/queue/")):
+            raise ConfigError(
+                f"consumer destination {self.destination!r} must start with /topic/ or "
+                "/queue/ (a virtual-topic consumer queue is /queue/Consumer.NAME.VirtualTopic.X)"
+            )
+        if self.name is not None and not self.name.strip():
+            raise ConfigError("consumer subscription name is empty; give a stable name or none")
+
+    @property
+    def durable(self) -> bool:
+        """A named subscription to a topic: it keeps messages while the consumer is away."""
+        return self.name is not None and self.destination.startswith("/topic/")
+
+    @property
+    def id(self) -> str:
+        # RabbitMQ derives the durable queue from this id: it must never change.
+        return self.name or "msgbus-consumer"
+
+    def client_id(self, configured: str | None) -> str | None:
+        """CONNECT client-id: ActiveMQ keys durable subscriptions on it, so it is stable."""
+        if configured:
+            return configured
+        return f"msgbus-{self.name}" if self.durable else None
+
+    def headers(self, kind: str, prefetch: int) -> dict[str, str]:
+        """SUBSCRIBE headers beyond destination/id/ack for a broker of ``kind``."""
+        headers: dict[str, str] = {}
+        if kind == "activemq":
+            headers["activemq.prefetchSize"] = str(prefetch)
+            if self.durable:
+                assert self.name is not None
+                headers["activemq.subscriptionName"] = self.name
+        elif kind == "rabbitmq":
+            headers["prefetch-count"] = str(prefetch)
+            if self.durable:
+                headers["durable"] = "true"
+                headers["auto-delete"] = "false"
+        else:
+            # Unknown broker: send both vocabularies; brokers ignore headers they do not know.
+            headers["activemq.prefetchSize"] = str(prefetch)
+            headers["prefetch-count"] = str(prefetch)
+        return headers
+
+    def subscribe(self, conn: Connection, prefetch: int) -> None:
+        """SUBSCRIBE with client-individual acknowledgement; waits for the receipt."""
+        conn.subscribe(
+            self.destination,
+            id=self.id,
+            ack="client-individual",
+            headers=self.headers(broker_kind(conn.server), prefetch),
+        )
+
+    def remove(self, conn: Connection) -> None:
+        """Delete a durable subscription and the messages it holds.
+
+        ActiveMQ wants the live subscription closed (UNSUBSCRIBE id) before the
+        UNSUBSCRIBE naming ``activemq.subscriptionName`` drops it; RabbitMQ deletes
+        the durable queue on UNSUBSCRIBE with ``durable: true``.
+        """
+        if not self.durable:
+            raise ConfigError(f"{self.destination} has no durable subscription to remove")
+        assert self.name is not None
+        self.subscribe(conn, 1)
+        if broker_kind(conn.server) == "rabbitmq":
+            conn.unsubscribe(id=self.id, headers={"durable": "true", "auto-delete": "false"})
+            return
+        conn.unsubscribe(id=self.id)
+        conn.unsubscribe(id=self.id, headers={"activemq.subscriptionName": self.name})

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from msgbus.bench.raw import RawClient, RunResult, raw_drain, raw_send, subscribe
 from msgbus.errors import ConnectError, MsgbusError
-from msgbus.network.activemq import BrokerProcess, free_port
-from msgbus.network.render import render_broker
+from msgbus.network.activemq import free_port
+from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import parse_topology
 from msgbus.transport.url import BrokerURL
 
@@ -157,8 +157,7 @@ def local_activemq(base: Path) -> Iterator[Endpoint]:
         },
         source="benchmark ActiveMQ",
     )
-    process = BrokerProcess("bench", base, host="127.0.0.1", stomp_port=port, heap_mb=512)
-    process.write_config(render_broker(topology, "bench", base / "data"))
+    process = LocalNetwork(topology, base).render("bench")
     process.start(timeout=120)
     try:
         yield Endpoint("activemq", "127.0.0.1", port)

@@ -92,6 +92,7 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     }
     config = load_config(config_file, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     consumer = Consumer(config)
     if config.metrics.port is not None:
         port = consumer.metrics.registry.serve(config.metrics.port)
@@ -116,9 +117,9 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
             signal.signal(sig, handler)
         consumer.metrics.registry.stop()
         consumer.store.close()
-        s = consumer.stats()
-        click.echo(
-            f"received {s['received']}, stored {s['stored']}, duplicates {s['duplicates']}, "
-            f"dead-lettered {s['dead_lettered']}",
-            err=True,
-        )
+    s = consumer.stats()
+    click.echo(
+        f"received {s['received']}, stored {s['stored']}, duplicates {s['duplicates']}, "
+        f"dead-lettered {s['dead_lettered']}",
+        err=True,
+    )

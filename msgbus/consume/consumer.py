@@ -104,6 +104,8 @@ class Consumer:
         """Finish the batch in flight (commit, ack), disconnect and return from run()."""
         self._stop.set()
         self._resumed.set()
+        if self._running.is_set():
+            self._state = "stopping"
 
     def abort(self) -> None:
         """Stop now: give up a batch the store cannot take (the broker redelivers it)."""

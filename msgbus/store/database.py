@@ -264,16 +264,20 @@ def store_errors(url: str, doing: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
+    except sa_exc.OperationalError as exc:
+        # SQLite reports a missing table as an OperationalError; nothing to retry there.
+        if "no such table" in str(exc.orig):
+            raise StoreError(
+                f"the store {url} refused {doing}: {_first_line(exc)}; "
+                f"run `msgbus db init --store {url}`"
+            ) from None
+        raise _unavailable(url, doing, exc) from None
     except (
-        sa_exc.OperationalError,
         sa_exc.InterfaceError,
         sa_exc.DisconnectionError,
         sa_exc.TimeoutError,
     ) as exc:
-        raise StoreUnavailable(
-            f"the store {url} is unavailable while {doing}: {_first_line(exc)}; "
-            "check that the database is running and reachable"
-        ) from None
+        raise _unavailable(url, doing, exc) from None
     except sa_exc.ProgrammingError as exc:
         raise StoreError(
             f"the store {url} refused {doing}: {_first_line(exc)}; if tables are missing, "
@@ -283,6 +287,13 @@ def store_errors(url: str, doing: str) -> Iterator[None]:
         raise StoreError(f"the store {url} failed {doing}: {_first_line(exc)}") from None
     except ImportError as exc:
         raise ConfigError(_driver_hint(url, exc)) from None
+
+
+def _unavailable(url: str, doing: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the store {url} is unavailable while {doing}: {_first_line(exc)}; "
+        "check that the database is running and reachable"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,8 +15,7 @@ single-quoted, a quote inside it doubled (``'it''s'``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from msgbus.errors import DecodeError
 from msgbus.schema.status import MetricStatus
@@ -34,17 +33,29 @@ NO_OUTPUT = "(No output returned from plugin)"
 """Summary used when a plugin printed nothing, as Nagios itself reports it."""
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_VALUE_RE = re.compile(rf"(?P<num>{_NUM}|U)(?P<uom>[^\d\s;.,+\-][^\s;]*)?")
-_NUM_RE = re.compile(_NUM)
-_QUOTED_LABEL_RE = re.compile(r"'((?:[^']|'')*)'")
+_VALUE = rf"(?P<num>{_NUM}|U)(?P<uom>[^\d \t\n;.,+\-][^ \t\n;]*)?"
 # A threshold range: [@][start:][end], start may be ~ (negative infinity).
-_RANGE_RE = re.compile(rf"@?(?:(?:{_NUM}|~)?:)?(?:{_NUM})?")
+_RANGE = rf"@?(?:(?:{_NUM}|~)?:)?(?:{_NUM})?"
+_ITEM_RE = re.compile(
+    r"(?:'(?P<quoted>(?:[^']|'')+)'|(?P<bare>[^'= \t\n][^= \t\n]*))="
+    + _VALUE
+    + rf"(?:;(?P<warn>{_RANGE})(?:;(?P<crit>{_RANGE})"
+    + rf"(?:;(?P<min>{_NUM})?(?:;(?P<max>{_NUM})?)?)?)?)?"
+    + r"(?=[ \t\n]|\Z)"
+)
+# Pieces of the item grammar, used only to explain why an item did not match.
+_VALUE_RE = re.compile(_VALUE)
+_NUM_RE = re.compile(_NUM)
+_RANGE_RE = re.compile(_RANGE)
+_QUOTED_LABEL_RE = re.compile(r"'((?:[^']|'')*)'")
+_BLANKS_RE = re.compile(r"[ \t\n]*")
+_BARE_LABEL_RE = re.compile(r"[^= \t\n]*")
+_ITEM_SPEC_RE = re.compile(r"[^ \t\n]*")
 
 _FIELD = "performanceData"
 
 
-@dataclass(frozen=True, slots=True)
-class PerfDatum:
+class PerfDatum(NamedTuple):
     """One performance-data item; ``value`` is None for ``U`` (undetermined)."""
 
     label: str
@@ -68,17 +79,21 @@ def _bad(reason: str) -> DecodeError:
     return DecodeError(reason, field=_FIELD)
 
 
-def _read_label(text: str, pos: int) -> tuple[str, int]:
-    """Return the label starting at ``pos`` and the index of the ``=`` after it."""
+def _scan(regex: re.Pattern[str], text: str, pos: int) -> int:
+    """Where the run of ``regex`` (which matches empty too) starting at ``pos`` ends."""
+    m = regex.match(text, pos)
+    return m.end() if m else pos
+
+
+def _explain_label(text: str, pos: int) -> tuple[str, int]:
+    """Return the label at ``pos`` and the index of its ``=``, or raise why not."""
     if text[pos] == "'":
         m = _QUOTED_LABEL_RE.match(text, pos)
         if m is None:
             raise _bad(f"unterminated quoted label at character {pos + 1}; close it with '")
         label, eq = m.group(1).replace("''", "'"), m.end()
     else:
-        eq = pos
-        while eq < len(text) and text[eq] != "=" and not text[eq].isspace():
-            eq += 1
+        eq = _scan(_BARE_LABEL_RE, text, pos)
         label = text[pos:eq]
     if not text.startswith("=", eq):
         raise _bad(f"expected label=value, got {text[pos : eq + 1]!r} at character {pos + 1}")
@@ -87,58 +102,54 @@ def _read_label(text: str, pos: int) -> tuple[str, int]:
     return label, eq
 
 
-def _number(raw: str, what: str, label: str) -> float | None:
-    if raw == "":
-        return None
-    if not _NUM_RE.fullmatch(raw):
-        raise _bad(f"{what} of {label!r} must be a number, got {raw!r}")
-    return float(raw)
-
-
-def _datum(label: str, spec: str) -> PerfDatum:
+def _explain(text: str, pos: int) -> NoReturn:
+    """Raise a DecodeError saying why the item at ``pos`` is not performance data."""
+    label, eq = _explain_label(text, pos)
+    spec = text[eq + 1 : _scan(_ITEM_SPEC_RE, text, eq + 1)]
     parts = spec.split(";")
     if len(parts) > 5:
         raise _bad(
             f"{label!r} has {len(parts)} ';'-fields, expected at most 5 "
             "(value[UOM];warn;crit;min;max)"
         )
-    parts += [""] * (5 - len(parts))
-    value, warn, crit, lo, hi = parts
-    m = _VALUE_RE.fullmatch(value)
-    if m is None:
+    value, warn, crit, lo, hi = parts + [""] * (5 - len(parts))
+    if not _VALUE_RE.fullmatch(value):
         raise _bad(f"value of {label!r} must be a number with optional unit or U, got {value!r}")
     for what, rng in (("warn", warn), ("crit", crit)):
         if not _RANGE_RE.fullmatch(rng):
             raise _bad(
                 f"{what} threshold of {label!r} must be a range [@][start:][end], got {rng!r}"
             )
-    num = m.group("num")
+    for what, num in (("min", lo), ("max", hi)):
+        if num and not _NUM_RE.fullmatch(num):
+            raise _bad(f"{what} of {label!r} must be a number, got {num!r}")
+    raise _bad(f"cannot read performance data item {text[pos:eq]!r} at character {pos + 1}")
+
+
+def _datum(m: re.Match[str]) -> PerfDatum:
+    quoted, num, lo, hi = m.group("quoted", "num", "min", "max")
     return PerfDatum(
-        label=label,
+        label=m.group("bare") if quoted is None else quoted.replace("''", "'"),
         value=None if num == "U" else float(num),
         uom=m.group("uom") or "",
-        warn=warn,
-        crit=crit,
-        min=_number(lo, "min", label),
-        max=_number(hi, "max", label),
+        warn=m.group("warn") or "",
+        crit=m.group("crit") or "",
+        min=float(lo) if lo else None,
+        max=float(hi) if hi else None,
     )
 
 
 def parse_perfdata(text: str) -> list[PerfDatum]:
     """Parse Nagios performance data; raise DecodeError naming the bad item."""
     items: list[PerfDatum] = []
-    pos, n = 0, len(text)
-    while True:
-        while pos < n and text[pos] in " \t\n":
-            pos += 1
-        if pos >= n:
-            return items
-        label, eq = _read_label(text, pos)
-        end = eq + 1
-        while end < n and text[end] not in " \t\n":
-            end += 1
-        items.append(_datum(label, text[eq + 1 : end]))
-        pos = end
+    pos = _scan(_BLANKS_RE, text, 0)
+    while pos < len(text):
+        m = _ITEM_RE.match(text, pos)
+        if m is None:
+            _explain(text, pos)
+        items.append(_datum(m))
+        pos = _scan(_BLANKS_RE, text, m.end())
+    return items
 
 
 def parse_plugin_output(text: str) -> PluginOutput:

@@ -31,81 +31,71 @@ EOT = "EOT"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
-class _Block:
-    """The message being read: its keys, their lines, and its first problem."""
-
-    __slots__ = ("fields", "lines", "message_no", "multi", "problem")
-
-    def __init__(self, message_no: int) -> None:
-        self.message_no = message_no
-        self.fields: dict[str, str] = {}
-        self.lines: dict[str, int] = {}
-        self.multi: list[str] | None = None
-        self.problem: DecodeError | None = None
+# A CR before a line end is line-ending noise (CRLF producers); the model drops it too.
+_CR_BEFORE_EOL = re.compile(r"\r+(?=\n|\Z)")
+_EOT_LINE = "\nEOT\n"
 
 
-def _finish(block: _Block, model: type[Message]) -> Decoded:
-    if block.problem is not None:
-        return Decoded(block.message_no, None, (block.problem,))
-    if block.multi is not None and model.multiline_field:
-        block.fields[model.multiline_field] = "\n".join(block.multi)
-    return validate_message(model, block.fields, block.message_no, block.lines)
+def _junk(line: str, message_no: int, line_no: int) -> Decoded:
+    shown = line if len(line) <= 40 else line[:37] + "..."
+    problem = DecodeError(
+        f"expected 'key: value' or 'EOT', got {shown!r}", message_no=message_no, line_no=line_no
+    )
+    return Decoded(message_no, None, (problem,))
 
 
-def _add_line(block: _Block, line: str, line_no: int, model: type[Message]) -> None:
-    key, sep, value = line.partition(":")
-    if not sep or not _KEY_RE.fullmatch(key):
-        shown = line if len(line) <= 40 else line[:37] + "..."
-        block.problem = DecodeError(
-            f"expected 'key: value' or 'EOT', got {shown!r}",
-            message_no=block.message_no,
-            line_no=line_no,
-        )
-        return
-    if key in block.fields:
-        block.problem = DecodeError(
-            f"duplicate key (first on line {block.lines[key]}); is the 'EOT' line before "
-            "it missing?",
-            message_no=block.message_no,
-            line_no=line_no,
-            field=key,
-        )
-        return
-    if value.startswith(" "):
-        value = value[1:]
-    block.lines[key] = line_no
-    if key == model.multiline_field:
-        block.multi = [value]
-    else:
-        block.fields[key] = value
+def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message]) -> Decoded:
+    """Read one message; ``chunk`` holds its lines, each after a newline."""
+    head, long_text = chunk, None
+    multiline = model.multiline_field
+    if multiline:
+        # Everything from the multi-line key on is its value, so cut there first.
+        cut = chunk.find(f"\n{multiline}:")
+        if cut >= 0:
+            head, long_text = chunk[:cut], chunk[cut + len(multiline) + 2 :]
+    known = model.model_fields
+    fields: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for line in head.split("\n")[1:]:
+        if line and not line.isspace():
+            key, sep, value = line.partition(":")
+            if not sep or (key not in known and not _KEY_RE.fullmatch(key)):
+                return _junk(line, message_no, line_no)
+            if key in fields:
+                problem = DecodeError(
+                    f"duplicate key (first on line {lines[key]}); is the 'EOT' line before "
+                    "it missing?",
+                    message_no=message_no,
+                    line_no=line_no,
+                    field=key,
+                )
+                return Decoded(message_no, None, (problem,))
+            fields[key] = value[1:] if value.startswith(" ") else value
+            lines[key] = line_no
+        line_no += 1
+    if multiline and long_text is not None:
+        fields[multiline] = long_text[1:] if long_text.startswith(" ") else long_text
+        lines[multiline] = line_no
+    return validate_message(model, fields, message_no, lines)
 
 
 def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
     """Read every message of ``text``: one result per message, never raising for one."""
-    if text.endswith("\n"):
-        text = text[:-1]
+    if "\r" in text:
+        text = _CR_BEFORE_EOL.sub("", text)
+    # Newlines around the text make every line, first and last too, "\n"-delimited.
+    padded = "\n" + text if text.endswith("\n") else "\n" + text + "\n"
     results: list[Decoded] = []
-    block: _Block | None = None
-    count = 0
-    for line_no, line in enumerate(text.split("\n"), 1):
-        if line.endswith("\r"):
-            line = line.rstrip("\r")
-        if line == EOT:
-            if block is not None:
-                results.append(_finish(block, model))
-                block = None
-            continue
-        if block is None:
-            if not line.strip():
-                continue
-            count += 1
-            block = _Block(count)
-        if block.multi is not None:
-            block.multi.append(line)
-        elif block.problem is None and line.strip():
-            _add_line(block, line, line_no, model)
-    if block is not None:
-        results.append(_finish(block, model))
+    pos, line_no, last = 0, 1, len(padded) - 1
+    while pos < last:
+        end = padded.find(_EOT_LINE, pos)
+        if end < 0:
+            end = last  # the final EOT may be missing
+        chunk = padded[pos:end]
+        if chunk and not chunk.isspace():
+            results.append(_read_message(chunk, line_no, len(results) + 1, model))
+        line_no += chunk.count("\n") + 1
+        pos = end + len(_EOT_LINE) - 1
     return results
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from msgbus.errors import BrokerError, ConnectError, ConnectionLost, TimeoutException
+from msgbus.errors import BrokerError, ConnectError, ConnectionLost, MsgbusError, TimeoutException
 from msgbus.stomp import FrameParser, serialize
 from msgbus.stomp.frames import ConnectFrame, DisconnectFrame, Frame, SendFrame, SubscribeFrame
 
@@ -52,8 +52,10 @@ class RawClient:
         login: str | None = None,
         passcode: str | None = None,
         timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self._headers = headers or {}
         self._login, self._passcode = login, passcode
         self._timeout = timeout
         self.parser = FrameParser(role="client")
@@ -69,13 +71,18 @@ class RawClient:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock = sock
-        headers = {"accept-version": "1.2", "host": self.host, "heart-beat": "0,0"}
+        headers = {"accept-version": "1.2", "host": self.host, "heart-beat": "0,0", **self._headers}
         if self._login is not None:
             headers["login"] = self._login
             headers["passcode"] = self._passcode or ""
-        self.send_bytes(serialize(ConnectFrame(headers)))
-        frame = self.next_frame()
+        try:
+            self.send_bytes(serialize(ConnectFrame(headers)))
+            frame = self.next_frame()
+        except MsgbusError as exc:
+            self.close()
+            raise ConnectError(f"{self.host}:{self.port} refused the connection: {exc}") from None
         if frame.command != "CONNECTED":
+            self.close()
             raise ConnectError(f"{self.host}:{self.port} refused the connection: {frame.headers}")
         return self
 

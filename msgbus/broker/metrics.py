@@ -42,6 +42,11 @@ class BrokerCollector(Collector):
         )
         delivered.add_metric([name], broker.router.delivered)
         yield delivered
+        commits = CounterMetricFamily(
+            "msgbus_broker_store_commits", "Store transactions (group commits)", labels=["broker"]
+        )
+        commits.add_metric([name], broker.store.commits)
+        yield commits
         depth = GaugeMetricFamily(
             "msgbus_broker_queue_depth",
             "Messages waiting or unacknowledged, per queue",

@@ -78,6 +78,7 @@ class MessageStore:
         self._in_flight: list[Callable[[bool], None]] | None = None  # batch being written
         self._scheduled = False
         self._next_seq = 1
+        self.commits = 0  # batches written: fewer than persistent SENDs under load
         self._idle: asyncio.Event | None = None
         self.failure: str | None = None
 
@@ -195,6 +196,7 @@ class MessageStore:
 
     def _written(self, future: asyncio.Future[None]) -> None:
         callbacks, self._in_flight = self._in_flight or [], None
+        self.commits += 1
         exc = future.exception()
         if exc is not None:
             # Sticky: once a batch is lost, no later receipt may claim durability.

@@ -1,0 +1,119 @@
+"""Persistence of the embedded broker: kill -9 of a real `msgbus broker serve` process."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from msgbus.bench.raw import RawClient, raw_send
+from msgbus.errors import TimeoutException
+from msgbus.stomp import serialize
+from msgbus.stomp.frames import Frame, SubscribeFrame
+
+_LISTENING = re.compile(r"listening on stomp://[^:]+:(\d+)")
+
+
+class BrokerProcess:
+    """`msgbus broker serve --port 0 --data DIR` as a child process."""
+
+    def __init__(self, data: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from msgbus.cli.main import main; main()",
+             "broker", "serve", "--port", "0", "--data", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        found = _LISTENING.search(line)
+        assert found, f"broker did not start: {line}"
+        self.port = int(found.group(1))
+
+    def client(self, **headers: str) -> RawClient:
+        return RawClient("127.0.0.1", self.port, timeout=20, headers=headers)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def brokers(data_dir: Path) -> Iterator[list[BrokerProcess]]:
+    started: list[BrokerProcess] = []
+    yield started
+    for broker in started:
+        if broker.proc.poll() is None:
+            broker.kill()
+
+
+def drain(client: RawClient, destination: str, expected: int, **extra: str) -> list[Frame]:
+    client.send_bytes(serialize(SubscribeFrame(
+        {"destination": destination, "id": "1", "ack": "auto", "receipt": "sub", **extra}
+    )))
+    messages: list[Frame] = []
+    while len(messages) < expected:
+        messages += [f for f in client.read() if f.command == "MESSAGE"]
+    return messages
+
+
+def test_receipted_persistent_messages_survive_kill_9(
+    data_dir: Path, brokers: list[BrokerProcess]
+) -> None:
+    first = BrokerProcess(data_dir)
+    brokers.append(first)
+    with first.client(**{"client-id": "probe"}) as durable:
+        drain(durable, "/topic/grid", 0, **{"activemq.subscriptionName": "keep"})
+    with first.client() as producer:
+        # Every receipt came back, so every message is on disk before the kill.
+        raw_send(producer, "/queue/keep", 500, b"q" * 1024, persistent=True, receipts="each")
+        raw_send(producer, "/topic/grid", 50, b"t", persistent=True, receipts="each")
+        raw_send(producer, "/queue/keep", 5, b"lost", persistent=False, receipts="last")
+    first.kill()
+
+    second = BrokerProcess(data_dir)
+    brokers.append(second)
+    with second.client() as consumer:
+        got = drain(consumer, "/queue/keep", 500)
+        assert [f.body for f in got] == [b"q" * 1024] * 500
+        # Non-persistent messages live in memory only: none came back.
+        consumer.sock.settimeout(0.5)  # type: ignore[union-attr]
+        with pytest.raises(TimeoutException):
+            consumer.read()
+    with second.client(**{"client-id": "probe"}) as again:
+        durable_messages = drain(again, "/topic/grid", 50, **{"activemq.subscriptionName": "keep"})
+    assert len(durable_messages) == 50
+    second.stop()
+
+
+def test_persistent_sends_are_group_committed(data_dir: Path) -> None:
+    from msgbus.broker import BrokerConfig, BrokerThread
+
+    with BrokerThread(BrokerConfig(port=0, data_dir=data_dir)) as thread:
+        with RawClient("127.0.0.1", thread.port) as producer:
+            raw_send(producer, "/queue/batch", 2000, b"x" * 1024, persistent=True,
+                     receipts="each", window=500)
+        commits = thread.broker.store.commits
+    # One fsync per loop iteration's worth of SENDs, not one per message.
+    assert 0 < commits < 2000 / 4, commits

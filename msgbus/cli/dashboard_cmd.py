@@ -1,0 +1,76 @@
+"""``msgbus dashboard``: the live status page of the latest probe results."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from msgbus.config import load_config
+from msgbus.dashboard.live import BrokerFeed, Hub
+from msgbus.dashboard.server import Dashboard
+from msgbus.store.database import Store
+
+__all__ = ["dashboard"]
+
+
+@click.command()
+@click.option("--store", "store_url", metavar="URL", help="Store to read (default: store_url).")
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    metavar="URL",
+    help="Take live updates from this broker's probe topic (else poll the store).",
+)
+@click.option("--destination", help="Probe topic for live updates (default: consumer.destination).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between store reads when there is no --broker.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: ./msgbus.yaml when present).",
+)
+def dashboard(
+    store_url: str | None,
+    brokers: tuple[str, ...],
+    destination: str | None,
+    host: str,
+    port: int,
+    poll: float,
+    config_path: Path | None,
+) -> None:
+    """Serve a web page with the latest result per site and metric, updated live."""
+    overrides: dict[str, Any] = {
+        "store_url": store_url,
+        "connection": {"brokers": list(brokers) or None},
+    }
+    config = load_config(config_path, overrides)
+    store = Store(config.store_url)
+    store.check()
+    feed = None
+    if brokers:
+        feed = BrokerFeed(config.connection, destination or config.consumer.destination, Hub())
+    server = Dashboard(store, host=host, port=port, feed=feed, poll_interval=poll)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    live = f"topic {feed.destination}" if feed else f"store polled every {poll:g} s"
+    click.echo(f"msgbus dashboard on {server.url} (store {store.display_url}; live: {live})")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        store.close()

@@ -6,39 +6,55 @@ only what is registered, so a command appears once it works.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from msgbus import __version__
-from msgbus.cli.bench_cmd import bench
-from msgbus.cli.broker_cmd import broker
-from msgbus.cli.consume_cmd import consume
-from msgbus.cli.dashboard_cmd import dashboard
-from msgbus.cli.db_cmd import db
-from msgbus.cli.publish_cmd import probe, publish, spool
-from msgbus.cli.schema_cmd import schema
-from msgbus.cli.status_cmd import ctl, status
 from msgbus.errors import MsgbusError
 
+# command name -> "module:attribute". Commands load on first use: a short-lived
+# `msgbus probe` on thousands of nodes must not import SQLAlchemy, Alembic and the
+# broker to publish one result.
+COMMANDS = {
+    "bench": "msgbus.cli.bench_cmd:bench",
+    "broker": "msgbus.cli.broker_cmd:broker",
+    "consume": "msgbus.cli.consume_cmd:consume",
+    "ctl": "msgbus.cli.status_cmd:ctl",
+    "dashboard": "msgbus.cli.dashboard_cmd:dashboard",
+    "db": "msgbus.cli.db_cmd:db",
+    "demo": "msgbus.cli.demo_cmd:demo",
+    "network": "msgbus.cli.network_cmd:network",
+    "probe": "msgbus.cli.publish_cmd:probe",
+    "publish": "msgbus.cli.publish_cmd:publish",
+    "schema": "msgbus.cli.schema_cmd:schema",
+    "spool": "msgbus.cli.publish_cmd:spool",
+    "status": "msgbus.cli.status_cmd:status",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when invoked (click's documented pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="msgbus")
 def cli() -> None:
     """msgbus: grid-probe messaging over STOMP brokers."""
-
-
-cli.add_command(bench)
-cli.add_command(consume)
-cli.add_command(db)
-cli.add_command(publish)
-cli.add_command(spool)
-cli.add_command(probe)
-cli.add_command(broker)
-cli.add_command(schema)
-cli.add_command(status)
-cli.add_command(ctl)
-cli.add_command(dashboard)
 
 
 def main() -> None:

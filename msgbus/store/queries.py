@@ -12,7 +12,7 @@ from msgbus.schema.models import ProbeResult
 from msgbus.store.database import Store
 from msgbus.store.tables import table_for
 
-__all__ = ["ResultRow", "latest_results", "metric_history"]
+__all__ = ["ResultRow", "latest_results", "metric_history", "status_counts"]
 
 _PROBES = table_for(ProbeResult.message_class)
 _COLUMNS = (
@@ -87,3 +87,15 @@ def metric_history(
     newest = query.order_by(_PROBES.c.timestamp.desc(), _PROBES.c.id.desc()).limit(limit).subquery()
     ordered = sa.select(*(newest.c[c.name] for c in _COLUMNS)).order_by(newest.c.timestamp)
     return _rows(store, ordered)
+
+
+def status_counts(store: Store) -> dict[str, dict[str, int]]:
+    """How many results each site has in each status: ``{site: {status: n}}``."""
+    query = sa.select(_PROBES.c.site, _PROBES.c.status, sa.func.count()).group_by(
+        _PROBES.c.site, _PROBES.c.status
+    )
+    counts: dict[str, dict[str, int]] = {}
+    with store.errors("counting results"), store.engine.connect() as conn:
+        for site, status, n in conn.execute(query):
+            counts.setdefault(site or "", {})[status] = int(n)
+    return counts

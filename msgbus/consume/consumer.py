@@ -75,6 +75,7 @@ class Consumer:
         self.batch_size = settings.batch
         self.max_wait = settings.max_wait
         self.prefetch = settings.batch
+        self._owns_store = store is None
         self.store = store or Store(self.config.store_url)
         self.metrics = metrics or ConsumerMetrics()
         self._verify = verify
@@ -175,6 +176,8 @@ class Consumer:
             self._running.clear()
             if self._conn is not None:
                 self._conn.disconnect()
+            if self._owns_store:
+                self.store.close()
             self._state = "stopped"
         if self._failure is not None:
             raise self._failure

@@ -1,0 +1,267 @@
+"""Helpers for consumer tests: publishing probe results, running `msgbus consume`, a TCP proxy
+that can cut the database off, and counting what the store holds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from msgbus.config import load_config
+from msgbus.schema.body import encode_body
+from msgbus.schema.models import ProbeResult
+from msgbus.store.database import Store
+from msgbus.store.tables import dead_letters, table_for
+from msgbus.transport.connection import Connection
+
+PROBES = table_for("ProbeResult")
+
+
+def probe_body(i: int, *, size: int = 1024) -> tuple[bytes, dict[str, str]]:
+    """A ~``size`` byte WLCG ProbeResult body numbered ``i`` and its headers."""
+    message = ProbeResult.model_validate(
+        {
+            "serviceURI": f"https://ce{i % 7}.example.org:8443",
+            "hostName": f"ce{i % 7}.example.org",
+            "serviceFlavour": "CREAM-CE",
+            "siteName": f"SITE-{i % 5}",
+            "metricStatus": "OK",
+            "metricName": "org.sam.CE-JobSubmit",
+            "summaryData": f"OK: job {i} submitted",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "detailsData": "x",
+        }
+    )
+    body, headers = encode_body(message, "wlcg")
+    return body.replace(
+        b"detailsData: x", b"detailsData: " + b"x" * max(1, size - len(body))
+    ), headers
+
+
+def publish(
+    url: str,
+    destination: str,
+    bodies: Sequence[tuple[bytes, dict[str, str]]],
+    *,
+    first_id: int = 0,
+    chunk: int = 200,
+) -> None:
+    """Send persistent messages with msgbus-id ``m<n>``; returns once the broker has them all."""
+    config = load_config(None, {"connection": {"brokers": [url]}})
+    conn = Connection(config.connection.brokers[0], config.connection)
+    conn.connect()
+    try:
+        for start in range(0, len(bodies), chunk):
+            part = bodies[start : start + chunk]
+            frames = [
+                conn.send_frame(
+                    destination,
+                    body,
+                    {**headers, "persistent": "true", "msgbus-id": f"m{first_id + start + k}"},
+                )
+                for k, (body, headers) in enumerate(part)
+            ]
+            frames[-1].headers["receipt"] = receipt = f"r{start}"
+            conn.write_frames(frames)
+            conn.wait_for_receipt(receipt, 30)
+    finally:
+        conn.disconnect()
+
+
+def probes(n: int) -> list[tuple[bytes, dict[str, str]]]:
+    return [probe_body(i) for i in range(n)]
+
+
+def count(store_url: str, table: sa.Table = PROBES) -> int:
+    store = Store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    finally:
+        store.close()
+
+
+def distinct_ids(store_url: str) -> int:
+    store = Store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            query = sa.select(sa.func.count(sa.distinct(PROBES.c.msg_id)))
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.close()
+
+
+def init_store(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        store.init()
+    finally:
+        store.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class ConsumeProcess:
+    """`python -m msgbus consume ...` as a subprocess, its stderr kept in a file."""
+
+    def __init__(self, log: Path, args: Sequence[str]) -> None:
+        self.log = log
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "msgbus", "consume", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    def stored(self) -> int:
+        """From the summary line printed at a clean exit."""
+        for line in self.output().splitlines():
+            if line.startswith("received "):
+                return int(line.split("stored ", 1)[1].split(",", 1)[0])
+        raise AssertionError(f"no summary line in:\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def consume_process(tmp_path: Path) -> Iterator[Callable[..., ConsumeProcess]]:
+    started: list[ConsumeProcess] = []
+
+    def start(*args: str) -> ConsumeProcess:
+        process = ConsumeProcess(tmp_path / f"consume-{len(started)}.log", args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target; ``cut()`` drops every connection and refuses
+    new ones until ``restore()`` (a database outage without stopping the server)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = threading.Event()
+        self.open.set()
+        self.closed = threading.Event()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while True:
+                readable, _, _ = select.select([a, b], [], [], 0.5)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (b if sock is a else a).sendall(data)
+        self._close_pair(a, b)
+
+    @staticmethod
+    def _close_pair(a: socket.socket, b: socket.socket) -> None:
+        for sock in (a, b):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for a, b in pairs:
+            self._close_pair(a, b)
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[int], TcpProxy]]:
+    proxies: list[TcpProxy] = []
+
+    def make(target_port: int) -> TcpProxy:
+        proxy = TcpProxy(target_port)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+__all__ = [
+    "PROBES",
+    "ConsumeProcess",
+    "TcpProxy",
+    "count",
+    "dead_letters",
+    "distinct_ids",
+    "init_store",
+    "probe_body",
+    "probes",
+    "publish",
+    "wait_until",
+]

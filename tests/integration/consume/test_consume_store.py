@@ -1,0 +1,188 @@
+"""msgbus.Consumer against a real ActiveMQ and PostgreSQL: durable subscriptions, dead
+letters, pause/resume, metrics, a clean SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from msgbus import Consumer
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.store.database import Store
+from tests.fixtures.activemq import ActiveMQ
+from tests.integration.consume.conftest import (
+    ConsumeProcess,
+    count,
+    dead_letters,
+    distinct_ids,
+    init_store,
+    probe_body,
+    probes,
+    publish,
+    wait_until,
+)
+
+
+def _config(broker: ActiveMQ, destination: str, store_url: str, **consumer: Any) -> MsgbusConfig:
+    return load_config(
+        None,
+        {
+            "connection": {"brokers": [broker.stomp_url]},
+            "consumer": {"destination": destination, "max_wait": 0.3, **consumer},
+            "store_url": store_url,
+        },
+    )
+
+
+@pytest.fixture
+def running() -> Iterator[list[tuple[Consumer, threading.Thread]]]:
+    """Consumers started in background threads; stopped and joined after the test."""
+    started: list[tuple[Consumer, threading.Thread]] = []
+    yield started
+    for consumer, thread in started:
+        consumer.stop()
+        thread.join(30)
+
+
+def _start(running: list[tuple[Consumer, threading.Thread]], consumer: Consumer) -> Consumer:
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    running.append((consumer, thread))
+    return consumer
+
+
+def test_durable_subscription_keeps_messages_while_the_consumer_is_away(
+    activemq: ActiveMQ, postgres_url: str
+) -> None:
+    init_store(postgres_url)
+    name = f"sub-{uuid.uuid4().hex[:8]}"
+    config = _config(activemq, f"/topic/{name}", postgres_url, subscription=name, batch=100)
+    first = Consumer(config)
+    first.drain()
+    first.run()  # creates the durable subscription, finds nothing
+    publish(activemq.stomp_url, f"/topic/{name}", probes(450))
+    second = Consumer(config)
+    second.drain()
+    second.run()
+    stats = second.stats()
+    assert count(postgres_url) == distinct_ids(postgres_url) == 450
+    assert (stats["received"], stats["stored"], stats["acked"]) == (450, 450, 450)
+    assert stats["state"] == "stopped"
+    assert stats["last_lag_seconds"] is not None
+    # Acked after commit: nothing is redelivered to the same subscription.
+    third = Consumer(config)
+    third.drain()
+    third.run()
+    assert third.stats()["received"] == 0
+
+
+def test_invalid_and_non_utf8_messages_are_dead_lettered_and_consuming_goes_on(
+    activemq: ActiveMQ, postgres_url: str, running: list[tuple[Consumer, threading.Thread]]
+) -> None:
+    init_store(postgres_url)
+    queue = f"/queue/mix-{uuid.uuid4().hex[:8]}"
+    good, headers = probe_body(1)
+    bodies = [
+        probe_body(0),
+        (good.replace(b"metricStatus: OK", b"metricStatus: SUPERB"), headers),
+        (b"\xff\xfe\xfd not text", {}),
+        (b'{"metricName": "m"}', {"content-type": "application/json"}),
+        (good, {**headers, "messageClass": "NoSuchType"}),
+        probe_body(5),
+    ]
+    consumer = _start(running, Consumer(_config(activemq, queue, postgres_url, batch=50)))
+    publish(activemq.stomp_url, queue, bodies)
+    wait_until(lambda: count(postgres_url, dead_letters) == 4, 30, "4 dead letters")
+    wait_until(lambda: count(postgres_url) == 2, 30, "the 2 valid messages")
+    store = Store(postgres_url)
+    with store.engine.connect() as conn:
+        rows = {r.msg_id: r for r in conn.execute(sa.select(dead_letters))}
+    store.close()
+    assert "metricStatus" in rows["m1"].reason
+    assert "not UTF-8" in rows["m2"].reason and rows["m2"].body == b"\xff\xfe\xfd not text"
+    assert "mandatory field missing" in rows["m3"].reason
+    assert "NoSuchType" in rows["m4"].reason
+    assert '"msgbus-id": "m2"' in rows["m2"].headers
+    # Still consuming after the rejects.
+    publish(activemq.stomp_url, queue, probes(10), first_id=100)
+    wait_until(lambda: count(postgres_url) == 12, 30, "later valid messages")
+    assert consumer.stats()["dead_lettered"] == 4
+
+
+def test_paused_consumer_stores_nothing_until_resumed(
+    activemq: ActiveMQ, postgres_url: str, running: list[tuple[Consumer, threading.Thread]]
+) -> None:
+    init_store(postgres_url)
+    queue = f"/queue/pause-{uuid.uuid4().hex[:8]}"
+    consumer = _start(running, Consumer(_config(activemq, queue, postgres_url, batch=20)))
+    wait_until(lambda: consumer.stats()["state"] == "running", 30, "the consumer to run")
+    assert consumer.pause(timeout=10)
+    publish(activemq.stomp_url, queue, probes(50))
+    stop_waiting = threading.Event()
+    stop_waiting.wait(2.0)  # a paused consumer would have stored these by now
+    assert count(postgres_url) == 0
+    assert consumer.stats()["state"] == "paused"
+    consumer.resume()
+    wait_until(lambda: count(postgres_url) == 50, 30, "50 rows after resume")
+
+
+def test_metrics_are_served_on_a_port(
+    activemq: ActiveMQ, postgres_url: str, running: list[tuple[Consumer, threading.Thread]]
+) -> None:
+    init_store(postgres_url)
+    queue = f"/queue/metrics-{uuid.uuid4().hex[:8]}"
+    consumer = _start(running, Consumer(_config(activemq, queue, postgres_url, batch=10)))
+    port = consumer.metrics.registry.serve(0)
+    try:
+        publish(activemq.stomp_url, queue, probes(25))
+        publish(activemq.stomp_url, queue, probes(5))  # same msgbus-ids: duplicates
+        wait_until(lambda: consumer.stats()["duplicates"] == 5, 30, "5 duplicates")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+    finally:
+        consumer.metrics.registry.stop()
+    assert "msgbus_consumer_received_total 30.0" in text
+    assert "msgbus_consumer_stored_total 25.0" in text
+    assert "msgbus_consumer_duplicates_total 5.0" in text
+    assert "msgbus_consumer_commit_latency_seconds_count" in text
+    assert "msgbus_consumer_lag_seconds_bucket" in text
+    assert "msgbus_consumer_batch_size_messages_bucket" in text
+
+
+def test_sigterm_commits_and_acks_the_batch_in_flight(
+    activemq: ActiveMQ, postgres_url: str, consume_process: Any
+) -> None:
+    init_store(postgres_url)
+    queue = f"/queue/term-{uuid.uuid4().hex[:8]}"
+    publish(activemq.stomp_url, queue, probes(2000))
+    args = (
+        "--broker",
+        activemq.stomp_url,
+        "--destination",
+        queue,
+        "--store",
+        postgres_url,
+        "--batch",
+        "100",
+        "--max-wait",
+        "0.3",
+    )
+    proc: ConsumeProcess = consume_process(*args)
+    wait_until(lambda: count(postgres_url) >= 200, 60, "the consumer to store some")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, proc.output()
+    stored = proc.stored()
+    assert count(postgres_url) == stored  # every committed message counted, nothing half-done
+    rest = consume_process(*args, "--drain")
+    assert rest.wait(60) == 0, rest.output()
+    assert count(postgres_url) == distinct_ids(postgres_url) == 2000
+    # Clean exit acked what it stored: the second run got only the rest.
+    assert rest.stored() == 2000 - stored
+    assert "duplicates 0" in rest.output()

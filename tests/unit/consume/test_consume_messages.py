@@ -1,0 +1,92 @@
+"""Frames to stored messages and dead letters."""
+
+from __future__ import annotations
+
+import pytest
+
+from msgbus.consume.messages import publish_time, sort_frames
+from msgbus.errors import MsgbusError
+from msgbus.schema.body import encode_body
+from msgbus.schema.models import ProbeResult
+from msgbus.stomp.frames import MessageFrame
+
+
+def _probe(site: str = "S") -> ProbeResult:
+    return ProbeResult.model_validate(
+        {
+            "serviceURI": "https://ce.example.org",
+            "hostName": "ce.example.org",
+            "serviceFlavour": "CE",
+            "siteName": site,
+            "metricStatus": "OK",
+            "metricName": "m",
+            "summaryData": "ok",
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    )
+
+
+def _frame(body: bytes, headers: dict[str, str] | None = None, **extra: str) -> MessageFrame:
+    base = {"message-id": "ID:1", "destination": "/topic/t", **(headers or {}), **extra}
+    return MessageFrame(base, body)
+
+
+def test_valid_bulk_body_stores_each_message_under_the_publisher_id() -> None:
+    body, headers = encode_body([_probe("A"), _probe("B")], "json")
+    out = sort_frames([_frame(body, headers, **{"msgbus-id": "pub-1"})])
+    assert [(m.msg_id, m.part, m.message.index_values()["site"]) for m in out.messages] == [
+        ("pub-1", 1, "A"),
+        ("pub-1", 2, "B"),
+    ]
+    assert out.dead == []
+
+
+def test_message_id_is_the_fallback_key() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+    assert sort_frames([_frame(body, headers)]).messages[0].msg_id == "ID:1"
+
+
+def test_invalid_messages_are_dead_lettered_and_the_rest_stored() -> None:
+    good, headers = encode_body(_probe(), "wlcg")
+    bad = good.replace(b"metricStatus: OK", b"metricStatus: SUPERB")
+    out = sort_frames(
+        [
+            _frame(good + b"EOT\n" + bad, {**headers, "recordCount": "2"}),
+            _frame(b"\xff\xfe\x00garbage", {"message-id": "ID:2"}),
+            _frame(good, {**headers, "messageClass": "NoSuchType", "message-id": "ID:3"}),
+        ]
+    )
+    assert [(m.msg_id, m.part) for m in out.messages] == [("ID:1", 1)]
+    reasons = {(d.msg_id, d.part): d.reason for d in out.dead}
+    assert "metricStatus" in reasons[("ID:1", 2)]
+    assert "not UTF-8" in reasons[("ID:2", 0)]
+    assert "NoSuchType" in reasons[("ID:3", 0)]
+    assert out.dead[1].body == b"\xff\xfe\x00garbage"
+    assert out.dead[1].headers["message-id"] == "ID:2"
+    assert out.dead[1].destination == "/topic/t"
+
+
+def test_a_frame_without_any_id_is_dead_lettered_not_lost() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+    out = sort_frames([MessageFrame(dict(headers), body)])
+    assert out.messages == []
+    assert "neither msgbus-id nor message-id" in out.dead[0].reason
+
+
+def test_signature_refusal_dead_letters() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+
+    def verify(data: bytes) -> bytes:
+        if not data.startswith(b"SIGNED:"):
+            raise MsgbusError("not signed by an allowed DN")
+        return data.removeprefix(b"SIGNED:")
+
+    out = sort_frames([_frame(b"SIGNED:" + body, headers), _frame(body, headers)], verify)
+    assert len(out.messages) == 1
+    assert out.dead[0].reason == "signature refused: not signed by an allowed DN"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1700000000500", 1700000000.5), ("x", None)])
+def test_publish_time_from_the_broker_timestamp(value: str, expected: float | None) -> None:
+    assert publish_time(_frame(b"", timestamp=value)) == expected
+    assert publish_time(_frame(b"")) is None

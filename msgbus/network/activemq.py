@@ -109,10 +109,12 @@ class BrokerProcess:
         host: str,
         stomp_port: int,
         heap_mb: int = 256,
+        data_dir: Path | None = None,
         installation: Installation | None = None,
     ) -> None:
         self.name = name
         self.base = base
+        self.data_dir = data_dir or base / "data"
         self.host = host
         self.stomp_port = stomp_port
         self.heap_mb = heap_mb
@@ -178,7 +180,6 @@ class BrokerProcess:
                 "by another STOMP server; stop it or change the port in the topology"
             )
         inst = self._installation or find_installation()
-        data = self.base / "data"
         cmd = [
             inst.java,
             f"-Xmx{self.heap_mb}M",
@@ -186,7 +187,7 @@ class BrokerProcess:
             f"-Dactivemq.home={inst.home}",
             f"-Dactivemq.base={self.base}",
             f"-Dactivemq.conf={self.base}",
-            f"-Dactivemq.data={data}",
+            f"-Dactivemq.data={self.data_dir}",
             "-jar",
             str(inst.jar),
             "start",

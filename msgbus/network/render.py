@@ -20,7 +20,6 @@ Why the network connectors look the way they do:
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from msgbus.errors import NetworkError
 from msgbus.network.topology import Broker, DestinationPolicy, Link, Topology
@@ -29,6 +28,7 @@ __all__ = ["VIRTUAL_CONSUMER_QUEUES", "render_broker", "split_destination"]
 
 VIRTUAL_CONSUMER_QUEUES = "Consumer.*.VirtualTopic.>"
 
+_PLACEHOLDERS = "org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"
 _BEANS_NS = "http://www.springframework.org/schema/beans"
 _AMQ_NS = "http://activemq.apache.org/schema/core"
 _SCHEMAS = (
@@ -52,9 +52,14 @@ def _sub(parent: ET.Element, tag: str, **attrs: str | int | bool | None) -> ET.E
     return ET.SubElement(parent, tag, clean)
 
 
-def render_broker(topology: Topology, name: str, data_dir: Path) -> str:
-    """The activemq.xml text for broker ``name``, storing its data under ``data_dir``."""
+def render_broker(topology: Topology, name: str) -> str:
+    """The activemq.xml text for broker ``name``.
+
+    Data goes to the broker's ``data_dir`` when the topology names one, else to
+    ``${activemq.data}``, which whoever starts the broker sets.
+    """
     broker = topology.broker(name)
+    data_dir = str(broker.data_dir) if broker.data_dir else "${activemq.data}"
     beans = ET.Element(
         "beans",
         {
@@ -63,13 +68,15 @@ def render_broker(topology: Topology, name: str, data_dir: Path) -> str:
             "xsi:schemaLocation": _SCHEMAS,
         },
     )
+    # Lets ${activemq.data} and friends be filled from the JVM's system properties.
+    _sub(beans, "bean", class_=_PLACEHOLDERS)
     root = _sub(
         beans,
         "broker",
         xmlns=_AMQ_NS,
         brokerName=broker.name,
-        dataDirectory=str(data_dir),
-        useJmx=False,
+        dataDirectory=data_dir,
+        useJmx=True,
         schedulerSupport=False,
         persistent=True,
         useVirtualDestSubs=True,
@@ -87,7 +94,7 @@ def render_broker(topology: Topology, name: str, data_dir: Path) -> str:
             _network_connector(connectors, topology, link)
     persistence = _sub(root, "persistenceAdapter")
     # A receipt must mean "on disk": concurrent store-and-dispatch answers before that.
-    _sub(persistence, "kahaDB", directory=str(data_dir / "kahadb"),
+    _sub(persistence, "kahaDB", directory=f"{data_dir}/kahadb",
          concurrentStoreAndDispatchQueues=False)
     _plugins(root, topology)
     if broker.ports.stomp_ssl is not None and topology.tls is not None:
@@ -165,7 +172,10 @@ def _network_connector(parent: ET.Element, topology: Topology, link: Link) -> No
         parent,
         "networkConnector",
         name=f"{link.source}-to-{link.target}",
-        uri=f"static:(tcp://{target.host}:{target.ports.openwire})",
+        # Retry a missing peer every 1-5 s rather than backing off to 30 s: a network
+        # should form within seconds of its last broker starting.
+        uri=f"static:(tcp://{target.host}:{target.ports.openwire})"
+        "?initialReconnectDelay=1000&maxReconnectDelay=5000&useExponentialBackOff=true",
         duplex=link.duplex,
         networkTTL=link.ttl,
         conduitSubscriptions=link.conduit,
@@ -232,6 +242,7 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
     for kind, name in (
         ("topic", "ActiveMQ.Advisory.>"),
         ("queue", "ActiveMQ.Statistics.>"),
+        ("topic", "ActiveMQ.Statistics.>"),
     ):
         _sub(entries, "authorizationEntry", **{kind: name}, read=everyone, write=everyone,
              admin=everyone)

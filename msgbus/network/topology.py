@@ -27,6 +27,7 @@ __all__ = [
     "Tls",
     "Topology",
     "User",
+    "destination_matches",
     "load_topology",
     "parse_topology",
 ]
@@ -158,6 +159,34 @@ class Topology(_Model):
     virtual_topics: list[str] = Field(default_factory=list)
     consumer_groups: list[str] = Field(default_factory=list)
 
+    def reachable(self, destination: str) -> set[tuple[str, str]]:
+        """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses.
+
+        A path counts when every link on it forwards the destination and is no longer
+        than the smallest TTL on it (a message's hop count is checked at each bridge).
+        """
+        edges: dict[str, list[tuple[str, int]]] = {}
+        for link in self.links:
+            if not any(destination_matches(p, destination) for p in link.destinations):
+                continue
+            edges.setdefault(link.source, []).append((link.target, link.ttl))
+            if link.duplex:
+                edges.setdefault(link.target, []).append((link.source, link.ttl))
+        out: set[tuple[str, str]] = set()
+
+        def walk(start: str, node: str, seen: list[str], ttl: int) -> None:
+            for nxt, link_ttl in edges.get(node, []):
+                if nxt in seen:
+                    continue
+                hops, limit = len(seen), min(ttl, link_ttl)
+                if hops <= limit:
+                    out.add((start, nxt))
+                    walk(start, nxt, [*seen, nxt], limit)
+
+        for broker in self.brokers:
+            walk(broker.name, broker.name, [broker.name], 32)
+        return out
+
     def broker(self, name: str) -> Broker:
         for broker in self.brokers:
             if broker.name == name:
@@ -204,6 +233,21 @@ class Topology(_Model):
                 "a broker declares ports.stomp_ssl but the topology has no tls section"
             )
         return self
+
+
+def destination_matches(pattern: str, destination: str) -> bool:
+    """ActiveMQ wildcard match: ``*`` is one name element, ``>`` the rest (or nothing)."""
+    pkind, _, pname = pattern.lstrip("/").partition("/")
+    dkind, _, dname = destination.lstrip("/").partition("/")
+    if pkind != dkind:
+        return False
+    pparts, dparts = pname.split("."), dname.split(".")
+    for i, part in enumerate(pparts):
+        if part == ">":
+            return True
+        if i >= len(dparts) or part not in ("*", dparts[i]):
+            return False
+    return len(pparts) == len(dparts)
 
 
 def _check_destination(dest: str) -> None:

@@ -1,0 +1,183 @@
+"""``msgbus network``: render, run, inspect, verify and reconfigure a broker network."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from msgbus.errors import NetworkError
+from msgbus.network.local import LocalNetwork
+from msgbus.network.plan import apply_plan, make_plan
+from msgbus.network.render import render_broker
+from msgbus.network.topology import load_topology
+from msgbus.network.verify import DEFAULT_PROBE_TOPIC, VerifyResult, verify
+
+__all__ = ["network"]
+
+_topology_arg = click.argument(
+    "topology", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+_state_opt = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where brokers keep config, logs and data [default: .msgbus/network/NAME].",
+)
+_broker_opt = click.option(
+    "--broker", "brokers", multiple=True, help="Only this broker (repeatable)."
+)
+
+
+def _network(topology: Path, state_dir: Path | None) -> LocalNetwork:
+    return LocalNetwork(load_topology(topology), state_dir)
+
+
+@click.group()
+def network() -> None:
+    """Broker networks (ActiveMQ) described by a topology YAML file."""
+
+
+@network.command()
+@_topology_arg
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+    help="Directory to write OUT/<broker>/activemq.xml into.",
+)
+def render(topology: Path, out: Path) -> None:
+    """Write one activemq.xml per broker."""
+    topo = load_topology(topology)
+    for broker in topo.brokers:
+        target = out / broker.name / "activemq.xml"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_broker(topo, broker.name), encoding="utf-8")
+        except OSError as exc:
+            raise NetworkError(f"cannot write {target}: {exc.strerror}") from None
+        click.echo(str(target))
+
+
+@network.command()
+@_topology_arg
+@_state_opt
+@_broker_opt
+def up(topology: Path, state_dir: Path | None, brokers: tuple[str, ...]) -> None:
+    """Start the brokers as local processes and wait until each answers STOMP."""
+    net = _network(topology, state_dir)
+    names = list(brokers) or [b.name for b in net.topology.brokers]
+    for name in names:
+        net.up([name])
+        click.echo(f"{name}: up at {net.url(name)}")
+
+
+@network.command()
+@_topology_arg
+@_state_opt
+@_broker_opt
+def down(topology: Path, state_dir: Path | None, brokers: tuple[str, ...]) -> None:
+    """Stop the brokers (cleanly; killed after 30 s)."""
+    net = _network(topology, state_dir)
+    net.down(list(brokers) or None)
+    click.echo("stopped: " + ", ".join(brokers or [b.name for b in net.topology.brokers]))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+@network.command()
+@_topology_arg
+@_state_opt
+def status(topology: Path, state_dir: Path | None) -> None:
+    """Per broker: up/down, uptime, connections, destinations, enqueued/dequeued."""
+    net = _network(topology, state_dir)
+    table = Table(title=f"network {net.topology.name}")
+    for col in ("broker", "state", "uptime", "connections", "destinations", "enqueued",
+                "dequeued"):
+        table.add_column(col, justify="left" if col in ("broker", "state") else "right")
+    down: list[str] = []
+    for st in net.status():
+        if not st.up:
+            down.append(st.name)
+        if st.stats is None:
+            state = "up (stats: " + st.error + ")" if st.up and st.error else (
+                "up" if st.up else "down")
+            table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-")
+            continue
+        s = st.stats
+        table.add_row(st.name, "up", _duration(st.uptime_s), str(s.connections),
+                      str(s.destinations), str(s.enqueued), str(s.dequeued))
+    Console(width=120).print(table)
+    if down:
+        raise NetworkError(f"brokers down: {', '.join(down)}; start them with `msgbus network up`")
+
+
+def print_matrix(result: VerifyResult) -> None:
+    table = Table(title="delivery in ms (row: published on, column: received on)")
+    table.add_column("from \\ to")
+    for name in result.brokers:
+        table.add_column(name, justify="right")
+    for src in result.brokers:
+        row = [src]
+        for dst in result.brokers:
+            pair = (src, dst)
+            if pair in result.delivered:
+                ms = result.delivered[pair]
+                cell = "late" if math.isnan(ms) else f"{ms:.0f}"
+                row.append(cell if pair in result.expected else f"{cell} (unexpected)")
+            else:
+                row.append("FAIL" if pair in result.expected else "-")
+        table.add_row(*row)
+    Console(width=160).print(table)
+    for name, why in sorted(result.down.items()):
+        click.echo(f"{name}: unreachable: {why}")
+
+
+@network.command(name="verify")
+@_topology_arg
+@_state_opt
+@click.option("--destination", default=DEFAULT_PROBE_TOPIC, show_default=True,
+              help="Probe topic; only links that forward it are expected to deliver.")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for probes.")
+def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout: float) -> None:
+    """Send probes from every broker to durable subscribers on every other one.
+
+    Exits 1 when a path the topology declares does not deliver (or one it does not
+    declare does).
+    """
+    net = _network(topology, state_dir)
+    result = verify(net, destination=destination, timeout=timeout)
+    print_matrix(result)
+    if not result.ok:
+        broken = ", ".join(f"{a}->{b}" for a, b in sorted(result.broken)) or "none"
+        extra = ", ".join(f"{a}->{b}" for a, b in sorted(result.unexpected)) or "none"
+        raise NetworkError(f"broken paths: {broken}; unexpected paths: {extra}")
+    click.echo(f"all {len(result.expected)} expected paths deliver")
+
+
+@network.command()
+@_topology_arg
+@_state_opt
+@click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
+def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
+    """Change the running network to TOPOLOGY broker by broker, losing no message."""
+    new = load_topology(topology)
+    net = LocalNetwork(new, state_dir)
+    plan = make_plan(net.saved(), new)
+    if not plan.steps:
+        click.echo("nothing to change")
+        return
+    click.echo("plan:")
+    for i, step in enumerate(plan.steps, 1):
+        click.echo(f"  {i}. {step.describe()}")
+    if dry_run:
+        return
+    apply_plan(plan, net, echo=click.echo)
+    click.echo("applied")

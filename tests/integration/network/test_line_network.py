@@ -1,0 +1,78 @@
+"""brokers/line.yaml for real: verify, kill the middle broker, restart it, lose nothing."""
+
+from __future__ import annotations
+
+import time
+
+from msgbus.network.local import LocalNetwork
+from msgbus.network.verify import remove_durable, verify
+from msgbus.stomp.frames import MessageFrame
+from msgbus.transport.connection import Connection
+
+TOPIC = "/topic/grid.metrics.line-test"
+EVERY_PAIR = {(x, y) for x in "abc" for y in "abc"}
+
+
+def _durable(net: LocalNetwork, broker: str) -> Connection:
+    conn = net.connect(broker, client_id=f"store-{broker}")
+    conn.subscribe(TOPIC, id="store", headers={"activemq.subscriptionName": "store"})
+    return conn
+
+
+def _bodies(conn: Connection, count: int, timeout: float) -> list[bytes]:
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count and time.monotonic() < deadline:
+        frame = conn.receive(0.5)
+        if isinstance(frame, MessageFrame):
+            out.append(frame.body)
+    return out
+
+
+def _publish(net: LocalNetwork, broker: str, bodies: list[bytes]) -> None:
+    conn = net.connect(broker)
+    try:
+        for i, body in enumerate(bodies):
+            conn.send(TOPIC, body, {"persistent": "true"}, receipt=f"p{i}")
+            conn.wait_for_receipt(f"p{i}", 30.0)
+    finally:
+        conn.disconnect()
+
+
+def test_verify_reports_every_path_of_a_healthy_line(line_network: LocalNetwork) -> None:
+    result = verify(line_network, timeout=20.0)
+    assert result.expected == EVERY_PAIR
+    assert set(result.delivered) == EVERY_PAIR
+    assert result.ok
+
+
+def test_killed_middle_broker_breaks_exactly_its_paths_and_loses_nothing(
+    line_network: LocalNetwork,
+) -> None:
+    net = line_network
+    store = _durable(net, "c")
+    try:
+        # Demand from c's durable subscriber must reach a (through b) before b dies.
+        deadline = time.monotonic() + 30
+        while not _bodies(store, 1, 0.5):
+            assert time.monotonic() < deadline, "c's subscription never reached a"
+            _publish(net, "a", [b"warm-up"])
+        while _bodies(store, 1, 1.0):
+            pass  # drop extra warm-ups
+
+        net.process("b").kill()
+        broken = verify(net, timeout=8.0, settle=1.0)
+        assert set(broken.delivered) == {("a", "a"), ("c", "c")}
+        assert broken.broken == EVERY_PAIR - {("a", "a"), ("c", "c")}
+        assert set(broken.down) == {"b"}
+
+        stored = [f"stored-{i}".encode() for i in range(50)]
+        _publish(net, "a", stored)  # kept at a for the bridge's durable subscription
+        assert _bodies(store, 1, 2.0) == []
+
+        net.process("b").start()
+        assert _bodies(store, 50, 60.0) == stored
+    finally:
+        remove_durable(store, id="store", name="store")
+        store.disconnect()
+    assert verify(net, timeout=20.0).ok

@@ -1,0 +1,53 @@
+"""`msgbus network render` and how the CLI reports a bad topology (no brokers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from msgbus.cli.network_cmd import network
+
+BROKERS = Path(__file__).resolve().parents[3] / "brokers"
+
+
+def test_render_writes_one_parseable_file_per_broker(tmp_path: Path) -> None:
+    args = ["render", str(BROKERS / "line.yaml"), "--out", str(tmp_path)]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("activemq.xml"))
+    assert files == ["a/activemq.xml", "b/activemq.xml", "c/activemq.xml"]
+    for f in tmp_path.rglob("activemq.xml"):
+        ET.parse(f)
+
+
+def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "security: {authentication: false}\n"
+        "brokers: [{name: a, ports: {stomp: 1, openwire: 2}}]\n"
+        "links: [{from: a, to: nowhere}]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", "from msgbus.cli.main import main; main()",
+         "network", "render", str(bad), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("msgbus: error: ")
+    assert "unknown broker 'nowhere'" in line
+
+
+def test_plan_dry_run_on_a_fresh_state_dir_changes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = CliRunner().invoke(
+        network, ["apply", str(BROKERS / "line.yaml"), "--state-dir", str(state), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1. add broker a" in result.output
+    assert not state.exists()

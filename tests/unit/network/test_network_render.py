@@ -1,0 +1,109 @@
+"""activemq.xml rendering: parse what is produced and check the semantics asked for."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, render_broker
+from msgbus.network.topology import load_topology, parse_topology
+
+NS = {"b": "http://www.springframework.org/schema/beans",
+      "a": "http://activemq.apache.org/schema/core"}
+BROKERS = Path(__file__).resolve().parents[3] / "brokers"
+
+
+def _broker(topology: Any, name: str) -> ET.Element:
+    root = ET.fromstring(render_broker(topology, name))
+    broker = root.find("a:broker", NS)
+    assert broker is not None
+    return broker
+
+
+def _find(el: ET.Element, path: str) -> ET.Element:
+    found = el.find(path, NS)
+    assert found is not None, path
+    return found
+
+
+def test_connectors_live_on_the_link_source_only() -> None:
+    topo = load_topology(BROKERS / "line.yaml")
+    a = _broker(topo, "a")
+    assert _broker(topo, "c").find("a:networkConnectors", NS) is None  # duplex b->c
+    names = [n.get("name") for n in _broker(topo, "b").iter(f"{{{NS['a']}}}networkConnector")]
+    assert names == ["b-to-c"]
+    [nc] = a.findall("a:networkConnectors/a:networkConnector", NS)
+    assert nc.get("uri", "").startswith("static:(tcp://127.0.0.1:62636)")
+    wanted = {
+        "duplex": "true", "networkTTL": "2", "conduitSubscriptions": "true",
+        "syncDurableSubs": "true", "userName": "admin",
+    }
+    assert {k: nc.get(k) for k in wanted} == wanted
+    included = _find(nc, "a:dynamicallyIncludedDestinations")
+    assert [(x.tag.split("}")[1], x.get("physicalName")) for x in included] == [
+        ("topic", ">"), ("queue", "grid.>"),
+    ]
+    excluded = _find(nc, "a:excludedDestinations")
+    assert [x.get("physicalName") for x in excluded] == [VIRTUAL_CONSUMER_QUEUES]
+
+
+def test_secure_by_default_auth_and_loopback() -> None:
+    topo = load_topology(BROKERS / "single.yaml")
+    broker = _broker(topo, "central")
+    auth = _find(broker, "a:plugins/a:simpleAuthenticationPlugin")
+    assert auth.get("anonymousAccessAllowed") == "false"
+    users = {
+        u.get("username"): u.get("groups") for u in auth.iter(f"{{{NS['a']}}}authenticationUser")
+    }
+    assert users == {"admin": "admins", "probe": "publishers", "store": "consumers"}
+    entries = broker.findall(
+        "a:plugins/a:authorizationPlugin/a:map/a:authorizationMap/a:authorizationEntries/"
+        "a:authorizationEntry", NS,
+    )
+    grid_topic = next(e for e in entries if e.get("topic") == "grid.>")
+    assert grid_topic.get("write") == "admins,publishers"
+    uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
+    assert uris == ["tcp://127.0.0.1:62616", "stomp://127.0.0.1:62613"]
+    mgmt = _find(broker, "a:managementContext/a:managementContext")
+    assert mgmt.get("createConnector") == "false"
+    assert _find(broker, "a:plugins/a:statisticsBrokerPlugin") is not None
+
+
+def test_policies_dlq_expiry_and_precreated_consumer_queues() -> None:
+    topo = load_topology(BROKERS / "single.yaml")
+    broker = _broker(topo, "central")
+    entries = broker.findall("a:destinationPolicy/a:policyMap/a:policyEntries/a:policyEntry", NS)
+    grid = next(e for e in entries if e.get("queue") == "grid.>")
+    assert grid.get("memoryLimit") == "64 mb"
+    assert grid.get("expireMessagesPeriod") == "30000"
+    dlq = _find(grid, "a:deadLetterStrategy/a:individualDeadLetterStrategy")
+    assert dlq.get("queuePrefix") == "DLQ."
+    queues = [q.get("physicalName") for q in broker.findall("a:destinations/a:queue", NS)]
+    assert queues == ["Consumer.store.VirtualTopic.grid.metrics"]
+    stamp = _find(broker, "a:plugins/a:timeStampingBrokerPlugin")
+    assert stamp.get("zeroExpirationOverride") == "604800000"
+
+
+def test_children_in_schema_order_and_stomp_ssl() -> None:
+    topo = load_topology(BROKERS / "failover-pair.yaml")
+    broker = _broker(topo, "site1")
+    tags = [c.tag.split("}")[1] for c in broker]
+    assert tags == sorted(tags, key=str.lower)
+    ssl = _find(broker, "a:sslContext/a:sslContext")
+    assert ssl.get("keyStore") == str(BROKERS / "tls" / "broker.p12")
+    uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
+    assert "stomp+ssl://127.0.0.1:62663?needClientAuth=false" in uris
+
+
+def test_data_dir_is_a_placeholder_unless_given() -> None:
+    base: dict[str, Any] = {
+        "security": {"authentication": False},
+        "brokers": [{"name": "x", "ports": {"stomp": 1, "openwire": 2}}],
+    }
+    broker = _broker(parse_topology(base), "x")
+    assert broker.get("dataDirectory") == "${activemq.data}"
+    base["brokers"][0]["data_dir"] = "/srv/amq"
+    broker = _broker(parse_topology(base), "x")
+    assert _find(broker, "a:persistenceAdapter/a:kahaDB").get("directory") == "/srv/amq/kahadb"
+    assert broker.find("a:plugins/a:simpleAuthenticationPlugin", NS) is None

@@ -122,9 +122,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 class ConsumeProcess:
     """`python -m msgbus consume ...` as a subprocess, its stderr kept in a file."""
 
-    def __init__(self, log: Path, args: Sequence[str]) -> None:
+    def __init__(self, log: Path, args: Sequence[str], env: dict[str, str] | None = None) -> None:
         self.log = log
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "msgbus", "consume", *args],
@@ -159,8 +159,8 @@ class ConsumeProcess:
 def consume_process(tmp_path: Path) -> Iterator[Callable[..., ConsumeProcess]]:
     started: list[ConsumeProcess] = []
 
-    def start(*args: str) -> ConsumeProcess:
-        process = ConsumeProcess(tmp_path / f"consume-{len(started)}.log", args)
+    def start(*args: str, env: dict[str, str] | None = None) -> ConsumeProcess:
+        process = ConsumeProcess(tmp_path / f"consume-{len(started)}.log", args, env)
         started.append(process)
         return process
 

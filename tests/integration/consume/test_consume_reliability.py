@@ -1,0 +1,145 @@
+"""Reliability of `msgbus consume` on real ActiveMQ and PostgreSQL: a consumer killed
+mid-batch, a broker restarted mid-stream, the database cut off, and several processes
+sharing a virtual-topic queue. Each ends with rows == distinct messages published."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.fixtures.activemq import ActiveMQ, BrokerFactory
+from tests.integration.consume.conftest import (
+    ConsumeProcess,
+    TcpProxy,
+    count,
+    distinct_ids,
+    init_store,
+    probes,
+    publish,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+Start = Callable[..., ConsumeProcess]
+
+
+def _args(url: str, destination: str, store_url: str, *extra: str) -> tuple[str, ...]:
+    return (
+        "--broker",
+        url,
+        "--destination",
+        destination,
+        "--store",
+        store_url,
+        "--max-wait",
+        "0.3",
+        *extra,
+    )
+
+
+def _all_stored(store_url: str, expected: int, timeout: float) -> None:
+    wait_until(lambda: count(store_url) >= expected, timeout, f"{expected} rows")
+    assert count(store_url) == distinct_ids(store_url) == expected
+
+
+def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(
+    activemq: ActiveMQ, postgres_url: str, consume_process: Start
+) -> None:
+    init_store(postgres_url)
+    name = f"kill-{uuid.uuid4().hex[:8]}"
+    topic = f"/topic/{name}"
+    args = _args(activemq.stomp_url, topic, postgres_url, "--subscription", name, "--batch", "200")
+    first = consume_process(*args, "--drain")
+    assert first.wait(60) == 0, first.output()  # the durable subscription now exists
+    publish(activemq.stomp_url, topic, probes(3000))
+    victim = consume_process(*args)
+    wait_until(lambda: count(postgres_url) >= 600, 60, "the consumer to be mid-stream")
+    victim.kill()  # SIGKILL: a batch may be committed but not acked, or read but not committed
+    assert count(postgres_url) < 3000
+    survivor = consume_process(*args, "--drain")
+    assert survivor.wait(90) == 0, survivor.output()
+    _all_stored(postgres_url, 3000, 10)
+
+
+def test_broker_restart_mid_stream(
+    activemq_broker_factory: BrokerFactory, postgres_url: str, consume_process: Start
+) -> None:
+    init_store(postgres_url)
+    broker = activemq_broker_factory()
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    topic = f"/topic/{name}"
+    args = _args(broker.stomp_url, topic, postgres_url, "--subscription", name, "--batch", "100")
+    first = consume_process(*args, "--drain")
+    assert first.wait(60) == 0, first.output()
+    publish(broker.stomp_url, topic, probes(2500))
+    # Short reconnect back-off keeps the test brief; the behaviour is the same.
+    consumer = consume_process(*args, env={"MSGBUS_CONNECTION__RECONNECT_MAX_DELAY": "1"})
+    wait_until(lambda: count(postgres_url) >= 300, 60, "the consumer to be mid-stream")
+    broker.kill()
+    broker.start()
+    publish(broker.stomp_url, topic, probes(500), first_id=2500)
+    _all_stored(postgres_url, 3000, 90)
+    assert consumer.proc.poll() is None, "the consumer must ride out the restart"
+    consumer.signal(signal.SIGTERM)
+    assert consumer.wait(30) == 0, consumer.output()
+    assert "lost the broker" in consumer.output()
+
+
+def test_database_cut_off_mid_stream_recovers_by_itself(
+    activemq: ActiveMQ,
+    postgres_url: str,
+    consume_process: Start,
+    tcp_proxy: Callable[[int], TcpProxy],
+) -> None:
+    init_store(postgres_url)
+    proxy = tcp_proxy(5432)
+    proxied = sa.make_url(postgres_url).set(port=proxy.port).render_as_string(False)
+    queue = f"/queue/dbcut-{uuid.uuid4().hex[:8]}"
+    publish(activemq.stomp_url, queue, probes(3000))
+    consumer = consume_process(*_args(activemq.stomp_url, queue, proxied, "--batch", "100"))
+    wait_until(lambda: count(postgres_url) >= 300, 60, "the consumer to be mid-stream")
+    proxy.cut()
+    before = count(postgres_url)
+    threading.Event().wait(4.0)  # the outage lasts this long
+    assert count(postgres_url) == before, "nothing can be stored while the database is away"
+    proxy.restore()
+    _all_stored(postgres_url, 3000, 90)
+    consumer.signal(signal.SIGTERM)
+    assert consumer.wait(30) == 0, consumer.output()
+    assert "unavailable" in consumer.output()
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_virtual_topic_queue_shares_the_work(
+    activemq: ActiveMQ, postgres_url: str, consume_process: Start, processes: int
+) -> None:
+    init_store(postgres_url)
+    tag = uuid.uuid4().hex[:8]
+    topic = f"/topic/VirtualTopic.probes{tag}"
+    queue = f"/queue/Consumer.archive.VirtualTopic.probes{tag}"
+    consumers: list[Any] = [
+        consume_process(
+            *_args(activemq.stomp_url, queue, postgres_url, "--batch", "50", "--name", f"c{i}")
+        )
+        for i in range(processes)
+    ]
+    wait_until(
+        lambda: all("consuming" in c.output() for c in consumers), 60, "every consumer to subscribe"
+    )
+    publish(activemq.stomp_url, topic, probes(2000))
+    _all_stored(postgres_url, 2000, 90)
+    for consumer in consumers:
+        consumer.signal(signal.SIGTERM)
+    shares = []
+    for consumer in consumers:
+        assert consumer.wait(30) == 0, consumer.output()
+        shares.append(consumer.stored())
+    assert sum(shares) == 2000
+    assert all(share > 0 for share in shares), f"work not shared: {shares}"

@@ -73,7 +73,6 @@ def _flavour_or_type_schema(schema: dict[str, Any]) -> None:
 
 
 _EOT_LINE = re.compile(r"^EOT$", re.MULTILINE)
-_CR_BEFORE_EOL = re.compile(r"\r+(?=\n|$)")
 
 
 class ProbeResult(Message):
@@ -143,12 +142,7 @@ class ProbeResult(Message):
     @field_validator("detailsData")
     @classmethod
     def _details_fit_wlcg(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if "\r" in value:
-            # CR before a line end is line-ending noise, dropped as the text codec does.
-            value = _CR_BEFORE_EOL.sub("", value)
-        if "EOT" in value and _EOT_LINE.search(value):
+        if value is not None and "EOT" in value and _EOT_LINE.search(value):
             raise ValueError("a line reading only 'EOT' would end the WLCG message early")
         return value
 

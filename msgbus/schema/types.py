@@ -6,7 +6,13 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "OptionalText",
     "Text",
     "UtcTimestamp",
+    "drop_cr_before_eol",
     "format_timestamp",
 ]
 
@@ -87,5 +94,14 @@ Line = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^\r\n\x00]*$")
 OptionalText = Annotated[str, StringConstraints(pattern=r"^[^\r\n\x00]*$")]
 """Optional single-line text (may be empty)."""
 
-Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
-"""Free text that may span lines (``detailsData``)."""
+
+def drop_cr_before_eol(text: str) -> str:
+    """Drop CRs just before a line end or the end: CRLF noise the text format drops too."""
+    if "\r" not in text:
+        return text
+    # Per line, not a regex: r"\r+(?=\n|$)" is quadratic on long runs of CR.
+    return "\n".join(line.rstrip("\r") for line in text.split("\n"))
+
+
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(drop_cr_before_eol)]
+"""Free text that may span lines (``detailsData``); CRs before line ends are dropped."""

@@ -23,17 +23,14 @@ from typing import Any
 from msgbus.errors import DecodeError, SchemaError
 from msgbus.schema.models import Message, ProbeResult
 from msgbus.schema.text import DEFAULT_MAX_BYTES, to_text
+from msgbus.schema.types import drop_cr_before_eol
 from msgbus.schema.validation import Decoded, messages_or_raise, validate_message
 
 __all__ = ["EOT", "decode_wlcg", "encode_wlcg", "read_wlcg"]
 
 EOT = "EOT"
+_EOT_LINE = f"\n{EOT}\n"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-
-
-# A CR before a line end is line-ending noise (CRLF producers); the model drops it too.
-_CR_BEFORE_EOL = re.compile(r"\r+(?=\n|\Z)")
-_EOT_LINE = "\nEOT\n"
 
 
 def _junk(line: str, message_no: int, line_no: int) -> Decoded:
@@ -81,8 +78,7 @@ def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message
 
 def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
     """Read every message of ``text``: one result per message, never raising for one."""
-    if "\r" in text:
-        text = _CR_BEFORE_EOL.sub("", text)
+    text = drop_cr_before_eol(text)  # CRLF producers
     # Newlines around the text make every line, first and last too, "\n"-delimited.
     padded = "\n" + text if text.endswith("\n") else "\n" + text + "\n"
     results: list[Decoded] = []

@@ -151,3 +151,13 @@ def test_other_types_use_the_same_codec() -> None:
     [event] = decode_wlcg(text, JobStatusEvent)
     assert isinstance(event, JobStatusEvent)
     assert encode_wlcg([event]) == text
+
+
+def test_long_runs_of_cr(wlcg_two: str) -> None:
+    # Only CRs right before a line end go; a run elsewhere stays (and is read in linear time).
+    runs = "\r" * 200_000
+    text = wlcg_two.replace("finished: Done", f"finished:{runs}Done").replace("\n", runs + "\n")
+    first, _ = decode_wlcg(text)
+    assert isinstance(first, ProbeResult)
+    expected = f"Job https://lb.example.org:9000/abc\n  finished:{runs}Done (Success)"
+    assert first.detailsData == expected

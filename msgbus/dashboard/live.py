@@ -44,6 +44,11 @@ class Hub:
             self._clients.add(q)
         return q
 
+    @property
+    def clients(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
     def unsubscribe(self, q: queue.Queue[Cell]) -> None:
         with self._lock:
             self._clients.discard(q)

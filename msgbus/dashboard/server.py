@@ -102,7 +102,7 @@ class Dashboard:
         params = {k: v[-1] for k, v in parse_qs(parts.query).items() if v[-1]}
         try:
             if parts.path in ("/", "/index.html"):
-                self._send(req, HTTPStatus.OK, self._page(), "text/html; charset=utf-8")
+                self._send(req, HTTPStatus.OK, self._page(params), "text/html; charset=utf-8")
             elif parts.path == "/api/latest":
                 self._json(req, self._latest(params))
             elif parts.path == "/api/history":
@@ -118,9 +118,12 @@ class Dashboard:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away
 
-    def _page(self) -> bytes:
+    def _page(self, params: dict[str, str]) -> bytes:
         """The page with the current results inside, so it draws them while parsing."""
-        data = json.dumps(self._latest({})).replace("</", "<\\/")
+        initial = self._latest({})
+        if "site" in params and "metric" in params:
+            initial["history"] = self._history({"site": params["site"], "metric": params["metric"]})
+        data = json.dumps(initial).replace("</", "<\\/")
         return _PAGE.replace(_INITIAL + "null", _INITIAL + data, 1).encode()
 
     def _latest(self, params: dict[str, str]) -> dict[str, Any]:

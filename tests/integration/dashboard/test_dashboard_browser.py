@@ -1,0 +1,121 @@
+"""The status page in headless Chromium: the grid's content, its colours, live updates."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from msgbus.dashboard.server import Dashboard
+from msgbus.store import Store
+from tests.integration.dashboard.browser import Chromium, chromium_or_skip, read_png
+from tests.unit.dashboard.results import probe, write
+
+pytestmark = pytest.mark.browser
+
+# The page's CSS status colours (msgbus/dashboard/static/index.html).
+COLOURS = {
+    "OK": (46, 160, 67),
+    "WARNING": (240, 180, 0),
+    "CRITICAL": (220, 40, 40),
+    "UNKNOWN": (130, 90, 200),
+}
+
+
+class GridCells(HTMLParser):
+    """(site, metric) -> status of the rendered grid cells, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str], str] = {}
+        self.order: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "td" and a.get("data-status"):
+            key = (a["data-site"] or "", a["data-metric"] or "")
+            self.cells[key] = a["data-status"] or ""
+            self.order.append(key)
+            assert f"status-{a['data-status']}" in (a.get("class") or "")
+
+
+def grid(dom: str) -> GridCells:
+    parser = GridCells()
+    parser.feed(dom)
+    return parser
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Chromium:
+    return chromium_or_skip(tmp_path)
+
+
+def test_grid_shows_the_latest_states(chromium: Chromium, dashboard: Dashboard) -> None:
+    cells = grid(chromium.dump_dom(dashboard.url)).cells
+    assert cells == {
+        ("SITE-A", "org.sam.CE-JobSubmit"): "CRITICAL",
+        ("SITE-A", "org.sam.SRM-Put"): "WARNING",
+        ("SITE-B", "org.sam.CE-JobSubmit"): "OK",
+        ("SITE-B", "org.sam.SRM-Put"): "UNKNOWN",
+    }
+
+
+def test_screenshot_has_each_state_in_its_colour_and_place(
+    chromium: Chromium, dashboard: Dashboard, tmp_path: Path
+) -> None:
+    image = read_png(chromium.screenshot(dashboard.url, tmp_path / "grid.png"))
+    boxes = image.boxes(COLOURS)
+    for status, (pixels, _, _) in boxes.items():
+        # A cell is about 110x34 px; its text covers part of it.
+        assert pixels > 1500, f"{status}: only {pixels} pixels of its colour"
+    # Rows are sites (A above B), columns metrics (CE-JobSubmit left of SRM-Put).
+    _, x_crit, y_crit = boxes["CRITICAL"]
+    _, x_warn, y_warn = boxes["WARNING"]
+    _, x_ok, y_ok = boxes["OK"]
+    _, x_unk, y_unk = boxes["UNKNOWN"]
+    assert abs(y_crit - y_warn) < 5 and abs(y_ok - y_unk) < 5
+    assert y_crit < y_ok
+    assert x_crit < x_warn and x_ok < x_unk
+    assert abs(x_crit - x_ok) < 5
+
+
+def test_filters_from_the_url(chromium: Chromium, dashboard: Dashboard) -> None:
+    assert grid(chromium.dump_dom(dashboard.url + "?vo=atlas")).cells == {
+        ("SITE-A", "org.sam.SRM-Put"): "WARNING"
+    }
+    assert grid(chromium.dump_dom(dashboard.url + "?site=SITE-B")).order == [
+        ("SITE-B", "org.sam.CE-JobSubmit"),
+        ("SITE-B", "org.sam.SRM-Put"),
+    ]
+
+
+class HistoryRows(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[str] = []
+        self.inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and a.get("id") == "history":
+            self.inside = "hidden" not in a
+        elif tag == "tr" and self.inside and a.get("data-status"):
+            self.statuses.append(a["data-status"] or "")
+
+
+def test_history_view_of_one_metric(chromium: Chromium, dashboard: Dashboard) -> None:
+    dom = chromium.dump_dom(dashboard.url + "?site=SITE-A&metric=org.sam.CE-JobSubmit")
+    rows = HistoryRows()
+    rows.feed(dom)
+    assert rows.statuses == ["CRITICAL", "OK"]  # newest first
+    assert "History of org.sam.CE-JobSubmit at SITE-A" in dom
+
+
+def test_live_update_reaches_the_open_page(
+    chromium: Chromium, dashboard: Dashboard, store: Store
+) -> None:
+    with chromium.page(dashboard.url) as page:
+        page.wait_title(lambda t: t == "msgbus: 1 CRITICAL, 1 WARNING, 1 UNKNOWN, 1 OK", 30)
+        write(store, probe("SITE-B", "org.sam.CE-JobSubmit", "CRITICAL", "2026-03-01T13:00:00Z"))
+        page.wait_title(lambda t: t == "msgbus: 2 CRITICAL, 1 WARNING, 1 UNKNOWN", 30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from rich.live import Live
 
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ControlError
+from msgbus.presence.brokerstats import ask_broker, render_broker
 from msgbus.presence.client import ControlClient, Gathered
-from msgbus.presence.lookup import lookup
+from msgbus.presence.lookup import LookupResult, lookup
 from msgbus.presence.messages import ControlReply, Target
 from msgbus.presence.table import (
     PresenceTable,
@@ -68,6 +70,13 @@ def _take(table: PresenceTable, gathered: Gathered) -> None:
         table.heard_reply(reply, now)
 
 
+def _rows(table: PresenceTable) -> list[dict[str, Any]]:
+    return [
+        {**e.info.model_dump(), "state": s, "last_seen": e.last_seen, "via": e.heard}
+        for e, s in table.rows(time.time())
+    ]
+
+
 @click.command()
 @click.argument("component", required=False)
 @_config_option
@@ -79,6 +88,12 @@ def _take(table: PresenceTable, gathered: Gathered) -> None:
     default=2.0,
     show_default=True,
     help="Seconds to gather answers and announcements for the table.",
+)
+@click.option(
+    "--broker-stats/--no-broker-stats",
+    default=True,
+    show_default=True,
+    help="Also show the broker's own statistics (ActiveMQ's statistics plugin).",
 )
 @click.option("--watch", is_flag=True, help="Keep listening and refresh the table live.")
 @click.option(
@@ -93,11 +108,18 @@ def status(
     brokers: tuple[str, ...],
     timeout: float,
     listen: float,
+    broker_stats: bool,
     watch: bool,
     state_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Show the live msgbus components (or one COMPONENT and where its state came from)."""
+    """Show the live msgbus components (or one COMPONENT and where its state came from).
+
+    Components that started before this command answer its broadcast `status`
+    request; announcements on the presence topic are gathered meanwhile. What was
+    heard is kept in a state file, so a component seen before that no longer
+    answers is shown `lost` after control.lost_after seconds.
+    """
     config = _config(config_path, brokers)
     state_path = state_file or default_state_file()
     table = PresenceTable(config.control.lost_after)
@@ -106,47 +128,45 @@ def status(
     console = Console() if sys.stdout.isatty() else Console(width=200)
     with ControlClient(config) as client:
         if component is not None:
-            result = lookup(component, table, client, timeout=timeout)
+            _show_one(console, lookup(component, table, client, timeout=timeout), as_json)
             table.save(state_path)
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {"source": result.source, "age": result.age, "info": result.info},
-                        indent=2,
-                        default=str,
-                    )
-                )
-                return
-            console.print(f"[bold]{component}[/] (source: {result.source}, {result.age:.0f} s old)")
-            for key, value in result.info.items():
-                console.print(f"  {key}: {value}")
             return
-        client.listen_presence()
-        client.send(Target(scope="all"), "status")
-        gathered = client.gather(listen)
-        _take(table, gathered)
-        table.save(state_path)
+        with ThreadPoolExecutor(1) as pool:
+            view = pool.submit(ask_broker, config.connection, timeout) if broker_stats else None
+            client.listen_presence()
+            client.send(Target(scope="all"), "status")
+            _take(table, client.gather(listen))
+            table.save(state_path)
+            broker = view.result() if view is not None else None
         if as_json:
-            now = time.time()
-            rows = [
-                {**e.info.model_dump(), "state": s, "last_seen": e.last_seen, "via": e.heard}
-                for e, s in table.rows(now)
-            ]
-            click.echo(json.dumps({"components": rows}, indent=2))
+            out = {"components": _rows(table), "broker": broker.as_dict() if broker else None}
+            click.echo(json.dumps(out, indent=2))
             return
-        if not watch:
-            console.print(render_components(table.rows(time.time()), time.time()))
-            return
-        with Live(
-            render_components(table.rows(time.time()), time.time()),
-            console=console,
-            auto_refresh=False,
-        ) as live:
-            while True:
-                gathered = client.gather(1.0)
-                _take(table, gathered)
-                table.save(state_path)
-                live.update(render_components(table.rows(time.time()), time.time()), refresh=True)
+        console.print(render_components(table.rows(time.time()), time.time()))
+        if broker is not None:
+            console.print(render_broker(broker))
+        if watch:
+            _watch(console, client, table, state_path)
+
+
+def _show_one(console: Console, result: LookupResult, as_json: bool) -> None:
+    if as_json:
+        out = {"source": result.source, "age": result.age, "info": result.info}
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    name = result.info.get("name")
+    console.print(f"[bold]{name}[/] (source: {result.source}, {result.age:.0f} s old)")
+    for key, value in result.info.items():
+        console.print(f"  {key}: {value}")
+
+
+def _watch(console: Console, client: ControlClient, table: PresenceTable, path: Path) -> None:
+    """Refresh the table as announcements arrive, until interrupted."""
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            _take(table, client.gather(1.0))
+            table.save(path)
+            live.update(render_components(table.rows(time.time()), time.time()), refresh=True)
 
 
 def _parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:

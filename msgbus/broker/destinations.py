@@ -351,6 +351,14 @@ class Router:
         else:
             queue.dispatch()
 
+    def remove_durable(self, name: str) -> None:
+        queue = self.queues.get(name)
+        if queue is None or not name.startswith("durable:"):
+            raise DestinationError(f"no durable subscription {name!r} to remove")
+        if queue.consumers:
+            raise DestinationError(f"durable subscription {name!r} is in use; unsubscribe it first")
+        self._drop_queue(queue)
+
     def _drop_queue(self, queue: MessageQueue) -> None:
         for targets in self.topics.values():
             if queue in targets:

@@ -382,12 +382,14 @@ class Session(asyncio.Protocol):
         if sub_id is None and self.version == "1.0":
             sub_id = headers.get("destination")
         sub = self.subs.pop(sub_id or "", None)
-        if sub is None:
+        durable_name = self._durable_name(headers, sub_id or "")
+        if sub is not None:
+            self.router.unsubscribe(sub, destroy=durable_name is not None)
+        elif durable_name is not None:
+            # Removing an inactive durable subscription from a later connection.
+            self.router.remove_durable(durable_name)
+        else:
             raise Refused(f"UNSUBSCRIBE: no subscription with id {sub_id!r} on this connection")
-        destroy = "activemq.subscriptionName" in headers or "true" in (
-            headers.get("durable"), headers.get("persistent")
-        )
-        self.router.unsubscribe(sub, destroy=destroy)
         self._receipt(frame, durable=False)
 
     def _acked(self, frame: Frame) -> tuple[Subscription, list[Message]]:

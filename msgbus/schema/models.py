@@ -43,7 +43,10 @@ class IndexColumns:
 class Message(BaseModel):
     """Base of every message type; subclasses set the ClassVars."""
 
-    model_config = ConfigDict(extra="allow", field_title_generator=lambda name, _info: name)
+    # Frozen: a message validated once stays valid (no unchecked assignment later).
+    model_config = ConfigDict(
+        extra="allow", frozen=True, field_title_generator=lambda name, _info: name
+    )
 
     message_class: ClassVar[str]
     """The STOMP ``messageClass`` header value naming this type."""

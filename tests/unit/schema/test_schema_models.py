@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from msgbus.errors import DecodeError, SchemaError
 from msgbus.schema import (
@@ -256,3 +257,10 @@ def test_registry() -> None:
     assert model_for("TransferEvent") is TransferEvent
     with pytest.raises(SchemaError, match=r"unknown messageClass 'Nope'.*ProbeResult"):
         model_for("Nope")
+
+
+def test_messages_are_frozen(probe_fields: dict[str, Any]) -> None:
+    probe = build_message(ProbeResult, probe_fields)
+    with pytest.raises(ValidationError, match="frozen"):
+        probe.metricStatus = "BAD"  # type: ignore[assignment]
+    assert probe.metricStatus is MetricStatus.OK

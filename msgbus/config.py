@@ -90,8 +90,8 @@ class PublisherConfig(_Section):
     spool_dir: Path = Field(default_factory=default_spool_dir)
     spool_max_bytes: int = Field(1 << 30, ge=1024)
     # "transaction": BEGIN, a batch of SENDs, COMMIT with one receipt (one broker disk
-    # sync per batch); "receipt": a receipt per SEND (one sync per message).
-    confirm: Literal["transaction", "receipt"] = "transaction"
+    # sync per batch); "receipt": a receipt per SEND; "auto": transaction when persistent.
+    confirm: Literal["auto", "transaction", "receipt"] = "auto"
     batch: int = Field(64, ge=1, le=4096)
     retry_for: float = Field(10.0, ge=0)
     sign_cert: Path | None = None

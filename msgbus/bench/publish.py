@@ -11,6 +11,7 @@ Two workloads of 1 KB messages to a queue, each run by every sender in one proce
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import click
 import stomp
 
-from msgbus.bench.raw import RawClient, Receipts, raw_send
+from msgbus.bench.raw import RawClient, Receipts, raw_drain, raw_send, subscribe
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, TimeoutException
 from msgbus.publish import Envelope, Publisher
@@ -43,18 +44,29 @@ class Measurement:
         return self.count / max(self.seconds, 1e-9)
 
 
+def _client(url: BrokerURL, timeout: float = 30.0) -> RawClient:
+    password = url.password.get_secret_value() if url.password else None
+    return RawClient(url.host, url.port, login=url.user, passcode=password, timeout=timeout)
+
+
 def _raw_rate(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool,
               receipts: Receipts, window: int = 1000) -> float:
-    password = url.password.get_secret_value() if url.password else None
-    with RawClient(url.host, url.port, login=url.user, passcode=password) as client:
+    with _client(url) as client:
         result = raw_send(client, dest, count, body, persistent=persistent,
                           receipts=receipts, window=window)
     return result.finished - result.started
 
 
+def _empty(url: BrokerURL, dest: str, count: int) -> None:
+    """Consume what a run left on its queue, so broker memory does not throttle the next."""
+    with _client(url, timeout=5.0) as client:
+        subscribe(client, dest)
+        with contextlib.suppress(TimeoutException):
+            raw_drain(client, count)
+
+
 def _publisher(config: MsgbusConfig, dest: str, count: int, body: bytes) -> float:
     with Publisher(config, spool=False) as pub:
-        pub.send([Envelope(dest, body)])  # connect outside the timed part
         envelopes: Iterator[Envelope] = (Envelope(dest, body) for _ in range(count))
         started = time.monotonic()
         report = pub.send(envelopes)
@@ -114,8 +126,11 @@ def run_publish_bench(
     slow = stomppy_count or max(1, count // 10)
     names = itertools.count()
 
+    current = [""]
+
     def queue() -> str:
-        return f"{dest}.{next(names)}"
+        current[0] = f"{dest}.{next(names)}"
+        return current[0]
 
     def pub(persistent: bool, confirm: str) -> Callable[[], float]:
         cfg = config.model_copy(
@@ -145,11 +160,14 @@ def run_publish_bench(
     ]
     # Warm the broker's JIT and journal so the first measured sender is not penalised.
     _raw_rate(url, queue(), count, body, True, "last")
+    _empty(url, current[0], count)
     seen: set[str] = set()
     for workload, sender, n, run in plan:
         baseline = workload not in seen
         seen.add(workload)
-        yield Measurement(workload, sender, n, run(), baseline)
+        seconds = run()
+        _empty(url, current[0], n)
+        yield Measurement(workload, sender, n, seconds, baseline)
 
 
 @click.command("publish")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from msgbus.bench.consume import consume_bench
 from msgbus.bench.publish import publish_bench
 
 
@@ -17,6 +18,7 @@ def bench() -> None:
 
 
 bench.add_command(publish_bench)
+bench.add_command(consume_bench)
 
 
 @bench.command("broker")

@@ -23,6 +23,7 @@ class PublisherMetrics:
         self.rejected = r.counter("rejected_total", "Messages refused by schema validation")
         self.reconnects = r.counter("reconnects_total", "Connections opened after a failure")
         self.confirm_latency = r.histogram(
-            "confirm_latency_seconds", "Time from writing a message to its receipt"
+            "confirm_latency_seconds",
+            "Time from writing a unit (a message, or a transaction of messages) to its receipt",
         )
         self.spool_messages = r.gauge("spool_messages", "Messages waiting in the spool")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from msgbus.errors import BrokerError, ConnectionLost, TimeoutException, TransportError
 from msgbus.publish.envelope import Envelope
-from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, Frame, ReceiptFrame
+from msgbus.stomp.codec import encode_headers, serialize
+from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, ReceiptFrame
 from msgbus.transport.connection import Connection, broker_error
 
 __all__ = ["Interrupted", "Pipeline"]
@@ -113,29 +114,28 @@ class Pipeline:
             return Interrupted(exc, pending)
 
     def _write(self, chunk: list[Envelope]) -> None:
-        receipt = self._prefix + str(next(self._counter))
-        frames: list[Frame]
-        if self.transactional and len(chunk) > 1:
-            tx = {"transaction": receipt}
-            frames = [BeginFrame(dict(tx))]
-            frames.extend(env.frame({**self._extra, **tx}) for env in chunk)
-            frames.append(CommitFrame({**tx, "receipt": receipt}))
-        else:
-            frames = [env.frame({**self._extra, "receipt": receipt}) for env in chunk[:1]]
-            for env in chunk[1:]:
-                # Non-transactional batches are units of one: one receipt per message.
-                receipt_n = self._prefix + str(next(self._counter))
-                frames.append(env.frame({**self._extra, "receipt": receipt_n}))
-        # Registered before writing: a failed write leaves them pending for a re-send.
+        version = self.conn.version
         now = time.monotonic()
-        if self.transactional or len(chunk) == 1:
+        parts: list[bytes] = []
+        if self.transactional and len(chunk) > 1:
+            receipt = self._prefix + str(next(self._counter))
+            tx = {"transaction": receipt}
+            send = b"SEND\n" + encode_headers("SEND", {**self._extra, **tx}, version)
+            parts.append(serialize(BeginFrame(dict(tx)), version))
+            parts.extend(send + env.encoded(version) for env in chunk)
+            parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
+            # Registered before writing: a failed write leaves them pending for a re-send.
             self._pending[receipt] = _Unit(chunk, now)
         else:
-            for frame, env in zip(frames, chunk, strict=True):
-                self._pending[frame.headers["receipt"]] = _Unit([env], now)
+            send = b"SEND\n" + encode_headers("SEND", self._extra, version)
+            for env in chunk:
+                receipt = self._prefix + str(next(self._counter))
+                head = encode_headers("SEND", {"receipt": receipt}, version)
+                parts.append(send + head + env.encoded(version))
+                self._pending[receipt] = _Unit([env], now)
         self._in_flight += len(chunk)
         self.frames_sent += len(chunk)
-        self.conn.write_frames(frames)
+        self.conn.write_encoded(b"".join(parts))
 
     def _collect(self, timeout: float, on_confirmed: Confirmed, on_refused: Refused) -> bool:
         """Process arrived frames (waiting up to ``timeout`` for the first); False if none."""

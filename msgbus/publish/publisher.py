@@ -95,6 +95,12 @@ class Publisher:
             if self.options.sign_cert
             else None
         )
+        confirm = self.options.confirm
+        if confirm == "auto":
+            # Measured on ActiveMQ: a transaction costs one disk sync per batch, so it wins
+            # for persistent messages; without persistence per-message receipts are cheaper.
+            confirm = "transaction" if self.options.persistent else "receipt"
+        self._transactional = confirm == "transaction"
         self._conn: Connection | None = None
         self._backoff = Backoff(
             self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
@@ -229,8 +235,7 @@ class Publisher:
         n = len(envs)
         self._count("confirmed", n)
         self.metrics.confirmed.inc(n)
-        for _ in range(n):
-            self.metrics.confirm_latency.observe(latency)
+        self.metrics.confirm_latency.observe(latency)
 
     def _spool_all(
         self, rest: Iterator[Envelope], report: PublishReport, error: MsgbusError | None
@@ -331,7 +336,7 @@ class Publisher:
                 conn,
                 window=self.options.window,
                 batch=self.options.batch,
-                transactional=self.options.confirm == "transaction",
+                transactional=self._transactional,
                 receipt_timeout=self.settings.receipt_timeout,
                 persistent=self.options.persistent,
             )

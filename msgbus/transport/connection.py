@@ -276,6 +276,11 @@ class Connection:
         data = b"".join(serialize(frame, self.version) for frame in frames)
         self._write(data)
 
+    def write_encoded(self, data: bytes) -> None:
+        """Write frames already encoded for ``self.version`` (hot paths that reuse
+        encoded header blocks, see ``msgbus.stomp.encode_headers``)."""
+        self._write(data)
+
     def _write(self, data: bytes) -> None:
         sock = self._sock
         if sock is None or self._closed_reason is not None:

@@ -36,8 +36,16 @@ def _parse_timestamp(value: Any) -> datetime:
             raise PydanticCustomError(
                 "naive_timestamp", "expected a timezone-aware datetime (UTC), got a naive one"
             )
+        try:
+            utc = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise PydanticCustomError(
+                "timestamp_range",
+                "'{value}' is outside the years 1-9999 in UTC",
+                {"value": value.isoformat()},
+            ) from None
         # The wire format has whole seconds; truncating here keeps round trips exact.
-        return value.astimezone(timezone.utc).replace(microsecond=0)
+        return utc.replace(microsecond=0)
     if not isinstance(value, str):
         raise PydanticCustomError(
             "timestamp_type",

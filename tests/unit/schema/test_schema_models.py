@@ -107,6 +107,7 @@ def test_unknown_status(probe_fields: dict[str, Any], status: object) -> None:
         ("2026-03-01T25:00:00Z", "not a real date/time"),
         (1772368200, "got int"),
         (datetime(2026, 3, 1, 12, 30), "naive"),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), "outside the years 1-9999"),
     ],
 )
 def test_bad_timestamps(probe_fields: dict[str, Any], value: object, expected: str) -> None:

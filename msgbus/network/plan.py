@@ -113,7 +113,8 @@ def apply_plan(plan: Plan, net: LocalNetwork, *, echo: Callable[[str], None] = p
     for step in plan.steps:
         echo(f"- {step.describe()}")
         if step.action == "add":
-            net.up([step.broker])
+            # Links to it may start from brokers not yet restarted: form at the end.
+            net.up([step.broker], form=False)
         elif step.action == "restart":
             net.restart(step.broker)
         else:
@@ -122,6 +123,7 @@ def apply_plan(plan: Plan, net: LocalNetwork, *, echo: Callable[[str], None] = p
         # Saved after every step: an interrupted apply resumes from what is running.
         _merged(plan, net, done=step).save()
     net.save()
+    net.wait_formed()
 
 
 def _merged(plan: Plan, net: LocalNetwork, *, done: Step) -> LocalNetwork:

@@ -28,7 +28,7 @@ from msgbus.schema.nagios import (
 from msgbus.schema.registry import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES, model_for
 from msgbus.schema.status import JobState, MetricStatus, TransferStatus
 from msgbus.schema.text import DEFAULT_MAX_BYTES
-from msgbus.schema.types import TIMESTAMP_FORMAT, UtcTimestamp, format_timestamp
+from msgbus.schema.types import UtcTimestamp, format_timestamp
 from msgbus.schema.validation import Decoded, build_message, validate_message
 from msgbus.schema.wlcg import EOT, decode_wlcg, encode_wlcg, read_wlcg
 
@@ -42,7 +42,6 @@ __all__ = [
     "HEADER_RECORD_COUNT",
     "MESSAGE_TYPES",
     "NO_OUTPUT",
-    "TIMESTAMP_FORMAT",
     "Decoded",
     "Format",
     "IndexColumns",

@@ -103,6 +103,7 @@ def test_unknown_status(probe_fields: dict[str, Any], status: object) -> None:
         ("2026-03-01 12:30:00", "YYYY-MM-DDTHH:MM:SSZ"),
         ("2026-03-01T12:30:00+00:00", "YYYY-MM-DDTHH:MM:SSZ"),
         ("2026-03-01T12:30:00.5Z", "YYYY-MM-DDTHH:MM:SSZ"),
+        ("\u0662026-03-01T12:30:00Z", "YYYY-MM-DDTHH:MM:SSZ"),
         ("2026-02-30T12:30:00Z", "not a real date/time"),
         ("2026-03-01T25:00:00Z", "not a real date/time"),
         (1772368200, "got int"),

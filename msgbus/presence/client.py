@@ -109,6 +109,11 @@ class ControlClient:
             self._conn = None
 
     @property
+    def reply_to(self) -> str:
+        """Where this client's replies arrive (set by :meth:`connect`)."""
+        return self._reply_to
+
+    @property
     def connection(self) -> Connection:
         if self._conn is None:
             raise ControlError("the control client is not connected; call connect() first")

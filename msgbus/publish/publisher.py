@@ -177,7 +177,8 @@ class Publisher:
     ) -> Iterator[Envelope]:
         for number, message in enumerate(messages, 1):
             # Re-validate: models are mutable, so what left the constructor may have changed.
-            checked = validate_message(type(message), message.model_dump(), number)
+            data = message.model_dump(warnings=False)
+            checked = validate_message(type(message), data, number)
             if checked.message is None:
                 report.rejected.append(f"message {number} not sent: {checked.reason}")
                 self._count("rejected")

@@ -1,0 +1,145 @@
+"""The receipt window, against a scripted broker that speaks through the real codec."""
+
+from __future__ import annotations
+
+from msgbus.errors import BrokerError, TimeoutException
+from msgbus.publish import ID_HEADER, Envelope
+from msgbus.publish.pipeline import Pipeline
+from msgbus.stomp.codec import FrameParser
+from msgbus.stomp.frames import ErrorFrame, Frame, ReceiptFrame
+from msgbus.transport.url import BrokerURL
+
+
+class ScriptedBroker:
+    """Stands in for a Connection: decodes what the pipeline writes, answers receipts
+    for everything received so far whenever the pipeline waits (unless told not to)."""
+
+    version = "1.2"
+    url = BrokerURL(host="127.0.0.1", port=1)
+
+    def __init__(self, *, answer: bool = True, refuse_id: str | None = None) -> None:
+        self.parser = FrameParser(role="server")
+        self.frames: list[Frame] = []
+        self.unanswered: list[Frame] = []
+        self.answer = answer
+        self.refuse_id = refuse_id
+        self.unconfirmed = 0
+        self.max_unconfirmed = 0
+
+    def write_encoded(self, data: bytes) -> None:
+        for frame in self.parser.feed(data):
+            assert isinstance(frame, Frame)
+            self.frames.append(frame)
+            self.unanswered.append(frame)
+            if frame.command == "SEND":
+                self.unconfirmed += 1
+        self.max_unconfirmed = max(self.max_unconfirmed, self.unconfirmed)
+
+    def receive_many(self, limit: int, timeout: float | None) -> list[Frame]:
+        if not self.answer:
+            return []
+        out: list[Frame] = []
+        tx_size = 0
+        for frame in self.unanswered:
+            if frame.command == "SEND" and "transaction" in frame.headers:
+                tx_size += 1
+            if frame.headers.get(ID_HEADER) == self.refuse_id and self.refuse_id:
+                out.append(ErrorFrame({"message": "not allowed",
+                                       "receipt-id": frame.headers["receipt"]}))
+                self.answer = False
+                break
+            if "receipt" in frame.headers:
+                out.append(ReceiptFrame({"receipt-id": frame.headers["receipt"]}))
+                self.unconfirmed -= tx_size if frame.command == "COMMIT" else 1
+                tx_size = 0
+        self.unanswered = []
+        return out
+
+
+def _envs(n: int) -> list[Envelope]:
+    return [Envelope("/queue/w", b"%d" % i, {"k": "v"}) for i in range(n)]
+
+
+def _pipeline(conn: ScriptedBroker, *, transactional: bool, window: int = 8,
+              batch: int = 3) -> Pipeline:
+    return Pipeline(conn, window=window, batch=batch, transactional=transactional,  # type: ignore[arg-type]
+                    receipt_timeout=0.1, persistent=True)
+
+
+def _run(pipe: Pipeline, envs: list[Envelope]) -> tuple[list[Envelope], object]:
+    confirmed: list[Envelope] = []
+    refused: list[tuple[Envelope, BrokerError]] = []
+    outcome = pipe.run(iter(envs), lambda e, _lat: confirmed.extend(e),
+                       lambda e, err: refused.append((e, err)))
+    return confirmed, (outcome, refused)
+
+
+def test_receipt_mode_confirms_everything_in_order_within_the_window() -> None:
+    conn = ScriptedBroker()
+    envs = _envs(50)
+    confirmed, (outcome, _) = _run(_pipeline(conn, transactional=False), envs)
+    assert outcome is None
+    assert [e.msgbus_id for e in confirmed] == [e.msgbus_id for e in envs]
+    assert 0 < conn.max_unconfirmed <= 8
+    sends = [f for f in conn.frames if f.command == "SEND"]
+    assert all(f.headers["persistent"] == "true" and "receipt" in f.headers for f in sends)
+    assert [f.headers[ID_HEADER] for f in sends] == [e.msgbus_id for e in envs]
+    assert [f.body for f in sends] == [e.body for e in envs]
+
+
+def test_transaction_mode_wraps_batches_and_commits_with_one_receipt() -> None:
+    conn = ScriptedBroker()
+    envs = _envs(7)
+    confirmed, (outcome, _) = _run(_pipeline(conn, transactional=True), envs)
+    assert outcome is None
+    assert len(confirmed) == 7
+    commands = [f.command for f in conn.frames]
+    assert commands == ["BEGIN", "SEND", "SEND", "SEND", "COMMIT"] * 2 + ["SEND"]
+    first_tx = conn.frames[0].headers["transaction"]
+    assert all(f.headers["transaction"] == first_tx for f in conn.frames[:5])
+    assert "receipt" not in conn.frames[1].headers and "receipt" in conn.frames[4].headers
+    assert conn.max_unconfirmed <= 8
+
+
+def test_no_receipt_in_time_returns_every_unconfirmed_message_in_order() -> None:
+    conn = ScriptedBroker(answer=False)
+    envs = _envs(20)
+    source = iter(envs)
+    outcome = _pipeline(conn, transactional=True).run(source, lambda e, _l: None,
+                                                        lambda e, err: None)
+    assert outcome is not None
+    assert isinstance(outcome.error, TimeoutException)
+    # The window filled (8) and nothing beyond it was taken from the source.
+    assert [e.msgbus_id for e in outcome.pending] == [e.msgbus_id for e in envs[:8]]
+    assert [e.msgbus_id for e in source] == [e.msgbus_id for e in envs[8:]]
+
+
+def test_an_error_naming_one_message_refuses_it_and_hands_back_the_rest() -> None:
+    envs = _envs(6)
+    conn = ScriptedBroker(refuse_id=envs[2].msgbus_id)
+    confirmed, (outcome, refused) = _run(
+        _pipeline(conn, transactional=False, window=6, batch=6), envs
+    )
+    assert [e.msgbus_id for e in confirmed] == [e.msgbus_id for e in envs[:2]]
+    assert [(e.msgbus_id, "not allowed" in str(err)) for e, err in refused] == [
+        (envs[2].msgbus_id, True)
+    ]
+    assert outcome is not None and not outcome.broker_refused
+    assert [e.msgbus_id for e in outcome.pending] == [e.msgbus_id for e in envs[3:]]
+
+
+def test_an_error_inside_a_transaction_asks_for_isolation() -> None:
+    envs = _envs(3)
+    conn = ScriptedBroker()
+    conn.refuse_id = "no-such"
+    pipe = _pipeline(conn, transactional=True)
+
+    def refuse_commit(limit: int, timeout: float | None) -> list[Frame]:
+        commit = next(f for f in conn.unanswered if f.command == "COMMIT")
+        conn.unanswered = []
+        return [ErrorFrame({"message": "tx failed", "receipt-id": commit.headers["receipt"]})]
+
+    conn.receive_many = refuse_commit  # type: ignore[method-assign]
+    outcome = pipe.run(iter(envs), lambda e, _l: None, lambda e, err: None)
+    assert outcome is not None and outcome.broker_refused
+    assert [e.msgbus_id for e in outcome.pending] == [e.msgbus_id for e in envs]

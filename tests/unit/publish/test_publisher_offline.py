@@ -1,0 +1,103 @@
+"""Publisher behaviour when no broker answers (a closed local port): spool, fail, reject."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.errors import ConnectError, SpoolFull
+from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
+from msgbus.schema import ProbeResult
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _config(tmp_path: Path, **publisher: object) -> MsgbusConfig:
+    return load_config(
+        overrides={
+            "connection": {"brokers": [f"stomp://127.0.0.1:{_closed_port()}"],
+                           "reconnect_initial_delay": 0.01},
+            "publisher": {"spool_dir": tmp_path / "spool", "retry_for": 0, **publisher},
+        }
+    )
+
+
+def _probe(i: int) -> ProbeResult:
+    return ProbeResult.model_validate(
+        {"serviceURI": "h.example.org", "hostName": "h.example.org", "serviceFlavour": "host",
+         "siteName": "SITE", "metricStatus": "OK", "metricName": f"m{i}",
+         "summaryData": "fine", "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    )
+
+
+def test_without_a_broker_everything_is_spooled_in_order(tmp_path: Path) -> None:
+    with Publisher(_config(tmp_path)) as pub:
+        report = pub.publish([_probe(i) for i in range(5)])
+        stats = pub.stats()
+    assert (report.confirmed, report.spooled, report.failed) == (0, 5, 0)
+    assert isinstance(report.spool_reason, ConnectError)
+    assert stats["spooled"] == 5 and stats["spool_messages"] == 5
+    with Spool(tmp_path / "spool", 1 << 20) as spool:
+        spooled = [m.envelope for m in spool.peek(10)]
+    assert [e.headers["metricName"] for e in spooled] == [f"m{i}" for i in range(5)]
+    assert len({e.msgbus_id for e in spooled}) == 5
+
+
+def test_an_invalid_message_is_rejected_and_the_others_still_go(tmp_path: Path) -> None:
+    # model_copy(update=...) skips validation, as model_construct does.
+    bad = _probe(1).model_copy(update={"metricStatus": "SUPERB"})
+    with Publisher(_config(tmp_path)) as pub:
+        report = pub.publish([_probe(0), bad, _probe(2)])
+        assert pub.stats()["rejected"] == 1
+    assert report.spooled == 2
+    assert len(report.rejected) == 1
+    assert "message 2" in report.rejected[0] and "metricStatus" in report.rejected[0]
+
+
+def test_without_spool_undeliverable_messages_fail_with_the_connect_error(tmp_path: Path) -> None:
+    with Publisher(_config(tmp_path), spool=False) as pub:
+        report = pub.send([Envelope("/queue/x", b"a"), Envelope("/queue/x", b"b")])
+    assert (report.confirmed, report.spooled, report.failed) == (0, 0, 2)
+    with pytest.raises(ConnectError, match="no broker could be reached"):
+        report.raise_for_failures()
+
+
+def test_a_full_spool_reports_spoolfull_for_what_did_not_fit(tmp_path: Path) -> None:
+    with Publisher(_config(tmp_path, spool_max_bytes=2048)) as pub:
+        report = pub.send([Envelope("/queue/x", b"z" * 900) for _ in range(4)])
+    assert (report.spooled, report.failed) == (2, 2)
+    with pytest.raises(SpoolFull, match="2 message"):
+        report.raise_for_failures()
+
+
+def test_msgbus_id_stays_the_same_through_the_spool(tmp_path: Path) -> None:
+    env = Envelope("/queue/x", b"body", {"a": "b"})
+    with Publisher(_config(tmp_path)) as pub:
+        pub.send([env])
+    with Spool(tmp_path / "spool", 1 << 20) as spool:
+        (stored,) = spool.peek(1)
+    assert stored.envelope.msgbus_id == env.msgbus_id
+    assert stored.envelope.encoded("1.2") == env.encoded("1.2")
+    assert f"{ID_HEADER}:{env.msgbus_id}\n".encode() in env.encoded("1.2")
+
+
+def test_new_ids_are_unique() -> None:
+    ids = {new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+
+
+def test_drain_without_a_broker_keeps_everything(tmp_path: Path) -> None:
+    with Publisher(_config(tmp_path)) as pub:
+        pub.send([Envelope("/queue/x", b"%d" % i) for i in range(3)])
+        report = pub.drain()
+    assert (report.drained, report.remaining) == (0, 3)
+    assert isinstance(report.error, ConnectError)

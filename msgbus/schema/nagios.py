@@ -32,8 +32,9 @@ __all__ = [
 NO_OUTPUT = "(No output returned from plugin)"
 """Summary used when a plugin printed nothing, as Nagios itself reports it."""
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_VALUE = rf"(?P<num>{_NUM}|U)(?P<uom>[^\d \t\n;.,+\-][^ \t\n;]*)?"
+# ASCII digits only: float() would also take other scripts' digits.
+_NUM = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_VALUE = rf"(?P<num>{_NUM}|U)(?P<uom>[^0-9 \t\n;.,+\-][^ \t\n;]*)?"
 # A threshold range: [@][start:][end], start may be ~ (negative infinity).
 _RANGE = rf"@?(?:(?:{_NUM}|~)?:)?(?:{_NUM})?"
 _ITEM_RE = re.compile(

@@ -7,9 +7,12 @@ its kind, its site and everyone, checks each request (msgbus.presence.auth) and
 answers on the request's ``reply-to`` with its ``correlation-id``. Handlers run on the
 agent's thread, so the component's methods they call must be thread-safe.
 
-Built-in commands: ``status`` (identity, state and the component's ``stats()``) and
-``logs`` (the last ``args.lines`` lines the ``msgbus`` loggers emitted). The component
-adds its own, e.g. ``pause``, ``resume``, ``drain``, ``reload``, ``stop``.
+Built-in commands: ``status`` (identity, state and the component's ``stats()``),
+``logs`` (the last ``args.lines`` lines the ``msgbus`` loggers emitted) and, given a
+``reload`` callable that re-reads the configuration, ``reload`` (control settings
+apply at once; the reply lists the changed sections that need a restart). The
+component adds its own, e.g. ``pause``, ``resume``, ``drain``, ``stop``. Its state
+is ``state()``, else ``stats()["state"]``, else "running".
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class ComponentAgent:
         stats: Callable[[], Mapping[str, object]] | None = None,
         state: Callable[[], str] | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        reload: Callable[[], MsgbusConfig] | None = None,
     ) -> None:
         self.kind = kind
         self.name = name or config.name or default_name(kind)
@@ -84,11 +88,14 @@ class ComponentAgent:
         self._auth = Authorizer(config.control)
         self._dest = Destinations(config.control.prefix)
         self._stats = stats or dict
-        self._state = state or (lambda: "running")
+        self._state = state or self._state_from_stats
+        self._reload = reload
         self._handlers: dict[str, Handler] = {
             "status": lambda args: self.status_info(),
             "logs": self._cmd_logs,
         }
+        if reload is not None:
+            self._handlers["reload"] = self._cmd_reload
         self._handlers.update(handlers or {})
         self.logs = LogBuffer(config.control.log_lines)
         self._stopping = threading.Event()
@@ -175,6 +182,25 @@ class ComponentAgent:
         info["stats"] = dict(self._stats())
         info["commands"] = sorted(self._handlers)
         return info
+
+    def _state_from_stats(self) -> str:
+        state = self._stats().get("state")
+        return state if isinstance(state, str) else "running"
+
+    def _cmd_reload(self, args: Mapping[str, Any]) -> object:
+        """Re-read the configuration: control settings apply now, others need a restart."""
+        assert self._reload is not None
+        new = self._reload()
+        old = self._config
+        changed = [
+            section
+            for section in type(new).model_fields
+            if section != "control" and getattr(new, section) != getattr(old, section)
+        ]
+        self.reconfigure(new)
+        restart = ", ".join(changed) or "nothing"
+        log.info("%s: configuration reloaded; restart needed for: %s", self.name, restart)
+        return {"applied": ["control"], "restart_needed": changed}
 
     def _cmd_logs(self, args: Mapping[str, Any]) -> object:
         lines = args.get("lines", _DEFAULT_LOG_LINES)

@@ -179,3 +179,35 @@ def test_lookup_without_any_source_says_so() -> None:
     table.heard(info, time.time() - 100, "presence")
     with pytest.raises(ControlError, match=r"gone did not answer.*\(lost\)"):
         lookup("gone", table, None, timeout=1)
+
+
+def test_state_defaults_to_the_stats_state(config: MsgbusConfig) -> None:
+    stats = {"state": "draining", "n": 1}
+    agent = ComponentAgent(config, kind="consumer", name="c9", stats=lambda: stats)
+    assert agent.state() == "draining"
+    stats["state"] = 3  # not a state name
+    assert agent.state() == "running"
+
+
+def test_reload_applies_control_and_lists_what_needs_a_restart(config: MsgbusConfig) -> None:
+    new = config.model_copy(
+        update={
+            "control": config.control.model_copy(update={"allowed_users": ["ops"]}),
+            "store_url": "sqlite:///other.db",
+        }
+    )
+    agent = ComponentAgent(config, kind="consumer", name="c8", reload=lambda: new)
+    pause = ControlRequest(command="pause", sender="ops", target=Target(scope="all"))
+    body = pause.model_dump_json().encode()
+    with pytest.raises(ControlError, match="allowed_users"):
+        agent._auth.check(pause, body, None)
+    assert agent.execute(_request("reload")) == {
+        "applied": ["control"],
+        "restart_needed": ["store_url"],
+    }
+    agent._auth.check(pause, body, None)  # ops is allowed now
+
+
+def test_reload_is_offered_only_with_a_reload_source(agent: ComponentAgent) -> None:
+    with pytest.raises(ControlError, match="no command 'reload'"):
+        agent.execute(_request("reload"))

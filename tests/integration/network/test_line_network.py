@@ -76,3 +76,56 @@ def test_killed_middle_broker_breaks_exactly_its_paths_and_loses_nothing(
         remove_durable(store, id="store", name="store")
         store.disconnect()
     assert verify(net, timeout=20.0).ok
+
+
+def test_durable_subscriber_made_while_its_bridge_was_down_gets_everything(
+    line_network: LocalNetwork,
+) -> None:
+    """syncDurableSubs + dynamicallyIncludedDestinations: the case that lost 1000 of 1000."""
+    net = line_network
+    net.process("b").kill()
+    offline = _durable(net, "c")
+    offline.disconnect()  # an offline durable subscription, made while c was cut off
+
+    net.process("b").start()
+    net.wait_formed()
+    sent = [f"m{i}".encode() for i in range(1000)]
+    _publish(net, "a", sent)
+
+    store = _durable(net, "c")
+    try:
+        got = _bodies(store, len(sent), 60.0)
+        assert len(got) == len(sent)
+        assert got == sent
+    finally:
+        remove_durable(store, id="store", name="store")
+        store.disconnect()
+
+
+def test_virtual_topic_crosses_the_network_once(line_network: LocalNetwork) -> None:
+    net = line_network
+    queue = "/queue/Consumer.store.VirtualTopic.grid.metrics"
+    consumer = net.connect("c")
+    consumer.subscribe(queue, id="vt")
+    try:
+        publisher = net.connect("a")
+        deadline = time.monotonic() + 30
+        # The consumer queue's demand reaches a through b: wait for the first message.
+        while True:
+            publisher.send("/topic/VirtualTopic.grid.metrics", b"warm-up", receipt="w")
+            publisher.wait_for_receipt("w", 30)
+            if _bodies(consumer, 1, 1.0):
+                break
+            assert time.monotonic() < deadline, "virtual topic demand never reached a"
+        while _bodies(consumer, 1, 1.0):
+            pass
+        for i in range(100):
+            publisher.send("/topic/VirtualTopic.grid.metrics", f"v{i}".encode(),
+                           {"persistent": "true"}, receipt=f"v{i}")
+            publisher.wait_for_receipt(f"v{i}", 30)
+        publisher.disconnect()
+        got = _bodies(consumer, 200, 10.0)
+        # Bridging the topic and the consumer queues both would deliver each one twice.
+        assert got == [f"v{i}".encode() for i in range(100)]
+    finally:
+        consumer.disconnect()

@@ -91,7 +91,9 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
     for line in report.rejected:
         click.echo(f"msgbus: rejected: {line}", err=True)
     if report.spooled and report.spool_reason is not None:
-        click.echo(f"msgbus: spooled because: {report.spool_reason}", err=True)
+        # One line: the failover error lists every broker tried on lines of its own.
+        reason = " ".join(str(report.spool_reason).split())
+        click.echo(f"msgbus: spooled because: {reason}", err=True)
     click.echo(
         f"{report.confirmed} confirmed, {report.spooled} spooled, "
         f"{len(report.rejected) + rejected_before} rejected, {report.failed} failed"

@@ -30,6 +30,9 @@ from msgbus.schema import (
 )
 
 # Everything UTF-8 can carry; line breaks other than LF (\x85, \u2028) are fair game.
+# Speed is not under test: hypothesis' per-example deadline would fail on a loaded machine.
+no_deadline = settings(deadline=None)
+
 _ANY_CHAR = st.characters(blacklist_categories=("Cs",))
 _LINE_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00")
 line = st.text(_LINE_CHAR, max_size=20)
@@ -159,16 +162,19 @@ any_message_list = st.one_of(
 )
 
 
+@no_deadline
 @given(st.lists(probe_results, max_size=4))
 def test_probe_results_round_trip_wlcg(messages: list[Message]) -> None:
     assert decode_wlcg(encode_wlcg(messages)) == messages
 
 
+@no_deadline
 @given(st.lists(probe_results, max_size=4))
 def test_probe_results_round_trip_json(messages: list[Message]) -> None:
     assert decode_json(encode_json(messages)) == messages
 
 
+@no_deadline
 @given(any_message_list, st.sampled_from(["wlcg", "json"]))
 def test_every_type_round_trips_through_bodies(messages: list[Message], fmt: Any) -> None:
     body, headers = encode_body(messages, fmt=fmt)
@@ -177,6 +183,7 @@ def test_every_type_round_trips_through_bodies(messages: list[Message], fmt: Any
     assert [r.message_no for r in results] == list(range(1, len(messages) + 1))
 
 
+@no_deadline
 @given(perfdata)
 def test_generated_perfdata_parses_item_by_item(items: list[tuple[str, str]]) -> None:
     parsed = parse_perfdata(" ".join(text for _, text in items))
@@ -200,11 +207,13 @@ def _check_results(body: bytes, headers: dict[str, str]) -> None:
         assert all(isinstance(e, DecodeError) for e in result.errors)
 
 
+@no_deadline
 @given(st.binary(max_size=2000), _HEADERS)
 def test_any_bytes_give_results_never_exceptions(body: bytes, headers: dict[str, str]) -> None:
     _check_results(body, headers)
 
 
+@no_deadline
 @given(st.binary(max_size=2000) | st.text(_ANY_CHAR, max_size=2000).map(str.encode))
 def test_codecs_raise_only_msgbus_errors(data: bytes) -> None:
     for decode in (decode_wlcg, decode_json):
@@ -228,12 +237,13 @@ _WLCG_LIKE = st.lists(
 ).map("\n".join)
 
 
+@no_deadline
 @given(_WLCG_LIKE | st.text(_ANY_CHAR, max_size=500), _HEADERS)
 def test_random_text_gives_results_never_exceptions(text: str, headers: dict[str, str]) -> None:
     _check_results(text.encode(), headers)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     any_message_list,
     st.sampled_from(["wlcg", "json"]),
@@ -249,6 +259,7 @@ def test_mangled_valid_bodies_give_results(
     _check_results(body, headers)
 
 
+@no_deadline
 @given(st.text(_ANY_CHAR, max_size=300))
 def test_plugin_output_always_splits(text: str) -> None:
     summary, details_text, perf = parse_plugin_output(text)

@@ -88,6 +88,8 @@ def validate(source: BinaryIO, fmt: str, message_class: str, max_bytes: int) -> 
     if problems:
         invalid = sum(1 for result in results if not result.ok and result.message_no is not None)
         # A MsgbusError, not click's Exit: the entry point turns it into exit status 1.
+        if not invalid and not valid:
+            raise SchemaError(f"{name}: cannot be read as {message_class} messages (see above)")
         raise SchemaError(
             f"{name}: {invalid} invalid and {valid} valid {message_class} message(s); "
             "fix the problems listed above"

@@ -81,6 +81,7 @@ def test_unsplittable_and_empty_input(runner: CliRunner) -> None:
     bad_json = runner.invoke(cli, ["schema", "validate", "-"], input="[{")
     assert bad_json.exit_code == 1
     assert bad_json.output.startswith("-: line 1: not valid JSON")
+    assert "-: cannot be read as ProbeResult messages" in str(bad_json.exception)
     empty = runner.invoke(cli, ["schema", "validate", "-"], input="\n")
     assert empty.exit_code == 1
     assert "no ProbeResult message found" in str(empty.exception)

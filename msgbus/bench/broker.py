@@ -74,9 +74,9 @@ class Measurement:
 def _drain_process(endpoint: Endpoint, destination: str, count: int, pipe: Connection) -> None:
     try:
         with endpoint.client() as client:
-            subscribe(client, destination)
+            seen = subscribe(client, destination)
             pipe.send("ready")
-            pipe.send(raw_drain(client, count))
+            pipe.send(raw_drain(client, count, seen=seen))
     except MsgbusError as exc:
         pipe.send(f"consumer failed: {exc}")
 

@@ -189,8 +189,12 @@ def raw_send(
     return RunResult(count, started, time.monotonic())
 
 
-def subscribe(client: RawClient, destination: str, *, prefetch: int = 1000) -> None:
-    """SUBSCRIBE with ack:auto and wait for the broker to confirm it."""
+def subscribe(client: RawClient, destination: str, *, prefetch: int = 1000) -> int:
+    """SUBSCRIBE with ack:auto and wait for the broker to confirm it.
+
+    Returns how many MESSAGE frames arrived before the receipt (a queue that already
+    holds messages delivers them at once); pass that to ``raw_drain`` as ``seen``.
+    """
     client.send_bytes(
         serialize(
             SubscribeFrame(
@@ -204,17 +208,17 @@ def subscribe(client: RawClient, destination: str, *, prefetch: int = 1000) -> N
             )
         )
     )
-    while not any(f.command == "RECEIPT" for f in client.read()):
-        pass
-
-
-def raw_drain(client: RawClient, count: int) -> RunResult:
-    """Count ``count`` MESSAGE frames on an existing subscription (see ``subscribe``)."""
     seen = 0
-    started = 0.0
-    while seen < count:
+    while True:
         frames = client.read()
-        if frames and not seen:
-            started = time.monotonic()
         seen += sum(1 for f in frames if f.command == "MESSAGE")
+        if any(f.command == "RECEIPT" for f in frames):
+            return seen
+
+
+def raw_drain(client: RawClient, count: int, *, seen: int = 0) -> RunResult:
+    """Count MESSAGE frames on an existing subscription (see ``subscribe``) up to ``count``."""
+    started = time.monotonic()
+    while seen < count:
+        seen += sum(1 for f in client.read() if f.command == "MESSAGE")
     return RunResult(seen, started, time.monotonic())

@@ -146,6 +146,7 @@ class Subscription:
             self.queue.remove(message)
         else:
             self.inflight[message.message_id] = message
+            self.queue.unacked += 1
         self.queue.router.delivered += 1
         self.session.write(b"".join(parts))
 
@@ -154,13 +155,22 @@ class Subscription:
         if ack_id not in self.inflight:
             return []
         if self.ack_mode != "client":
-            return [self.inflight.pop(ack_id)]
-        acked = []
-        for key in list(self.inflight):
-            acked.append(self.inflight.pop(key))
-            if key == ack_id:
-                break
+            acked = [self.inflight.pop(ack_id)]
+        else:
+            acked = []
+            for key in list(self.inflight):
+                acked.append(self.inflight.pop(key))
+                if key == ack_id:
+                    break
+        self.queue.unacked -= len(acked)
         return acked
+
+    def release(self) -> list[Message]:
+        """Give up every unacked message (the consumer goes away), in delivery order."""
+        unacked = list(self.inflight.values())
+        self.inflight.clear()
+        self.queue.unacked -= len(unacked)
+        return unacked
 
 
 class MessageQueue:
@@ -183,11 +193,12 @@ class MessageQueue:
         # instead of blocking every producer of the topic.
         self.drop_oldest = drop_oldest
         self.ready: deque[Message] = deque()
+        self.unacked = 0  # delivered to a consumer of this queue, not yet acked
         self.consumers: list[Subscription] = []
         self._next = 0
 
     def depth(self) -> int:
-        return len(self.ready) + sum(len(c.inflight) for c in self.consumers)
+        return len(self.ready) + self.unacked
 
     def put(self, message: Message) -> None:
         if self.stored and message.persistent:
@@ -279,11 +290,13 @@ class Router:
 
     def send(self, destination: str, headers: dict[str, str], body: bytes) -> None:
         """Route one message; raises LimitExceeded (nothing routed) if a queue is full."""
-        targets = self._targets(destination)
-        gate = self.gate
+        # Fast path for an existing queue; durable subscription queues are not addressable.
+        queue = self.queues.get(destination) if destination.startswith("/queue/") else None
+        targets = [queue] if queue is not None else self._targets(destination)
+        max_depth = self.gate.limits.max_queue_depth
         for queue in targets:
-            if not queue.drop_oldest:
-                gate.check_depth(queue.name, queue.depth())
+            if len(queue.ready) + queue.unacked >= max_depth and not queue.drop_oldest:
+                self.gate.check_depth(queue.name, queue.depth())
         self.received += 1
         message = Message(headers, body, headers.get("persistent") == "true")
         for i, queue in enumerate(targets):
@@ -343,9 +356,7 @@ class Router:
         """Detach ``sub``; its unacked messages are redelivered to the others."""
         queue = sub.queue
         queue.consumers.remove(sub)
-        unacked = list(sub.inflight.values())
-        sub.inflight.clear()
-        queue.requeue(unacked)
+        queue.requeue(sub.release())
         if (queue.drop_oldest and not sub.durable) or (sub.durable and destroy):
             self._drop_queue(queue)
         else:

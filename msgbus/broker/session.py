@@ -325,14 +325,13 @@ class Session(asyncio.Protocol):
         destination = headers.get("destination")
         if not destination:
             raise Refused("SEND without a destination header")
-        if self._in_transaction(frame):
+        if "transaction" in headers and self._in_transaction(frame):
             return
-        message_headers = {"destination": destination, "message-id": self.router.new_id()}
-        for name, value in headers.items():
-            if name not in _NOT_FORWARDED and name not in message_headers:
-                message_headers[name] = value
+        message_headers = {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
+        message_headers["message-id"] = self.router.new_id()  # never the client's
         self.router.send(destination, message_headers, frame.body)
-        self._receipt(frame, durable=headers.get("persistent") == "true")
+        if "receipt" in headers:
+            self._receipt(frame, durable=headers.get("persistent") == "true")
 
     def on_subscribe(self, frame: Frame) -> None:
         headers = frame.headers

@@ -139,6 +139,7 @@ class FrameParser:
 
     def _next_event(self) -> Frame | Heartbeat | None:
         buf = self._buf
+        limits = self.limits
         if self._pending is None:
             pos = self._pos
             if pos >= len(buf):
@@ -156,7 +157,8 @@ class FrameParser:
                 return Heartbeat()
             # The header section ends at the first blank line: LF LF, or LF CR LF.
             # Bound both searches: a large buffer of later frames must not be rescanned.
-            limit = pos + self.limits.max_header_bytes + 3
+            max_head = limits.max_header_bytes
+            limit = pos + max_head + 3
             lf = buf.find(b"\n\n", pos, limit)
             crlf = buf.find(b"\n\r\n", pos, lf + 3 if lf != -1 else limit)
             if crlf != -1 and (lf == -1 or crlf < lf):
@@ -164,16 +166,12 @@ class FrameParser:
             elif lf != -1:
                 head_end, body_start = lf, lf + 2
             else:
-                if len(buf) - pos > self.limits.max_header_bytes:
-                    raise FrameTooLarge(
-                        f"frame header section exceeds {self.limits.max_header_bytes} bytes"
-                    )
+                if len(buf) - pos > max_head:
+                    raise FrameTooLarge(f"frame header section exceeds {max_head} bytes")
                 return None
-            if head_end - pos > self.limits.max_header_bytes:
-                raise FrameTooLarge(
-                    f"frame header section exceeds {self.limits.max_header_bytes} bytes"
-                )
-            command, headers = self._parse_head(bytes(buf[pos:head_end]))
+            if head_end - pos > max_head:
+                raise FrameTooLarge(f"frame header section exceeds {max_head} bytes")
+            command, headers = self._parse_head(buf[pos:head_end])
             length: int | None = None
             raw_len = headers.get("content-length")
             head_size = body_start - pos
@@ -184,39 +182,38 @@ class FrameParser:
                         f"content-length must be a non-negative integer, got {raw_len[:40]!r}"
                     )
                 length = int(raw_len)
-                if length > self.limits.max_body_bytes:
+                if length > limits.max_body_bytes:
                     raise FrameTooLarge(
                         f"body of {length} bytes exceeds the limit of "
-                        f"{self.limits.max_body_bytes} bytes"
+                        f"{limits.max_body_bytes} bytes"
                     )
-                self._check_frame_size(head_size + length)
+                if head_size + length > limits.max_frame_bytes:
+                    self._check_frame_size(head_size + length)
             self._pending = (command, headers, body_start, length, head_size)
             self._scanned = 0
-        command, headers, body_start, length, head_size = self._pending
+        else:
+            command, headers, body_start, length, head_size = self._pending
         if length is not None:
-            if len(buf) < body_start + length + 1:
+            nul = body_start + length
+            if len(buf) <= nul:
                 return None
-            if buf[body_start + length] != 0:
+            if buf[nul] != 0:
                 raise RemoteProtocolError(
                     f"{command} frame: byte after the {length}-byte body (content-length) "
                     "is not NUL"
                 )
-            nul = body_start + length
         else:
             nul = buf.find(b"\0", body_start + self._scanned)
             if nul == -1:
                 self._scanned = len(buf) - body_start
-                if self._scanned > self.limits.max_body_bytes:
-                    raise FrameTooLarge(
-                        f"body exceeds the limit of {self.limits.max_body_bytes} bytes"
-                    )
+                if self._scanned > limits.max_body_bytes:
+                    raise FrameTooLarge(f"body exceeds the limit of {limits.max_body_bytes} bytes")
                 self._check_frame_size(head_size + self._scanned)
                 return None
             self._check_frame_size(head_size + nul - body_start)
-        body = bytes(buf[body_start:nul])
         self._pos = nul + 1
         self._pending = None
-        return FRAME_TYPES[command](headers, body)
+        return FRAME_TYPES[command](headers, bytes(buf[body_start:nul]))
 
     def _check_frame_size(self, size: int) -> None:
         if size > self.limits.max_frame_bytes:
@@ -225,12 +222,14 @@ class FrameParser:
                 f"{self.limits.max_frame_bytes} bytes"
             )
 
-    def _parse_head(self, head: bytes) -> tuple[str, dict[str, str]]:
+    def _parse_head(self, head: bytes | bytearray) -> tuple[str, dict[str, str]]:
         try:
             text = head.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RemoteProtocolError(f"frame header is not valid UTF-8: {exc.reason}") from None
         lines = text.split("\n")
+        # Most peers end lines with LF alone: then no line needs its CR stripped.
+        has_cr = "\r" in text
         command = lines[0].removesuffix("\r")
         if command not in self.accept:
             if command in FRAME_TYPES:
@@ -241,7 +240,8 @@ class FrameParser:
         escaped = self.version != "1.0" and command not in _UNESCAPED_COMMANDS
         headers: dict[str, str] = {}
         for line in lines[1:]:
-            line = line.removesuffix("\r")
+            if has_cr:
+                line = line.removesuffix("\r")
             name, sep, value = line.partition(":")
             if not sep:
                 raise RemoteProtocolError(f"{command} frame: header line {line[:60]!r} has no ':'")
@@ -267,6 +267,13 @@ def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") 
     broker can encode the shared part of a MESSAGE once and reuse it for every delivery.
     """
     escaped = version != "1.0" and command not in _UNESCAPED_COMMANDS
+    if escaped:
+        # The hot path of a broker encoding every MESSAGE: usually nothing needs escaping,
+        # which one search over all names and values shows.
+        raw = "".join(headers) + "".join(headers.values())
+        if "\r" not in raw and _NEEDS_ESCAPE[version].search(raw) is None:
+            lines = [f"{n}:{v}\n" for n, v in headers.items() if n != "content-length"]
+            return _encode_text(command, "".join(lines))
     parts = []
     for name, value in headers.items():
         if name == "content-length":
@@ -285,8 +292,12 @@ def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") 
                     "it contains a newline or its name contains ':'"
                 )
             parts.append(f"{name}:{value}\n")
+    return _encode_text(command, "".join(parts))
+
+
+def _encode_text(command: str, text: str) -> bytes:
     try:
-        return "".join(parts).encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(
             f"{command} frame: a header is not encodable as UTF-8 ({exc.reason})"

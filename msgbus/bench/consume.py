@@ -1,0 +1,288 @@
+"""``msgbus bench consume``: msgbus.Consumer against the broker's raw drain rate and a naive peer.
+
+N persistent 1 KB probe results are published once to a topic with three durable
+subscriptions, then each subscription is drained in the same run by:
+
+* a raw-socket subscriber with ack:auto that only counts frames (the broker's limit);
+* msgbus.Consumer (batched transactions, individual acks after commit);
+* a naive stomp.py peer: per message decode, one INSERT, COMMIT, ACK.
+
+The naive peer writes to a scratch table of its own; msgbus.Consumer's rows carry
+``msgbus-id`` values unique to the run and are deleted afterwards, as are the durable
+subscriptions, so the bench can run against a live store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+import stomp
+
+from msgbus.bench.raw import RawClient, raw_drain
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.consume.consumer import Consumer
+from msgbus.consume.subscription import Subscription
+from msgbus.errors import TimeoutException
+from msgbus.schema.body import decode_body, encode_body
+from msgbus.schema.models import ProbeResult
+from msgbus.stomp import serialize
+from msgbus.stomp.frames import SubscribeFrame
+from msgbus.store.database import Store, StoredMessage, message_row
+from msgbus.store.tables import table_for
+from msgbus.transport.connection import Connection
+from msgbus.transport.failover import connect_first
+from msgbus.transport.url import BrokerURL
+
+__all__ = ["consume_bench", "run_consume_bench"]
+
+_PROBES = table_for(ProbeResult.message_class)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    consumer: str
+    count: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / max(self.seconds, 1e-9)
+
+
+def probe_body(size: int) -> tuple[bytes, dict[str, str]]:
+    """A WLCG ProbeResult body of about ``size`` bytes (detailsData pads it)."""
+    fields: dict[str, Any] = {
+        "serviceURI": "https://ce01.example.org:8443/cream",
+        "hostName": "ce01.example.org",
+        "serviceFlavour": "CREAM-CE",
+        "siteName": "EXAMPLE-SITE",
+        "metricStatus": "OK",
+        "metricName": "org.sam.CE-JobSubmit",
+        "summaryData": "OK: job submitted",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "detailsData": "x",
+    }
+    body, _ = encode_body(ProbeResult.model_validate(fields), "wlcg")
+    fields["detailsData"] = "x" * max(1, size - len(body) + 1)
+    return encode_body(ProbeResult.model_validate(fields), "wlcg")
+
+
+def _publish(conn: Connection, topic: str, tag: str, count: int, size: int) -> None:
+    body, headers = probe_body(size)
+    headers = {**headers, "persistent": "true"}
+    for start in range(0, count, 500):
+        frames = [
+            conn.send_frame(topic, body, {**headers, "msgbus-id": f"{tag}-{i}"})
+            for i in range(start, min(count, start + 500))
+        ]
+        frames[-1].headers["receipt"] = receipt = f"pub-{start}"
+        conn.write_frames(frames)
+        conn.wait_for_receipt(receipt, 60)
+
+
+def _raw_drain(url: BrokerURL, topic: str, sub: Subscription, count: int) -> Result:
+    client_id = sub.client_id(None)
+    assert client_id is not None and sub.name is not None
+    password = url.password.get_secret_value() if url.password else None
+    with RawClient(
+        url.host, url.port, login=url.user, passcode=password, headers={"client-id": client_id}
+    ) as client:
+        started = time.monotonic()
+        client.send_bytes(
+            serialize(
+                SubscribeFrame(
+                    {
+                        "destination": topic,
+                        "id": sub.id,
+                        "ack": "auto",
+                        "activemq.subscriptionName": sub.name,
+                        "activemq.prefetchSize": "1000",
+                    }
+                )
+            )
+        )
+        drained = raw_drain(client, count)
+    return Result("raw socket, ack:auto, counting only", count, drained.finished - started)
+
+
+def _ours(config: MsgbusConfig, sub: Subscription, count: int) -> Result:
+    cfg = config.model_copy(
+        update={
+            "consumer": config.consumer.model_copy(
+                update={"destination": sub.destination, "subscription": sub.name}
+            )
+        }
+    )
+    consumer = Consumer(cfg)
+    started = time.time()
+    consumer.drain()
+    consumer.run()
+    stats = consumer.stats()
+    if stats["stored"] != count or stats["last_commit"] is None:
+        raise TimeoutException(f"msgbus.Consumer stored {stats['stored']} of {count} messages")
+    finished = datetime.fromisoformat(stats["last_commit"]).timestamp()
+    return Result(f"msgbus.Consumer, batch {cfg.consumer.batch}", count, finished - started)
+
+
+class _NaivePeer(stomp.ConnectionListener):  # type: ignore[misc]
+    """Per message: decode, INSERT, COMMIT, ACK (what a first consumer usually does)."""
+
+    def __init__(self, conn: Any, engine: sa.Engine, table: sa.Table, count: int) -> None:
+        self.conn, self.engine, self.table, self.count = conn, engine, table, count
+        self.seen = 0
+        self.done = threading.Event()
+
+    def on_message(self, frame: Any) -> None:
+        if self.done.is_set():
+            return  # measured enough; the rest goes with the subscription
+        headers = frame.headers
+        received = datetime.now(timezone.utc)
+        for result in decode_body(frame.body, headers):
+            if result.message is not None:
+                item = StoredMessage(headers["msgbus-id"], result.message_no or 0, result.message)
+                with self.engine.begin() as db:
+                    db.execute(sa.insert(self.table), message_row(item, received))
+        self.conn.ack(headers["ack"])
+        self.seen += 1
+        if self.seen >= self.count:
+            self.done.set()
+
+
+def _naive(url: BrokerURL, store: Store, sub: Subscription, count: int) -> Result:
+    scratch = sa.MetaData()
+    # The same columns without probe_results' named constraints and indexes.
+    table = sa.Table(
+        f"msgbus_bench_naive_{int(time.time())}",
+        scratch,
+        *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in _PROBES.columns
+        ),
+    )
+    with store.errors("creating the naive peer's scratch table"):
+        scratch.create_all(store.engine)
+    conn = stomp.Connection12([(url.host, url.port)], heartbeats=(0, 0))
+    peer = _NaivePeer(conn, store.engine, table, count)
+    conn.set_listener("naive", peer)
+    try:
+        password = url.password.get_secret_value() if url.password else None
+        conn.connect(url.user, password, wait=True, headers={"client-id": sub.client_id(None)})
+        started = time.monotonic()
+        conn.subscribe(
+            sub.destination,
+            sub.id,
+            ack="client-individual",
+            headers={
+                "activemq.subscriptionName": sub.name,
+                "activemq.prefetchSize": "1000",
+            },
+        )
+        if not peer.done.wait(max(120.0, count / 100)):
+            raise TimeoutException(f"the naive peer handled {peer.seen} of {count} messages")
+        elapsed = time.monotonic() - started
+        conn.disconnect()
+    finally:
+        with store.errors("dropping the naive peer's scratch table"):
+            scratch.drop_all(store.engine)
+    return Result("naive stomp.py: INSERT+COMMIT+ACK each", count, elapsed)
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_consume_bench(
+    config: MsgbusConfig, count: int, naive_count: int, size: int = 1024
+) -> Iterator[Result | str]:
+    """Yield each result as it completes, then a line on memory."""
+    url = config.connection.brokers[0]
+    tag = f"bench-{time.time_ns()}"
+    topic = f"/topic/msgbus.bench.consume.{tag}"
+    subs = {who: Subscription(topic, f"{tag}-{who}") for who in ("raw", "ours", "naive")}
+    store = Store(config.store_url)
+    store.init()
+    for sub in subs.values():
+        conn = connect_first(config.connection, client_id=sub.client_id(None))
+        sub.subscribe(conn, 1)
+        conn.disconnect()
+    try:
+        conn = connect_first(config.connection)
+        _publish(conn, topic, tag, count, size)
+        conn.disconnect()
+        yield _raw_drain(url, topic, subs["raw"], count)
+        yield _ours(config, subs["ours"], count)
+        yield f"peak resident memory after msgbus.Consumer: {_peak_rss_mb():.0f} MB"
+        yield _naive(url, store, subs["naive"], naive_count)
+    finally:
+        for sub in subs.values():
+            conn = connect_first(config.connection, client_id=sub.client_id(None))
+            sub.remove(conn)
+            conn.disconnect()
+        with store.errors("deleting the bench's rows"), store.engine.begin() as db:
+            db.execute(sa.delete(_PROBES).where(_PROBES.c.msg_id.startswith(f"{tag}-")))
+        store.close()
+
+
+@click.command("consume")
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    required=True,
+    metavar="URL",
+    help="stomp://[user:pass@]host:port of the broker to measure against.",
+)
+@click.option(
+    "--store",
+    "store_url",
+    required=True,
+    metavar="URL",
+    help="SQLAlchemy URL of the store (its tables are created if missing).",
+)
+@click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option(
+    "--naive-count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Messages the naive peer handles (default count/4; the rest is discarded).",
+)
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True)
+def consume_bench(
+    brokers: tuple[str, ...], store_url: str, count: int, naive_count: int | None, batch: int
+) -> None:
+    """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
+    config = load_config(
+        overrides={
+            "connection": {"brokers": list(brokers)},
+            "consumer": {"batch": batch, "max_wait": 0.5},
+            "store_url": store_url,
+        }
+    )
+    click.echo(
+        f"{count} persistent {1024}-byte ProbeResults, durable topic subscriptions on "
+        f"{config.connection.brokers[0]}, store {Store(store_url).display_url}"
+    )
+    click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}")
+    rates: dict[str, float] = {}
+    for item in run_consume_bench(config, count, naive_count or max(1, count // 4)):
+        if isinstance(item, str):
+            click.echo(item)
+            continue
+        rates[item.consumer.split(",")[0].split(":")[0]] = item.rate
+        click.echo(f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}")
+    ours = rates["msgbus.Consumer"]
+    click.echo(
+        f"msgbus.Consumer / raw drain: {ours / rates['raw socket']:.2f}x   "
+        f"msgbus.Consumer / naive peer: {ours / rates['naive stomp.py']:.1f}x"
+    )

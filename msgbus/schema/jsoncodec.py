@@ -8,6 +8,7 @@ JSON readers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -45,7 +46,8 @@ def _kind(value: Any) -> str:
 def read_json(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
     """Read every message of ``text``: one result per message.
 
-    A document that is not JSON, or neither an object nor a list, raises DecodeError.
+    Problems name the line where their message's object starts. A document that is
+    not JSON, or neither an object nor a list, raises DecodeError.
     """
     try:
         doc = _strict_decoder.decode(text)
@@ -73,7 +75,49 @@ def read_json(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
                 f"expected a JSON object, got a {_kind(item)}", message_no=message_no
             )
             results.append(Decoded(message_no, None, (problem,)))
+    if any(not r.ok for r in results):
+        results = _with_lines(results, text, isinstance(doc, list))
     return results
+
+
+_BLANK_RE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_blank(text: str, pos: int) -> int:
+    m = _BLANK_RE.match(text, pos)
+    return m.end() if m else pos
+
+
+def _start_lines(text: str, is_list: bool) -> list[int]:
+    """The line each message starts on, for JSON text that is known to parse."""
+    pos = _skip_blank(text, 0)
+    if not is_list:
+        return [text.count("\n", 0, pos) + 1]
+    starts: list[int] = []
+    line, seen = 1, 0
+    pos = _skip_blank(text, pos + 1)  # past "["
+    while text[pos] != "]":
+        line += text.count("\n", seen, pos)
+        starts.append(line)
+        _, end = _strict_decoder.raw_decode(text, pos)
+        seen = pos
+        pos = _skip_blank(text, end)
+        if text[pos] == ",":
+            pos = _skip_blank(text, pos + 1)
+    return starts
+
+
+def _with_lines(results: list[Decoded], text: str, is_list: bool) -> list[Decoded]:
+    # Only bodies with problems pay for a second pass to find where messages start.
+    lines = _start_lines(text, is_list)
+    out: list[Decoded] = []
+    for result, line_no in zip(results, lines, strict=True):
+        errors = tuple(
+            DecodeError(e.reason, message_no=e.message_no, line_no=line_no, field=e.field)
+            for e in result.errors
+        )
+        out.append(Decoded(result.message_no, result.message, errors))
+    return out
 
 
 def decode_json(

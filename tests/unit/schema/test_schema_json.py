@@ -62,17 +62,33 @@ def test_documents_that_are_not_messages(text: str, match: str) -> None:
 def test_list_items_must_be_objects(probe_fields: dict[str, Any]) -> None:
     results = read_json(json.dumps([probe_fields, 7, [], probe_fields]))
     assert [r.ok for r in results] == [True, False, False, True]
-    assert str(results[1].errors[0]) == "message 2: expected a JSON object, got a number"
+    assert str(results[1].errors[0]) == "message 2, line 1: expected a JSON object, got a number"
     assert "got a list" in results[2].reason
 
 
-def test_wrong_types_name_message_and_field(probe_fields: dict[str, Any]) -> None:
+def test_wrong_types_name_message_line_and_field(probe_fields: dict[str, Any]) -> None:
     bad = dict(probe_fields, hostName=["h"], encrypted="perhaps", timestamp=None)
     [result] = read_json(json.dumps([bad]))
     fields = {e.field: e for e in result.errors}
     assert set(fields) == {"hostName", "encrypted", "timestamp"}
-    assert all(e.message_no == 1 and e.line_no is None for e in result.errors)
+    assert all(e.message_no == 1 and e.line_no == 1 for e in result.errors)
     assert "got NoneType" in fields["timestamp"].reason
+
+
+def test_problems_name_the_line_their_message_starts_on(probe_fields: dict[str, Any]) -> None:
+    good = json.dumps(probe_fields, indent=2)  # 12 lines
+    bad = json.dumps(dict(probe_fields, metricStatus="FINE"))
+    text = f"\n[\n{good},\n\n  {bad} , 7,\n{good}, {bad}]"
+    results = read_json(text)
+    assert [r.ok for r in results] == [True, False, False, True, False]
+    assert [(e.message_no, e.line_no) for r in results for e in r.errors] == [
+        (2, 16),
+        (3, 16),
+        (5, 28),
+    ]
+    assert results[0].message == results[3].message
+    [single] = read_json("\n\n" + bad)
+    assert str(single.errors[0]).startswith("message 1, line 3, field 'metricStatus'")
 
 
 def test_encode_refuses_values_json_cannot_carry(probe_fields: dict[str, Any]) -> None:

@@ -63,11 +63,11 @@ _timeout_option = click.option(
 
 
 def _take(table: PresenceTable, gathered: Gathered) -> None:
-    now = time.time()
-    for announcement in gathered.announcements:
-        table.heard(announcement, now, "presence")
-    for reply in gathered.replies:
-        table.heard_reply(reply, now)
+    for at, message in gathered.received:
+        if isinstance(message, ControlReply):
+            table.heard_reply(message, at)
+        else:
+            table.heard(message, at, "presence")
 
 
 def _rows(table: PresenceTable) -> list[dict[str, Any]]:

@@ -47,6 +47,8 @@ class Gathered:
 
     replies: list[ControlReply] = field(default_factory=list)
     announcements: list[Announcement] = field(default_factory=list)
+    # Both, in arrival order, with the wall-clock time each arrived.
+    received: list[tuple[float, Announcement | ControlReply]] = field(default_factory=list)
 
 
 class ControlClient:
@@ -178,6 +180,9 @@ class ControlClient:
                 out.announcements.append(message)
             elif isinstance(message, ControlReply) and message.request_id in self._pending:
                 out.replies.append(message)
-                if first_reply:
-                    break
+            else:
+                continue
+            out.received.append((time.time(), message))
+            if first_reply and out.replies:
+                break
         return out

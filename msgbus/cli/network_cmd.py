@@ -84,6 +84,9 @@ def down(topology: Path, state_dir: Path | None, brokers: tuple[str, ...]) -> No
     click.echo("stopped: " + ", ".join(brokers or [b.name for b in net.topology.brokers]))
 
 
+_NUMERIC = frozenset({"uptime", "connections", "destinations", "enqueued", "dequeued"})
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -96,12 +99,12 @@ def _duration(seconds: float | None) -> str:
 @_topology_arg
 @_state_opt
 def status(topology: Path, state_dir: Path | None) -> None:
-    """Per broker: up/down, uptime, connections, destinations, enqueued/dequeued."""
+    """Per broker: up/down, uptime, connections, destinations, enqueued/dequeued, bridges."""
     net = _network(topology, state_dir)
     table = Table(title=f"network {net.topology.name}")
     for col in ("broker", "state", "uptime", "connections", "destinations", "enqueued",
-                "dequeued"):
-        table.add_column(col, justify="left" if col in ("broker", "state") else "right")
+                "dequeued", "bridged to"):
+        table.add_column(col, justify="right" if col in _NUMERIC else "left")
     down: list[str] = []
     for st in net.status():
         if not st.up:
@@ -109,11 +112,12 @@ def status(topology: Path, state_dir: Path | None) -> None:
         if st.stats is None:
             state = "up (stats: " + st.error + ")" if st.up and st.error else (
                 "up" if st.up else "down")
-            table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-")
+            table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-", "-")
             continue
         s = st.stats
         table.add_row(st.name, "up", _duration(st.uptime_s), str(s.connections),
-                      str(s.destinations), str(s.enqueued), str(s.dequeued))
+                      str(s.destinations), str(s.enqueued), str(s.dequeued),
+                      ", ".join(sorted(s.bridges)) or "-")
     Console(width=120).print(table)
     if down:
         raise NetworkError(f"brokers down: {', '.join(down)}; start them with `msgbus network up`")
@@ -181,3 +185,30 @@ def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
         return
     apply_plan(plan, net, echo=click.echo)
     click.echo("applied")
+
+
+@network.command(name="bench")
+@_topology_arg
+@_state_opt
+@click.option("--from", "source", required=True, help="Broker to publish on.")
+@click.option("--to", "target", required=True, help="Broker to consume on.")
+@click.option("--count", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Message body size in bytes.")
+def bench_cmd(
+    topology: Path, state_dir: Path | None, source: str, target: str, count: int, size: int
+) -> None:
+    """Persistent topic messages FROM -> TO across the network vs FROM -> FROM (baseline)."""
+    from msgbus.network.bench import measure_path
+
+    net = _network(topology, state_dir)
+    click.echo(f"{count} persistent messages of {size} bytes, durable subscriber, receipt "
+               "every 200")
+    click.echo(f"{'path':<20}{'msgs/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    base = measure_path(net, source, source, count=count, size=size)
+    path = measure_path(net, source, target, count=count, size=size)
+    for run in (base, path):
+        label = f"{run.source} -> {run.target}"
+        click.echo(f"{label:<20}{run.rate:>10,.0f}{run.latency_ms_p50:>10.1f}"
+                   f"{run.latency_ms_p99:>10.1f}")
+    click.echo(f"ratio (network / local): {path.rate / base.rate:.2f}x")

@@ -102,11 +102,24 @@ class LocalNetwork:
         """Render and start brokers (all by default), each waited for until STOMP answers;
         with ``form``, then wait until the links between running brokers are bridged."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        wanted = self._names(names)
+        self._check_tls(wanted)
         self.save()
-        for name in self._names(names):
+        for name in wanted:
             self.render(name).start(timeout)
         if form:
             self.wait_formed(timeout)
+
+    def _check_tls(self, names: list[str]) -> None:
+        tls = self.topology.tls
+        if tls is None or not any(self.topology.broker(n).ports.stomp_ssl for n in names):
+            return
+        for store in (tls.keystore, tls.truststore):
+            if store is not None and not store.is_file():
+                raise NetworkError(
+                    f"TLS store {store} does not exist; create it (keytool -genkeypair "
+                    "-storetype PKCS12 ...) or fix the tls section of the topology"
+                )
 
     def expected_bridges(self) -> dict[str, set[str]]:
         """For each running broker, the brokers its links should have bridged it to."""

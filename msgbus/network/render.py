@@ -93,9 +93,7 @@ def render_broker(topology: Topology, name: str) -> str:
         for link in links:
             _network_connector(connectors, topology, link)
     persistence = _sub(root, "persistenceAdapter")
-    # A receipt must mean "on disk": concurrent store-and-dispatch answers before that.
-    _sub(persistence, "kahaDB", directory=f"{data_dir}/kahadb",
-         concurrentStoreAndDispatchQueues=False)
+    _sub(persistence, "kahaDB", directory=f"{data_dir}/kahadb")
     _plugins(root, topology)
     if broker.ports.stomp_ssl is not None and topology.tls is not None:
         tls = topology.tls

@@ -82,6 +82,8 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        # asyncio's 64 KiB default pauses a fast consumer every few dozen messages.
+        transport.set_write_buffer_limits(high=_OUT_HIGH * 2)
         try:
             self.broker.gate.admit_connection()
         except LimitExceeded as exc:

@@ -38,6 +38,9 @@ class FakeTransport(asyncio.Transport):
     def abort(self) -> None:
         self.close()
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.high_water = high
+
     def is_closing(self) -> bool:
         return self.closed
 

@@ -20,13 +20,14 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.services import require_service
 
-__all__ = ["Chromium", "Image", "chromium_or_skip", "read_png"]
+__all__ = ["COLOURS", "Chromium", "GridCells", "Image", "chromium_or_skip", "grid", "read_png"]
 
 FLAGS = (
     "--headless",
@@ -40,6 +41,38 @@ FLAGS = (
     "--force-color-profile=srgb",
     "--hide-scrollbars",
 )
+
+
+# The page's CSS status colours (msgbus/dashboard/static/index.html).
+COLOURS = {
+    "OK": (46, 160, 67),
+    "WARNING": (240, 180, 0),
+    "CRITICAL": (220, 40, 40),
+    "UNKNOWN": (130, 90, 200),
+}
+
+
+class GridCells(HTMLParser):
+    """(site, metric) -> status of the rendered grid cells, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str], str] = {}
+        self.order: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "td" and a.get("data-status"):
+            key = (a["data-site"] or "", a["data-metric"] or "")
+            self.cells[key] = a["data-status"] or ""
+            self.order.append(key)
+            assert f"status-{a['data-status']}" in (a.get("class") or "")
+
+
+def grid(dom: str) -> GridCells:
+    parser = GridCells()
+    parser.feed(dom)
+    return parser
 
 
 def _free_port() -> int:

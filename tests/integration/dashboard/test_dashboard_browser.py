@@ -9,41 +9,10 @@ import pytest
 
 from msgbus.dashboard.server import Dashboard
 from msgbus.store import Store
-from tests.integration.dashboard.browser import Chromium, chromium_or_skip, read_png
+from tests.integration.dashboard.browser import COLOURS, Chromium, chromium_or_skip, grid, read_png
 from tests.unit.dashboard.results import probe, write
 
 pytestmark = pytest.mark.browser
-
-# The page's CSS status colours (msgbus/dashboard/static/index.html).
-COLOURS = {
-    "OK": (46, 160, 67),
-    "WARNING": (240, 180, 0),
-    "CRITICAL": (220, 40, 40),
-    "UNKNOWN": (130, 90, 200),
-}
-
-
-class GridCells(HTMLParser):
-    """(site, metric) -> status of the rendered grid cells, in document order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells: dict[tuple[str, str], str] = {}
-        self.order: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "td" and a.get("data-status"):
-            key = (a["data-site"] or "", a["data-metric"] or "")
-            self.cells[key] = a["data-status"] or ""
-            self.order.append(key)
-            assert f"status-{a['data-status']}" in (a.get("class") or "")
-
-
-def grid(dom: str) -> GridCells:
-    parser = GridCells()
-    parser.feed(dom)
-    return parser
 
 
 @pytest.fixture

@@ -110,8 +110,7 @@ def status(topology: Path, state_dir: Path | None) -> None:
         if not st.up:
             down.append(st.name)
         if st.stats is None:
-            state = "up (stats: " + st.error + ")" if st.up and st.error else (
-                "up" if st.up else "down")
+            state = "down" if not st.up else f"up, no statistics: {st.error}"
             table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-", "-")
             continue
         s = st.stats

@@ -7,6 +7,9 @@ messages across a clean stop, and clients fail over meanwhile), and removed brok
 go last: their durable subscriptions are recreated on a surviving broker, their
 queues are moved there message by message (each acknowledged only after the other
 broker's receipt), and only an empty broker is stopped.
+
+ActiveMQ shows only connected durable subscribers over STOMP, so an offline durable
+subscription on a removed broker is not seen: reconnect its client first.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def render_broker(topology: Topology, name: str) -> str:
         xmlns=_AMQ_NS,
         brokerName=broker.name,
         dataDirectory=data_dir,
-        useJmx=True,
+        # No JMX: nothing here reads it, and no remote management port is opened.
+        useJmx=False,
         schedulerSupport=False,
         persistent=True,
         useVirtualDestSubs=True,
@@ -113,10 +114,11 @@ def render_broker(topology: Topology, name: str) -> str:
 
 
 def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> None:
-    # A catch-all entry first gives every destination the individual DLQ by default.
-    entries = [DestinationPolicy(name="/queue/>"), DestinationPolicy(name="/topic/>")]
-    entries += [p for p in policies if p.name not in {"/queue/>", "/topic/>"}]
-    entries = [next((p for p in policies if p.name == e.name), e) for e in entries]
+    # Catch-all entries first give every destination the individual DLQ by default;
+    # the topology may override them.
+    given = {p.name: p for p in policies}
+    entries = [given.pop(n, DestinationPolicy(name=n)) for n in ("/queue/>", "/topic/>")]
+    entries += given.values()
     dp = _sub(root, "destinationPolicy")
     pm = _sub(dp, "policyMap")
     pe = _sub(pm, "policyEntries")

@@ -59,9 +59,7 @@ def verify(
         raise NetworkError(f"verify needs a topic for its durable subscribers, not {destination}")
     topo = network.topology
     names = [b.name for b in topo.brokers]
-    expected = {
-        (a, b) for a, b in topo.reachable(destination)
-    } | {(n, n) for n in names}
+    expected = topo.reachable(destination) | {(n, n) for n in names}
     result = VerifyResult(brokers=names, expected=expected)
     run = uuid.uuid4().hex[:12]
     subscription = f"msgbus-verify-{run}"

@@ -65,6 +65,7 @@ def test_secure_by_default_auth_and_loopback() -> None:
     assert grid_topic.get("write") == "admins,publishers"
     uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
     assert uris == ["tcp://127.0.0.1:62616", "stomp://127.0.0.1:62613"]
+    assert broker.get("useJmx") == "false"
     mgmt = _find(broker, "a:managementContext/a:managementContext")
     assert mgmt.get("createConnector") == "false"
     assert _find(broker, "a:plugins/a:statisticsBrokerPlugin") is not None

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stomp
@@ -23,7 +24,7 @@ from msgbus.broker import BrokerConfig, BrokerLimits, BrokerThread
 from msgbus.broker.config import BrokerTLS
 from msgbus.errors import BrokerError, ConnectError, ConnectionLost
 from msgbus.stomp import FrameParser, serialize
-from msgbus.stomp.frames import ConnectFrame, Frame, SendFrame
+from msgbus.stomp.frames import ConnectFrame, Frame, Heartbeat, SendFrame
 
 Issuer = tuple[x509.Name, ec.EllipticCurvePrivateKey]
 
@@ -168,3 +169,33 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("msgbus: error: invalid configuration")
     assert "limits.max_connections" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_broker_sends_heart_beats_when_asked() -> None:
+    with (
+        BrokerThread(BrokerConfig(port=0, heartbeat_ms=(100, 0))) as broker,
+        socket.create_connection(("127.0.0.1", broker.port), timeout=5) as sock,
+    ):
+        sock.sendall(serialize(ConnectFrame({"accept-version": "1.2", "heart-beat": "0,100"})))
+        parser = FrameParser(role="client")
+        events: list[object] = []
+        deadline = time.monotonic() + 2
+        while len(events) < 4 and time.monotonic() < deadline:
+            events += parser.feed(sock.recv(4096))
+    assert isinstance(events[0], Frame) and events[0].headers["heart-beat"] == "100,0"
+    assert events[1:4] == [Heartbeat()] * 3
+
+
+def test_bench_broker_command_runs_against_a_given_activemq(activemq: Any) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from msgbus.cli.main import main; main()",
+         "bench", "broker", "--activemq", activemq.stomp_url, "--count", "300",
+         "--warmup", "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    for workload in ("non-persistent", "persistent"):
+        ours, theirs, ratio = rows[workload][1:]
+        assert float(ours.replace(",", "")) > 0 and float(theirs.replace(",", "")) > 0
+        assert ratio.endswith("x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -86,5 +87,9 @@ def test_live_update_reaches_the_open_page(
 ) -> None:
     with chromium.page(dashboard.url) as page:
         page.wait_title(lambda t: t == "msgbus: 1 CRITICAL, 1 WARNING, 1 UNKNOWN, 1 OK", 30)
+        deadline = time.monotonic() + 30
+        while dashboard.hub.clients == 0:  # the page's event stream is open
+            assert time.monotonic() < deadline, "the page never opened its event stream"
+            time.sleep(0.1)
         write(store, probe("SITE-B", "org.sam.CE-JobSubmit", "CRITICAL", "2026-03-01T13:00:00Z"))
         page.wait_title(lambda t: t == "msgbus: 2 CRITICAL, 1 WARNING, 1 UNKNOWN", 30)

@@ -38,11 +38,18 @@ def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int) -
     from msgbus.bench.broker import compare
 
     click.echo(f"{count} messages of {size} bytes, 1 producer, 1 consumer, queue, ack:auto")
-    click.echo(f"{'workload':<16}{'embedded msgs/s':>18}{'activemq msgs/s':>18}{'ratio':>9}")
+    click.echo(
+        f"{'workload':<16}{'embedded msgs/s':>18}{'activemq msgs/s':>18}{'ratio':>9}"
+        f"{'broker CPU us/msg (embedded activemq)':>40}"
+    )
     for ours, theirs in compare(
         activemq_url=activemq_url, count=count, size=size, warmup=warmup
     ):
+        cpu = " ".join(
+            f"{m.cpu_us_per_message:.1f}" if m.cpu_us_per_message is not None else "n/a"
+            for m in (ours, theirs)
+        )
         click.echo(
             f"{ours.workload:<16}{ours.rate:>18,.0f}{theirs.rate:>18,.0f}"
-            f"{ours.rate / theirs.rate:>8.2f}x"
+            f"{ours.rate / theirs.rate:>8.2f}x{cpu:>40}"
         )

@@ -47,7 +47,7 @@ __all__ = ["consume"]
     "--batch",
     type=click.IntRange(1, 100_000),
     default=None,
-    help="Messages per transaction (also the broker prefetch).",
+    help="Messages per transaction (the broker prefetch is two batches).",
 )
 @click.option(
     "--max-wait",

@@ -38,12 +38,23 @@ from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
 
-__all__ = ["Consumer"]
+__all__ = ["Consumer", "prefetch_for"]
 
 log = logging.getLogger("msgbus.consume")
 
 # Blocking waits wake this often to notice stop()/abort() from another thread.
 _POLL = 0.2
+# ActiveMQ 5.17 takes a durable subscriber's prefetch of exactly 1000 (its queue default)
+# as "not set", applies its durable-topic default instead, and then stalls after ~1100
+# unacknowledged messages (measured here); any other value is honoured.
+_ACTIVEMQ_UNSET_PREFETCH = 1000
+
+
+def prefetch_for(batch: int) -> int:
+    """Two batches: the broker keeps delivering the next batch while one is committed
+    (acks follow commits, so a prefetch of one batch would idle the broker meanwhile)."""
+    prefetch = 2 * batch
+    return prefetch + 1 if prefetch == _ACTIVEMQ_UNSET_PREFETCH else prefetch
 
 
 @dataclass(slots=True)
@@ -74,7 +85,7 @@ class Consumer:
         self.subscription = Subscription(settings.destination, settings.subscription)
         self.batch_size = settings.batch
         self.max_wait = settings.max_wait
-        self.prefetch = settings.batch
+        self.prefetch = prefetch_for(settings.batch)
         self._owns_store = store is None
         self.store = store or Store(self.config.store_url)
         self.metrics = metrics or ConsumerMetrics()

@@ -1,9 +1,9 @@
 """The relational store: batches of messages and dead letters, one transaction each.
 
 Duplicates (redeliveries, publisher retries) are dropped by their unique key
-(``msg_id``, ``part``): keys already stored are looked up first, so the counts are
-exact for one writer, and the insert itself skips existing keys natively, so
-concurrent consumers racing on the same key cannot fail the batch.
+(``msg_id``, ``part``) with each database's native insert-or-skip, so concurrent
+consumers racing on the same key cannot fail a batch; the rows the database reports
+inserted give the stored and duplicate counts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -23,7 +23,7 @@ from msgbus.errors import ConfigError, StoreError
 from msgbus.schema.models import Message
 from msgbus.schema.registry import MESSAGE_TYPES
 from msgbus.store import migrate
-from msgbus.store.insert import insert_ignore
+from msgbus.store.insert import insert_rows
 from msgbus.store.tables import (
     KEY_COLUMNS,
     TEXT_LENGTH,
@@ -40,12 +40,11 @@ __all__ = [
     "StoredMessage",
     "WriteResult",
     "dedup_key",
+    "message_row",
     "store_errors",
 ]
 
 DEFAULT_STORE_URL = "sqlite:///msgbus.db"
-# Oracle refuses more than 1000 expressions in an IN list.
-_LOOKUP_CHUNK = 500
 _REASON_CHARS = 4000
 
 
@@ -99,7 +98,8 @@ def _cut(value: object) -> str | None:
 _KEY_COLUMN = {name: key_column_name(model) for name, model in MESSAGE_TYPES.items()}
 
 
-def _message_row(item: StoredMessage, received_at: datetime) -> dict[str, Any]:
+def message_row(item: StoredMessage, received_at: datetime) -> dict[str, Any]:
+    """The row of ``item`` in its type's table."""
     message = item.message
     values = message.index_values()
     return {
@@ -160,7 +160,6 @@ class Store:
         except ImportError as exc:
             raise ConfigError(_driver_hint(url, exc)) from None
         self.dialect = self.engine.dialect.name
-        self._inserts: dict[sa.Table, sa.Executable] = {}
 
     def __repr__(self) -> str:
         return f"<Store {self.display_url}>"
@@ -206,7 +205,7 @@ class Store:
         now = received_at or datetime.now(timezone.utc)
         by_table: dict[str, list[dict[str, Any]]] = {}
         for item in messages:
-            by_table.setdefault(item.message.message_class, []).append(_message_row(item, now))
+            by_table.setdefault(item.message.message_class, []).append(message_row(item, now))
         result = WriteResult()
         with self.errors("writing a batch"), self.engine.begin() as conn:
             for message_class, rows in by_table.items():
@@ -219,38 +218,12 @@ class Store:
                 result.dead_lettered = self._insert_fresh(conn, dead_letters, rows)
         return result
 
-    def _insert_fresh(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> int:
-        existing = self._existing_keys(conn, table, {row["msg_id"] for row in rows})
-        fresh: list[dict[str, Any]] = []
-        for row in rows:
-            key = (row["msg_id"], row["part"])
-            if key not in existing:
-                existing.add(key)  # also drops repeats inside the batch
-                fresh.append(row)
-        if fresh:
-            conn.execute(self._insert(table), fresh)
-        return len(fresh)
-
     @staticmethod
-    def _existing_keys(
-        conn: sa.Connection, table: sa.Table, msg_ids: Iterable[str]
-    ) -> set[tuple[str, int]]:
-        ids = list(msg_ids)
-        found: set[tuple[str, int]] = set()
-        msg_id, part = (table.c[name] for name in KEY_COLUMNS)
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[start : start + _LOOKUP_CHUNK]
-            query = sa.select(msg_id, part).where(msg_id.in_(chunk))
-            found.update((row[0], row[1]) for row in conn.execute(query))
-        return found
-
-    def _insert(self, table: sa.Table) -> sa.Executable:
-        statement = self._inserts.get(table)
-        if statement is None:
-            statement = self._inserts[table] = insert_ignore(table, KEY_COLUMNS, self.dialect)
-        return statement
+    def _insert_fresh(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        unique: dict[tuple[str, int], dict[str, Any]] = {}
+        for row in rows:
+            unique.setdefault((row["msg_id"], row["part"]), row)  # first of repeats in a batch
+        return insert_rows(conn, table, KEY_COLUMNS, list(unique.values()))
 
     def errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
         """A block whose database errors become StoreError / StoreUnavailable."""

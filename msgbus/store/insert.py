@@ -2,7 +2,8 @@
 
 PostgreSQL ``ON CONFLICT DO NOTHING``, SQLite ``INSERT OR IGNORE``, MariaDB/MySQL
 ``INSERT IGNORE``, Oracle ``MERGE ... WHEN NOT MATCHED``. The statements take one
-parameter dict per row (executemany).
+parameter dict per row (executemany); :func:`insert_rows` runs them, on PostgreSQL
+through COPY.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from msgbus.errors import StoreError
 
-__all__ = ["MergeIgnore", "insert_ignore"]
+__all__ = ["MergeIgnore", "insert_ignore", "insert_rows"]
 
 
 class MergeIgnore(Executable, ClauseElement):
@@ -67,3 +68,64 @@ def insert_ignore(table: sa.Table, key: Sequence[str], dialect_name: str) -> Exe
         f"the {dialect_name} database is not supported by the store; use PostgreSQL, "
         "MariaDB/MySQL, Oracle or SQLite"
     )
+
+
+def insert_rows(
+    conn: sa.Connection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> int:
+    """Insert ``rows`` (all with the same keys) skipping keys already present; returns
+    how many were inserted."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _copy_insert(conn, table, key, rows)
+    statement = insert_ignore(table, key, conn.dialect.name)
+    # executemany: Oracle binds the rows as arrays, PyMySQL folds them into one INSERT.
+    return int(conn.execute(statement, list(rows)).rowcount)
+
+
+def _copy_insert(
+    conn: sa.Connection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> int:
+    """PostgreSQL: COPY into a session temp table, then INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING. COPY has no conflict clause of its own; this is about twice as fast as
+    executemany, which parses and plans one INSERT per row."""
+    from psycopg import sql
+
+    columns = list(rows[0])
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    target = sql.Identifier(table.name)
+    staging = sql.Identifier(f"msgbus_staging_{table.name}")
+    dialect = conn.dialect
+    convert = [
+        (i, table.c[c].type.bind_processor(dialect))
+        for i, c in enumerate(columns)
+        if isinstance(table.c[c].type, sa.TypeDecorator)
+    ]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
+                "SELECT {} FROM {} WITH NO DATA"
+            ).format(staging, names, target)
+        )
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
+            for row in rows:
+                values = list(row.values())
+                for i, process in convert:
+                    if process is not None:
+                        values[i] = process(values[i])
+                copy.write_row(values)
+        cursor.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
+                target,
+                names,
+                names,
+                staging,
+                sql.SQL(", ").join(sql.Identifier(k) for k in key),
+            )
+        )
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

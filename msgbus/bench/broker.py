@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Endpoint:
     port: int
     login: str | None = None
     passcode: str | None = None
+    pid: int | None = None  # of a local broker process, to read its CPU time
 
     def client(self) -> RawClient:
         return RawClient(self.host, self.port, login=self.login, passcode=self.passcode)
@@ -65,10 +67,27 @@ class Measurement:
     workload: str
     count: int
     seconds: float
+    cpu_seconds: float | None  # the broker's CPU time, None when its pid is unknown
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds
+
+    @property
+    def cpu_us_per_message(self) -> float | None:
+        """Broker CPU per message: steadier than msgs/s on a busy machine."""
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.count * 1e6
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU time of a process and its threads (Linux /proc)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drain_process(endpoint: Endpoint, destination: str, count: int, pipe: Connection) -> None:
@@ -90,6 +109,7 @@ def measure(endpoint: Endpoint, *, count: int, size: int, persistent: bool) -> M
         target=_drain_process, args=(endpoint, destination, count, theirs), daemon=True
     )
     consumer.start()
+    cpu_before = _cpu_seconds(endpoint.pid)
     try:
         status = ours.recv() if ours.poll(60) else "no answer within 60s"
         if status != "ready":
@@ -112,8 +132,10 @@ def measure(endpoint: Endpoint, *, count: int, size: int, persistent: bool) -> M
         consumer.join(10)
         if consumer.is_alive():
             consumer.kill()
+    cpu_after = _cpu_seconds(endpoint.pid)
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     workload = "persistent" if persistent else "non-persistent"
-    return Measurement(endpoint.name, workload, count, drained.finished - sent.started)
+    return Measurement(endpoint.name, workload, count, drained.finished - sent.started, cpu)
 
 
 @contextlib.contextmanager
@@ -130,7 +152,7 @@ def embedded_broker(data_dir: Path) -> Iterator[Endpoint]:
         found = _LISTENING.search(line)
         if found is None:
             raise ConnectError(f"the embedded broker did not start: {line.strip()}")
-        yield Endpoint("embedded", found.group(1), int(found.group(2)))
+        yield Endpoint("embedded", found.group(1), int(found.group(2)), pid=proc.pid)
     finally:
         proc.terminate()
         try:
@@ -160,7 +182,7 @@ def local_activemq(base: Path) -> Iterator[Endpoint]:
     process = LocalNetwork(topology, base).render("bench")
     process.start(timeout=120)
     try:
-        yield Endpoint("activemq", "127.0.0.1", port)
+        yield Endpoint("activemq", "127.0.0.1", port, pid=process.pid())
     finally:
         process.kill()
 

@@ -45,7 +45,7 @@ from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
 
-__all__ = ["ComponentAgent", "Handler", "local_agent"]
+__all__ = ["ComponentAgent", "Handler", "local_agent", "no_args"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ _LOG_ROOT = "msgbus"
 _DEFAULT_LOG_LINES = 100
 _LOCAL: dict[str, ComponentAgent] = {}
 _LOCAL_LOCK = threading.Lock()
+
+
+def no_args(method: Callable[[], object]) -> Handler:
+    """A handler calling ``method()`` (e.g. ``consumer.pause``) and answering its result."""
+    return lambda args: method()
 
 
 def local_agent(name: str) -> ComponentAgent | None:
@@ -130,6 +135,13 @@ class ComponentAgent:
             if _LOCAL.get(self.name) is self:
                 del _LOCAL[self.name]
         logging.getLogger(_LOG_ROOT).removeHandler(self.logs)
+
+    def __enter__(self) -> ComponentAgent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def reconfigure(self, config: MsgbusConfig) -> None:
         """Apply a re-read configuration's control section (call from a ``reload``)."""

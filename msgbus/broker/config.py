@@ -51,7 +51,14 @@ class BrokerConfig(_Section):
     """Everything ``msgbus broker serve`` and ``EmbeddedBroker`` need.
 
     ``data_dir`` None keeps everything in memory: persistent messages then do not
-    survive a restart. An empty ``users`` mapping allows anonymous logins.
+    survive a restart. An empty ``users`` mapping allows anonymous logins. As YAML::
+
+        name: site-broker
+        port: 61613
+        data_dir: /var/lib/msgbus/broker
+        users: {probe: s3cret}
+        tls: {cert: server.pem, key: server.key, client_ca: grid-ca.pem}
+        limits: {max_connections: 500, max_queue_depth: 200000}
     """
 
     name: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$")

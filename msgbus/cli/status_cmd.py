@@ -9,6 +9,7 @@ answers shows as ``lost`` once ``control.lost_after`` has passed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -161,8 +162,8 @@ def _show_one(console: Console, result: LookupResult, as_json: bool) -> None:
 
 
 def _watch(console: Console, client: ControlClient, table: PresenceTable, path: Path) -> None:
-    """Refresh the table as announcements arrive, until interrupted."""
-    with Live(console=console, auto_refresh=False) as live:
+    """Refresh the table as announcements arrive, until interrupted (Ctrl-C ends it)."""
+    with Live(console=console, auto_refresh=False) as live, contextlib.suppress(KeyboardInterrupt):
         while True:
             _take(table, client.gather(1.0))
             table.save(path)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,23 @@ def test_ctl_broadcast_gathers_every_reply(
     assert fakes["pub@h:2"].state == "paused" and fakes["cons@h:1"].state == "running"
     usage = msgbus("ctl", "--kind", "consumer", "cons@h:1", "pause", config=ops)
     assert usage.returncode == 2 and "only COMMAND" in usage.stderr
+
+
+def test_status_watch_follows_announcements_until_interrupted(
+    make_config: ConfigFactory, start_agent: AgentFactory, tmp_path: Path
+) -> None:
+    cfg = write_config(make_config(), tmp_path / "msgbus.yaml")
+    args = ["status", "--watch", "--no-broker-stats", "--listen", "0.5"]
+    args += ["--state-file", str(tmp_path / "state.json"), "--config", str(cfg)]
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "msgbus", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        time.sleep(4)  # the table is up and refreshing; now a component starts
+        start_agent(make_config("S3"), "consumer", "late@h:7")
+        time.sleep(3)
+    finally:
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert "late@h:7" in out.decode()

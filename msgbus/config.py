@@ -103,6 +103,14 @@ class ConsumerConfig(_Section):
     subscription: str | None = None
     batch: int = Field(500, ge=1, le=100_000)
     max_wait: float = Field(1.0, gt=0)
+    allowed_signers: list[str] = Field(
+        default_factory=list,
+        description="Certificate DNs whose S/MIME-signed bodies are accepted (either DN "
+        "notation); when set, unsigned bodies and other signers are dead-lettered",
+    )
+    signer_ca: Path | None = Field(
+        default=None, description="CA file or directory the signers' certificates chain to"
+    )
 
 
 class MetricsConfig(_Section):

@@ -86,6 +86,8 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
             "subscription": opts["subscription"],
             "batch": opts["batch"],
             "max_wait": opts["max_wait"],
+            "allowed_signers": list(opts["allowed_signers"]) or None,
+            "signer_ca": opts["signer_ca"],
         },
         "store_url": opts["store_url"],
         "metrics": {"port": opts["metrics_port"]},

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from msgbus.config import MsgbusConfig
-from msgbus.consume.messages import Sorted, Verifier, sort_frames
+from msgbus.consume.messages import Sorted, Verifier, signature_verifier, sort_frames
 from msgbus.consume.metrics import ConsumerMetrics
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import (
@@ -67,7 +67,8 @@ class _Batch:
 class Consumer:
     """Consume ``config.consumer.destination`` into the store at ``config.store_url``.
 
-    :meth:`run` blocks until :meth:`stop`, :meth:`drain` or :meth:`abort` ends it
+    Bodies are S/MIME-verified when ``consumer.allowed_signers`` is set (or ``verify``
+    is given). :meth:`run` blocks until :meth:`stop`, :meth:`drain` or :meth:`abort` ends it
     (from another thread or a signal handler). ``pause``/``resume``/``drain``/
     ``stop``/``stats`` are safe to call from any thread.
     """
@@ -89,6 +90,8 @@ class Consumer:
         self._owns_store = store is None
         self.store = store or Store(self.config.store_url)
         self.metrics = metrics or ConsumerMetrics()
+        if verify is None and settings.allowed_signers:
+            verify = signature_verifier(settings.allowed_signers, settings.signer_ca)
         self._verify = verify
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()

@@ -9,20 +9,48 @@ the raw body and the reason. The deduplication key is the publisher's ``msgbus-i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from msgbus.errors import MsgbusError
+from msgbus.errors import ConfigError, SchemaError
 from msgbus.schema.body import decode_body
+from msgbus.security.smime import verify
 from msgbus.stomp.frames import MessageFrame
 from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
 
-__all__ = ["MSGBUS_ID_HEADER", "Sorted", "Verifier", "publish_time", "sort_frames"]
+__all__ = [
+    "MSGBUS_ID_HEADER",
+    "Sorted",
+    "Verifier",
+    "publish_time",
+    "signature_verifier",
+    "sort_frames",
+]
 
 MSGBUS_ID_HEADER = "msgbus-id"
 
 Verifier = Callable[[bytes], bytes]
-"""Checks a signed body and returns the content; raises MsgbusError when it is refused."""
+"""Checks a signed body and returns the content; raises SchemaError (SignatureError)
+when it is refused. Other errors (e.g. no openssl) are not the message's fault and
+propagate."""
+
+
+def signature_verifier(allowed_dns: Sequence[str], ca: Path | None) -> Verifier:
+    """S/MIME (SSM-style) verification against ``ca`` (file or directory), accepting
+    only signers in ``allowed_dns`` (either DN notation)."""
+    if ca is None:
+        raise ConfigError(
+            "consumer.allowed_signers needs consumer.signer_ca, the CA file or directory "
+            "the signers' certificates chain to (--signer-ca)"
+        )
+    ca_file, ca_path = (None, ca) if ca.is_dir() else (ca, None)
+    allowed = list(allowed_dns)
+
+    def check(body: bytes) -> bytes:
+        return verify(body, ca_file=ca_file, ca_path=ca_path, allowed_dns=allowed).content
+
+    return check
 
 
 @dataclass(slots=True)
@@ -67,7 +95,7 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
         if verify is not None:
             try:
                 body = verify(body)
-            except MsgbusError as exc:
+            except SchemaError as exc:
                 out.dead.append(_dead(frame, key, 0, f"signature refused: {exc}"))
                 continue
         for result in decode_body(body, headers):

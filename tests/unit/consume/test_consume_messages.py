@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from msgbus.consume.messages import publish_time, sort_frames
-from msgbus.errors import MsgbusError
 from msgbus.schema.body import encode_body
 from msgbus.schema.models import ProbeResult
+from msgbus.security.smime import SignatureError
 from msgbus.stomp.frames import MessageFrame
 
 
@@ -78,7 +78,7 @@ def test_signature_refusal_dead_letters() -> None:
 
     def verify(data: bytes) -> bytes:
         if not data.startswith(b"SIGNED:"):
-            raise MsgbusError("not signed by an allowed DN")
+            raise SignatureError("not signed by an allowed DN")
         return data.removeprefix(b"SIGNED:")
 
     out = sort_frames([_frame(b"SIGNED:" + body, headers), _frame(body, headers)], verify)

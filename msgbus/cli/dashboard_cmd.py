@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from msgbus.config import load_config
+from msgbus.consume.messages import signature_verifier
 from msgbus.dashboard.live import BrokerFeed, Hub
 from msgbus.dashboard.server import Dashboard
 from msgbus.store.database import Store
@@ -61,7 +62,13 @@ def dashboard(
     store.check()
     feed = None
     if brokers:
-        feed = BrokerFeed(config.connection, destination or config.consumer.destination, Hub())
+        consumer = config.consumer
+        verify = None
+        if consumer.allowed_signers:  # show live only what the consumer would store
+            verify = signature_verifier(consumer.allowed_signers, consumer.signer_ca)
+        feed = BrokerFeed(
+            config.connection, destination or consumer.destination, Hub(), verify=verify
+        )
     server = Dashboard(store, host=host, port=port, feed=feed, poll_interval=poll)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,7 +1,8 @@
 """Live updates for the status page: a fan-out hub fed by the broker or the store.
 
 * ``BrokerFeed`` subscribes (non-durable, auto-ack) to the probe destination and
-  pushes every ProbeResult it decodes. Only for a ``/topic/``: on a queue it would
+  pushes every ProbeResult the consumer would store (the consumer's own decoding and,
+  when configured, S/MIME verification). Only for a ``/topic/``: on a queue it would
   take messages away from the consumer.
 * ``StorePoller`` re-reads the latest results every few seconds and pushes those that
   changed; it works without a broker and shows only what was actually stored.
@@ -16,9 +17,9 @@ import threading
 from collections.abc import Callable
 
 from msgbus.config import ConnectionConfig
+from msgbus.consume.messages import Verifier, sort_frames
 from msgbus.dashboard.data import Cell, probe_cell
 from msgbus.errors import ConfigError, MsgbusError, TransportError
-from msgbus.schema.body import decode_body
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.backoff import Backoff
@@ -82,7 +83,13 @@ class _Worker:
 class BrokerFeed(_Worker):
     """Pushes ProbeResults seen on ``destination`` (a topic) to ``hub``."""
 
-    def __init__(self, settings: ConnectionConfig, destination: str, hub: Hub) -> None:
+    def __init__(
+        self,
+        settings: ConnectionConfig,
+        destination: str,
+        hub: Hub,
+        verify: Verifier | None = None,
+    ) -> None:
         if not destination.startswith("/topic/"):
             raise ConfigError(
                 f"live updates from the broker need a /topic/ destination, not {destination!r} "
@@ -93,6 +100,7 @@ class BrokerFeed(_Worker):
         self.settings = settings
         self.destination = destination
         self.hub = hub
+        self.verify = verify
         self.connected = threading.Event()
 
     def _run(self) -> None:
@@ -119,9 +127,9 @@ class BrokerFeed(_Worker):
                 conn.close()
 
     def _push(self, frame: MessageFrame) -> None:
-        for decoded in decode_body(frame.body, frame.headers):
-            if isinstance(decoded.message, ProbeResult):
-                self.hub.publish(probe_cell(decoded.message))
+        for stored in sort_frames([frame], self.verify).messages:
+            if isinstance(stored.message, ProbeResult):
+                self.hub.publish(probe_cell(stored.message))
 
 
 class StorePoller(_Worker):

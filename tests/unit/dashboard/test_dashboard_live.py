@@ -89,3 +89,27 @@ def test_poller_survives_a_store_outage() -> None:
 def test_broker_feed_refuses_a_queue() -> None:
     with pytest.raises(ConfigError, match="steal the consumer's messages"):
         BrokerFeed(ConnectionConfig(), "/queue/probes", Hub())
+
+
+def test_broker_feed_shows_only_what_the_consumer_would_store() -> None:
+    from msgbus.schema import encode_body
+    from msgbus.security import SignatureError
+    from msgbus.stomp.frames import MessageFrame
+    from tests.unit.dashboard.results import probe
+
+    def verify(body: bytes) -> bytes:
+        if not body.startswith(b"SIGNED\n"):
+            raise SignatureError("not signed by an allowed DN")
+        return body.removeprefix(b"SIGNED\n")
+
+    hub = Hub()
+    client = hub.subscribe()
+    feed = BrokerFeed(ConnectionConfig(), "/topic/probes", hub, verify=verify)
+    body, headers = encode_body(probe("S", "m", "WARNING", "2026-03-01T12:00:00Z"))
+    frame_headers = {**headers, "message-id": "1", "destination": "/topic/probes"}
+    feed._push(MessageFrame(frame_headers, body))
+    assert client.empty()
+    feed._push(MessageFrame({**frame_headers, "message-id": "2"}, b"SIGNED\n" + body))
+    assert client.get_nowait()["status"] == "WARNING"
+    feed._push(MessageFrame({**frame_headers, "message-id": "3"}, b"SIGNED\nnonsense"))
+    assert client.empty()

@@ -12,11 +12,11 @@ Two workloads of 1 KB messages to a queue, each run by every sender in one proce
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import click
@@ -117,57 +117,49 @@ def _stomppy(url: BrokerURL, dest: str, count: int, body: bytes, persistent: boo
 
 
 def run_publish_bench(
-    config: MsgbusConfig, count: int, size: int, *, stomppy_count: int | None = None
+    config: MsgbusConfig, count: int, size: int, *, slow_count: int | None = None
 ) -> Iterator[Measurement]:
-    """Yield measurements as they complete (the first of each workload is the baseline)."""
+    """Yield measurements as they complete (the first of each workload is the baseline).
+
+    Every run gets a fresh queue, emptied afterwards so broker memory stays flat.
+    """
     url = config.connection.brokers[0]
     body = b"x" * size
-    dest = f"/queue/msgbus.bench.publish.{int(time.time())}"
-    slow = stomppy_count or max(1, count // 10)
-    names = itertools.count()
+    prefix = f"/queue/msgbus.bench.publish.{int(time.time())}"
+    slow = slow_count or max(1, count // 10)
 
-    current = [""]
-
-    def queue() -> str:
-        current[0] = f"{dest}.{next(names)}"
-        return current[0]
-
-    def pub(persistent: bool, confirm: str) -> Callable[[], float]:
-        cfg = config.model_copy(
-            update={
-                "publisher": config.publisher.model_copy(
-                    update={"persistent": persistent, "confirm": confirm}
-                )
-            }
+    def pub(persistent: bool, confirm: str) -> Callable[[str], float]:
+        options = config.publisher.model_copy(
+            update={"persistent": persistent, "confirm": confirm}
         )
-        return lambda: _publisher(cfg, queue(), count, body)
+        cfg = config.model_copy(update={"publisher": options})
+        return lambda dest: _publisher(cfg, dest, count, body)
 
-    plan: list[tuple[str, str, int, Callable[[], float]]] = [
-        ("non-persistent", "raw socket, no receipts", count,
-         lambda: _raw_rate(url, queue(), count, body, False, "last")),
-        ("non-persistent", "Publisher, transaction confirm", count, pub(False, "transaction")),
-        ("non-persistent", "Publisher, receipt per message", count, pub(False, "receipt")),
-        ("non-persistent", "stomp.py, no receipts", slow,
-         lambda: _stomppy(url, queue(), slow, body, False, each=False)),
-        ("persistent", "raw socket, no receipts", count,
-         lambda: _raw_rate(url, queue(), count, body, True, "last")),
-        ("persistent", "Publisher, transaction confirm", count, pub(True, "transaction")),
-        ("persistent", "Publisher, receipt per message", count, pub(True, "receipt")),
-        ("persistent", "raw socket, stop-and-wait receipts", slow,
-         lambda: _raw_rate(url, queue(), slow, body, True, "each", window=1)),
-        ("persistent", "stomp.py, stop-and-wait receipts", slow,
-         lambda: _stomppy(url, queue(), slow, body, True, each=True)),
-    ]
+    plan: list[tuple[str, str, int, Callable[[str], float]]] = []
+    for persistent, workload in ((False, "non-persistent"), (True, "persistent")):
+        plan.append((workload, "raw socket, no receipts", count,
+                     partial(_raw_rate, url, count=count, body=body, persistent=persistent,
+                             receipts="last")))
+        for confirm in ("transaction", "cumulative", "receipt"):
+            plan.append((workload, f"Publisher, confirm={confirm}", count,
+                         pub(persistent, confirm)))
+        plan.append((workload, "raw socket, stop-and-wait receipts", slow,
+                     partial(_raw_rate, url, count=slow, body=body, persistent=persistent,
+                             receipts="each", window=1)))
+        plan.append((workload, "stomp.py, stop-and-wait receipts", slow,
+                     partial(_stomppy, url, count=slow, body=body, persistent=persistent,
+                             each=True)))
     # Warm the broker's JIT and journal so the first measured sender is not penalised.
-    _raw_rate(url, queue(), count, body, True, "last")
-    _empty(url, current[0], count)
+    warm = f"{prefix}.warmup"
+    _raw_rate(url, warm, count, body, True, "last")
+    _empty(url, warm, count)
     seen: set[str] = set()
-    for workload, sender, n, run in plan:
-        baseline = workload not in seen
+    for number, (workload, sender, n, run) in enumerate(plan):
+        dest = f"{prefix}.{number}"
+        seconds = run(dest)
+        _empty(url, dest, n)
+        yield Measurement(workload, sender, n, seconds, baseline=workload not in seen)
         seen.add(workload)
-        seconds = run()
-        _empty(url, current[0], n)
-        yield Measurement(workload, sender, n, seconds, baseline)
 
 
 @click.command("publish")
@@ -176,16 +168,16 @@ def run_publish_bench(
 @click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Message body size in bytes.")
-@click.option("--stomppy-count", type=click.IntRange(min=1), default=None,
+@click.option("--slow-count", type=click.IntRange(min=1), default=None,
               help="Messages for the slow senders (stop-and-wait, stomp.py); default count/10.")
 def publish_bench(brokers: tuple[str, ...], count: int, size: int,
-                  stomppy_count: int | None) -> None:
+                  slow_count: int | None) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
     config = load_config(overrides={"connection": {"brokers": list(brokers)}})
     click.echo(f"{count} messages of {size} bytes to a queue on {config.connection.brokers[0]}")
     click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}")
     base = 1.0
-    for m in run_publish_bench(config, count, size, stomppy_count=stomppy_count):
+    for m in run_publish_bench(config, count, size, slow_count=slow_count):
         if m.baseline:
             base = m.rate
         click.echo(f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / base:>8.2f}x")

@@ -1,10 +1,17 @@
 """Confirmed delivery over one connection: a bounded window of pipelined receipts.
 
-Messages go out in units, each confirmed by one RECEIPT: a single SEND with a
-``receipt`` header, or (``transactional``) BEGIN, a batch of SENDs and a COMMIT
-with the receipt, which costs the broker one disk sync per batch instead of one per
-message. Up to ``window`` messages are unconfirmed at any time; the sender never
-waits for a receipt while the window has room (no stop-and-wait).
+Messages go out in units, each confirmed by one RECEIPT (the ``confirm`` mode):
+
+* ``receipt``: one SEND with a ``receipt`` header per unit;
+* ``transaction``: BEGIN, a batch of SENDs, COMMIT with the receipt; the broker
+  stores the batch atomically, so an unconfirmed unit never leaves duplicates;
+* ``cumulative``: a batch of SENDs, the last with the receipt. Brokers process a
+  connection's frames in order and answer a failed SEND with ERROR, so the receipt
+  vouches for the batch; ActiveMQ appends persistent messages to its journal in
+  that order and syncs it before a receipted SEND's RECEIPT.
+
+Up to ``window`` messages are unconfirmed at any time; the sender never waits for a
+receipt while the window has room (no stop-and-wait).
 """
 
 from __future__ import annotations
@@ -59,14 +66,14 @@ class Pipeline:
         *,
         window: int,
         batch: int,
-        transactional: bool,
+        confirm: str,
         receipt_timeout: float,
         persistent: bool,
     ) -> None:
         self.conn = conn
         self.window = window
         self.batch = max(1, min(batch, window))
-        self.transactional = transactional
+        self.confirm = confirm
         self.receipt_timeout = receipt_timeout
         self._extra = {"persistent": "true" if persistent else "false"}
         self._prefix = f"p{next(_ids)}-"
@@ -117,22 +124,28 @@ class Pipeline:
         version = self.conn.version
         now = time.monotonic()
         parts: list[bytes] = []
-        if self.transactional and len(chunk) > 1:
-            receipt = self._prefix + str(next(self._counter))
-            tx = {"transaction": receipt}
-            send = b"SEND\n" + encode_headers("SEND", {**self._extra, **tx}, version)
-            parts.append(serialize(BeginFrame(dict(tx)), version))
-            parts.extend(send + env.encoded(version) for env in chunk)
-            parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
-            # Registered before writing: a failed write leaves them pending for a re-send.
-            self._pending[receipt] = _Unit(chunk, now)
-        else:
+        if self.confirm == "receipt" or len(chunk) == 1:
             send = b"SEND\n" + encode_headers("SEND", self._extra, version)
             for env in chunk:
                 receipt = self._prefix + str(next(self._counter))
                 head = encode_headers("SEND", {"receipt": receipt}, version)
                 parts.append(send + head + env.encoded(version))
+                # Registered before writing: a failed write leaves them for a re-send.
                 self._pending[receipt] = _Unit([env], now)
+        else:
+            receipt = self._prefix + str(next(self._counter))
+            if self.confirm == "transaction":
+                tx = {"transaction": receipt}
+                send = b"SEND\n" + encode_headers("SEND", {**self._extra, **tx}, version)
+                parts.append(serialize(BeginFrame(dict(tx)), version))
+                parts.extend(send + env.encoded(version) for env in chunk)
+                parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
+            else:
+                send = b"SEND\n" + encode_headers("SEND", self._extra, version)
+                parts.extend(send + env.encoded(version) for env in chunk[:-1])
+                last = encode_headers("SEND", {**self._extra, "receipt": receipt}, version)
+                parts.append(b"SEND\n" + last + chunk[-1].encoded(version))
+            self._pending[receipt] = _Unit(chunk, now)
         self._in_flight += len(chunk)
         self.frames_sent += len(chunk)
         self.conn.write_encoded(b"".join(parts))

@@ -95,12 +95,6 @@ class Publisher:
             if self.options.sign_cert
             else None
         )
-        confirm = self.options.confirm
-        if confirm == "auto":
-            # Measured on ActiveMQ: a transaction costs one disk sync per batch, so it wins
-            # for persistent messages; without persistence per-message receipts are cheaper.
-            confirm = "transaction" if self.options.persistent else "receipt"
-        self._transactional = confirm == "transaction"
         self._conn: Connection | None = None
         self._backoff = Backoff(
             self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
@@ -337,7 +331,7 @@ class Publisher:
                 conn,
                 window=self.options.window,
                 batch=self.options.batch,
-                transactional=self._transactional,
+                confirm=self.options.confirm,
                 receipt_timeout=self.settings.receipt_timeout,
                 persistent=self.options.persistent,
             )

@@ -25,6 +25,7 @@ class ScriptedBroker:
         self.refuse_id = refuse_id
         self.unconfirmed = 0
         self.max_unconfirmed = 0
+        self.since_receipt = 0
 
     def write_encoded(self, data: bytes) -> None:
         for frame in self.parser.feed(data):
@@ -39,10 +40,9 @@ class ScriptedBroker:
         if not self.answer:
             return []
         out: list[Frame] = []
-        tx_size = 0
         for frame in self.unanswered:
-            if frame.command == "SEND" and "transaction" in frame.headers:
-                tx_size += 1
+            if frame.command == "SEND":
+                self.since_receipt += 1
             if frame.headers.get(ID_HEADER) == self.refuse_id and self.refuse_id:
                 out.append(ErrorFrame({"message": "not allowed",
                                        "receipt-id": frame.headers["receipt"]}))
@@ -50,8 +50,8 @@ class ScriptedBroker:
                 break
             if "receipt" in frame.headers:
                 out.append(ReceiptFrame({"receipt-id": frame.headers["receipt"]}))
-                self.unconfirmed -= tx_size if frame.command == "COMMIT" else 1
-                tx_size = 0
+                self.unconfirmed -= self.since_receipt
+                self.since_receipt = 0
         self.unanswered = []
         return out
 
@@ -60,9 +60,9 @@ def _envs(n: int) -> list[Envelope]:
     return [Envelope("/queue/w", b"%d" % i, {"k": "v"}) for i in range(n)]
 
 
-def _pipeline(conn: ScriptedBroker, *, transactional: bool, window: int = 8,
+def _pipeline(conn: ScriptedBroker, *, confirm: str, window: int = 8,
               batch: int = 3) -> Pipeline:
-    return Pipeline(conn, window=window, batch=batch, transactional=transactional,  # type: ignore[arg-type]
+    return Pipeline(conn, window=window, batch=batch, confirm=confirm,  # type: ignore[arg-type]
                     receipt_timeout=0.1, persistent=True)
 
 
@@ -77,7 +77,7 @@ def _run(pipe: Pipeline, envs: list[Envelope]) -> tuple[list[Envelope], object]:
 def test_receipt_mode_confirms_everything_in_order_within_the_window() -> None:
     conn = ScriptedBroker()
     envs = _envs(50)
-    confirmed, (outcome, _) = _run(_pipeline(conn, transactional=False), envs)
+    confirmed, (outcome, _) = _run(_pipeline(conn, confirm="receipt"), envs)
     assert outcome is None
     assert [e.msgbus_id for e in confirmed] == [e.msgbus_id for e in envs]
     assert 0 < conn.max_unconfirmed <= 8
@@ -90,7 +90,7 @@ def test_receipt_mode_confirms_everything_in_order_within_the_window() -> None:
 def test_transaction_mode_wraps_batches_and_commits_with_one_receipt() -> None:
     conn = ScriptedBroker()
     envs = _envs(7)
-    confirmed, (outcome, _) = _run(_pipeline(conn, transactional=True), envs)
+    confirmed, (outcome, _) = _run(_pipeline(conn, confirm="transaction"), envs)
     assert outcome is None
     assert len(confirmed) == 7
     commands = [f.command for f in conn.frames]
@@ -101,11 +101,23 @@ def test_transaction_mode_wraps_batches_and_commits_with_one_receipt() -> None:
     assert conn.max_unconfirmed <= 8
 
 
+def test_cumulative_mode_puts_one_receipt_on_the_last_send_of_each_batch() -> None:
+    conn = ScriptedBroker()
+    envs = _envs(7)
+    confirmed, (outcome, _) = _run(_pipeline(conn, confirm="cumulative"), envs)
+    assert outcome is None
+    assert [e.msgbus_id for e in confirmed] == [e.msgbus_id for e in envs]
+    receipted = ["receipt" in f.headers for f in conn.frames]
+    assert [f.command for f in conn.frames] == ["SEND"] * 7
+    assert receipted == [False, False, True, False, False, True, True]
+    assert conn.max_unconfirmed <= 8
+
+
 def test_no_receipt_in_time_returns_every_unconfirmed_message_in_order() -> None:
     conn = ScriptedBroker(answer=False)
     envs = _envs(20)
     source = iter(envs)
-    outcome = _pipeline(conn, transactional=True).run(source, lambda e, _l: None,
+    outcome = _pipeline(conn, confirm="transaction").run(source, lambda e, _l: None,
                                                         lambda e, err: None)
     assert outcome is not None
     assert isinstance(outcome.error, TimeoutException)
@@ -118,7 +130,7 @@ def test_an_error_naming_one_message_refuses_it_and_hands_back_the_rest() -> Non
     envs = _envs(6)
     conn = ScriptedBroker(refuse_id=envs[2].msgbus_id)
     confirmed, (outcome, refused) = _run(
-        _pipeline(conn, transactional=False, window=6, batch=6), envs
+        _pipeline(conn, confirm="receipt", window=6, batch=6), envs
     )
     assert [e.msgbus_id for e in confirmed] == [e.msgbus_id for e in envs[:2]]
     assert [(e.msgbus_id, "not allowed" in str(err)) for e, err in refused] == [
@@ -132,7 +144,7 @@ def test_an_error_inside_a_transaction_asks_for_isolation() -> None:
     envs = _envs(3)
     conn = ScriptedBroker()
     conn.refuse_id = "no-such"
-    pipe = _pipeline(conn, transactional=True)
+    pipe = _pipeline(conn, confirm="transaction")
 
     def refuse_commit(limit: int, timeout: float | None) -> list[Frame]:
         commit = next(f for f in conn.unanswered if f.command == "COMMIT")

@@ -56,9 +56,10 @@ def publish(
     *,
     first_id: int = 0,
     chunk: int = 200,
+    vhost: str | None = None,
 ) -> None:
     """Send persistent messages with msgbus-id ``m<n>``; returns once the broker has them all."""
-    config = load_config(None, {"connection": {"brokers": [url]}})
+    config = load_config(None, {"connection": {"brokers": [url], "vhost": vhost}})
     conn = Connection(config.connection.brokers[0], config.connection)
     conn.connect()
     try:

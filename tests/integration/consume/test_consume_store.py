@@ -15,7 +15,9 @@ import sqlalchemy as sa
 
 from msgbus import Consumer
 from msgbus.config import MsgbusConfig, load_config
+from msgbus.consume.subscription import Subscription
 from msgbus.store.database import Store
+from msgbus.transport.failover import connect_first
 from tests.fixtures.activemq import ActiveMQ
 from tests.integration.consume.conftest import (
     ConsumeProcess,
@@ -81,6 +83,15 @@ def test_durable_subscription_keeps_messages_while_the_consumer_is_away(
     third.drain()
     third.run()
     assert third.stats()["received"] == 0
+    # Removing the subscription drops it on the broker: later messages are not kept.
+    conn = connect_first(config.connection, client_id=f"msgbus-{name}")
+    Subscription(f"/topic/{name}", name).remove(conn)
+    conn.disconnect()
+    publish(activemq.stomp_url, f"/topic/{name}", probes(5), first_id=1000)
+    fourth = Consumer(config)
+    fourth.drain()
+    fourth.run()
+    assert fourth.stats()["received"] == 0
 
 
 def test_invalid_and_non_utf8_messages_are_dead_lettered_and_consuming_goes_on(

@@ -26,7 +26,7 @@ from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
 from msgbus.security.smime import SIGNED_HEADER, Signer
 from msgbus.transport.backoff import Backoff
-from msgbus.transport.connection import Connection
+from msgbus.transport.connection import Connection, make_ssl_context
 from msgbus.transport.failover import connect_first
 
 __all__ = ["DrainReport", "PublishReport", "Publisher"]
@@ -90,6 +90,9 @@ class Publisher:
         self.spool = (
             Spool(self.options.spool_dir, self.options.spool_max_bytes) if spool else None
         )
+        if any(url.tls for url in self.settings.brokers):
+            # Bad TLS material is a configuration problem: say so now, not after spooling.
+            make_ssl_context(self.settings.tls)
         self._signer = (
             Signer(self.options.sign_cert, self.options.sign_key or self.options.sign_cert)
             if self.options.sign_cert

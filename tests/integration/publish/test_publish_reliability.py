@@ -111,6 +111,9 @@ def test_broker_killed_mid_stream_loses_nothing_accepted(
     dest = _queue()
     envelopes = [Envelope(dest, b"m%d" % i) for i in range(20_000)]
     config = _config(tmp_path, broker.stomp_url, retry_for=120, window=512)
+    config = config.model_copy(update={
+        "connection": config.connection.model_copy(update={"heartbeat_ms": (500, 500)})
+    })
     reports: list[PublishReport] = []
     with Publisher(config) as pub:
         sender = threading.Thread(target=lambda: reports.append(pub.send(envelopes)))
@@ -128,7 +131,17 @@ def test_broker_killed_mid_stream_loses_nothing_accepted(
         assert report.confirmed + report.spooled == len(envelopes)
         if report.spooled:
             assert pub.drain().remaining == 0
-        assert pub.stats()["reconnects"] >= 1
+        reconnects = pub.stats()["reconnects"]
+        assert reconnects >= 1
+        # Heart-beats run on the new connection even while this thread keeps busy: the
+        # broker would drop a silent client after about a second.
+        busy_until = time.monotonic() + 4
+        while time.monotonic() < busy_until:
+            sum(range(10_000))
+        late = Envelope(dest, b"late")
+        assert pub.send([late]).confirmed == 1
+        assert pub.stats()["reconnects"] == reconnects
+        envelopes.append(late)
     seen = _consume(broker.stomp_url, dest)
     accepted = {e.msgbus_id for e in envelopes}
     assert set(seen) == accepted  # every accepted id arrived, nothing foreign

@@ -7,11 +7,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
 from msgbus.schema import ProbeResult
+from msgbus.security import verify
 
 
 def _closed_port() -> int:
@@ -101,3 +106,33 @@ def test_drain_without_a_broker_keeps_everything(tmp_path: Path) -> None:
         report = pub.drain()
     assert (report.drained, report.remaining) == (0, 3)
     assert isinstance(report.error, ConnectError)
+
+
+def test_missing_tls_material_is_refused_at_start(tmp_path: Path) -> None:
+    config = load_config(overrides={
+        "connection": {"brokers": ["stomp+ssl://broker.example.org:61614"],
+                       "tls": {"cert": str(tmp_path / "usercert.pem"),
+                               "key": str(tmp_path / "userkey.pem")}},
+        "publisher": {"spool_dir": tmp_path / "spool"},
+    })
+    with pytest.raises(ConnectError, match="cannot load TLS material"):
+        Publisher(config)
+
+
+def test_signed_envelopes_carry_an_smime_body_and_header(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now.replace(year=now.year + 1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    config = _config(tmp_path, sign_cert=tmp_path / "c.pem", sign_key=tmp_path / "k.pem")
+    with Publisher(config) as pub:
+        env = pub.envelope(b"payload\n", {"messageClass": "ProbeResult"})
+    assert env.headers["msgbus-signed"] == "smime"
+    assert env.body.startswith(b"MIME-Version: 1.0") and b"payload" in env.body
+    assert verify(env.body, ca_file=tmp_path / "c.pem").content == b"payload\n"

@@ -128,3 +128,38 @@ def test_totals_match_the_rows_after_any_adds_and_removes(
         assert status.count == len(model)
         assert status.bytes == sum(model.values())
         assert [m.envelope.msgbus_id for m in spool.peek(100)] == list(model)
+
+
+_ADDER = """
+import sys
+from pathlib import Path
+from msgbus.publish import Envelope, Spool
+with Spool(Path(sys.argv[1]), 1 << 30) as spool:
+    for batch in range(20):
+        envs = [Envelope("/queue/c", b"%s-%d-%d" % (sys.argv[2].encode(), batch, i))
+                for i in range(10)]
+        assert spool.add(envs) == 10
+        if batch % 4 == 3:
+            spool.remove([m.envelope.msgbus_id for m in spool.peek(5)
+                          if m.envelope.body.startswith(sys.argv[2].encode())])
+"""
+
+
+def test_processes_sharing_a_spool_directory_lose_nothing(tmp_path: Path) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _ADDER, str(tmp_path), f"p{n}"])
+        for n in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    with Spool(tmp_path, 1 << 30) as spool:
+        rows = [m.envelope for m in spool.peek(10_000)]
+        status = spool.status()
+    assert status.count == len(rows) == len({e.msgbus_id for e in rows})
+    assert status.bytes == sum(e.size for e in rows)
+    for n in range(3):
+        mine = [e.body for e in rows if e.body.startswith(b"p%d-" % n)]
+        # 200 added, at most 5 removed per 4 batches (the rows it saw first).
+        assert 200 - 25 <= len(mine) <= 200
+        # Each process's own rows stay in the order it added them.
+        order = [tuple(int(x) for x in b.split(b"-")[1:]) for b in mine]
+        assert order == sorted(order)

@@ -60,7 +60,10 @@ def cli() -> None:
 def main() -> None:
     """Run the CLI; a MsgbusError becomes one clear line and exit status 1, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        if isinstance(code, int):
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import click
+import pytest
+
+from msgbus.cli import main as cli_main
+from msgbus.errors import ConfigError
+
+
+@pytest.fixture
+def command(monkeypatch: pytest.MonkeyPatch) -> click.Group:
+    group = cli_main.cli
+    assert isinstance(group, click.Group)
+
+    @click.command("exit-with")
+    @click.argument("code", type=int)
+    def exit_with(code: int) -> None:
+        if code < 0:
+            raise ConfigError("bad setting x: use y")
+        click.get_current_context().exit(code)
+
+    monkeypatch.setitem(group.commands, "exit-with", exit_with)
+    return group
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_code_of_a_command_reaches_the_process(
+    command: click.Group, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    monkeypatch.setattr("sys.argv", ["msgbus", "exit-with", str(code)])
+    with pytest.raises(SystemExit) as info:
+        cli_main.main()
+    assert info.value.code == code
+
+
+def test_msgbus_error_is_one_line_and_status_1(
+    command: click.Group, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["msgbus", "exit-with", "--", "-1"])
+    with pytest.raises(SystemExit) as info:
+        cli_main.main()
+    assert info.value.code == 1
+    assert capsys.readouterr().err == "msgbus: error: bad setting x: use y\n"
+
+
+def test_every_listed_command_loads() -> None:
+    group = cli_main.cli
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        assert isinstance(group.get_command(ctx, name), click.Command), name

@@ -12,16 +12,19 @@ Two workloads of 1 KB messages to a queue, each run by every sender in one proce
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
 import stomp
 
+from msgbus.bench.broker import local_activemq
 from msgbus.bench.raw import RawClient, Receipts, raw_drain, raw_send, subscribe
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, TimeoutException
@@ -163,21 +166,30 @@ def run_publish_bench(
 
 
 @click.command("publish")
-@click.option("--broker", "brokers", multiple=True, required=True, metavar="URL",
-              help="stomp://[user:pass@]host:port of the broker to measure against.")
+@click.option("--broker", "brokers", multiple=True, metavar="URL",
+              help="stomp://[user:pass@]host:port to measure against; default: start a "
+              "temporary local ActiveMQ.")
 @click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Message body size in bytes.")
 @click.option("--slow-count", type=click.IntRange(min=1), default=None,
-              help="Messages for the slow senders (stop-and-wait, stomp.py); default count/10.")
+              help="Messages for the stop-and-wait senders; default count/10.")
 def publish_bench(brokers: tuple[str, ...], count: int, size: int,
                   slow_count: int | None) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
-    config = load_config(overrides={"connection": {"brokers": list(brokers)}})
-    click.echo(f"{count} messages of {size} bytes to a queue on {config.connection.brokers[0]}")
-    click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}")
-    base = 1.0
-    for m in run_publish_bench(config, count, size, slow_count=slow_count):
-        if m.baseline:
-            base = m.rate
-        click.echo(f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / base:>8.2f}x")
+    with contextlib.ExitStack() as stack:
+        if not brokers:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-"))
+            click.echo("starting a temporary ActiveMQ ...", err=True)
+            endpoint = stack.enter_context(local_activemq(Path(tmp)))
+            brokers = (f"stomp://{endpoint.host}:{endpoint.port}",)
+        config = load_config(overrides={"connection": {"brokers": list(brokers)}})
+        click.echo(
+            f"{count} messages of {size} bytes to a queue on {config.connection.brokers[0]}"
+        )
+        click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}")
+        base = 1.0
+        for m in run_publish_bench(config, count, size, slow_count=slow_count):
+            if m.baseline:
+                base = m.rate
+            click.echo(f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / base:>8.2f}x")

@@ -265,3 +265,53 @@ def test_refused_login_is_one_clear_line(
     (line,) = proc.stderr.splitlines()
     assert line.startswith("msgbus: spooled because: no broker could be reached")
     assert "refused the connection" in line and "check the login" in line
+
+
+PLUGINS = Path("/usr/lib/nagios/plugins")
+
+
+def test_probe_publishes_a_real_plugin_result(activemq: ActiveMQ, tmp_path: Path) -> None:
+    dest = _queue()
+    proc = subprocess.run(
+        [sys.executable, "-m", "msgbus", "probe", "--broker", activemq.stomp_url,
+         "--destination", dest, "--spool", str(tmp_path / "spool"), "--site", "SITE",
+         "--host", "broker.example.org", "--metric", "org.msgbus.STOMP-Port", "--",
+         str(PLUGINS / "check_tcp"), "-H", activemq.host, "-p", str(activemq.port)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "1 confirmed, 0 spooled, 0 rejected, 0 failed"
+    conn = Connection(BrokerURL.model_validate(activemq.stomp_url))
+    conn.connect()
+    try:
+        conn.subscribe(dest, id="t", ack="auto")
+        frame = conn.receive(10)
+    finally:
+        conn.disconnect()
+    assert isinstance(frame, MessageFrame)
+    (decoded,) = decode_body(frame.body, frame.headers)
+    result = decoded.message
+    assert isinstance(result, ProbeResult)
+    assert (result.metricName, result.metricStatus.value, result.siteName) == (
+        "org.msgbus.STOMP-Port", "OK", "SITE"
+    )
+    assert result.summaryData.startswith("TCP OK")
+    assert {p.label for p in result.perfdata} == {"time"}
+
+
+def test_probe_every_keeps_publishing_until_interrupted(
+    activemq: ActiveMQ, tmp_path: Path
+) -> None:
+    dest = _queue()
+    with subprocess.Popen(
+        [sys.executable, "-m", "msgbus", "probe", "--broker", activemq.stomp_url,
+         "--destination", dest, "--spool", str(tmp_path / "spool"), "--site", "SITE",
+         "--every", "0.5", "--", str(PLUGINS / "check_dummy"), "1", "still warm"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    ) as proc:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(6)]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert sum("1 confirmed" in line for line in lines) == 3
+    assert len(_consume(activemq.stomp_url, dest)) >= 3

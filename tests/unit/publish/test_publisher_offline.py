@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -136,3 +137,17 @@ def test_signed_envelopes_carry_an_smime_body_and_header(tmp_path: Path) -> None
     assert env.headers["msgbus-signed"] == "smime"
     assert env.body.startswith(b"MIME-Version: 1.0") and b"payload" in env.body
     assert verify(env.body, ca_file=tmp_path / "c.pem").content == b"payload\n"
+
+
+def test_metrics_are_served_over_http(tmp_path: Path) -> None:
+    with Publisher(_config(tmp_path)) as pub:
+        pub.send([Envelope("/queue/x", b"a")])
+        port = pub.metrics.registry.serve(0)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+        finally:
+            pub.metrics.registry.stop()
+    assert "msgbus_publisher_spooled_total 1.0" in text
+    assert "msgbus_publisher_spool_messages 1.0" in text
+    assert "msgbus_publisher_confirm_latency_seconds_bucket" in text

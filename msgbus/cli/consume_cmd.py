@@ -69,6 +69,20 @@ __all__ = ["consume"]
     help="YAML configuration file (default: ./msgbus.yaml if present).",
 )
 @click.option(
+    "--allow-signer",
+    "allowed_signers",
+    multiple=True,
+    metavar="DN",
+    help="Accept only S/MIME-signed bodies from this certificate DN (repeat; /C=X/O=Y/CN=Z "
+    "or CN=Z, O=Y, C=X); others are dead-lettered.",
+)
+@click.option(
+    "--signer-ca",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="CA file or directory the signers' certificates chain to.",
+)
+@click.option(
     "--drain", is_flag=True, help="Exit once the broker has nothing more for this subscription."
 )
 def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:

@@ -97,7 +97,8 @@ class BrokerFeed(_Worker):
                 "without --broker to poll the store instead"
             )
         super().__init__("msgbus-dashboard-feed")
-        self.settings = settings
+        # Not the configured client-id: the consumer may be connected with it.
+        self.settings = settings.model_copy(update={"client_id": None})
         self.destination = destination
         self.hub = hub
         self.verify = verify

@@ -223,7 +223,8 @@ class ComponentAgent:
     # -- the agent thread ----------------------------------------------------------
 
     def _run(self) -> None:
-        cfg = self._config.connection
+        # Not the component's client-id: ActiveMQ allows one connection per client-id.
+        cfg = self._config.connection.model_copy(update={"client_id": None})
         backoff = Backoff(cfg.reconnect_initial_delay, cfg.reconnect_max_delay)
         while not self._stopping.is_set():
             try:

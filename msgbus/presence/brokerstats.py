@@ -40,7 +40,8 @@ class BrokerView:
 
 def ask_broker(settings: ConnectionConfig, timeout: float) -> BrokerView:
     """Ask the first reachable broker of ``settings`` about itself (own connection)."""
-    conn = connect_first(settings)
+    # Never the configured client-id: a component may be connected with it.
+    conn = connect_first(settings.model_copy(update={"client_id": None}))
     view = BrokerView(url=str(conn.url), server=conn.server or "unknown")
     try:
         if not conn.server.startswith("ActiveMQ/"):

@@ -87,7 +87,8 @@ class ControlClient:
         if not control.reply_prefix.startswith("/queue/"):
             candidates.append(fallback)
         for i, reply_to in enumerate(candidates):
-            conn = connect_first(self.config.connection)
+            # Never the configured client-id: a component may be connected with it.
+            conn = connect_first(self.config.connection.model_copy(update={"client_id": None}))
             try:
                 conn.subscribe(reply_to, id=_REPLIES)
             except BrokerError as exc:

@@ -150,3 +150,20 @@ def test_temporary_reply_queue_where_the_broker_has_them(
         assert reply_to.startswith("/temp-queue/")
     else:
         assert reply_to.startswith("/queue/")
+
+
+def test_agent_and_client_leave_the_components_client_id_alone(
+    make_config: ConfigFactory, start_agent: AgentFactory, broker_url: str
+) -> None:
+    from msgbus.transport.connection import Connection
+
+    config = make_config("S1", allowed_users=["ops"])
+    config = config.model_copy(
+        update={"connection": config.connection.model_copy(update={"client_id": "c-durable"})}
+    )
+    # The component itself holds the client-id (ActiveMQ allows one connection per id).
+    with Connection(config.connection.brokers[0], config.connection):
+        start_agent(config, "consumer", "holder@h:1")
+        with ControlClient(config) as client:
+            [reply] = client.request(by_name("holder@h:1"), "status", timeout=5)
+    assert reply.ok

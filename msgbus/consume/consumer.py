@@ -22,7 +22,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from msgbus.config import MsgbusConfig
-from msgbus.consume.messages import Sorted, Verifier, signature_verifier, sort_frames
+from msgbus.consume.messages import (
+    Sorted,
+    Verifier,
+    dead_letter,
+    signature_verifier,
+    sort_frames,
+)
 from msgbus.consume.metrics import ConsumerMetrics
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import (
@@ -33,7 +39,7 @@ from msgbus.errors import (
     TimeoutException,
 )
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
-from msgbus.store.database import Store, StoreUnavailable
+from msgbus.store.database import Store, StoreUnavailable, WriteResult
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
@@ -318,7 +324,7 @@ class Consumer:
         while True:
             started = time.monotonic()
             try:
-                result = self.store.write(batch.sorted.messages, batch.sorted.dead)
+                result = self._store(batch.sorted)
                 break
             except StoreUnavailable as exc:
                 self._count("store_retries")
@@ -356,6 +362,29 @@ class Consumer:
             return
         self._count("acked", len(batch.frames))
         m.acked.inc(len(batch.frames))
+
+    def _store(self, batch: Sorted) -> WriteResult:
+        """Write a batch. If the store refuses it for a reason other than being away
+        (a value one database will not take), write its messages one by one and
+        dead-letter those refused, so one message cannot stop the consumer."""
+        try:
+            return self.store.write(batch.messages, batch.dead)
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:
+            log.warning("the store refused a batch (%s); writing it message by message", exc)
+        total = self.store.write([], batch.dead)
+        for item, frame in zip(batch.messages, batch.origins, strict=True):
+            try:
+                total.add(self.store.write([item]))
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                reason = f"the store refused the message: {exc}"
+                total.add(
+                    self.store.write([], [dead_letter(frame, item.msg_id, item.part, reason)])
+                )
+        return total
 
     def _count(self, name: str, n: int = 1) -> None:
         # Each counter has one writing thread, so no lock is needed.

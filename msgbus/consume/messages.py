@@ -23,6 +23,7 @@ __all__ = [
     "MSGBUS_ID_HEADER",
     "Sorted",
     "Verifier",
+    "dead_letter",
     "publish_time",
     "signature_verifier",
     "sort_frames",
@@ -58,6 +59,8 @@ class Sorted:
     """The frames of a batch split into what to store and what to dead-letter."""
 
     messages: list[StoredMessage] = field(default_factory=list)
+    origins: list[MessageFrame] = field(default_factory=list)
+    """The frame each of ``messages`` came from."""
     dead: list[DeadLetter] = field(default_factory=list)
     published: list[float] = field(default_factory=list)
     """Publish times (epoch seconds) of the frames that carried one, for the lag metric."""
@@ -89,25 +92,27 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
         if not key:
             key = f"no-id-{time.time_ns()}-{id(frame)}"
             reason = "the message has neither msgbus-id nor message-id"
-            out.dead.append(_dead(frame, key, 0, reason))
+            out.dead.append(dead_letter(frame, key, 0, reason))
             continue
         body = frame.body
         if verify is not None:
             try:
                 body = verify(body)
             except SchemaError as exc:
-                out.dead.append(_dead(frame, key, 0, f"signature refused: {exc}"))
+                out.dead.append(dead_letter(frame, key, 0, f"signature refused: {exc}"))
                 continue
         for result in decode_body(body, headers):
             part = result.message_no or 0
             if result.message is not None:
                 out.messages.append(StoredMessage(key, part, result.message))
+                out.origins.append(frame)
             else:
-                out.dead.append(_dead(frame, key, part, result.reason))
+                out.dead.append(dead_letter(frame, key, part, result.reason))
     return out
 
 
-def _dead(frame: MessageFrame, key: str, part: int, reason: str) -> DeadLetter:
+def dead_letter(frame: MessageFrame, key: str, part: int, reason: str) -> DeadLetter:
+    """``frame`` (headers and raw body) as the dead letter of its message ``part``."""
     return DeadLetter(
         msg_id=key,
         part=part,

@@ -87,6 +87,13 @@ class WriteResult:
     dead_lettered: int = 0
     per_type: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: WriteResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.dead_lettered += other.dead_lettered
+        for name, n in other.per_type.items():
+            self.per_type[name] = self.per_type.get(name, 0) + n
+
 
 def _cut(value: object) -> str | None:
     if value is None:

@@ -197,3 +197,29 @@ def test_sigterm_commits_and_acks_the_batch_in_flight(
     # Clean exit acked what it stored: the second run got only the rest.
     assert rest.stored() == 2000 - stored
     assert "duplicates 0" in rest.output()
+
+
+def test_a_message_the_database_refuses_is_dead_lettered_not_fatal(
+    activemq: ActiveMQ, sqlite_url: str
+) -> None:
+    init_store(sqlite_url)
+    store = Store(sqlite_url)
+    with store.engine.begin() as conn:  # a site policy the database enforces
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_poison BEFORE INSERT ON probe_results "
+            "WHEN NEW.site = 'SITE-3' BEGIN SELECT RAISE(ABORT, 'site SITE-3 is banned'); END"
+        )
+    store.close()
+    queue = f"/queue/poison-{uuid.uuid4().hex[:8]}"
+    publish(activemq.stomp_url, queue, probes(10))  # sites SITE-0..SITE-4, two each
+    consumer = Consumer(_config(activemq, queue, sqlite_url, batch=10))
+    consumer.drain()
+    consumer.run()
+    assert count(sqlite_url) == 8
+    assert consumer.stats()["acked"] == 10
+    store = Store(sqlite_url)
+    with store.engine.connect() as conn:
+        reasons = conn.execute(sa.select(dead_letters.c.reason)).scalars().all()
+    store.close()
+    assert len(reasons) == 2
+    assert all("the store refused the message" in r and "SITE-3 is banned" in r for r in reasons)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from msgbus.config import load_config
 from msgbus.consume.messages import signature_verifier
 from msgbus.dashboard.live import BrokerFeed, Hub
 from msgbus.dashboard.server import Dashboard
+from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.store.database import Store
 
 __all__ = ["dashboard"]
@@ -37,6 +39,10 @@ __all__ = ["dashboard"]
     show_default=True,
     help="Seconds between store reads when there is no --broker.",
 )
+@click.option("--name", help="With --broker: its name in msgbus status/ctl [dashboard@host:pid].")
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port."
+)
 @click.option(
     "--config",
     "config_path",
@@ -50,12 +56,16 @@ def dashboard(
     host: str,
     port: int,
     poll: float,
+    name: str | None,
+    metrics_port: int | None,
     config_path: Path | None,
 ) -> None:
     """Serve a web page with the latest result per site and metric, updated live."""
     overrides: dict[str, Any] = {
+        "name": name,
         "store_url": store_url,
         "connection": {"brokers": list(brokers) or None},
+        "metrics": {"port": metrics_port},
     }
     config = load_config(config_path, overrides)
     store = Store(config.store_url)
@@ -73,11 +83,24 @@ def dashboard(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    live = f"topic {feed.destination}" if feed else f"store polled every {poll:g} s"
-    click.echo(f"msgbus dashboard on {server.url} (store {store.display_url}; live: {live})")
-    try:
+    with contextlib.ExitStack() as running:
+        if config.metrics.port is not None:
+            metrics_at = server.metrics.registry.serve(config.metrics.port)
+            running.callback(server.metrics.registry.stop)
+            click.echo(f"metrics on http://127.0.0.1:{metrics_at}/metrics", err=True)
+        if feed is not None:  # on a backbone: announce it, answer status/logs/reload/stop
+            running.enter_context(
+                ComponentAgent(
+                    config,
+                    kind="dashboard",
+                    stats=lambda: {"event_streams": server.hub.clients},
+                    handlers={"stop": no_args(stop.set)},
+                    reload=lambda: load_config(config_path, overrides),
+                )
+            )
+        running.callback(store.close)  # callbacks run last-in first-out: server stops first
+        server.start()
+        running.callback(server.stop)
+        live = f"topic {feed.destination}" if feed else f"store polled every {poll:g} s"
+        click.echo(f"msgbus dashboard on {server.url} (store {store.display_url}; live: {live})")
         stop.wait()
-    finally:
-        server.stop()
-        store.close()

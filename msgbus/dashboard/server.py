@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from msgbus.dashboard.data import filters, history, latest, select
 from msgbus.dashboard.live import BrokerFeed, Hub, StorePoller
+from msgbus.dashboard.metrics import DashboardMetrics
 from msgbus.errors import ConfigError, StoreError
 from msgbus.store.database import Store
 
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 _KEEPALIVE = 15.0  # proxies drop idle streams; a comment line keeps this one open
 _POLL = 0.5
 _PAGE = resources.files("msgbus.dashboard").joinpath("static/index.html").read_text("utf-8")
+_ROUTES = {
+    "/": "page",
+    "/index.html": "page",
+    "/api/latest": "latest",
+    "/api/history": "history",
+    "/api/events": "events",
+}
 _INITIAL = '<script id="initial" type="application/json">'
 _MAX_HISTORY = 5000
 
@@ -49,8 +58,10 @@ class Dashboard:
         port: int = 8080,
         feed: BrokerFeed | None = None,
         poll_interval: float = 2.0,
+        metrics: DashboardMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or DashboardMetrics()
         self.hub = feed.hub if feed is not None else Hub()
         self.source = feed or StorePoller(lambda: latest(store), self.hub, poll_interval)
         self._closing = threading.Event()
@@ -100,23 +111,32 @@ class Dashboard:
     def _get(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items() if v[-1]}
+        route = _ROUTES.get(parts.path, "other")
+        started = time.perf_counter()
+        code = HTTPStatus.OK
         try:
-            if parts.path in ("/", "/index.html"):
+            if route == "page":
                 self._send(req, HTTPStatus.OK, self._page(params), "text/html; charset=utf-8")
-            elif parts.path == "/api/latest":
+            elif route == "latest":
                 self._json(req, self._latest(params))
-            elif parts.path == "/api/history":
+            elif route == "history":
                 self._json(req, self._history(params))
-            elif parts.path == "/api/events":
+            elif route == "events":
                 self._events(req)
+                return  # a stream is counted while open, not timed
             else:
-                self._json(req, {"error": f"no such page {parts.path}"}, HTTPStatus.NOT_FOUND)
+                code = HTTPStatus.NOT_FOUND
+                self._json(req, {"error": f"no such page {parts.path}"}, code)
         except _BadRequest as exc:
-            self._json(req, {"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+            code = HTTPStatus.BAD_REQUEST
+            self._json(req, {"error": str(exc)}, code)
         except StoreError as exc:
-            self._json(req, {"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
+            code = HTTPStatus.SERVICE_UNAVAILABLE
+            self._json(req, {"error": str(exc)}, code)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away
+            return  # the browser went away
+        self.metrics.requests.labels(route, str(code.value)).inc()
+        self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
 
     def _page(self, params: dict[str, str]) -> bytes:
         """The page with the current results inside, so it draws them while parsing."""
@@ -152,6 +172,8 @@ class Dashboard:
         req.send_header("Cache-Control", "no-cache")
         req.end_headers()
         q = self.hub.subscribe()
+        self.metrics.requests.labels("events", "200").inc()
+        self.metrics.streams.inc()
         try:
             req.wfile.write(b": connected\n\n")
             req.wfile.flush()
@@ -166,10 +188,12 @@ class Dashboard:
                     req.wfile.write(b": keep-alive\n\n")
                 else:
                     req.wfile.write(b"data: " + json.dumps(cell).encode() + b"\n\n")
+                    self.metrics.events.inc()
                 quiet = 0.0
                 req.wfile.flush()
         finally:
             self.hub.unsubscribe(q)
+            self.metrics.streams.dec()
 
     @staticmethod
     def _json(

@@ -177,3 +177,24 @@ def test_events_from_the_broker_topic(store: Store, embedded_broker: BrokerThrea
 def test_page_is_html(dashboard: Dashboard, path: str) -> None:
     status, page = _get(dashboard, path)
     assert status == 200 and page.startswith("<!DOCTYPE html>")
+
+
+def test_requests_and_streams_are_counted(dashboard: Dashboard) -> None:
+    _get(dashboard, "/api/latest")
+    _get(dashboard, "/api/history?site=SITE-A")
+    _get(dashboard, "/")
+    stream = EventStream(dashboard)
+    try:
+        _wait_clients(dashboard.hub, 1)
+        registry = dashboard.metrics.registry.registry
+        value = registry.get_sample_value
+        assert (
+            value("msgbus_dashboard_http_requests_total", {"route": "latest", "code": "200"}) == 1
+        )
+        assert (
+            value("msgbus_dashboard_http_requests_total", {"route": "history", "code": "400"}) == 1
+        )
+        assert value("msgbus_dashboard_http_requests_total", {"route": "page", "code": "200"}) == 1
+        assert value("msgbus_dashboard_event_streams") == 1
+    finally:
+        stream.close()

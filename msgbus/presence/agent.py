@@ -54,6 +54,18 @@ Handler = Callable[[Mapping[str, Any]], object]
 
 _LOG_ROOT = "msgbus"
 _DEFAULT_LOG_LINES = 100
+# Destinations a reply may go to (ActiveMQ, RabbitMQ, the embedded broker).
+_REPLY_PREFIXES = (
+    "/queue/",
+    "/topic/",
+    "/temp-queue/",
+    "/temp-topic/",
+    "/remote-temp-queue/",
+    "/remote-temp-topic/",
+    "/reply-queue/",
+    "/exchange/",
+    "/amq/queue/",
+)
 _LOCAL: dict[str, ComponentAgent] = {}
 _LOCAL_LOCK = threading.Lock()
 
@@ -322,6 +334,11 @@ class ComponentAgent:
     ) -> None:
         reply_to = frame.headers.get("reply-to")
         if not reply_to:
+            return
+        if not reply_to.startswith(_REPLY_PREFIXES):
+            # A broker may answer a send to a destination it does not know with ERROR and
+            # a disconnect: one odd request must not cut the control channel.
+            log.warning("%s: not replying to %r: not a STOMP destination", self.name, reply_to)
             return
         reply = ControlReply(
             request_id=request.id,

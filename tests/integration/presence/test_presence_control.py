@@ -9,7 +9,7 @@ import pytest
 
 from msgbus.presence.agent import ComponentAgent
 from msgbus.presence.client import ControlClient
-from msgbus.presence.messages import Target
+from msgbus.presence.messages import ControlRequest, Destinations, Target
 from tests.integration.presence.conftest import AgentFactory, ConfigFactory, Fake
 
 
@@ -167,3 +167,18 @@ def test_agent_and_client_leave_the_components_client_id_alone(
         with ControlClient(config) as client:
             [reply] = client.request(by_name("holder@h:1"), "status", timeout=5)
     assert reply.ok
+
+
+def test_an_odd_reply_to_does_not_cut_the_control_channel(
+    make_config: ConfigFactory, three: Three
+) -> None:
+    with ControlClient(make_config(user="ops")) as client:
+        request = ControlRequest(command="status", sender="ops", target=by_name("consumer@a:1"))
+        body = request.model_dump_json().encode()
+        queue = Destinations(make_config().control.prefix).queue("consumer@a:1")
+        client.connection.send(queue, body, {"reply-to": "bogus-destination"})
+        [reply] = client.request(by_name("consumer@a:1"), "status", timeout=5)
+    assert reply.ok
+    agent = three.agents["consumer@a:1"]
+    assert any("not replying to 'bogus-destination'" in line for line in agent.logs.lines())
+    assert not any("control connection lost" in line for line in agent.logs.lines())

@@ -38,31 +38,39 @@ def new_id() -> str:
     return f"{_prefix}-{next(_counter):x}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
     """Destination, STOMP headers and body of one message, plus its msgbus-id.
 
-    ``headers`` hold neither the destination nor the id; :meth:`encoded` adds both.
+    ``headers`` hold neither the destination nor the id; :meth:`head` adds both.
+    Treat an envelope as immutable: its encoded head is cached.
     """
 
     destination: str
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     msgbus_id: str = field(default_factory=new_id)
-    _encoded: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _head: bytes = field(default=b"", init=False, repr=False, compare=False)
+    _head_version: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         """Bytes this message takes (body plus headers), as the spool bound counts them."""
         return len(self.body) + sum(len(k) + len(v) for k, v in self.headers.items())
 
-    def encoded(self, version: str) -> bytes:
-        """The SEND frame after its per-send headers: this message's headers, the
-        content-length, the body and the NUL. Encoded once, reused by re-sends."""
-        tail = self._encoded.get(version)
-        if tail is None:
+    def head(self, version: str) -> bytes:
+        """This message's header lines, content-length and the blank line, to follow
+        the per-send headers of a SEND frame (body and NUL come after). Encoded once,
+        reused by re-sends."""
+        if self._head_version != version:
             headers = {"destination": self.destination, **self.headers, ID_HEADER: self.msgbus_id}
-            head = encode_headers("SEND", headers, version)
-            tail = b"%scontent-length:%d\n\n%s\0" % (head, len(self.body), self.body)
-            self._encoded[version] = tail
-        return tail
+            self._head = b"%scontent-length:%d\n\n" % (
+                encode_headers("SEND", headers, version), len(self.body)
+            )
+            self._head_version = version
+        return self._head
+
+    def frame_parts(self, send: bytes, version: str) -> tuple[bytes, bytes, bytes, bytes]:
+        """The SEND frame as parts for one ``b"".join`` (the body is copied once):
+        ``send`` is the command line and per-send headers."""
+        return send, self.head(version), self.body, b"\0"

@@ -125,11 +125,12 @@ class Pipeline:
         now = time.monotonic()
         parts: list[bytes] = []
         if self.confirm == "receipt" or len(chunk) == 1:
-            send = b"SEND\n" + encode_headers("SEND", self._extra, version)
             for env in chunk:
                 receipt = self._prefix + str(next(self._counter))
-                head = encode_headers("SEND", {"receipt": receipt}, version)
-                parts.append(send + head + env.encoded(version))
+                send = b"SEND\n" + encode_headers(
+                    "SEND", {**self._extra, "receipt": receipt}, version
+                )
+                parts.extend(env.frame_parts(send, version))
                 # Registered before writing: a failed write leaves them for a re-send.
                 self._pending[receipt] = _Unit([env], now)
         else:
@@ -138,13 +139,15 @@ class Pipeline:
                 tx = {"transaction": receipt}
                 send = b"SEND\n" + encode_headers("SEND", {**self._extra, **tx}, version)
                 parts.append(serialize(BeginFrame(dict(tx)), version))
-                parts.extend(send + env.encoded(version) for env in chunk)
+                for env in chunk:
+                    parts.extend(env.frame_parts(send, version))
                 parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
             else:
                 send = b"SEND\n" + encode_headers("SEND", self._extra, version)
-                parts.extend(send + env.encoded(version) for env in chunk[:-1])
+                for env in chunk[:-1]:
+                    parts.extend(env.frame_parts(send, version))
                 last = encode_headers("SEND", {**self._extra, "receipt": receipt}, version)
-                parts.append(b"SEND\n" + last + chunk[-1].encoded(version))
+                parts.extend(chunk[-1].frame_parts(b"SEND\n" + last, version))
             self._pending[receipt] = _Unit(chunk, now)
         self._in_flight += len(chunk)
         self.frames_sent += len(chunk)

@@ -217,6 +217,11 @@ class MessageQueue:
 
     def dispatch(self) -> None:
         ready, consumers = self.ready, self.consumers
+        if len(consumers) == 1:  # the common case, without the round-robin bookkeeping
+            consumer = consumers[0]
+            while ready and consumer.ready():
+                consumer.deliver(ready.popleft())
+            return
         while ready and consumers:
             count = len(consumers)
             start = self._next
@@ -284,12 +289,8 @@ class Router:
 
     # -- messages ---------------------------------------------------------------------
 
-    def new_id(self) -> str:
-        self._ids += 1
-        return f"{self._id_prefix}{self._ids}"
-
     def send(self, destination: str, headers: dict[str, str], body: bytes) -> None:
-        """Route one message; raises LimitExceeded (nothing routed) if a queue is full."""
+        """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
         # Fast path for an existing queue; durable subscription queues are not addressable.
         queue = self.queues.get(destination) if destination.startswith("/queue/") else None
         targets = [queue] if queue is not None else self._targets(destination)
@@ -298,6 +299,8 @@ class Router:
             if len(queue.ready) + queue.unacked >= max_depth and not queue.drop_oldest:
                 self.gate.check_depth(queue.name, queue.depth())
         self.received += 1
+        self._ids += 1
+        headers["message-id"] = f"{self._id_prefix}{self._ids}"  # never the client's
         message = Message(headers, body, headers.get("persistent") == "true")
         for i, queue in enumerate(targets):
             queue.put(message if i == 0 else message.copy())

@@ -330,7 +330,6 @@ class Session(asyncio.Protocol):
         if "transaction" in headers and self._in_transaction(frame):
             return
         message_headers = {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
-        message_headers["message-id"] = self.router.new_id()  # never the client's
         self.router.send(destination, message_headers, frame.body)
         if "receipt" in headers:
             self._receipt(frame, durable=headers.get("persistent") == "true")

@@ -237,7 +237,7 @@ class FrameParser:
             raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
         if len(lines) - 1 > self.limits.max_headers:
             raise FrameTooLarge(f"more than {self.limits.max_headers} headers in one frame")
-        escaped = self.version != "1.0" and command not in _UNESCAPED_COMMANDS
+        escaped = self.version != "1.0" and command not in _UNESCAPED_COMMANDS and "\\" in text
         headers: dict[str, str] = {}
         for line in lines[1:]:
             if has_cr:
@@ -267,13 +267,18 @@ def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") 
     broker can encode the shared part of a MESSAGE once and reuse it for every delivery.
     """
     escaped = version != "1.0" and command not in _UNESCAPED_COMMANDS
-    if escaped:
+    if escaped and "content-length" not in headers:
         # The hot path of a broker encoding every MESSAGE: usually nothing needs escaping,
-        # which one search over all names and values shows.
-        raw = "".join(headers) + "".join(headers.values())
-        if "\r" not in raw and _NEEDS_ESCAPE[version].search(raw) is None:
-            lines = [f"{n}:{v}\n" for n, v in headers.items() if n != "content-length"]
-            return _encode_text(command, "".join(lines))
+        # which shows as exactly one ':' and one LF per line and no backslash or CR.
+        text = "".join([f"{n}:{v}\n" for n, v in headers.items()])
+        count = len(headers)
+        if (
+            text.count(":") == count
+            and text.count("\n") == count
+            and "\\" not in text
+            and "\r" not in text
+        ):
+            return _encode_text(command, text)
     parts = []
     for name, value in headers.items():
         if name == "content-length":

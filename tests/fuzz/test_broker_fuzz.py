@@ -74,8 +74,9 @@ def _exchange(port: int, payload: bytes, connect_first: bool) -> tuple[list[Fram
         # The broker may close while we are still sending an oversized frame.
         with contextlib.suppress(OSError):
             sock.sendall((CONNECT if connect_first else b"") + payload)
-        sock.settimeout(0.3)
         while True:
+            # After an ERROR the close must follow; otherwise silence means "still open".
+            sock.settimeout(5.0 if any(f.command == "ERROR" for f in got) else 0.3)
             try:
                 data = sock.recv(65536)
             except TimeoutError:

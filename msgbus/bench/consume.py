@@ -14,9 +14,10 @@ subscriptions, so the bench can run against a live store.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +42,7 @@ from msgbus.transport.connection import Connection
 from msgbus.transport.failover import connect_first
 from msgbus.transport.url import BrokerURL
 
-__all__ = ["consume_bench", "run_consume_bench"]
+__all__ = ["consume_bench", "probe_body", "run_consume_bench"]
 
 _PROBES = table_for(ProbeResult.message_class)
 
@@ -51,22 +52,30 @@ class Result:
     consumer: str
     count: int
     seconds: float
+    cpu_seconds: float = 0.0
+    """CPU time of this process (all threads) during the run: steadier than msgs/s when
+    other work shares the machine."""
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        return self.cpu_seconds / max(self.count, 1) * 1e6
 
     @property
     def rate(self) -> float:
         return self.count / max(self.seconds, 1e-9)
 
 
-def probe_body(size: int) -> tuple[bytes, dict[str, str]]:
-    """A WLCG ProbeResult body of about ``size`` bytes (detailsData pads it)."""
+def probe_body(size: int = 1024, number: int = 0) -> tuple[bytes, dict[str, str]]:
+    """A WLCG ProbeResult body of about ``size`` bytes (detailsData pads it); ``number``
+    varies the site (5 of them), host (7) and summary."""
     fields: dict[str, Any] = {
-        "serviceURI": "https://ce01.example.org:8443/cream",
-        "hostName": "ce01.example.org",
+        "serviceURI": f"https://ce{number % 7}.example.org:8443/cream",
+        "hostName": f"ce{number % 7}.example.org",
         "serviceFlavour": "CREAM-CE",
-        "siteName": "EXAMPLE-SITE",
+        "siteName": f"SITE-{number % 5}",
         "metricStatus": "OK",
         "metricName": "org.sam.CE-JobSubmit",
-        "summaryData": "OK: job submitted",
+        "summaryData": f"OK: job {number} submitted",
         "timestamp": "2026-01-01T00:00:00Z",
         "detailsData": "x",
     }
@@ -195,6 +204,12 @@ def _naive(url: BrokerURL, store: Store, sub: Subscription, count: int) -> Resul
     return Result("naive stomp.py: INSERT+COMMIT+ACK each", count, elapsed)
 
 
+def _timed(run: Callable[[], Result]) -> Result:
+    started = time.process_time()
+    result = run()
+    return dataclasses.replace(result, cpu_seconds=time.process_time() - started)
+
+
 def _peak_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -220,10 +235,10 @@ def run_consume_bench(
         conn = connect_first(config.connection)
         _publish(conn, topic, tag, count, size)
         conn.disconnect()
-        yield _raw_drain(url, topic, subs["raw"], count)
-        yield _ours(config, subs["ours"], count)
+        yield _timed(lambda: _raw_drain(url, topic, subs["raw"], count))
+        yield _timed(lambda: _ours(config, subs["ours"], count))
         yield f"peak resident memory after msgbus.Consumer: {_peak_rss_mb():.0f} MB"
-        yield _naive(url, store, subs["naive"], naive_count)
+        yield _timed(lambda: _naive(url, store, subs["naive"], naive_count))
     finally:
         for sub in subs.values():
             conn = connect_first(config.connection, client_id=sub.client_id(None))
@@ -273,14 +288,17 @@ def consume_bench(
         f"{count} persistent {1024}-byte ProbeResults, durable topic subscriptions on "
         f"{config.connection.brokers[0]}, store {Store(store_url).display_url}"
     )
-    click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}")
+    click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}{'CPU µs/msg':>12}")
     rates: dict[str, float] = {}
     for item in run_consume_bench(config, count, naive_count or max(1, count // 4)):
         if isinstance(item, str):
             click.echo(item)
             continue
         rates[item.consumer.split(",")[0].split(":")[0]] = item.rate
-        click.echo(f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}")
+        click.echo(
+            f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
+            f"{item.cpu_us_per_message:>12,.0f}"
+        )
     ours = rates["msgbus.Consumer"]
     click.echo(
         f"msgbus.Consumer / raw drain: {ours / rates['raw socket']:.2f}x   "

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msgbus.errors import ConfigError, SchemaError
+from msgbus.publish.envelope import ID_HEADER
 from msgbus.schema.body import decode_body
 from msgbus.security.smime import verify
 from msgbus.stomp.frames import MessageFrame
 from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
 
 __all__ = [
-    "MSGBUS_ID_HEADER",
     "Sorted",
     "Verifier",
     "dead_letter",
@@ -28,8 +28,6 @@ __all__ = [
     "signature_verifier",
     "sort_frames",
 ]
-
-MSGBUS_ID_HEADER = "msgbus-id"
 
 Verifier = Callable[[bytes], bytes]
 """Checks a signed body and returns the content; raises SchemaError (SignatureError)
@@ -68,7 +66,7 @@ class Sorted:
 
 def message_key(frame: MessageFrame) -> str:
     headers = frame.headers
-    return dedup_key(headers.get(MSGBUS_ID_HEADER) or headers.get("message-id") or "")
+    return dedup_key(headers.get(ID_HEADER) or headers.get("message-id") or "")
 
 
 def publish_time(frame: MessageFrame) -> float | None:

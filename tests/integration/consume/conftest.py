@@ -18,35 +18,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from msgbus.bench.consume import probe_body
 from msgbus.config import load_config
-from msgbus.schema.body import encode_body
-from msgbus.schema.models import ProbeResult
 from msgbus.store.database import Store
 from msgbus.store.tables import dead_letters, table_for
 from msgbus.transport.connection import Connection
 
 PROBES = table_for("ProbeResult")
-
-
-def probe_body(i: int, *, size: int = 1024) -> tuple[bytes, dict[str, str]]:
-    """A ~``size`` byte WLCG ProbeResult body numbered ``i`` and its headers."""
-    message = ProbeResult.model_validate(
-        {
-            "serviceURI": f"https://ce{i % 7}.example.org:8443",
-            "hostName": f"ce{i % 7}.example.org",
-            "serviceFlavour": "CREAM-CE",
-            "siteName": f"SITE-{i % 5}",
-            "metricStatus": "OK",
-            "metricName": "org.sam.CE-JobSubmit",
-            "summaryData": f"OK: job {i} submitted",
-            "timestamp": "2026-01-01T00:00:00Z",
-            "detailsData": "x",
-        }
-    )
-    body, headers = encode_body(message, "wlcg")
-    return body.replace(
-        b"detailsData: x", b"detailsData: " + b"x" * max(1, size - len(body))
-    ), headers
 
 
 def publish(
@@ -81,7 +59,8 @@ def publish(
 
 
 def probes(n: int) -> list[tuple[bytes, dict[str, str]]]:
-    return [probe_body(i) for i in range(n)]
+    """``n`` numbered ~1 KB ProbeResult bodies (sites SITE-0..SITE-4 in turn)."""
+    return [probe_body(1024, i) for i in range(n)]
 
 
 def count(store_url: str, table: sa.Table = PROBES) -> int:

@@ -87,7 +87,7 @@ def test_only_allowed_signers_are_stored(
     stranger = Signer(*_issue(tmp_path, "other.example.org", ca_key, ca_name))
     init_store(sqlite_url)
     queue = f"/queue/signed-{uuid.uuid4().hex[:8]}"
-    body, headers = probe_body(0)
+    body, headers = probe_body(1024, 0)
     publish(
         activemq.stomp_url,
         queue,

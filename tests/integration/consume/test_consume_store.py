@@ -99,14 +99,14 @@ def test_invalid_and_non_utf8_messages_are_dead_lettered_and_consuming_goes_on(
 ) -> None:
     init_store(postgres_url)
     queue = f"/queue/mix-{uuid.uuid4().hex[:8]}"
-    good, headers = probe_body(1)
+    good, headers = probe_body(1024, 1)
     bodies = [
-        probe_body(0),
+        probe_body(1024, 0),
         (good.replace(b"metricStatus: OK", b"metricStatus: SUPERB"), headers),
         (b"\xff\xfe\xfd not text", {}),
         (b'{"metricName": "m"}', {"content-type": "application/json"}),
         (good, {**headers, "messageClass": "NoSuchType"}),
-        probe_body(5),
+        probe_body(1024, 5),
     ]
     consumer = _start(running, Consumer(_config(activemq, queue, postgres_url, batch=50)))
     publish(activemq.stomp_url, queue, bodies)

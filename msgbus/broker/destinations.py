@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper
@@ -278,7 +278,7 @@ class Router:
                 self.topics.setdefault("/topic/" + virtual.group(1), []).append(queue)
         return queue
 
-    def _targets(self, destination: str) -> list[MessageQueue]:
+    def _targets(self, destination: str) -> Sequence[MessageQueue]:
         if destination.startswith("/queue/"):
             return [self.queue(destination)]
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
@@ -293,17 +293,20 @@ class Router:
         """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
         # Fast path for an existing queue; durable subscription queues are not addressable.
         queue = self.queues.get(destination) if destination.startswith("/queue/") else None
-        targets = [queue] if queue is not None else self._targets(destination)
+        targets = (queue,) if queue is not None else self._targets(destination)
         max_depth = self.gate.limits.max_queue_depth
-        for queue in targets:
-            if len(queue.ready) + queue.unacked >= max_depth and not queue.drop_oldest:
-                self.gate.check_depth(queue.name, queue.depth())
+        for target in targets:
+            if len(target.ready) + target.unacked >= max_depth and not target.drop_oldest:
+                self.gate.check_depth(target.name, target.depth())
         self.received += 1
         self._ids += 1
         headers["message-id"] = f"{self._id_prefix}{self._ids}"  # never the client's
         message = Message(headers, body, headers.get("persistent") == "true")
-        for i, queue in enumerate(targets):
-            queue.put(message if i == 0 else message.copy())
+        if queue is not None:
+            queue.put(message)
+            return
+        for i, target in enumerate(targets):
+            target.put(message if i == 0 else message.copy())
 
     def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
         source.remove(message)

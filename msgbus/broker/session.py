@@ -31,9 +31,7 @@ log = logging.getLogger("msgbus.broker")
 # Beyond this much unflushed output a session takes no more messages until it drains.
 _OUT_HIGH = 256 * 1024
 # Headers a SEND carries that concern only that frame, not the message.
-_NOT_FORWARDED = frozenset(
-    {"receipt", "transaction", "content-length", "subscription", "ack", "redelivered"}
-)
+_NOT_FORWARDED = ("receipt", "transaction", "content-length", "subscription", "ack", "redelivered")
 _session_ids = itertools.count(1)
 
 
@@ -329,7 +327,9 @@ class Session(asyncio.Protocol):
             raise Refused("SEND without a destination header")
         if "transaction" in headers and self._in_transaction(frame):
             return
-        message_headers = {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
+        message_headers = headers.copy()
+        for name in _NOT_FORWARDED:  # cheaper than filtering every header
+            message_headers.pop(name, None)
         self.router.send(destination, message_headers, frame.body)
         if "receipt" in headers:
             self._receipt(frame, durable=headers.get("persistent") == "true")

@@ -213,7 +213,8 @@ class FrameParser:
             self._check_frame_size(head_size + nul - body_start)
         self._pos = nul + 1
         self._pending = None
-        return FRAME_TYPES[command](headers, bytes(buf[body_start:nul]))
+        # Through a memoryview: one copy of the body instead of two.
+        return FRAME_TYPES[command](headers, bytes(memoryview(buf)[body_start:nul]))
 
     def _check_frame_size(self, size: int) -> None:
         if size > self.limits.max_frame_bytes:

@@ -143,3 +143,29 @@ def test_virtual_topic_queue_shares_the_work(
         shares.append(consumer.stored())
     assert sum(shares) == 2000
     assert all(share > 0 for share in shares), f"work not shared: {shares}"
+
+
+def test_second_sigterm_while_the_database_is_away_stops_without_loss(
+    activemq: ActiveMQ,
+    postgres_url: str,
+    consume_process: Start,
+    tcp_proxy: Callable[[int], TcpProxy],
+) -> None:
+    init_store(postgres_url)
+    proxy = tcp_proxy(5432)
+    proxied = sa.make_url(postgres_url).set(port=proxy.port).render_as_string(False)
+    queue = f"/queue/abort-{uuid.uuid4().hex[:8]}"
+    publish(activemq.stomp_url, queue, probes(1000))
+    consumer = consume_process(*_args(activemq.stomp_url, queue, proxied, "--batch", "100"))
+    wait_until(lambda: count(postgres_url) >= 200, 60, "the consumer to be mid-stream")
+    proxy.cut()
+    wait_until(lambda: "unavailable" in consumer.output(), 30, "the consumer to notice")
+    consumer.signal(signal.SIGTERM)  # finish the batch in flight: cannot, the store is away
+    threading.Event().wait(1.0)
+    assert consumer.proc.poll() is None, "a first SIGTERM waits for the store"
+    consumer.signal(signal.SIGTERM)  # give up now; unacked messages stay with the broker
+    assert consumer.wait(30) == 0, consumer.output()
+    proxy.restore()
+    rest = consume_process(*_args(activemq.stomp_url, queue, postgres_url, "--drain"))
+    assert rest.wait(60) == 0, rest.output()
+    _all_stored(postgres_url, 1000, 10)

@@ -187,10 +187,18 @@ def local_activemq(base: Path) -> Iterator[Endpoint]:
         process.kill()
 
 
+def _median(runs: list[Measurement]) -> Measurement:
+    return sorted(runs, key=lambda m: m.rate)[len(runs) // 2]
+
+
 def compare(
-    *, activemq_url: str | None, count: int, size: int, warmup: int
+    *, activemq_url: str | None, count: int, size: int, warmup: int, repeat: int = 3
 ) -> list[tuple[Measurement, Measurement]]:
-    """Both workloads on both brokers; pairs of (embedded, activemq) measurements."""
+    """Both workloads on both brokers; (embedded, activemq) pairs of median runs.
+
+    Rounds alternate between the brokers, so drift in the machine's load (or a JIT
+    still compiling in the background) does not favour whichever ran first.
+    """
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-")))
         ours = stack.enter_context(embedded_broker(tmp / "embedded"))
@@ -202,10 +210,13 @@ def compare(
             if warmup:  # JIT and page cache warm-up, not measured
                 measure(endpoint, count=warmup, size=size, persistent=False)
                 measure(endpoint, count=warmup, size=size, persistent=True)
-        return [
-            (
-                measure(ours, count=count, size=size, persistent=persistent),
-                measure(theirs, count=count, size=size, persistent=persistent),
-            )
-            for persistent in (False, True)
-        ]
+        pairs = []
+        for persistent in (False, True):
+            runs: dict[str, list[Measurement]] = {"ours": [], "theirs": []}
+            for _ in range(repeat):
+                runs["ours"].append(measure(ours, count=count, size=size, persistent=persistent))
+                runs["theirs"].append(
+                    measure(theirs, count=count, size=size, persistent=persistent)
+                )
+            pairs.append((_median(runs["ours"]), _median(runs["theirs"])))
+        return pairs

@@ -33,17 +33,24 @@ bench.add_command(consume_bench)
               help="Message body size in bytes.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5_000, show_default=True,
               help="Messages sent to each broker (both workloads) before measuring.")
-def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int) -> None:
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per broker and workload, alternating; the median is shown.")
+def bench_broker(
+    activemq_url: str | None, count: int, size: int, warmup: int, repeat: int
+) -> None:
     """Embedded broker vs ActiveMQ: one producer, one consumer, non-persistent and persistent."""
     from msgbus.bench.broker import compare
 
-    click.echo(f"{count} messages of {size} bytes, 1 producer, 1 consumer, queue, ack:auto")
+    click.echo(
+        f"{count} messages of {size} bytes, 1 producer, 1 consumer, queue, ack:auto; "
+        f"median of {repeat} alternating runs"
+    )
     click.echo(
         f"{'workload':<16}{'embedded msgs/s':>18}{'activemq msgs/s':>18}{'ratio':>9}"
         f"{'broker CPU us/msg (embedded activemq)':>40}"
     )
     for ours, theirs in compare(
-        activemq_url=activemq_url, count=count, size=size, warmup=warmup
+        activemq_url=activemq_url, count=count, size=size, warmup=warmup, repeat=repeat
     ):
         cpu = " ".join(
             f"{m.cpu_us_per_message:.1f}" if m.cpu_us_per_message is not None else "n/a"

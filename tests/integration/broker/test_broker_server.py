@@ -194,7 +194,7 @@ def test_bench_broker_command_runs_against_a_given_activemq(activemq: Any) -> No
     result = subprocess.run(
         [sys.executable, "-c", "from msgbus.cli.main import main; main()",
          "bench", "broker", "--activemq", activemq.stomp_url, "--count", "300",
-         "--warmup", "0"],
+         "--warmup", "0", "--repeat", "1"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr

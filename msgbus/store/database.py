@@ -96,10 +96,8 @@ class WriteResult:
 
 
 def _cut(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return text if len(text) <= TEXT_LENGTH else text[:TEXT_LENGTH]
+    # Slicing a short str returns it unchanged, so this costs little on the hot path.
+    return None if value is None else str(value)[:TEXT_LENGTH]
 
 
 _KEY_COLUMN = {name: key_column_name(model) for name, model in MESSAGE_TYPES.items()}

@@ -65,12 +65,12 @@ def render(topology: Path, out: Path) -> None:
 @_state_opt
 @_broker_opt
 def up(topology: Path, state_dir: Path | None, brokers: tuple[str, ...]) -> None:
-    """Start the brokers as local processes and wait until each answers STOMP."""
+    """Start the brokers as local processes; wait until each answers STOMP and is bridged."""
     net = _network(topology, state_dir)
     names = list(brokers) or [b.name for b in net.topology.brokers]
+    net.up(names)
     for name in names:
-        net.up([name])
-        click.echo(f"{name}: up at {net.url(name)}")
+        click.echo(f"{name}: up at {net.url(name)}, data in {net.process(name).data_dir}")
 
 
 @network.command()

@@ -110,11 +110,13 @@ class BrokerProcess:
         stomp_port: int,
         heap_mb: int = 256,
         data_dir: Path | None = None,
+        jvm_options: list[str] | None = None,
         installation: Installation | None = None,
     ) -> None:
         self.name = name
         self.base = base
         self.data_dir = data_dir or base / "data"
+        self.jvm_options = list(jvm_options or [])
         self.host = host
         self.stomp_port = stomp_port
         self.heap_mb = heap_mb
@@ -170,6 +172,11 @@ class BrokerProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the broker (no-op when already running) and wait until STOMP answers."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the JVM without waiting for it (no-op when already running)."""
         if self.is_running():
             return
         if not self.conf_file.is_file():
@@ -183,6 +190,7 @@ class BrokerProcess:
         cmd = [
             inst.java,
             f"-Xmx{self.heap_mb}M",
+            *self.jvm_options,
             f"-Dlog4j.configuration=file:{self.base / 'log4j.properties'}",
             f"-Dactivemq.home={inst.home}",
             f"-Dactivemq.base={self.base}",
@@ -204,9 +212,9 @@ class BrokerProcess:
             start_new_session=True,
         )
         self.pid_file.write_text(launcher.stdout.strip() + "\n")
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
+        """Wait until the STOMP port answers; kill the broker and raise if it does not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.is_running():

@@ -64,6 +64,7 @@ class LocalNetwork:
             stomp_port=broker.ports.stomp,
             heap_mb=broker.heap_mb,
             data_dir=self.data_dir(broker),
+            jvm_options=broker.jvm_options,
             installation=self._installation,
         )
 
@@ -105,8 +106,12 @@ class LocalNetwork:
         wanted = self._names(names)
         self._check_tls(wanted)
         self.save()
-        for name in wanted:
-            self.render(name).start(timeout)
+        # Launched together, waited for together: JVM start-ups overlap.
+        procs = [self.render(name) for name in wanted]
+        for proc in procs:
+            proc.launch()
+        for proc in procs:
+            proc.wait_ready(timeout)
         if form:
             self.wait_formed(timeout)
 

@@ -63,6 +63,8 @@ class Broker(_Model):
     # OpenWire carries the network bridges; other hosts need it only when links cross hosts.
     openwire_bind: str = "127.0.0.1"
     stomp_bind: str = "127.0.0.1"
+    # Extra JVM flags, e.g. test brokers trade peak speed for a quicker start-up.
+    jvm_options: list[str] = Field(default_factory=list)
     store_mb: int = Field(default=2048, ge=16)
     temp_mb: int = Field(default=512, ge=16)
 

@@ -11,6 +11,7 @@ import yaml
 from msgbus.network.activemq import find_installation, free_port
 from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import Topology, parse_topology
+from tests.fixtures.activemq import FAST_START_JVM
 from tests.fixtures.services import require_service
 
 BROKERS = Path(__file__).resolve().parents[3] / "brokers"
@@ -22,6 +23,7 @@ def example_on_free_ports(name: str) -> Topology:
     for broker in data["brokers"]:
         broker["ports"] = {"stomp": free_port(), "openwire": free_port()}
         broker["heap_mb"] = 128
+        broker["jvm_options"] = FAST_START_JVM
     return parse_topology(data, source=name)
 
 

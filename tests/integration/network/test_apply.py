@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from msgbus.network.activemq import free_port
+from msgbus.network.activemq import find_installation, free_port
 from msgbus.network.local import LocalNetwork
 from msgbus.network.plan import apply_plan, make_plan
 from msgbus.network.topology import Topology, parse_topology
 from msgbus.network.verify import verify
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
+from tests.fixtures.activemq import FAST_START_JVM
 from tests.fixtures.services import require_service
 
 
@@ -25,7 +26,8 @@ def _topology(brokers: dict[str, dict[str, int]], links: list[dict[str, Any]]) -
                 for d in ("/queue/>", "/topic/>")
             ],
             "brokers": [
-                {"name": n, "ports": p, "heap_mb": 128} for n, p in brokers.items()
+                {"name": n, "ports": p, "heap_mb": 128, "jvm_options": FAST_START_JVM}
+                for n, p in brokers.items()
             ],
             "links": links,
         }
@@ -51,8 +53,6 @@ def _take(conn: Connection, count: int, timeout: float = 10.0) -> list[bytes]:
 
 
 def test_remove_a_broker_moves_its_queue_and_durable_subscription(tmp_path: Path) -> None:
-    from msgbus.network.activemq import find_installation
-
     require_service("ActiveMQ", find_installation)
     ports = {n: {"stomp": free_port(), "openwire": free_port()} for n in "xyz"}
     state = tmp_path / "state"

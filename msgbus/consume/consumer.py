@@ -310,6 +310,11 @@ class Consumer:
             try:
                 if self._failure is None:
                     self._write(batch)
+            except Exception as exc:
+                # A bug must end run() with its error, not leave it waiting on this thread.
+                log.exception("the writer failed; stopping without acknowledging the batch")
+                self._failure = exc
+                self.stop()
             finally:
                 self._done(len(batch.frames))
 

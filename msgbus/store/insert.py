@@ -90,42 +90,52 @@ def _copy_insert(
     """PostgreSQL: COPY into a session temp table, then INSERT ... SELECT ... ON CONFLICT
     DO NOTHING. COPY has no conflict clause of its own; this is about twice as fast as
     executemany, which parses and plans one INSERT per row."""
+    import psycopg
     from psycopg import sql
 
+    raw = conn.connection.dbapi_connection
+    assert isinstance(raw, psycopg.Connection)
     columns = list(rows[0])
     names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     target = sql.Identifier(table.name)
     staging = sql.Identifier(f"msgbus_staging_{table.name}")
-    dialect = conn.dialect
     convert = [
-        (i, table.c[c].type.bind_processor(dialect))
+        (i, table.c[c].type.bind_processor(conn.dialect))
         for i, c in enumerate(columns)
         if isinstance(table.c[c].type, sa.TypeDecorator)
     ]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
-                "SELECT {} FROM {} WITH NO DATA"
-            ).format(staging, names, target)
+    # Plain statements go through SQLAlchemy, which maps driver errors and notices a
+    # lost connection; only COPY needs the driver itself.
+    conn.exec_driver_sql(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
+            "SELECT {} FROM {} WITH NO DATA"
         )
-        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
+        .format(staging, names, target)
+        .as_string(raw)
+    )
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)
+    try:
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
                 values = list(row.values())
                 for i, process in convert:
                     if process is not None:
                         values[i] = process(values[i])
                 copy.write_row(values)
-        cursor.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
-                target,
-                names,
-                names,
-                staging,
-                sql.SQL(", ").join(sql.Identifier(k) for k in key),
-            )
-        )
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
+    except psycopg.Error as exc:
+        lost = raw.closed
+        if lost:
+            conn.invalidate()
+        raise sa.exc.DBAPIError.instance(
+            copy_sql.as_string(raw) if not lost else "COPY",
+            None,
+            exc,
+            psycopg.Error,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from None
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING")
+    result = conn.exec_driver_sql(insert.format(target, names, names, staging, keys).as_string(raw))
+    return int(result.rowcount)

@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from msgbus.schema.models import ProbeResult
-from msgbus.store.database import DeadLetter, Store, StoredMessage
+from msgbus.store.database import DeadLetter, Store, StoredMessage, StoreUnavailable
 from msgbus.store.migrate import VERSION_TABLE, head_revision
 from msgbus.store.queries import latest_results, metric_history
 from msgbus.store.tables import dead_letters, metadata, table_for
@@ -90,3 +91,27 @@ def test_batches_deduplicate_and_keep_everything(store: Store) -> None:
         3,
         5,
     ]
+
+
+def test_postgres_connection_lost_during_copy_is_store_unavailable(postgres_url: str) -> None:
+    """The server ends the session between the staging table and COPY (a real fault,
+    injected with pg_terminate_backend): retryable, and the next write succeeds."""
+    store = Store(postgres_url)
+    store.init()
+    armed = [True]
+
+    @sa.event.listens_for(store.engine, "after_cursor_execute")
+    def kill_session(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if armed[0] and statement.startswith("CREATE TEMP TABLE"):
+            armed[0] = False
+            pid = cursor.connection.info.backend_pid
+            admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.dispose()
+
+    message = StoredMessage("lost-1", 1, _probe("S", 1))
+    with pytest.raises(StoreUnavailable, match="unavailable while writing a batch"):
+        store.write([message])
+    assert store.write([message]).stored == 1
+    store.close()

@@ -10,6 +10,7 @@ per message.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections import deque
@@ -36,6 +37,7 @@ log = logging.getLogger("msgbus.broker")
 ACK_MODES = ("auto", "client", "client-individual")
 # ActiveMQ virtual topics: /topic/VirtualTopic.X feeds /queue/Consumer.<any>.VirtualTopic.X.
 _VIRTUAL_CONSUMER = re.compile(r"^/queue/Consumer\.[^.]+\.(VirtualTopic\..+)$")
+_subscription_serials = itertools.count(1)
 
 
 class DestinationError(Exception):
@@ -106,7 +108,7 @@ def _encodable(headers: dict[str, str], version: str) -> bytes:
 class Subscription:
     """One SUBSCRIBE of one session: its ack mode, prefetch window and unacked messages."""
 
-    __slots__ = ("_ack_prefix", "_auto", "_prefix", "ack_mode", "durable", "id", "inflight",
+    __slots__ = ("_ack_tag", "_auto", "_prefix", "ack_mode", "durable", "id", "inflight",
                  "prefetch", "queue", "session")
 
     def __init__(
@@ -130,7 +132,10 @@ class Subscription:
         self._prefix = b"MESSAGE\n" + encode_headers(
             "MESSAGE", {"subscription": sub_id}, session.version
         )
-        self._ack_prefix = b"ack:" if session.version == "1.2" else b""
+        # STOMP 1.2 acks by the MESSAGE's ack header: tagged per subscription, because two
+        # topic subscriptions of one connection receive copies with the same message-id.
+        # Older versions ack by message-id (and subscription, in 1.1).
+        self._ack_tag = f"{next(_subscription_serials)}-" if session.version == "1.2" else None
 
     def ready(self) -> bool:
         return self.session.writable and (self._auto or len(self.inflight) < self.prefetch)
@@ -139,13 +144,16 @@ class Subscription:
         parts = [self._prefix]
         if message.redeliveries:
             parts.append(b"redelivered:true\n")
-        if self._ack_prefix:
-            parts += (self._ack_prefix, message.message_id.encode(), b"\n")
+        if self._ack_tag is None:
+            ack_id = message.message_id
+        else:
+            ack_id = self._ack_tag + message.message_id
+            parts += (b"ack:", ack_id.encode(), b"\n")
         parts.append(message.tail(self.session.version))
         if self._auto:
             self.queue.remove(message)
         else:
-            self.inflight[message.message_id] = message
+            self.inflight[ack_id] = message
             self.queue.unacked += 1
         self.queue.router.delivered += 1
         self.session.write(b"".join(parts))

@@ -270,3 +270,22 @@ def test_limits_answer_with_error_frames() -> None:
         assert frame.command == "ERROR" and "exceeds" in frame.body.decode()
 
     run(scenario)
+
+
+def test_two_topic_subscriptions_of_one_connection_ack_independently() -> None:
+    async def scenario() -> None:
+        broker = await open_broker()
+        wire, producer = await connected(broker), await connected(broker)
+        for sub_id in ("a", "b"):
+            wire.send("SUBSCRIBE", destination="/topic/twice", id=sub_id, ack="client-individual")
+        producer.send("SEND", b"one", destination="/topic/twice")
+        copies = await wire.receive()
+        assert [f.headers["subscription"] for f in copies] == ["a", "b"]
+        assert copies[0].headers["message-id"] == copies[1].headers["message-id"]
+        assert copies[0].headers["ack"] != copies[1].headers["ack"]
+        for copy in copies:
+            wire.send("ACK", id=copy.headers["ack"], receipt=copy.headers["subscription"])
+        assert [f.command for f in await wire.receive()] == ["RECEIPT", "RECEIPT"]
+        assert all(q.unacked == 0 for targets in broker.router.topics.values() for q in targets)
+
+    run(scenario)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msgbus.errors import NetworkError
-from msgbus.stomp import FrameParser, make_frame, serialize
+from msgbus.stomp import Frame, FrameParser, make_frame, serialize
 
 __all__ = ["BrokerProcess", "Installation", "find_installation", "free_port"]
 
@@ -87,7 +87,7 @@ def stomp_answers(host: str, port: int, timeout: float = 2.0) -> bool:
                 data = sock.recv(65536)
                 if not data:
                     return False
-                if any(getattr(ev, "command", "") for ev in parser.feed(data)):
+                if any(isinstance(ev, Frame) for ev in parser.feed(data)):
                     return True
     except OSError:
         return False

@@ -104,13 +104,15 @@ def test_bodies_arrive_decodable_with_selector_headers(activemq: ActiveMQ, tmp_p
     assert decoded.message == _probe(7)
 
 
+@pytest.mark.parametrize("confirm", ["transaction", "cumulative"])
 def test_broker_killed_mid_stream_loses_nothing_accepted(
-    activemq_broker_factory: BrokerFactory, tmp_path: Path
+    activemq_broker_factory: BrokerFactory, tmp_path: Path, confirm: str
 ) -> None:
     broker = activemq_broker_factory("killme")
     dest = _queue()
     envelopes = [Envelope(dest, b"m%d" % i) for i in range(20_000)]
-    config = _config(tmp_path, broker.stomp_url, retry_for=120, window=512)
+    config = _config(tmp_path, broker.stomp_url, retry_for=120, window=2048, batch=512,
+                     confirm=confirm)
     config = config.model_copy(update={
         "connection": config.connection.model_copy(update={"heartbeat_ms": (500, 500)})
     })

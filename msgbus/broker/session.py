@@ -19,7 +19,7 @@ from msgbus.broker.auth import LimitExceeded
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
 from msgbus.errors import RemoteProtocolError
 from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
-from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, ReceiptFrame
+from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
 if TYPE_CHECKING:
     from msgbus.broker.server import EmbeddedBroker
@@ -101,8 +101,12 @@ class Session(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
+            self._handle(self.parser.before_failure)
             self.fail("malformed frame", str(exc))
             return
+        self._handle(events)
+
+    def _handle(self, events: list[Frame | Heartbeat]) -> None:
         handlers = _HANDLERS
         for event in events:
             if not isinstance(event, Frame):

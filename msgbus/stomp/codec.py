@@ -97,6 +97,9 @@ class FrameParser:
         self.limits = limits or Limits()
         self._buf = bytearray()
         self._failed: RemoteProtocolError | None = None
+        # Complete events of the feed() that then failed: valid frames sent before the
+        # bad bytes, which a broker still honours before answering ERROR.
+        self.before_failure: list[Frame | Heartbeat] = []
         # A parsed header section waiting for its body:
         # (command, headers, body start, content-length or None, header section size).
         self._pending: tuple[str, dict[str, str], int, int | None, int] | None = None
@@ -127,6 +130,7 @@ class FrameParser:
                 events.append(event)
         except RemoteProtocolError as exc:
             self._failed = exc
+            self.before_failure = events
             self._buf.clear()
             raise
         finally:

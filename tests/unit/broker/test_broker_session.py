@@ -289,3 +289,17 @@ def test_two_topic_subscriptions_of_one_connection_ack_independently() -> None:
         assert all(q.unacked == 0 for targets in broker.router.topics.values() for q in targets)
 
     run(scenario)
+
+
+def test_frames_before_malformed_bytes_are_still_honoured() -> None:
+    async def scenario() -> None:
+        broker = await open_broker()
+        wire = await connected(broker)
+        wire.send_bytes(
+            b"SEND\ndestination:/queue/ok\nreceipt:r1\ncontent-length:2\n\nhi\0BOGUS\n\n\0"
+        )
+        frames = await wire.receive()
+        assert [f.command for f in frames] == ["RECEIPT", "ERROR"]
+        assert broker.router.queues["/queue/ok"].depth() == 1
+
+    run(scenario)

@@ -114,3 +114,10 @@ def test_serializer_refuses_what_the_version_cannot_carry() -> None:
         serialize(SendFrame({"a": "b\r"}), "1.1")
     with pytest.raises(LocalProtocolError):
         serialize(SendFrame({"a": "\ud800"}), "1.2")
+
+
+def test_frames_before_a_failure_are_kept() -> None:
+    parser = FrameParser(role="server")
+    with pytest.raises(RemoteProtocolError):
+        parser.feed(b"SEND\na:1\n\n\0\nBOGUS\n\n\0")
+    assert [type(e).__name__ for e in parser.before_failure] == ["SendFrame", "Heartbeat"]

@@ -173,7 +173,7 @@ class Publisher:
         self, messages: Iterable[Message], destination: str | None, report: PublishReport
     ) -> Iterator[Envelope]:
         for number, message in enumerate(messages, 1):
-            # Re-validate: models are mutable, so what left the constructor may have changed.
+            # Re-validate: model_construct and model_copy(update=...) bypass validation.
             data = message.model_dump(warnings=False)
             checked = validate_message(type(message), data, number)
             if checked.message is None:
@@ -325,6 +325,10 @@ class Publisher:
             progress[0] += len(envs)
             confirmed(envs, latency)
 
+        def counted_refusal(env: Envelope, error: BrokerError) -> None:
+            progress[0] += 1  # an answer, even a refusal, means the broker is working
+            refused(env, error)
+
         while True:
             try:
                 conn = self._connection(self.options.retry_for)
@@ -339,7 +343,7 @@ class Publisher:
                 persistent=self.options.persistent,
             )
             before = progress[0]
-            outcome = pipeline.run(source, counted, refused, single=single)
+            outcome = pipeline.run(source, counted, counted_refusal, single=single)
             self._count("sent", pipeline.frames_sent)
             self.metrics.sent.inc(pipeline.frames_sent)
             if outcome is None:
@@ -363,8 +367,11 @@ class Publisher:
         """The current connection, or a new one: failover over the broker list, with
         back-off between rounds for up to ``retry_for`` seconds."""
         conn = self._conn
-        if conn is not None and conn.connected:
-            return conn
+        if conn is not None:
+            if conn.connected:
+                return conn
+            conn.close()  # dropped while idle (e.g. a broker restart between sends)
+            self._conn = None
         give_up = time.monotonic() + retry_for
         while True:
             now = time.monotonic()

@@ -179,8 +179,12 @@ def test_no_broker_spools_then_drains_nothing_lost_nothing_doubled(
         assert (drained.drained, drained.remaining, drained.error) == (1_000, 0, None)
         # A later publish sends directly once the spool is empty.
         assert pub.send([Envelope(dest, b"after")]).confirmed == 1
+        # A broker restart while idle: the next send notices and reconnects.
+        broker.restart()
+        assert pub.send([Envelope(dest, b"after restart")]).confirmed == 1
+        assert pub.stats()["reconnects"] == 1
     seen = _consume(broker.stomp_url, dest)
-    assert len(seen) == 1_001 and set(seen.values()) == {1}
+    assert len(seen) == 1_002 and set(seen.values()) == {1}
     assert {e.msgbus_id for e in envelopes} <= set(seen)
 
 

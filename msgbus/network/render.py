@@ -11,10 +11,12 @@ Why the network connectors look the way they do:
   down; without both, messages for them stop at the publishing broker.
 * Virtual topics: the topic is bridged and the consumer queues
   (``Consumer.*.VirtualTopic.>``) are excluded, as ActiveMQ's documentation says:
-  bridging both delivers every message twice. Consumer queues are created up front on
-  every broker, and ``useVirtualDestSubs`` turns their existence into demand for the
-  topic, so a consumer group whose broker was down at its first subscribe loses nothing
-  published afterwards.
+  bridging both delivers every message twice. A group's consumer queues are created up
+  front on the brokers it consumes from (not on publishing brokers: there every
+  bridged message would also leave a copy nobody reads), and
+  ``useVirtualDestSubsOnCreation`` turns their existence into demand for the topic
+  across the network, so messages published before the group's first subscribe wait
+  for it in its queue.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def render_broker(topology: Topology, name: str) -> str:
     )
     # Children in alphabetical order: ActiveMQ's schema has required that since 5.4.
     _destination_policy(root, topology.destinations)
-    _precreated(root, topology)
+    _precreated(root, topology, broker)
     mgmt = _sub(root, "managementContext")
     _sub(mgmt, "managementContext", createConnector=False)
     links = [link for link in topology.links if link.source == broker.name]
@@ -152,11 +154,12 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
             _sub(dls, "discarding")
 
 
-def _precreated(root: ET.Element, topology: Topology) -> None:
+def _precreated(root: ET.Element, topology: Topology, broker: Broker) -> None:
     queues = [
-        f"Consumer.{group}.VirtualTopic.{topic}"
+        f"Consumer.{group.name}.VirtualTopic.{topic}"
         for topic in topology.virtual_topics
         for group in topology.consumer_groups
+        if broker.name in group.brokers
     ]
     if not queues:
         return

@@ -19,6 +19,7 @@ from msgbus.errors import NetworkError
 
 __all__ = [
     "Broker",
+    "ConsumerGroup",
     "DestinationPolicy",
     "Link",
     "Permission",
@@ -125,6 +126,17 @@ class Permission(_Model):
         return self
 
 
+class ConsumerGroup(_Model):
+    """A virtual-topic consumer group and the brokers its consumers attach to.
+
+    Its queues are created at start on those brokers only: a queue on a broker where
+    nobody consumes would keep a copy of every message for ever.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    brokers: list[str] = Field(min_length=1)
+
+
 class Tls(_Model):
     """Key and trust stores for STOMP+SSL (JKS or PKCS12, as ActiveMQ reads them)."""
 
@@ -155,11 +167,9 @@ class Topology(_Model):
     tls: Tls | None = None
     # ActiveMQ has no per-destination default expiry: this one is broker-wide.
     expiry_ms: int | None = Field(default=None, ge=1)
-    # Virtual topics (VirtualTopic.X consumed as Consumer.<id>.VirtualTopic.X queues) whose
-    # consumer queues are created up front on every broker, so none is lost while a
-    # consumer's broker is away at first subscribe.
+    # Virtual topics (VirtualTopic.X, consumed as Consumer.<group>.VirtualTopic.X queues).
     virtual_topics: list[str] = Field(default_factory=list)
-    consumer_groups: list[str] = Field(default_factory=list)
+    consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
         """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses.
@@ -211,6 +221,12 @@ class Topology(_Model):
                         f"known brokers: {', '.join(sorted(known))}"
                     )
         _check_cycles(self.links)
+        for group in self.consumer_groups:
+            unknown = sorted(set(group.brokers) - known)
+            if unknown:
+                raise ValueError(
+                    f"consumer group {group.name!r} names unknown brokers {unknown}"
+                )
         if self.security.authentication and not self.users:
             raise ValueError(
                 "security.authentication is on but no users are declared: add users "

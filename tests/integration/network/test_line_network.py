@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from msgbus.network.local import LocalNetwork
+from msgbus.network.stats import destination_stats
 from msgbus.network.verify import remove_durable, verify
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
@@ -108,28 +109,34 @@ def test_durable_subscriber_made_while_its_bridge_was_down_gets_everything(
 
 def test_virtual_topic_crosses_the_network_once(line_network: LocalNetwork) -> None:
     net = line_network
-    queue = "/queue/Consumer.store.VirtualTopic.grid.metrics"
+    publisher = net.connect("a")
+
+    def publish(prefix: str, count: int) -> list[bytes]:
+        bodies = [f"{prefix}{i}".encode() for i in range(count)]
+        for i, body in enumerate(bodies):
+            publisher.send("/topic/VirtualTopic.grid.metrics", body, {"persistent": "true"},
+                           receipt=f"{prefix}{i}")
+            publisher.wait_for_receipt(f"{prefix}{i}", 30)
+        return bodies
+
+    # c's queue for the group exists from start-up, so its demand already reaches a:
+    # messages published before any consumer subscribed wait for it at c.
+    early = publish("early", 10)
     consumer = net.connect("c")
-    consumer.subscribe(queue, id="vt")
+    consumer.subscribe("/queue/Consumer.store.VirtualTopic.grid.metrics", id="vt")
     try:
-        publisher = net.connect("a")
-        deadline = time.monotonic() + 30
-        # The consumer queue's demand reaches a through b: wait for the first message.
-        while True:
-            publisher.send("/topic/VirtualTopic.grid.metrics", b"warm-up", receipt="w")
-            publisher.wait_for_receipt("w", 30)
-            if _bodies(consumer, 1, 1.0):
-                break
-            assert time.monotonic() < deadline, "virtual topic demand never reached a"
-        while _bodies(consumer, 1, 1.0):
-            pass
-        for i in range(100):
-            publisher.send("/topic/VirtualTopic.grid.metrics", f"v{i}".encode(),
-                           {"persistent": "true"}, receipt=f"v{i}")
-            publisher.wait_for_receipt(f"v{i}", 30)
+        assert _bodies(consumer, 10, 15.0) == early
+        late = publish("v", 100)
         publisher.disconnect()
         got = _bodies(consumer, 200, 10.0)
         # Bridging the topic and the consumer queues both would deliver each one twice.
-        assert got == [f"v{i}".encode() for i in range(100)]
+        assert got == late
+        for broker in "ab":  # no unread copies left where the group does not consume
+            conn = net.connect(broker)
+            try:
+                left = {d.name: d.size for d in destination_stats(conn)}
+            finally:
+                conn.disconnect()
+            assert left.get("queue://Consumer.store.VirtualTopic.grid.metrics", 0) == 0
     finally:
         consumer.disconnect()

@@ -108,3 +108,11 @@ def test_data_dir_is_a_placeholder_unless_given() -> None:
     broker = _broker(parse_topology(base), "x")
     assert _find(broker, "a:persistenceAdapter/a:kahaDB").get("directory") == "/srv/amq/kahadb"
     assert broker.find("a:plugins/a:simpleAuthenticationPlugin", NS) is None
+
+
+def test_consumer_queues_only_where_the_group_consumes() -> None:
+    topo = load_topology(BROKERS / "line.yaml")
+    for name, wanted in (("a", []), ("b", []), ("c", ["Consumer.store.VirtualTopic.grid.metrics"])):
+        queues = [q.get("physicalName") for q in _broker(topo, name).findall(
+            "a:destinations/a:queue", NS)]
+        assert queues == wanted, name

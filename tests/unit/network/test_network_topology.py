@@ -156,3 +156,9 @@ def test_destination_matches_itself_and_its_wildcards(kind: str, parts: list[str
     other = "topic" if kind == "queue" else "queue"
     assert not destination_matches(f"/{other}/>", dest)
     assert not destination_matches(f"/{kind}/{'.'.join([*parts, 'more'])}", dest)
+
+
+def test_consumer_group_on_unknown_broker() -> None:
+    data = _topo(virtual_topics=["t"], consumer_groups=[{"name": "store", "brokers": ["z"]}])
+    with pytest.raises(NetworkError, match=r"consumer group 'store' names unknown brokers \['z'\]"):
+        parse_topology(data)

@@ -54,7 +54,7 @@ def verify(
     timeout: float = 15.0,
     settle: float = 3.0,
 ) -> VerifyResult:
-    """Probe every path once; waits ``settle`` s for subscriptions to cross the bridges."""
+    """Probe every path; waits ``settle`` s for subscriptions to cross the bridges first."""
     if not destination.startswith("/topic/"):
         raise NetworkError(f"verify needs a topic for its durable subscribers, not {destination}")
     topo = network.topology
@@ -78,44 +78,64 @@ def verify(
                 continue
             conns[name] = conn
         time.sleep(settle)
-        for name, conn in conns.items():
-            headers = {_RUN: run, _FROM: name, _SENT: repr(time.time()), "persistent": "true"}
-            try:
-                conn.send(destination, f"probe from {name}".encode(), headers, receipt=run)
-                conn.wait_for_receipt(run, timeout)
-            except MsgbusError as exc:
-                result.down[name] = f"could not publish: {exc}"
-        _collect(conns, run, result, timeout)
+        _probe_rounds(conns, destination, run, result, timeout)
     finally:
         for conn in conns.values():
             _drop_subscription(conn, subscription)
     return result
 
 
-def _collect(
-    conns: dict[str, Connection], run: str, result: VerifyResult, timeout: float
+def _probe_rounds(
+    conns: dict[str, Connection],
+    destination: str,
+    run: str,
+    result: VerifyResult,
+    timeout: float,
 ) -> None:
-    wanted = {p for p in result.expected if p[1] in conns and p[0] in conns}
+    """Publish probes in rounds until every expected path between live brokers delivered.
+
+    A subscription still crossing the bridges when the first probe goes out would
+    fail a healthy path, so a source whose paths are missing probes again.
+    """
+    wanted = {p for p in result.expected if p[0] in conns and p[1] in conns}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not wanted <= set(result.delivered):
-        for name, conn in conns.items():
+    round_no = 0
+    while True:
+        round_no += 1
+        sources = {src for src, dst in wanted - set(result.delivered)}
+        for name in sorted(sources):
+            conn = conns[name]
+            headers = {_RUN: run, _FROM: name, _SENT: repr(time.time()), "persistent": "true"}
+            receipt = f"{run}-{round_no}"
             try:
-                frame = conn.receive(0.05)
-            except MsgbusError:
-                continue
-            if isinstance(frame, MessageFrame) and frame.headers.get(_RUN) == run:
-                pair = (frame.headers.get(_FROM, "?"), name)
-                sent = float(frame.headers.get(_SENT, "0"))
-                result.delivered.setdefault(pair, (time.time() - sent) * 1000.0)
-    # Stragglers beyond the expected set still count as unexpected paths.
+                conn.send(destination, f"probe from {name}".encode(), headers, receipt=receipt)
+                conn.wait_for_receipt(receipt, timeout)
+            except MsgbusError as exc:
+                result.down[name] = f"could not publish: {exc}"
+        round_end = min(deadline, time.monotonic() + max(timeout / 4, 2.0))
+        while time.monotonic() < round_end and not wanted <= set(result.delivered):
+            _receive(conns, run, result, 0.05)
+        if wanted <= set(result.delivered) or time.monotonic() >= deadline:
+            break
+    # Anything still in flight shows up as a delivered (maybe unexpected) path.
+    while _receive(conns, run, result, 0.2):
+        pass
+
+
+def _receive(conns: dict[str, Connection], run: str, result: VerifyResult, wait: float) -> bool:
+    """Take at most one frame per connection; True when any arrived."""
+    got = False
     for name, conn in conns.items():
         try:
-            while (frame := conn.receive(0.2)) is not None:
-                if isinstance(frame, MessageFrame) and frame.headers.get(_RUN) == run:
-                    pair = (frame.headers.get(_FROM, "?"), name)
-                    result.delivered.setdefault(pair, float("nan"))
+            frame = conn.receive(wait)
         except MsgbusError:
             continue
+        got |= frame is not None
+        if isinstance(frame, MessageFrame) and frame.headers.get(_RUN) == run:
+            pair = (frame.headers.get(_FROM, "?"), name)
+            sent = float(frame.headers.get(_SENT, "0"))
+            result.delivered.setdefault(pair, (time.time() - sent) * 1000.0)
+    return got
 
 
 def remove_durable(conn: Connection, *, id: str, name: str) -> None:

@@ -93,8 +93,11 @@ def render_broker(topology: Topology, name: str) -> str:
     links = [link for link in topology.links if link.source == broker.name]
     if links:
         connectors = _sub(root, "networkConnectors")
-        for link in links:
-            _network_connector(connectors, topology, link)
+        for i, link in enumerate(links):
+            # Connector names must be unique per broker; parallel links get a suffix.
+            twins = [x for x in links[:i] if x.target == link.target]
+            name = f"{link.source}-to-{link.target}" + (f"-{len(twins) + 1}" if twins else "")
+            _network_connector(connectors, topology, link, name)
     persistence = _sub(root, "persistenceAdapter")
     _sub(persistence, "kahaDB", directory=f"{data_dir}/kahadb")
     _plugins(root, topology)
@@ -168,13 +171,13 @@ def _precreated(root: ET.Element, topology: Topology, broker: Broker) -> None:
         _sub(dests, "queue", physicalName=queue)
 
 
-def _network_connector(parent: ET.Element, topology: Topology, link: Link) -> None:
+def _network_connector(parent: ET.Element, topology: Topology, link: Link, name: str) -> None:
     target = topology.broker(link.target)
     user = _bridge_user(topology)
     nc = _sub(
         parent,
         "networkConnector",
-        name=f"{link.source}-to-{link.target}",
+        name=name,
         # Retry a missing peer every 1-5 s rather than backing off to 30 s: a network
         # should form within seconds of its last broker starting.
         uri=f"static:(tcp://{target.host}:{target.ports.openwire})"

@@ -172,32 +172,8 @@ class Topology(_Model):
     consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
-        """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses.
-
-        A path counts when every link on it forwards the destination and is no longer
-        than the smallest TTL on it (a message's hop count is checked at each bridge).
-        """
-        edges: dict[str, list[tuple[str, int]]] = {}
-        for link in self.links:
-            if not any(destination_matches(p, destination) for p in link.destinations):
-                continue
-            edges.setdefault(link.source, []).append((link.target, link.ttl))
-            if link.duplex:
-                edges.setdefault(link.target, []).append((link.source, link.ttl))
-        out: set[tuple[str, str]] = set()
-
-        def walk(start: str, node: str, seen: list[str], ttl: int) -> None:
-            for nxt, link_ttl in edges.get(node, []):
-                if nxt in seen:
-                    continue
-                hops, limit = len(seen), min(ttl, link_ttl)
-                if hops <= limit:
-                    out.add((start, nxt))
-                    walk(start, nxt, [*seen, nxt], limit)
-
-        for broker in self.brokers:
-            walk(broker.name, broker.name, [broker.name], 32)
-        return out
+        """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses."""
+        return set(_routes(self.links, [b.name for b in self.brokers], destination))
 
     def broker(self, name: str) -> Broker:
         for broker in self.brokers:
@@ -221,6 +197,7 @@ class Topology(_Model):
                         f"known brokers: {', '.join(sorted(known))}"
                     )
         _check_cycles(self.links)
+        _check_double_routes(self.links, names)
         for group in self.consumer_groups:
             unknown = sorted(set(group.brokers) - known)
             if unknown:
@@ -324,6 +301,49 @@ def _check_cycles(links: list[Link]) -> None:
 
     for start in graph:
         walk(start, start, [])
+
+
+def _routes(
+    links: list[Link], brokers: list[str], destination: str
+) -> dict[tuple[str, str], list[list[str]]]:
+    """Every route (broker list) a message on ``destination`` may take, per broker pair.
+
+    A route counts when every link on it forwards the destination and it is no longer
+    than the smallest TTL on it (a message's hop count is checked at each bridge).
+    """
+    edges: dict[str, list[tuple[str, int]]] = {}
+    for link in links:
+        if not any(destination_matches(p, destination) for p in link.destinations):
+            continue
+        edges.setdefault(link.source, []).append((link.target, link.ttl))
+        if link.duplex:
+            edges.setdefault(link.target, []).append((link.source, link.ttl))
+    out: dict[tuple[str, str], list[list[str]]] = {}
+
+    def walk(route: list[str], ttl: int) -> None:
+        for nxt, link_ttl in edges.get(route[-1], []):
+            limit = min(ttl, link_ttl)
+            if nxt in route or len(route) > limit:
+                continue
+            out.setdefault((route[0], nxt), []).append([*route, nxt])
+            walk([*route, nxt], limit)
+
+    for broker in brokers:
+        walk([broker], 32)
+    return out
+
+
+def _check_double_routes(links: list[Link], brokers: list[str]) -> None:
+    """Two routes within TTL between two brokers deliver each message twice (meshes)."""
+    for dest in dict.fromkeys(d for link in links for d in link.destinations):
+        for (src, dst), routes in sorted(_routes(links, brokers, dest).items()):
+            if len(routes) > 1:
+                shown = "; ".join(" -> ".join(r) for r in routes[:3])
+                raise ValueError(
+                    f"messages on {dest} from {src} reach {dst} by {len(routes)} routes "
+                    f"within the links' TTL ({shown}), so each would arrive twice; lower "
+                    f"the ttl of the longer routes' links or remove a link"
+                )
 
 
 def parse_topology(data: object, *, source: str = "<topology>") -> Topology:

@@ -116,3 +116,15 @@ def test_consumer_queues_only_where_the_group_consumes() -> None:
         queues = [q.get("physicalName") for q in _broker(topo, name).findall(
             "a:destinations/a:queue", NS)]
         assert queues == wanted, name
+
+
+def test_parallel_links_get_distinct_connector_names() -> None:
+    topo = parse_topology({
+        "security": {"authentication": False},
+        "brokers": [{"name": n, "ports": {"stomp": p, "openwire": p + 1}}
+                    for n, p in (("a", 1000), ("b", 2000))],
+        "links": [{"from": "a", "to": "b", "destinations": ["/topic/grid.>"]},
+                  {"from": "a", "to": "b", "destinations": ["/queue/grid.>"]}],
+    })
+    names = [n.get("name") for n in _broker(topo, "a").iter(f"{{{NS['a']}}}networkConnector")]
+    assert names == ["a-to-b", "a-to-b-2"]

@@ -197,7 +197,6 @@ class Topology(_Model):
                         f"known brokers: {', '.join(sorted(known))}"
                     )
         _check_cycles(self.links)
-        _check_double_routes(self.links, names)
         for group in self.consumer_groups:
             unknown = sorted(set(group.brokers) - known)
             if unknown:
@@ -331,19 +330,6 @@ def _routes(
     for broker in brokers:
         walk([broker], 32)
     return out
-
-
-def _check_double_routes(links: list[Link], brokers: list[str]) -> None:
-    """Two routes within TTL between two brokers deliver each message twice (meshes)."""
-    for dest in dict.fromkeys(d for link in links for d in link.destinations):
-        for (src, dst), routes in sorted(_routes(links, brokers, dest).items()):
-            if len(routes) > 1:
-                shown = "; ".join(" -> ".join(r) for r in routes[:3])
-                raise ValueError(
-                    f"messages on {dest} from {src} reach {dst} by {len(routes)} routes "
-                    f"within the links' TTL ({shown}), so each would arrive twice; lower "
-                    f"the ttl of the longer routes' links or remove a link"
-                )
 
 
 def parse_topology(data: object, *, source: str = "<topology>") -> Topology:

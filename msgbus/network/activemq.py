@@ -142,6 +142,7 @@ class BrokerProcess:
         """Lay out the broker directory around the given activemq.xml."""
         self.base.mkdir(parents=True, exist_ok=True)
         self.conf_file.write_text(xml, encoding="utf-8")
+        self.conf_file.chmod(0o600)  # it holds the users' passwords
         (self.base / "log4j.properties").write_text(
             _LOG4J.format(log=self.log_file), encoding="utf-8"
         )

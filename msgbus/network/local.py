@@ -205,6 +205,7 @@ class LocalNetwork:
         self.saved_path.write_text(
             self.topology.model_dump_json(by_alias=True, indent=2), encoding="utf-8"
         )
+        self.saved_path.chmod(0o600)  # it holds the users' passwords
 
     def saved(self) -> Topology | None:
         """The topology this state directory was last brought up with, if any."""

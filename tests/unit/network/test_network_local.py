@@ -56,3 +56,11 @@ def test_a_stale_pid_file_is_not_a_running_broker(tmp_path: Path) -> None:
 
 def test_nothing_listening_is_no_stomp() -> None:
     assert not stomp_answers("127.0.0.1", 1, timeout=0.5)
+
+
+def test_files_with_passwords_are_private(tmp_path: Path) -> None:
+    net = LocalNetwork(load_topology(BROKERS / "line.yaml"), tmp_path)
+    net.save()
+    proc = net.render("a")
+    assert net.saved_path.stat().st_mode & 0o777 == 0o600
+    assert proc.conf_file.stat().st_mode & 0o777 == 0o600

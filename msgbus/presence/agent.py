@@ -165,10 +165,18 @@ class ComponentAgent:
     def state(self) -> str:
         return "stopping" if self._stopping.is_set() else self._state()
 
+    def stats(self) -> dict[str, object]:
+        """The component's ``stats()``; a failing one must not end the control channel."""
+        try:
+            return dict(self._stats())
+        except Exception as exc:  # the component's code, run on our thread
+            log.warning("%s: stats() failed: %s: %s", self.name, type(exc).__name__, exc)
+            return {}
+
     def announcement(self, event: str = "alive") -> Announcement:
         counters = {
             key: float(value)
-            for key, value in self._stats().items()
+            for key, value in self.stats().items()
             if isinstance(value, int | float) and not isinstance(value, bool)
         }
         return Announcement.model_validate(
@@ -203,12 +211,12 @@ class ComponentAgent:
     def status_info(self) -> dict[str, Any]:
         """What the ``status`` command answers: the announcement, full stats, commands."""
         info = self.announcement().model_dump(exclude={"type", "event"})
-        info["stats"] = dict(self._stats())
+        info["stats"] = self.stats()
         info["commands"] = sorted(self._handlers)
         return info
 
     def _state_from_stats(self) -> str:
-        state = self._stats().get("state")
+        state = self.stats().get("state")
         return state if isinstance(state, str) else "running"
 
     def _cmd_reload(self, args: Mapping[str, Any]) -> object:
@@ -256,6 +264,9 @@ class ComponentAgent:
                 self._serve(conn)
             except TransportError as exc:
                 log.warning("%s: control connection lost (%s); reconnecting", self.name, exc)
+            except Exception:  # a bug here must not silently end presence for good
+                log.exception("%s: control channel failed; reconnecting", self.name)
+                self._stopping.wait(backoff.next_delay())
             finally:
                 self._connected.clear()
                 conn.close()

@@ -211,3 +211,13 @@ def test_reload_applies_control_and_lists_what_needs_a_restart(config: MsgbusCon
 def test_reload_is_offered_only_with_a_reload_source(agent: ComponentAgent) -> None:
     with pytest.raises(ControlError, match="no command 'reload'"):
         agent.execute(_request("reload"))
+
+
+def test_a_failing_stats_callback_does_not_break_announcements(config: MsgbusConfig) -> None:
+    def stats() -> Mapping[str, object]:
+        raise RuntimeError("dictionary changed size during iteration")
+
+    agent = ComponentAgent(config, kind="broker", name="b1", stats=stats)
+    assert agent.announcement().counters == {}
+    assert agent.state() == "running"
+    assert agent.status_info()["stats"] == {}

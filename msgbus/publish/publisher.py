@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from msgbus.config import MsgbusConfig
 from msgbus.errors import BrokerError, ConnectError, MsgbusError, SchemaError
@@ -24,10 +25,12 @@ from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
-from msgbus.security.smime import SIGNED_HEADER, Signer
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, make_ssl_context
 from msgbus.transport.failover import connect_first
+
+if TYPE_CHECKING:
+    from msgbus.security.smime import Signer
 
 __all__ = ["DrainReport", "PublishReport", "Publisher"]
 
@@ -93,11 +96,14 @@ class Publisher:
         if any(url.tls for url in self.settings.brokers):
             # Bad TLS material is a configuration problem: say so now, not after spooling.
             make_ssl_context(self.settings.tls)
-        self._signer = (
-            Signer(self.options.sign_cert, self.options.sign_key or self.options.sign_cert)
-            if self.options.sign_cert
-            else None
-        )
+        self._signer: Signer | None = None
+        if self.options.sign_cert:
+            # cryptography is the optional "signing" extra: imported only when signing.
+            from msgbus.security.smime import Signer
+
+            self._signer = Signer(
+                self.options.sign_cert, self.options.sign_key or self.options.sign_cert
+            )
         self._conn: Connection | None = None
         self._backoff = Backoff(
             self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
@@ -165,6 +171,8 @@ class Publisher:
         """An envelope for an already encoded body (signed when signing is configured)."""
         merged = dict(headers or {})
         if self._signer is not None:
+            from msgbus.security.smime import SIGNED_HEADER
+
             body = self._signer.sign(body)
             merged[SIGNED_HEADER] = "smime"
         return Envelope(destination or self.options.destination, body, merged)

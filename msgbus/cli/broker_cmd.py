@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.presence.agent import ComponentAgent, no_args
+from msgbus.transport.url import BrokerURL
 
 
 @click.group()
@@ -36,6 +40,12 @@ def broker() -> None:
 )
 @click.option("--name", default=None, help="Broker name, used in message ids and metrics.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option(
+    "--presence/--no-presence",
+    default=True,
+    help="Announce the broker for `msgbus status` and answer control requests, with the "
+    "control settings of msgbus.yaml (MSGBUS_* environment).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors.")
 def serve(
     host: str | None,
@@ -44,6 +54,7 @@ def serve(
     config_file: Path | None,
     name: str | None,
     metrics_port: int | None,
+    presence: bool,
     verbose: bool,
 ) -> None:
     """Run the broker until interrupted (Ctrl-C or SIGTERM)."""
@@ -54,10 +65,12 @@ def serve(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_serve(EmbeddedBroker(config)))
+    # Read before starting, so a bad msgbus.yaml is reported before anything listens.
+    client_config = load_config() if presence else None
+    asyncio.run(_serve(EmbeddedBroker(config), client_config))
 
 
-async def _serve(server: EmbeddedBroker) -> None:
+async def _serve(server: EmbeddedBroker, client_config: MsgbusConfig | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,8 +80,43 @@ async def _serve(server: EmbeddedBroker) -> None:
     click.echo(f"msgbus broker {server.config.name} listening on {server.url} (store: {where})")
     if server.metrics_port is not None:
         click.echo(f"metrics on http://{server.config.host}:{server.metrics_port}/metrics")
+    agent = None
+    if client_config is not None:
+        agent = _presence_agent(server, client_config, lambda: loop.call_soon_threadsafe(stop.set))
+        agent.start()
     try:
         await stop.wait()
     finally:
+        if agent is not None:
+            # Off the loop thread: the agent's goodbye travels through this very broker.
+            await loop.run_in_executor(None, agent.stop)
         await server.stop()
     click.echo("broker stopped")
+
+
+def _presence_agent(
+    server: EmbeddedBroker, client_config: MsgbusConfig, stop: Callable[[], object]
+) -> ComponentAgent:
+    """Presence and control for the broker, connected to the broker itself."""
+    config = client_config.model_copy(
+        update={
+            "name": server.config.name,
+            "connection": client_config.connection.model_copy(
+                update={"brokers": [BrokerURL.model_validate(server.url)]}
+            ),
+        }
+    )
+    router, gate = server.router, server.gate
+    return ComponentAgent(
+        config,
+        kind="broker",
+        name=server.config.name,
+        # Read from the agent's thread: plain counters and a snapshot of the queues.
+        stats=lambda: {
+            "connections": gate.connections,
+            "messages_in": router.received,
+            "messages_out": router.delivered,
+            "queue_depth": sum(router.depths().values()),
+        },
+        handlers={"stop": no_args(stop)},
+    )

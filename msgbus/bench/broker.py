@@ -144,6 +144,7 @@ def embedded_broker(data_dir: Path) -> Iterator[Endpoint]:
     cmd = [
         sys.executable, "-c", "from msgbus.cli.main import main; main()",
         "broker", "serve", "--port", "0", "--name", "bench", "--data", str(data_dir),
+        "--no-presence",  # no traffic but the workload's
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -25,7 +25,7 @@ class BrokerProcess:
     def __init__(self, data: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-             "broker", "serve", "--port", "0", "--data", str(data)],
+             "broker", "serve", "--port", "0", "--data", str(data), "--no-presence"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,7 +1,8 @@
-"""Persistence of the embedded broker: kill -9 of a real `msgbus broker serve` process."""
+"""`msgbus broker serve` as a process: kill -9 persistence, presence for `msgbus status`."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from msgbus.bench.raw import RawClient, raw_send
 from msgbus.errors import TimeoutException
+from msgbus.network.activemq import free_port
 from msgbus.stomp import serialize
 from msgbus.stomp.frames import Frame, SubscribeFrame
 
@@ -117,3 +119,31 @@ def test_persistent_sends_are_group_committed(data_dir: Path) -> None:
         commits = thread.broker.store.commits
     # One fsync per loop iteration's worth of SENDs, not one per message.
     assert 0 < commits < 2000 / 4, commits
+
+
+def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "msgbus.yaml").write_text(
+        f"connection: {{brokers: ['stomp://127.0.0.1:{port}']}}\n"
+        "control: {presence_interval: 1.0}\n"
+    )
+    cli = [sys.executable, "-c", "from msgbus.cli.main import main; main()"]
+    broker = subprocess.Popen(
+        [*cli, "broker", "serve", "--port", str(port), "--name", "status-b1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert broker.stdout is not None and "listening" in broker.stdout.readline()
+        status = subprocess.run(
+            [*cli, "status", "--json", "--no-broker-stats", "--listen", "3",
+             "--state-file", str(tmp_path / "state.json")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+        )
+        components = {c["name"]: c for c in json.loads(status.stdout)["components"]}
+        assert components["status-b1"]["kind"] == "broker"
+        assert components["status-b1"]["state"] == "running"
+    finally:
+        broker.terminate()
+        broker.wait(20)
+        assert broker.stdout is not None
+        broker.stdout.close()

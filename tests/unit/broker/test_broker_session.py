@@ -303,3 +303,19 @@ def test_frames_before_malformed_bytes_are_still_honoured() -> None:
         assert broker.router.queues["/queue/ok"].depth() == 1
 
     run(scenario)
+
+
+def test_slow_topic_subscriber_loses_oldest_instead_of_blocking_producers() -> None:
+    async def scenario() -> None:
+        broker = await open_broker(limits=BrokerLimits(max_queue_depth=3))
+        slow, producer = await connected(broker), await connected(broker)
+        slow.send("SUBSCRIBE", destination="/topic/fast", id="s")
+        await slow.receive()
+        slow.session.pause_writing()  # its socket buffer is full
+        for i in range(5):
+            producer.send("SEND", b"%d" % i, destination="/topic/fast", receipt=str(i))
+        assert [f.command for f in await producer.receive()] == ["RECEIPT"] * 5
+        slow.session.resume_writing()
+        assert bodies(await slow.receive()) == [b"2", b"3", b"4"]
+
+    run(scenario)

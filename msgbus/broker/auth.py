@@ -70,6 +70,13 @@ class Gatekeeper:
                 f"{self.limits.max_subscriptions}; unsubscribe first"
             )
 
+    def check_destinations(self, count: int) -> None:
+        if count >= self.limits.max_destinations:
+            raise LimitExceeded(
+                f"the broker already holds {count} queues, the limit is "
+                f"{self.limits.max_destinations}; reuse destination names"
+            )
+
     def check_depth(self, name: str, depth: int) -> None:
         if depth >= self.limits.max_queue_depth:
             raise LimitExceeded(

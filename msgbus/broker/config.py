@@ -37,6 +37,7 @@ class BrokerLimits(_Section):
     max_headers: int = Field(256, ge=8)
     max_queue_depth: int = Field(100_000, ge=1)
     max_subscriptions: int = Field(1000, ge=1)
+    max_destinations: int = Field(10_000, ge=1)
 
     def frame_limits(self) -> Limits:
         return Limits(

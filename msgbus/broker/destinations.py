@@ -286,9 +286,15 @@ class Router:
                 self.topics.setdefault("/topic/" + virtual.group(1), []).append(queue)
         return queue
 
+    def client_queue(self, name: str) -> MessageQueue:
+        """The queue a client names; creating one counts against max_destinations."""
+        if name not in self.queues:
+            self.gate.check_destinations(len(self.queues))
+        return self.queue(name)
+
     def _targets(self, destination: str) -> Sequence[MessageQueue]:
         if destination.startswith("/queue/"):
-            return [self.queue(destination)]
+            return [self.client_queue(destination)]
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
             return self.topics.get(destination, [])
         raise DestinationError(
@@ -350,7 +356,7 @@ class Router:
                 )
                 self.topics.setdefault(destination, []).append(queue)
         else:
-            queue = self.queue(destination)
+            queue = self.client_queue(destination)
         sub = Subscription(
             session, sub_id, queue, ack_mode, prefetch, durable=durable_name is not None
         )

@@ -319,3 +319,15 @@ def test_slow_topic_subscriber_loses_oldest_instead_of_blocking_producers() -> N
         assert bodies(await slow.receive()) == [b"2", b"3", b"4"]
 
     run(scenario)
+
+
+def test_destination_limit() -> None:
+    async def scenario() -> None:
+        broker = await open_broker(limits=BrokerLimits(max_destinations=2))
+        wire = await connected(broker)
+        for name in ("a", "b", "c"):
+            wire.send("SEND", b"x", destination=f"/queue/{name}")
+        [error] = await wire.receive()
+        assert error.command == "ERROR" and "limit is 2" in error.body.decode()
+
+    run(scenario)

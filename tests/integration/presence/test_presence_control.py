@@ -132,12 +132,15 @@ def test_no_reply_for_an_unknown_name(make_config: ConfigFactory, three: Three) 
 def test_replies_fall_back_to_a_queue_where_the_prefix_is_refused(
     make_config: ConfigFactory, three: Three
 ) -> None:
-    # The embedded broker refuses /bogus/... (ActiveMQ takes it as a queue name).
+    # The embedded broker refuses /bogus/...; ActiveMQ takes it as a queue name, and
+    # then the agent will not reply there (not a STOMP destination prefix).
     with ControlClient(make_config(user="ops", reply_prefix="/bogus/")) as client:
-        if client.connection.server.startswith("msgbus/"):
-            assert client.reply_to.startswith("/queue/t") and ".reply." in client.reply_to
-        [reply] = client.request(by_name("consumer@a:1"), "status", timeout=5)
-    assert reply.ok
+        replies = client.request(by_name("consumer@a:1"), "status", timeout=3)
+        if client.connection.server.startswith("ActiveMQ/"):
+            assert client.reply_to.startswith("/bogus/") and replies == []
+            return
+        assert client.reply_to.startswith("/queue/t") and ".reply." in client.reply_to
+    assert [r.ok for r in replies] == [True]
 
 
 def test_temporary_reply_queue_where_the_broker_has_them(

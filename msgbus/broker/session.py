@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from msgbus import __version__
 from msgbus.broker.auth import LimitExceeded
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
-from msgbus.errors import RemoteProtocolError
+from msgbus.errors import LocalProtocolError, RemoteProtocolError
 from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
 from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
@@ -217,7 +217,7 @@ class Session(asyncio.Protocol):
     def _encode(self, frame: Frame) -> bytes:
         try:
             return serialize(frame, self.version)
-        except Exception:
+        except LocalProtocolError:
             # A client-chosen receipt id the version cannot carry: answer without it.
             frame.headers.pop("receipt-id", None)
             return serialize(frame, self.version)

@@ -364,12 +364,15 @@ class Router:
         queue.dispatch()
         return sub
 
-    def _durable_queue(self, name: str, topic: str, dlq: str | None) -> MessageQueue:
+    def _durable_queue(
+        self, name: str, topic: str, dlq: str | None, *, recovered: bool = False
+    ) -> MessageQueue:
         queue = self.queues.get(name)
         if queue is None:
             queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
             self.topics.setdefault(topic, []).append(queue)
-            self.store.add_durable(name, topic)
+            if not recovered:  # a recovered one is in the store already
+                self.store.add_durable(name, topic)
         return queue
 
     def unsubscribe(self, sub: Subscription, *, destroy: bool = False) -> None:
@@ -414,7 +417,8 @@ class Router:
     def recover(self, durables: list[DurableRecord], messages: list[StoredMessage]) -> None:
         """Rebuild durable subscriptions and stored messages after a restart."""
         for record in durables:
-            self._durable_queue(record.queue, record.topic, "/queue/DLQ." + record.topic[7:])
+            dlq = "/queue/DLQ." + record.topic[7:]
+            self._durable_queue(record.queue, record.topic, dlq, recovered=True)
         for stored in messages:
             queue = self.queues.get(stored.queue)
             if queue is None:

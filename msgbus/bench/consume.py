@@ -198,6 +198,11 @@ def _naive(url: BrokerURL, store: Store, sub: Subscription, count: int) -> Resul
             raise TimeoutException(f"the naive peer handled {peer.seen} of {count} messages")
         elapsed = time.monotonic() - started
         conn.disconnect()
+        # stomp.py's disconnect does not wait for the broker's receipt; until it comes the
+        # broker still holds the client-id and the clean-up connection would be refused.
+        deadline = time.monotonic() + 10
+        while conn.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         with store.errors("dropping the naive peer's scratch table"):
             scratch.drop_all(store.engine)

@@ -46,6 +46,7 @@ _DECODE = {
     "1.2": {"\\\\": "\\", "\\r": "\r", "\\n": "\n", "\\c": ":"},
     "1.1": {"\\\\": "\\", "\\n": "\n", "\\c": ":"},
 }
+_COLON = "\\c"
 _ESCAPE_SEQ = re.compile(r"\\(.?)", re.DOTALL)
 
 
@@ -188,8 +189,7 @@ class FrameParser:
                 length = int(raw_len)
                 if length > limits.max_body_bytes:
                     raise FrameTooLarge(
-                        f"body of {length} bytes exceeds the limit of "
-                        f"{limits.max_body_bytes} bytes"
+                        f"body of {length} bytes exceeds the limit of {limits.max_body_bytes} bytes"
                     )
                 if head_size + length > limits.max_frame_bytes:
                     self._check_frame_size(head_size + length)
@@ -277,12 +277,16 @@ def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") 
         # which shows as exactly one ':' and one LF per line and no backslash or CR.
         text = "".join([f"{n}:{v}\n" for n, v in headers.items()])
         count = len(headers)
-        if (
-            text.count(":") == count
-            and text.count("\n") == count
-            and "\\" not in text
-            and "\r" not in text
-        ):
+        if text.count("\n") == count and "\\" not in text and "\r" not in text:
+            if text.count(":") != count:
+                # Only colons need escaping: ActiveMQ's ids are full of them, and every
+                # ACK a consumer sends carries one.
+                text = "".join(
+                    [
+                        f"{n.replace(':', _COLON)}:{v.replace(':', _COLON)}\n"
+                        for n, v in headers.items()
+                    ]
+                )
             return _encode_text(command, text)
     parts = []
     for name, value in headers.items():

@@ -11,6 +11,7 @@ NACK                           to /queue/DLQ.<q>  to DLQ.<q> (persist.)  requeue
 virtual topics                 yes                yes                    no
 durable sub, ActiveMQ form     yes                yes                    no (ignored)
 durable sub, RabbitMQ form     yes                no (plain sub)         yes
+removing a durable sub         active or not      only when inactive     while active
 prefetch header                both names         activemq.prefetchSize  prefetch-count
 close after ERROR (bad ACK)    yes (spec: MUST)   no                     no
 receipt-id on that ERROR       yes                yes                    no

@@ -63,9 +63,9 @@ def _raw_rate(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bo
 def _empty(url: BrokerURL, dest: str, count: int) -> None:
     """Consume what a run left on its queue, so broker memory does not throttle the next."""
     with _client(url, timeout=5.0) as client:
-        subscribe(client, dest)
+        seen = subscribe(client, dest)
         with contextlib.suppress(TimeoutException):
-            raw_drain(client, count)
+            raw_drain(client, count, seen=seen)
 
 
 def _publisher(config: MsgbusConfig, dest: str, count: int, body: bytes) -> float:

@@ -35,8 +35,12 @@ __all__ = [
     "MsgbusConfig",
     "PublisherConfig",
     "TLSConfig",
+    "deep_merge",
     "default_spool_dir",
+    "describe_validation_error",
+    "drop_none",
     "load_config",
+    "read_yaml",
 ]
 
 DEFAULT_CONFIG_FILE = Path("msgbus.yaml")
@@ -169,17 +173,17 @@ class MsgbusConfig(BaseSettings):
         return (init_settings,)
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -193,7 +197,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def describe_validation_error(exc: ValidationError, source: str) -> str:
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -211,27 +215,27 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     source = "defaults and MSGBUS_* environment"
     file_data: dict[str, Any] = {}
     if path is not None:
-        file_data = _read_yaml(path)
+        file_data = read_yaml(path)
         source = f"{path} and MSGBUS_* environment"
     elif DEFAULT_CONFIG_FILE.is_file():
-        file_data = _read_yaml(DEFAULT_CONFIG_FILE)
+        file_data = read_yaml(DEFAULT_CONFIG_FILE)
         source = f"{DEFAULT_CONFIG_FILE} and MSGBUS_* environment"
     try:
         env_data = EnvSettingsSource(MsgbusConfig)()
     except SettingsError as exc:
         raise ConfigError(f"invalid MSGBUS_* environment variable: {exc}") from None
-    data = _deep_merge(_deep_merge(file_data, env_data), _drop_none(overrides or {}))
+    data = deep_merge(deep_merge(file_data, env_data), drop_none(overrides or {}))
     try:
         return MsgbusConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_validation_error(exc, source)) from None
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+def drop_none(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            inner = _drop_none(value)
+            inner = drop_none(value)
             if inner:
                 out[key] = inner
         elif value is not None and value != ():

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 # The YAML reading and error wording are shared with the client configuration.
-from msgbus.config import _deep_merge, _describe, _drop_none, _read_yaml
+from msgbus.config import deep_merge, describe_validation_error, drop_none, read_yaml
 from msgbus.errors import ConfigError
 from msgbus.stomp import Limits
 
@@ -78,9 +78,9 @@ class BrokerConfig(_Section):
 
 def load_broker_config(path: Path | None = None, **overrides: Any) -> BrokerConfig:
     """Validate the YAML file at ``path`` (optional) under flag ``overrides`` (None = unset)."""
-    data = _read_yaml(path) if path is not None else {}
+    data = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "command line"
     try:
-        return BrokerConfig(**_deep_merge(data, _drop_none(overrides)))
+        return BrokerConfig(**deep_merge(data, drop_none(overrides)))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_validation_error(exc, source)) from None

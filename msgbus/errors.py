@@ -7,7 +7,8 @@ are mapped to this tree at the boundary where they occur, never leaked.
     MsgbusError
     ├── ConfigError                 bad configuration (YAML, environment, flags)
     ├── SchemaError                 a message does not fit its model
-    │   └── DecodeError             bytes/text could not be read (carries message/line/field)
+    │   ├── DecodeError             bytes/text could not be read (carries message/line/field)
+    │   └── SignatureError          a signed body failed verification
     ├── ProtocolError               STOMP protocol violated
     │   ├── LocalProtocolError      we were about to send something invalid
     │   └── RemoteProtocolError     the peer sent something invalid
@@ -20,6 +21,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
     ├── PublishError                a message could not be delivered nor spooled
     │   └── SpoolFull               the local spool reached its size bound
     ├── StoreError                  the relational store failed
+    │   └── StoreUnavailable        the database is away; retrying later may work
     ├── NetworkError                a broker-network topology is invalid or cannot run
     └── ControlError                a control command was refused or not answered
 """
@@ -41,8 +43,10 @@ __all__ = [
     "PublishError",
     "RemoteProtocolError",
     "SchemaError",
+    "SignatureError",
     "SpoolFull",
     "StoreError",
+    "StoreUnavailable",
     "TimeoutException",
     "TransportError",
 ]
@@ -88,6 +92,10 @@ class DecodeError(SchemaError):
             where.append(f"field {field!r}")
         prefix = (", ".join(where) + ": ") if where else ""
         super().__init__(prefix + reason)
+
+
+class SignatureError(SchemaError):
+    """A signed body failed verification (bad signature, untrusted or unlisted signer)."""
 
 
 class ProtocolError(MsgbusError):
@@ -143,6 +151,10 @@ class SpoolFull(PublishError):
 
 class StoreError(MsgbusError):
     """The relational store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or refused the connection; retrying later may work."""
 
 
 class NetworkError(MsgbusError):

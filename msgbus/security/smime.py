@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from msgbus.errors import ConfigError, SchemaError
+from msgbus.errors import ConfigError, SignatureError
 from msgbus.security.dn import same_dn, slash_dn
 
 __all__ = ["SIGNED_HEADER", "SignatureError", "Signer", "Verified", "verify"]
@@ -28,10 +28,6 @@ SIGNED_HEADER = "msgbus-signed"
 """STOMP header a publisher sets (value ``smime``) on a signed body."""
 
 _OPENSSL_TIMEOUT = 30.0
-
-
-class SignatureError(SchemaError):
-    """A signed body failed verification (bad signature, untrusted or unlisted signer)."""
 
 
 @dataclass(frozen=True, slots=True)

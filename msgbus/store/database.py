@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from msgbus.errors import ConfigError, StoreError
+from msgbus.errors import ConfigError, StoreError, StoreUnavailable
 from msgbus.schema.models import Message
 from msgbus.schema.registry import MESSAGE_TYPES
 from msgbus.store import migrate
@@ -46,10 +46,6 @@ __all__ = [
 
 DEFAULT_STORE_URL = "sqlite:///msgbus.db"
 _REASON_CHARS = 4000
-
-
-class StoreUnavailable(StoreError):
-    """The database cannot be reached or refused the connection; retrying later may work."""
 
 
 def dedup_key(message_id: str) -> str:

@@ -12,6 +12,7 @@ import click
 
 from msgbus.config import load_config
 from msgbus.consume.consumer import Consumer
+from msgbus.presence.agent import ComponentAgent, no_args
 
 __all__ = ["consume"]
 
@@ -110,6 +111,14 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     consumer = Consumer(config)
+    # Presence and control (msgbus status / msgbus ctl) on a connection of its own.
+    agent = ComponentAgent(
+        config,
+        kind="consumer",
+        stats=consumer.stats,
+        handlers={c: no_args(getattr(consumer, c)) for c in ("pause", "resume", "drain", "stop")},
+        reload=lambda: load_config(config_file, overrides),
+    )
     if config.metrics.port is not None:
         port = consumer.metrics.registry.serve(config.metrics.port)
         click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
@@ -127,7 +136,8 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     if drain:
         consumer.drain()
     try:
-        consumer.run()
+        with agent:
+            consumer.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

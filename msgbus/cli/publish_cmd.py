@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConfigError, MsgbusError
+from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.publish import Publisher, PublishReport, Spool
 from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
 from msgbus.schema import (
@@ -199,11 +202,13 @@ def spool_drain(**opts: Any) -> None:
               show_default=True, help="Seconds before the plugin is killed (UNKNOWN).")
 @click.option("--every", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Run again every SECONDS until interrupted (spool drains in between).")
+@click.option("--name", default=None,
+              help="With --every: this publisher's name in msgbus status/ctl [kind@host:pid].")
 @click.argument("command", nargs=-1, required=True)
 def probe(
     destination: str | None, metric: str | None, host: str | None, site: str | None,
     service_flavour: str, service_uri: str | None, timeout: float, every: float | None,
-    command: tuple[str, ...], **opts: Any,
+    name: str | None, command: tuple[str, ...], **opts: Any,
 ) -> None:
     """Run a Nagios plugin (after --) and publish its result as a ProbeResult."""
     config = _load(opts, {"destination": destination})
@@ -217,7 +222,16 @@ def probe(
         service_flavour=service_flavour,
         service_uri=service_uri,
     )
-    with _publisher(config) as pub:
+    stop = threading.Event()
+    with _publisher(config) as pub, contextlib.ExitStack() as presence:
+        if every is not None:
+            # Long-running: presence and control; `msgbus ctl NAME stop` or SIGTERM end it.
+            presence.enter_context(ComponentAgent(
+                config.model_copy(update={"site": site}), kind="publisher", name=name,
+                stats=pub.stats, handlers={"stop": no_args(stop.set)},
+                reload=lambda: _load(opts, {"destination": destination}),
+            ))
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while True:
             run = run_plugin(command, timeout)
             result = probe_result(run, target)
@@ -230,5 +244,6 @@ def probe(
             except (MsgbusError, SystemExit) as exc:
                 # A long-running probe keeps going; the next round may succeed.
                 click.echo(f"msgbus: error: {exc}", err=True)
-            time.sleep(every)
+            if stop.wait(every):
+                break
     _finish(report)

@@ -13,6 +13,7 @@ import click
 from msgbus.broker import EmbeddedBroker, load_broker_config
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
+from msgbus.presence.messages import default_name
 from msgbus.transport.url import BrokerURL
 
 
@@ -66,7 +67,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Read before starting, so a bad msgbus.yaml is reported before anything listens.
-    client_config = load_config() if presence else None
+    client_config = load_config(overrides={"name": name}) if presence else None
     asyncio.run(_serve(EmbeddedBroker(config), client_config))
 
 
@@ -98,9 +99,12 @@ def _presence_agent(
     server: EmbeddedBroker, client_config: MsgbusConfig, stop: Callable[[], object]
 ) -> ComponentAgent:
     """Presence and control for the broker, connected to the broker itself."""
+    # The presence name is kind@host:pid unless --name or msgbus.yaml gives one; the broker's
+    # own name (in message ids) defaults to "msgbus", which says nothing in `msgbus status`.
+    name = client_config.name or default_name("broker")
     config = client_config.model_copy(
         update={
-            "name": server.config.name,
+            "name": name,
             "connection": client_config.connection.model_copy(
                 update={"brokers": [BrokerURL.model_validate(server.url)]}
             ),
@@ -110,7 +114,7 @@ def _presence_agent(
     return ComponentAgent(
         config,
         kind="broker",
-        name=server.config.name,
+        name=name,
         # Read from the agent's thread: plain counters and a snapshot of the queues.
         stats=lambda: {
             "connections": gate.connections,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -121,7 +122,8 @@ def test_persistent_sends_are_group_committed(data_dir: Path) -> None:
     assert 0 < commits < 2000 / 4, commits
 
 
-def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["status-b1", None])
+def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path, name: str | None) -> None:
     port = free_port()
     (tmp_path / "msgbus.yaml").write_text(
         f"connection: {{brokers: ['stomp://127.0.0.1:{port}']}}\n"
@@ -129,7 +131,7 @@ def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path) -> None:
     )
     cli = [sys.executable, "-c", "from msgbus.cli.main import main; main()"]
     broker = subprocess.Popen(
-        [*cli, "broker", "serve", "--port", str(port), "--name", "status-b1"],
+        [*cli, "broker", "serve", "--port", str(port), *(["--name", name] if name else [])],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -140,8 +142,10 @@ def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path) -> None:
             cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
         )
         components = {c["name"]: c for c in json.loads(status.stdout)["components"]}
-        assert components["status-b1"]["kind"] == "broker"
-        assert components["status-b1"]["state"] == "running"
+        # Without --name: kind@host:pid, like every other component.
+        expected = name or f"broker@{socket.gethostname()}:{broker.pid}"
+        assert components[expected]["kind"] == "broker"
+        assert components[expected]["state"] == "running"
     finally:
         broker.terminate()
         broker.wait(20)

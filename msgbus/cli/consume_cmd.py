@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from msgbus.cli.options import broker_option, config_option, metrics_port_option
 from msgbus.config import load_config
 from msgbus.consume.consumer import Consumer
 from msgbus.presence.agent import ComponentAgent, no_args
@@ -18,13 +19,7 @@ __all__ = ["consume"]
 
 
 @click.command()
-@click.option(
-    "--broker",
-    "brokers",
-    multiple=True,
-    metavar="URL",
-    help="stomp[+ssl]://[user:pass@]host:port; repeat for a failover list.",
-)
+@broker_option()
 @click.option(
     "--destination",
     default=None,
@@ -57,18 +52,8 @@ __all__ = ["consume"]
     help="Seconds before a partial batch is committed anyway.",
 )
 @click.option("--name", default=None, help="This consumer's name (metrics, presence).")
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve Prometheus metrics on this port while running.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file (default: ./msgbus.yaml if present).",
-)
+@metrics_port_option
+@config_option
 @click.option(
     "--allow-signer",
     "allowed_signers",

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from msgbus.cli.options import broker_option, config_option, metrics_port_option
 from msgbus.config import load_config
 from msgbus.consume.messages import signature_verifier
 from msgbus.dashboard.live import BrokerFeed, Hub
@@ -22,13 +23,7 @@ __all__ = ["dashboard"]
 
 @click.command()
 @click.option("--store", "store_url", metavar="URL", help="Store to read (default: store_url).")
-@click.option(
-    "--broker",
-    "brokers",
-    multiple=True,
-    metavar="URL",
-    help="Take live updates from this broker's probe topic (else poll the store).",
-)
+@broker_option("Take live updates from this broker's probe topic (else poll the store).")
 @click.option("--destination", help="Probe topic for live updates (default: consumer.destination).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -40,15 +35,8 @@ __all__ = ["dashboard"]
     help="Seconds between store reads when there is no --broker.",
 )
 @click.option("--name", help="With --broker: its name in msgbus status/ctl [dashboard@host:pid].")
-@click.option(
-    "--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port."
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Configuration file (default: ./msgbus.yaml when present).",
-)
+@metrics_port_option
+@config_option
 def dashboard(
     store_url: str | None,
     brokers: tuple[str, ...],
@@ -58,7 +46,7 @@ def dashboard(
     poll: float,
     name: str | None,
     metrics_port: int | None,
-    config_path: Path | None,
+    config_file: Path | None,
 ) -> None:
     """Serve a web page with the latest result per site and metric, updated live."""
     overrides: dict[str, Any] = {
@@ -67,7 +55,7 @@ def dashboard(
         "connection": {"brokers": list(brokers) or None},
         "metrics": {"port": metrics_port},
     }
-    config = load_config(config_path, overrides)
+    config = load_config(config_file, overrides)
     store = Store(config.store_url)
     store.check()
     feed = None
@@ -95,7 +83,7 @@ def dashboard(
                     kind="dashboard",
                     stats=lambda: {"event_streams": server.hub.clients},
                     handlers={"stop": no_args(stop.set)},
-                    reload=lambda: load_config(config_path, overrides),
+                    reload=lambda: load_config(config_file, overrides),
                 )
             )
         running.callback(store.close)  # callbacks run last-in first-out: server stops first

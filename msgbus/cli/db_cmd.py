@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from msgbus.cli.options import config_option
 from msgbus.config import load_config
 from msgbus.store.database import Store
 from msgbus.store.migrate import upgrade_sql
@@ -27,12 +28,7 @@ def db() -> None:
     metavar="URL",
     help="SQLAlchemy URL (default: store_url, sqlite:///msgbus.db).",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file (default: ./msgbus.yaml if present).",
-)
+@config_option
 @click.option(
     "--sql",
     "dialect",

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from msgbus.cli.options import broker_option, config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConfigError, MsgbusError
 from msgbus.presence.agent import ComponentAgent, no_args
@@ -37,27 +38,15 @@ def _connection_options(func: F) -> F:
     """--broker, --config, --spool and the metrics flags, shared by the commands here."""
     for option in reversed(
         [
-            click.option(
-                "--broker",
-                "brokers",
-                multiple=True,
-                metavar="URL",
-                help="stomp[+ssl]://[user:pass@]host:port; repeat for a failover list.",
-            ),
-            click.option(
-                "--config",
-                "config_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="YAML configuration file (default: ./msgbus.yaml if present).",
-            ),
+            broker_option(),
+            config_option,
             click.option(
                 "--spool",
                 "spool_dir",
                 type=click.Path(file_okay=False, path_type=Path),
                 help="Spool directory (default: publisher.spool_dir, per user).",
             ),
-            click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-                          help="Serve Prometheus metrics on this port while running."),
+            metrics_port_option,
             click.option("--metrics-textfile", type=click.Path(dir_okay=False, path_type=Path),
                          default=None, help="Write metrics here (node-exporter) at the end."),
         ]
@@ -154,7 +143,7 @@ def spool() -> None:
 @spool.command("status")
 @click.option("--spool", "spool_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Spool directory (default: publisher.spool_dir).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
     """How many messages wait in the spool, and since when."""
     config = load_config(config_file, {"publisher": {"spool_dir": spool_dir}})

@@ -21,6 +21,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 
+from msgbus.cli.options import broker_option, config_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ControlError
 from msgbus.presence.brokerstats import ask_broker, render_broker
@@ -36,24 +37,11 @@ from msgbus.presence.table import (
 __all__ = ["ctl", "status"]
 
 
-def _config(config_path: Path | None, brokers: tuple[str, ...]) -> MsgbusConfig:
+def _config(config_file: Path | None, brokers: tuple[str, ...]) -> MsgbusConfig:
     overrides: dict[str, Any] = {"connection": {"brokers": list(brokers) or None}}
-    return load_config(config_path, overrides)
+    return load_config(config_file, overrides)
 
 
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Configuration file (default: ./msgbus.yaml when present).",
-)
-_broker_option = click.option(
-    "--broker",
-    "brokers",
-    multiple=True,
-    metavar="URL",
-    help="Broker to use, e.g. stomp://host:61613 (repeat for failover).",
-)
 _timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -80,8 +68,8 @@ def _rows(table: PresenceTable) -> list[dict[str, Any]]:
 
 @click.command()
 @click.argument("component", required=False)
-@_config_option
-@_broker_option
+@config_option
+@broker_option()
 @_timeout_option
 @click.option(
     "--listen",
@@ -105,7 +93,7 @@ def _rows(table: PresenceTable) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(
     component: str | None,
-    config_path: Path | None,
+    config_file: Path | None,
     brokers: tuple[str, ...],
     timeout: float,
     listen: float,
@@ -121,7 +109,7 @@ def status(
     heard is kept in a state file, so a component seen before that no longer
     answers is shown `lost` after control.lost_after seconds.
     """
-    config = _config(config_path, brokers)
+    config = _config(config_file, brokers)
     state_path = state_file or default_state_file()
     table = PresenceTable(config.control.lost_after)
     table.load(state_path, time.time())
@@ -208,8 +196,8 @@ def _show(reply: ControlReply) -> None:
     help="Command argument (VALUE parsed as JSON when it is JSON).",
 )
 @click.option("--lines", type=click.IntRange(min=0), help="For `logs`: how many lines.")
-@_config_option
-@_broker_option
+@config_option
+@broker_option()
 @_timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the replies as JSON.")
 def ctl(
@@ -219,7 +207,7 @@ def ctl(
     everyone: bool,
     arg_pairs: tuple[str, ...],
     lines: int | None,
-    config_path: Path | None,
+    config_file: Path | None,
     brokers: tuple[str, ...],
     timeout: float,
     as_json: bool,
@@ -251,7 +239,7 @@ def ctl(
     args = _parse_args(arg_pairs)
     if lines is not None:
         args["lines"] = lines
-    config = _config(config_path, brokers)
+    config = _config(config_file, brokers)
     with ControlClient(config) as client:
         replies = client.request(target, command, args, timeout=timeout)
     if as_json:

@@ -92,19 +92,35 @@ def test_broker_restart_mid_stream(
     assert "lost the broker" in consumer.output()
 
 
+def _consume_behind_proxy(
+    activemq: ActiveMQ,
+    postgres_url: str,
+    consume_process: Start,
+    tcp_proxy: Callable[[int], TcpProxy],
+    name: str,
+    messages: int,
+    mid_stream: int,
+) -> tuple[TcpProxy, ConsumeProcess, str]:
+    """A consumer writing through a TCP proxy to PostgreSQL, stopped ``mid_stream``."""
+    init_store(postgres_url)
+    proxy = tcp_proxy(5432)
+    proxied = sa.make_url(postgres_url).set(port=proxy.port).render_as_string(False)
+    queue = f"/queue/{name}-{uuid.uuid4().hex[:8]}"
+    publish(activemq.stomp_url, queue, probes(messages))
+    consumer = consume_process(*_args(activemq.stomp_url, queue, proxied, "--batch", "100"))
+    wait_until(lambda: count(postgres_url) >= mid_stream, 60, "the consumer to be mid-stream")
+    return proxy, consumer, queue
+
+
 def test_database_cut_off_mid_stream_recovers_by_itself(
     activemq: ActiveMQ,
     postgres_url: str,
     consume_process: Start,
     tcp_proxy: Callable[[int], TcpProxy],
 ) -> None:
-    init_store(postgres_url)
-    proxy = tcp_proxy(5432)
-    proxied = sa.make_url(postgres_url).set(port=proxy.port).render_as_string(False)
-    queue = f"/queue/dbcut-{uuid.uuid4().hex[:8]}"
-    publish(activemq.stomp_url, queue, probes(3000))
-    consumer = consume_process(*_args(activemq.stomp_url, queue, proxied, "--batch", "100"))
-    wait_until(lambda: count(postgres_url) >= 300, 60, "the consumer to be mid-stream")
+    proxy, consumer, _queue = _consume_behind_proxy(
+        activemq, postgres_url, consume_process, tcp_proxy, "dbcut", 3000, 300
+    )
     proxy.cut()
     before = count(postgres_url)
     threading.Event().wait(4.0)  # the outage lasts this long
@@ -151,13 +167,9 @@ def test_second_sigterm_while_the_database_is_away_stops_without_loss(
     consume_process: Start,
     tcp_proxy: Callable[[int], TcpProxy],
 ) -> None:
-    init_store(postgres_url)
-    proxy = tcp_proxy(5432)
-    proxied = sa.make_url(postgres_url).set(port=proxy.port).render_as_string(False)
-    queue = f"/queue/abort-{uuid.uuid4().hex[:8]}"
-    publish(activemq.stomp_url, queue, probes(1000))
-    consumer = consume_process(*_args(activemq.stomp_url, queue, proxied, "--batch", "100"))
-    wait_until(lambda: count(postgres_url) >= 200, 60, "the consumer to be mid-stream")
+    proxy, consumer, queue = _consume_behind_proxy(
+        activemq, postgres_url, consume_process, tcp_proxy, "abort", 1000, 200
+    )
     proxy.cut()
     wait_until(lambda: "unavailable" in consumer.output(), 30, "the consumer to notice")
     consumer.signal(signal.SIGTERM)  # finish the batch in flight: cannot, the store is away

@@ -139,7 +139,11 @@ def run_demo(
         consumer_thread = threading.Thread(target=consume, name="msgbus-demo-consumer")
         consumer_thread.start()
         try:
-            _wait_until(lambda: consumer.stats()["state"] == "running" or bool(failure), 10)
+            _wait_until(
+                lambda: consumer.stats()["state"] == "running" or bool(failure),
+                10,
+                "the consumer to subscribe",
+            )
             if failure:
                 raise failure[0]
             with Publisher(config) as publisher:
@@ -153,7 +157,11 @@ def run_demo(
                         report.first_row_after = time.monotonic() - started
                     time.sleep(0.5)
             say(f"published {report.published} probe results; waiting for the consumer")
-            _wait_until(lambda: consumer.stats()["stored"] >= report.published, 10)
+            _wait_until(
+                lambda: consumer.stats()["stored"] >= report.published,
+                10,
+                "the consumer to store every published result",
+            )
             if report.first_row_after is None and consumer.stats()["stored"]:
                 report.first_row_after = time.monotonic() - started
         finally:
@@ -169,12 +177,12 @@ def run_demo(
     return report
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise MsgbusError(
-                f"the demo pipeline did not get there within {timeout:g} s; rerun with "
-                "-v to see the components' logs"
+                f"the demo waited {timeout:g} s for {what} in vain; the machine may be "
+                "overloaded: try again when it is quieter"
             )
         time.sleep(_POLL)

@@ -20,7 +20,7 @@ import pytest
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.publish import ID_HEADER, Envelope, Publisher, PublishReport, Spool
 from msgbus.schema import ProbeResult, decode_body
-from msgbus.stomp.frames import MessageFrame
+from msgbus.stomp.frames import Frame, MessageFrame
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.fixtures.activemq import ActiveMQ, BrokerFactory
@@ -64,6 +64,13 @@ def _consume(url: str, destination: str, *, idle: float = 3.0) -> collections.Co
     return seen
 
 
+def _receive_one(url: str, destination: str) -> Frame | None:
+    """The first frame a fresh subscription to ``destination`` gets within 10 s."""
+    with Connection(BrokerURL.model_validate(url)) as conn:
+        conn.subscribe(destination, id="t", ack="auto")
+        return conn.receive(10)
+
+
 def _probe(i: int) -> ProbeResult:
     return ProbeResult.model_validate(
         {"serviceURI": "h.example.org", "hostName": "h.example.org", "serviceFlavour": "host",
@@ -90,13 +97,7 @@ def test_bodies_arrive_decodable_with_selector_headers(activemq: ActiveMQ, tmp_p
     dest = _queue()
     with Publisher(_config(tmp_path, activemq.stomp_url)) as pub:
         pub.publish([_probe(7)], destination=dest)
-    conn = Connection(BrokerURL.model_validate(activemq.stomp_url))
-    conn.connect()
-    try:
-        conn.subscribe(dest, id="t", ack="auto")
-        frame = conn.receive(10)
-    finally:
-        conn.disconnect()
+    frame = _receive_one(activemq.stomp_url, dest)
     assert isinstance(frame, MessageFrame)
     assert frame.headers["persistent"] == "true"
     assert frame.headers["metricName"] == "m7"
@@ -287,13 +288,7 @@ def test_probe_publishes_a_real_plugin_result(activemq: ActiveMQ, tmp_path: Path
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "1 confirmed, 0 spooled, 0 rejected, 0 failed"
-    conn = Connection(BrokerURL.model_validate(activemq.stomp_url))
-    conn.connect()
-    try:
-        conn.subscribe(dest, id="t", ack="auto")
-        frame = conn.receive(10)
-    finally:
-        conn.disconnect()
+    frame = _receive_one(activemq.stomp_url, dest)
     assert isinstance(frame, MessageFrame)
     (decoded,) = decode_body(frame.body, frame.headers)
     result = decoded.message

@@ -53,16 +53,8 @@ def _parse_timestamp(value: Any) -> datetime:
         )
     if _TIMESTAMP_RE.fullmatch(value):
         try:
-            # Slicing fixed positions is several times faster than strptime.
-            return datetime(
-                int(value[0:4]),
-                int(value[5:7]),
-                int(value[8:10]),
-                int(value[11:13]),
-                int(value[14:16]),
-                int(value[17:19]),
-                tzinfo=timezone.utc,
-            )
+            # Checked by the pattern, so the C parser needs no "Z" (3.10 lacks it).
+            return datetime.fromisoformat(value[:19]).replace(tzinfo=timezone.utc)
         except ValueError as exc:
             raise PydanticCustomError(
                 "timestamp_range",

@@ -50,6 +50,35 @@ def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message
         cut = chunk.find(f"\n{multiline}:")
         if cut >= 0:
             head, long_text = chunk[:cut], chunk[cut + len(multiline) + 2 :]
+    fields = _plain_fields(head, model)
+    if fields is not None:
+        if multiline and long_text is not None:
+            fields[multiline] = long_text[1:] if long_text.startswith(" ") else long_text
+        result = validate_message(model, fields, message_no)
+        if result.ok:
+            return result
+    # Something is wrong: read again line by line, so the problem can name its line.
+    return _read_lines(head, long_text, line_no, message_no, model)
+
+
+def _plain_fields(head: str, model: type[Message]) -> dict[str, str] | None:
+    """The fields of a well-formed head (known keys, each once, no blank lines), or None
+    when it is anything else. The consumer's hot path: no per-line bookkeeping."""
+    lines = head.split("\n")
+    del lines[0]
+    try:
+        pairs = dict([line.split(":", 1) for line in lines])
+    except ValueError:
+        return None
+    if len(pairs) != len(lines) or not model.model_fields.keys() >= pairs.keys():
+        return None
+    return {key: value[1:] if value[:1] == " " else value for key, value in pairs.items()}
+
+
+def _read_lines(
+    head: str, long_text: str | None, line_no: int, message_no: int, model: type[Message]
+) -> Decoded:
+    multiline = model.multiline_field
     known = model.model_fields
     fields: dict[str, str] = {}
     lines: dict[str, int] = {}

@@ -61,6 +61,11 @@ class Limits:
 
 
 def _unescape(value: str, version: str) -> str:
+    # Brokers escape the colons of their ids (ActiveMQ's "ID\\chost-..."): when "\\c" is
+    # the only sequence, one replace does it. A backslash left after it means others.
+    plain = value.replace(_COLON, ":")
+    if "\\" not in plain:
+        return plain
     table = _DECODE[version]
 
     def repl(match: re.Match[str]) -> str:
@@ -232,31 +237,45 @@ class FrameParser:
             text = head.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RemoteProtocolError(f"frame header is not valid UTF-8: {exc.reason}") from None
+        if "\r" in text:
+            # Most peers end lines with LF alone; only then may the fast path split on it.
+            text = "\n".join(line.removesuffix("\r") for line in text.split("\n"))
         lines = text.split("\n")
-        # Most peers end lines with LF alone: then no line needs its CR stripped.
-        has_cr = "\r" in text
-        command = lines[0].removesuffix("\r")
+        command = lines[0]
         if command not in self.accept:
             if command in FRAME_TYPES:
                 raise RemoteProtocolError(f"{command} is not a frame this peer may send")
             raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
         if len(lines) - 1 > self.limits.max_headers:
             raise FrameTooLarge(f"more than {self.limits.max_headers} headers in one frame")
-        escaped = self.version != "1.0" and command not in _UNESCAPED_COMMANDS and "\\" in text
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if has_cr:
-                line = line.removesuffix("\r")
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise RemoteProtocolError(f"{command} frame: header line {line[:60]!r} has no ':'")
-            if escaped and "\\" in line:
-                name = _unescape(name, self.version)
-                value = _unescape(value, self.version)
-            # Repeated headers: the first occurrence wins (STOMP 1.2).
-            if name not in headers:
-                headers[name] = value
+        del lines[0]
+        try:
+            # Reversed, so that of repeated headers the first wins (STOMP 1.2).
+            headers = dict([line.split(":", 1) for line in reversed(lines)])
+        except ValueError:
+            bad = next(line for line in lines if ":" not in line)
+            raise RemoteProtocolError(
+                f"{command} frame: header line {bad[:60]!r} has no ':'"
+            ) from None
+        if "\\" in text and self.version != "1.0" and command not in _UNESCAPED_COMMANDS:
+            if "\\" in "".join(headers):
+                # An escaped name may equal another once unescaped: first-wins again.
+                return command, self._unescaped(lines)
+            version = self.version
+            for name, value in headers.items():
+                if "\\" in value:
+                    headers[name] = _unescape(value, version)
         return command, headers
+
+    def _unescaped(self, lines: list[str]) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            if "\\" in name:
+                name = _unescape(name, self.version)
+            if name not in headers:
+                headers[name] = _unescape(value, self.version) if "\\" in value else value
+        return headers
 
 
 def _escape(value: str, version: str) -> str:

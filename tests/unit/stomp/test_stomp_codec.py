@@ -33,6 +33,19 @@ def test_header_escapes_per_version(version: str, wire: bytes) -> None:
     assert serialize(frame, version) == wire
 
 
+def test_repeated_escaped_name_first_wins() -> None:
+    [frame] = parse_server(b"SEND\na\\cb:1\na\\cb:2\nx:ID\\chost\\c1\n\n\0")
+    assert isinstance(frame, SendFrame)
+    assert frame.headers == {"a:b": "1", "x": "ID:host:1"}
+
+
+def test_escaped_colons_next_to_other_escapes() -> None:
+    # An escaped backslash followed by "c" is a backslash and a "c", not a colon.
+    [frame] = parse_server(b"SEND\nid:ID\\chost\nv:a\\\\cb\\c\r\nw:\\\\\\c\r\n\r\n\0")
+    assert isinstance(frame, SendFrame)
+    assert frame.headers == {"id": "ID:host", "v": "a\\cb:", "w": "\\:"}
+
+
 def test_stomp_10_does_not_unescape() -> None:
     [frame] = parse_server(b"SEND\na:b\\c\n\n\0", "1.0")
     assert isinstance(frame, SendFrame)

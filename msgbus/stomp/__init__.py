@@ -5,6 +5,7 @@ from msgbus.stomp.codec import (
     SUPPORTED_VERSIONS,
     FrameParser,
     Limits,
+    encode_acks,
     encode_headers,
     serialize,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "FrameParser",
     "Heartbeat",
     "Limits",
+    "encode_acks",
     "encode_headers",
     "make_frame",
     "serialize",

@@ -10,6 +10,7 @@ trustworthy frame boundary left to resynchronise on.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
@@ -17,8 +18,10 @@ from msgbus.stomp.frames import (
     CLIENT_COMMANDS,
     FRAME_TYPES,
     SERVER_COMMANDS,
+    AckFrame,
     Frame,
     Heartbeat,
+    NackFrame,
 )
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "FrameParser",
     "Limits",
+    "encode_acks",
     "encode_headers",
     "serialize",
 ]
@@ -346,3 +350,23 @@ def serialize(frame: Frame, version: str = "1.2") -> bytes:
     body = frame.body
     length = b"content-length:%d\n" % len(body) if body else b""
     return b"".join((command.encode("ascii"), b"\n", head, length, b"\n", body, b"\0"))
+
+
+def encode_acks(ids: Sequence[str], *, nack: bool = False) -> bytes:
+    """STOMP 1.2 ACK (or NACK) frames, one per ``id``, for one write.
+
+    The consumer acknowledges every message it stores, so this is its hot path: the
+    ids are escaped together and the frames written as one text, instead of one
+    header dict and one serialize() per message.
+    """
+    if not ids:
+        return b""
+    command = "NACK" if nack else "ACK"
+    joined = "\n".join(ids)
+    if "\r" in joined or joined.count("\n") != len(ids) - 1:
+        # An id with a line break: the general encoder escapes it (or says why not).
+        frame = NackFrame if nack else AckFrame
+        return b"".join(serialize(frame({"id": ident})) for ident in ids)
+    escaped = joined.replace("\\", "\\\\").replace(":", _COLON)
+    text = f"{command}\nid:" + escaped.replace("\n", f"\n\n\0{command}\nid:") + "\n\n\0"
+    return _encode_text(command, text)

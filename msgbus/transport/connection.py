@@ -27,7 +27,7 @@ from msgbus.errors import (
     ProtocolError,
     TimeoutException,
 )
-from msgbus.stomp.codec import HEARTBEAT, FrameParser, Limits, serialize
+from msgbus.stomp.codec import HEARTBEAT, FrameParser, Limits, encode_acks, serialize
 from msgbus.stomp.frames import (
     AckFrame,
     ConnectedFrame,
@@ -372,7 +372,11 @@ class Connection:
 
     def ack(self, messages: Iterable[MessageFrame], *, nack: bool = False) -> None:
         """(N)ACK each message individually, all in one write."""
-        self.write_frames([self.ack_frame(m, nack=nack) for m in messages])
+        if self.version == "1.2":
+            ids = [m.headers.get("ack", m.headers.get("message-id", "")) for m in messages]
+            self._write(encode_acks(ids, nack=nack))
+        else:
+            self.write_frames([self.ack_frame(m, nack=nack) for m in messages])
 
     # -- receiving --------------------------------------------------------------
 

@@ -6,8 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgbus.errors import LocalProtocolError, RemoteProtocolError
-from msgbus.stomp import FrameParser, Heartbeat, Limits, make_frame, serialize
-from msgbus.stomp.frames import CLIENT_COMMANDS, SERVER_COMMANDS, Frame
+from msgbus.stomp import FrameParser, Heartbeat, Limits, encode_acks, make_frame, serialize
+from msgbus.stomp.frames import (
+    CLIENT_COMMANDS,
+    SERVER_COMMANDS,
+    AckFrame,
+    Frame,
+    NackFrame,
+)
 
 VERSIONS = ("1.0", "1.1", "1.2")
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
@@ -142,3 +148,9 @@ def test_any_bytes_parse_or_raise_remote_protocol_error(
         except RemoteProtocolError:
             return
         raise AssertionError("a failed parser accepted more bytes") from None
+
+
+@given(st.lists(text, max_size=8), st.booleans())
+def test_batched_acks_equal_one_frame_each(ids: list[str], nack: bool) -> None:
+    frame = NackFrame if nack else AckFrame
+    assert encode_acks(ids, nack=nack) == b"".join(serialize(frame({"id": i})) for i in ids)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
@@ -142,13 +143,24 @@ class RawClient:
         self.close()
 
 
-def _encode_send(destination: str, body: bytes, persistent: bool, receipt: str | None) -> bytes:
+def _encode_send(
+    destination: str, body: bytes, persistent: bool, receipt: str | None, id_header: str | None
+) -> bytes:
     headers = {"destination": destination}
     if persistent:
         headers["persistent"] = "true"
+    if id_header is not None:
+        # Unique across runs, as long as the Publisher's ids; _numbered() splits at the NUL.
+        headers[id_header] = f"{uuid.uuid4().hex[:20]}-\0"
     if receipt is not None:
         headers["receipt"] = receipt
     return serialize(SendFrame(headers, body))
+
+
+def _numbered(frame: bytes) -> tuple[bytes, bytes]:
+    """``frame`` split at its NUL placeholder (in the headers, before any body byte)."""
+    head, tail = frame.split(b"\0", 1)
+    return head, tail
 
 
 def raw_send(
@@ -160,30 +172,48 @@ def raw_send(
     persistent: bool = False,
     receipts: Receipts = "none",
     window: int = 1000,
+    id_header: str | None = None,
 ) -> RunResult:
-    """SEND ``count`` copies of ``body``; returns when all requested receipts are in."""
+    """SEND ``count`` copies of ``body``; returns when all requested receipts are in.
+
+    With ``id_header`` every SEND carries that header with a value of its own (as the
+    publisher's ``msgbus-id``), else all frames are the same bytes.
+    """
     started = time.monotonic()
     if receipts == "each":
         # Pipelined: up to ``window`` receipts outstanding, so the broker can batch.
-        # Encode once around a NUL placeholder for the receipt id, then splice ids in.
-        head, tail = _encode_send(destination, body, persistent, "\0").split(b"\0", 1)
+        # Encode once around a NUL placeholder for the receipt id, then splice ids in
+        # (the id header, if any, takes the same number).
+        head, tail = _numbered(_encode_send(destination, body, persistent, "\0", id_header))
+        if id_header is not None:
+            middle, tail = _numbered(tail)
         acked = sent = 0
         while acked < count:
             burst: list[bytes] = []
             while sent < count and sent - acked < window and len(burst) < _BATCH:
-                burst.append(b"%s%d%s" % (head, sent, tail))
+                if id_header is None:
+                    burst.append(b"%s%d%s" % (head, sent, tail))
+                else:
+                    burst.append(b"%s%d%s%d%s" % (head, sent, middle, sent, tail))
                 sent += 1
             if burst:
                 client.send_bytes(b"".join(burst))
             if sent - acked >= window or sent == count:
                 acked += sum(1 for f in client.read() if f.command == "RECEIPT")
         return RunResult(count, started, time.monotonic())
-    plain = _encode_send(destination, body, persistent, None)
     last = count if receipts == "none" else count - 1
-    for start in range(0, last, _BATCH):
-        client.send_bytes(plain * min(_BATCH, last - start))
+    if id_header is None:
+        plain = _encode_send(destination, body, persistent, None, None)
+        for start in range(0, last, _BATCH):
+            client.send_bytes(plain * min(_BATCH, last - start))
+    else:
+        head, tail = _numbered(_encode_send(destination, body, persistent, None, id_header))
+        for start in range(0, last, _BATCH):
+            end = min(start + _BATCH, last)
+            client.send_bytes(b"".join([b"%s%d%s" % (head, i, tail) for i in range(start, end)]))
     if receipts == "last" and count:
-        client.send_bytes(_encode_send(destination, body, persistent, "last"))
+        final = _encode_send(destination, body, persistent, "last", id_header)
+        client.send_bytes(final.replace(b"\0", b"last", 1) if id_header else final)
         while not any(f.command == "RECEIPT" for f in client.read()):
             pass
     return RunResult(count, started, time.monotonic())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ __all__ = ["ID_HEADER", "Envelope", "new_id"]
 ID_HEADER = "msgbus-id"
 """Header with the publisher-assigned id; it never changes across retries and spooling,
 so consumers can drop duplicates."""
+_ID_NAME = ID_HEADER.encode()
 
 
 _prefix = ""
@@ -36,6 +38,33 @@ os.register_at_fork(after_in_child=_reseed)
 def new_id() -> str:
     """A new msgbus-id, unique across processes and hosts."""
     return f"{_prefix}-{next(_counter):x}"
+
+
+# Publishers send to a few destinations: their encoded header lines are kept (bounded).
+_DESTINATION_LINES: dict[tuple[str, str], bytes] = {}
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _encode_head(env: Envelope, version: str) -> bytes:
+    headers = env.headers
+    if "destination" in headers or ID_HEADER in headers:
+        # Ours win over the caller's (the general, slower path).
+        merged = {**headers, "destination": env.destination, ID_HEADER: env.msgbus_id}
+        lines = encode_headers("SEND", merged, version)
+    else:
+        key = (env.destination, version)
+        destination = _DESTINATION_LINES.get(key)
+        if destination is None:
+            if len(_DESTINATION_LINES) >= 1024:
+                _DESTINATION_LINES.clear()
+            destination = encode_headers("SEND", {"destination": env.destination}, version)
+            _DESTINATION_LINES[key] = destination
+        if _PLAIN_ID.fullmatch(env.msgbus_id):  # ours always are: nothing to escape
+            ident = b"%s:%s\n" % (_ID_NAME, env.msgbus_id.encode())
+        else:
+            ident = encode_headers("SEND", {ID_HEADER: env.msgbus_id}, version)
+        lines = destination + (encode_headers("SEND", headers, version) if headers else b"") + ident
+    return b"%scontent-length:%d\n\n" % (lines, len(env.body))
 
 
 @dataclass(slots=True)
@@ -63,10 +92,7 @@ class Envelope:
         the per-send headers of a SEND frame (body and NUL come after). Encoded once,
         reused by re-sends."""
         if self._head_version != version:
-            headers = {"destination": self.destination, **self.headers, ID_HEADER: self.msgbus_id}
-            self._head = b"%scontent-length:%d\n\n" % (
-                encode_headers("SEND", headers, version), len(self.body)
-            )
+            self._head = _encode_head(self, version)
             self._head_version = version
         return self._head
 

@@ -75,7 +75,9 @@ class Pipeline:
         self.batch = max(1, min(batch, window))
         self.confirm = confirm
         self.receipt_timeout = receipt_timeout
-        self._extra = {"persistent": "true" if persistent else "false"}
+        # No header for non-persistent: it is the default of ActiveMQ, RabbitMQ and the
+        # embedded broker, and each header costs ActiveMQ ~1-5 us of CPU per message.
+        self._extra = {"persistent": "true"} if persistent else {}
         self._prefix = f"p{next(_ids)}-"
         self._counter = itertools.count(1)
         self._pending: collections.OrderedDict[str, _Unit] = collections.OrderedDict()

@@ -10,7 +10,7 @@ trustworthy frame boundary left to resynchronise on.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
@@ -288,7 +288,7 @@ def _escape(value: str, version: str) -> str:
     return value.translate(_ENCODE_TABLE[version])
 
 
-def encode_headers(command: str, headers: dict[str, str], version: str = "1.2") -> bytes:
+def encode_headers(command: str, headers: Mapping[str, str], version: str = "1.2") -> bytes:
     """Encode header lines (each ending in LF) as ``command`` sends them in ``version``.
 
     ``content-length`` is skipped: the serializer derives it from the body. Exposed so a

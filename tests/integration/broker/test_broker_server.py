@@ -203,5 +203,6 @@ def test_bench_broker_command_runs_against_a_given_activemq(activemq: Any) -> No
         ours, theirs, ratio, ours_cpu, theirs_cpu = rows[workload][1:]
         assert float(ours.replace(",", "")) > 0 and float(theirs.replace(",", "")) > 0
         assert ratio.endswith("x")
-        # The embedded broker's CPU time is known; a given ActiveMQ URL has no pid here.
-        assert float(ours_cpu) > 0 and theirs_cpu == "n/a"
+        # The embedded broker's CPU time is known (a number: 300 messages may take less
+        # than one 10 ms clock tick); a given ActiveMQ URL has no pid here.
+        assert float(ours_cpu) >= 0 and theirs_cpu == "n/a"

@@ -1,9 +1,12 @@
 """``msgbus bench consume``: msgbus.Consumer against the broker's raw drain rate and a naive peer.
 
-N persistent 1 KB probe results are published once to a topic with three durable
+N persistent 1 KB probe results are published once to a topic with four durable
 subscriptions, then each subscription is drained in the same run by:
 
 * a raw-socket subscriber with ack:auto that only counts frames (the broker's limit);
+* a raw-socket subscriber that ACKs each message (client-individual, the Consumer's
+  prefetch) as it arrives: the protocol work the Consumer must do, without decoding
+  or storing anything;
 * msgbus.Consumer (batched transactions, individual acks after commit);
 * a naive stomp.py peer: per message decode, one INSERT, COMMIT, ACK.
 
@@ -29,12 +32,12 @@ import stomp
 
 from msgbus.bench.raw import RawClient, raw_drain
 from msgbus.config import MsgbusConfig, load_config
-from msgbus.consume.consumer import Consumer
+from msgbus.consume.consumer import Consumer, prefetch_for
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import TimeoutException
 from msgbus.schema.body import decode_body, encode_body
 from msgbus.schema.models import ProbeResult
-from msgbus.stomp import serialize
+from msgbus.stomp import encode_acks, serialize
 from msgbus.stomp.frames import SubscribeFrame
 from msgbus.store.database import Store, StoredMessage, message_row
 from msgbus.store.tables import table_for
@@ -45,6 +48,10 @@ from msgbus.transport.url import BrokerURL
 __all__ = ["consume_bench", "probe_body", "run_consume_bench"]
 
 _PROBES = table_for(ProbeResult.message_class)
+
+RAW_DRAIN = "raw socket, ack:auto, counting only"
+RAW_ACKS = "raw socket, client-individual ACK each"
+NAIVE = "naive stomp.py: INSERT+COMMIT+ACK each"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,29 +104,41 @@ def _publish(conn: Connection, topic: str, tag: str, count: int, size: int) -> N
         conn.wait_for_receipt(receipt, 60)
 
 
-def _raw_drain(url: BrokerURL, topic: str, sub: Subscription, count: int) -> Result:
+def _raw_drain(
+    url: BrokerURL, topic: str, sub: Subscription, count: int, *, ack_prefetch: int | None = None
+) -> Result:
+    """ack:auto and only counting frames (the broker's limit); with ``ack_prefetch``, the
+    protocol work the Consumer cannot skip: client-individual ACKs of every message as
+    soon as it arrives, with the Consumer's prefetch."""
     client_id = sub.client_id(None)
     assert client_id is not None and sub.name is not None
     password = url.password.get_secret_value() if url.password else None
+    headers = {
+        "destination": topic,
+        "id": sub.id,
+        "ack": "auto" if ack_prefetch is None else "client-individual",
+        "activemq.subscriptionName": sub.name,
+        # 1000 is what ActiveMQ 5.17 takes as "unset" on a durable subscription: its
+        # default applies, the broker's fastest for ack:auto.
+        "activemq.prefetchSize": str(ack_prefetch or 1000),
+    }
     with RawClient(
         url.host, url.port, login=url.user, passcode=password, headers={"client-id": client_id}
     ) as client:
         started = time.monotonic()
-        client.send_bytes(
-            serialize(
-                SubscribeFrame(
-                    {
-                        "destination": topic,
-                        "id": sub.id,
-                        "ack": "auto",
-                        "activemq.subscriptionName": sub.name,
-                        "activemq.prefetchSize": "1000",
-                    }
-                )
-            )
-        )
-        drained = raw_drain(client, count)
-    return Result("raw socket, ack:auto, counting only", count, drained.finished - started)
+        client.send_bytes(serialize(SubscribeFrame(headers)))
+        if ack_prefetch is None:
+            finished = raw_drain(client, count).finished
+            name = RAW_DRAIN
+        else:
+            seen = 0
+            while seen < count:
+                ids = [f.headers["ack"] for f in client.read() if f.command == "MESSAGE"]
+                client.send_bytes(encode_acks(ids))
+                seen += len(ids)
+            finished = time.monotonic()
+            name = RAW_ACKS
+    return Result(name, count, finished - started)
 
 
 def _ours(config: MsgbusConfig, sub: Subscription, count: int) -> Result:
@@ -206,7 +225,7 @@ def _naive(url: BrokerURL, store: Store, sub: Subscription, count: int) -> Resul
     finally:
         with store.errors("dropping the naive peer's scratch table"):
             scratch.drop_all(store.engine)
-    return Result("naive stomp.py: INSERT+COMMIT+ACK each", count, elapsed)
+    return Result(NAIVE, count, elapsed)
 
 
 def _timed(run: Callable[[], Result]) -> Result:
@@ -229,7 +248,7 @@ def run_consume_bench(
     url = config.connection.brokers[0]
     tag = f"bench-{time.time_ns()}"
     topic = f"/topic/msgbus.bench.consume.{tag}"
-    subs = {who: Subscription(topic, f"{tag}-{who}") for who in ("raw", "ours", "naive")}
+    subs = {who: Subscription(topic, f"{tag}-{who}") for who in ("raw", "raw-ack", "ours", "naive")}
     store = Store(config.store_url)
     store.init()
     for sub in subs.values():
@@ -241,6 +260,8 @@ def run_consume_bench(
         _publish(conn, topic, tag, count, size)
         conn.disconnect()
         yield _timed(lambda: _raw_drain(url, topic, subs["raw"], count))
+        prefetch = prefetch_for(config.consumer.batch)
+        yield _timed(lambda: _raw_drain(url, topic, subs["raw-ack"], count, ack_prefetch=prefetch))
         yield _timed(lambda: _ours(config, subs["ours"], count))
         yield f"peak resident memory after msgbus.Consumer: {_peak_rss_mb():.0f} MB"
         yield _timed(lambda: _naive(url, store, subs["naive"], naive_count))
@@ -299,13 +320,14 @@ def consume_bench(
         if isinstance(item, str):
             click.echo(item)
             continue
-        rates[item.consumer.split(",")[0].split(":")[0]] = item.rate
+        rates[item.consumer] = item.rate
         click.echo(
             f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
             f"{item.cpu_us_per_message:>12,.0f}"
         )
-    ours = rates["msgbus.Consumer"]
+    ours = rates[f"msgbus.Consumer, batch {batch}"]
     click.echo(
-        f"msgbus.Consumer / raw drain: {ours / rates['raw socket']:.2f}x   "
-        f"msgbus.Consumer / naive peer: {ours / rates['naive stomp.py']:.1f}x"
+        f"msgbus.Consumer / raw drain: {ours / rates[RAW_DRAIN]:.2f}x   "
+        f"/ raw with ACK each: {ours / rates[RAW_ACKS]:.2f}x   "
+        f"/ naive peer: {ours / rates[NAIVE]:.1f}x"
     )

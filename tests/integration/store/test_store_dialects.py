@@ -91,10 +91,16 @@ def test_batches_deduplicate_and_keep_everything(store: Store) -> None:
         3,
         5,
     ]
+    # Stored keys first, new ones after (a redelivery run): only the new ones are added.
+    fresh = [StoredMessage(f"{run}-new{i}", 1, _probe("S2", i)) for i in range(2)]
+    mixed = store.write(batch[4:] + fresh)
+    assert (mixed.stored, mixed.duplicates) == (2, 2)
+    with store.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(probes)) == 8
 
 
 def test_postgres_connection_lost_during_copy_is_store_unavailable(postgres_url: str) -> None:
-    """The server ends the session between the staging table and COPY (a real fault,
+    """The server ends the session between the savepoint and COPY (a real fault,
     injected with pg_terminate_backend): retryable, and the next write succeeds."""
     store = Store(postgres_url)
     store.init()
@@ -102,7 +108,7 @@ def test_postgres_connection_lost_during_copy_is_store_unavailable(postgres_url:
 
     @sa.event.listens_for(store.engine, "after_cursor_execute")
     def kill_session(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if armed[0] and statement.startswith("CREATE TEMP TABLE"):
+        if armed[0] and statement.startswith("SAVEPOINT"):
             armed[0] = False
             pid = cursor.connection.info.backend_pid
             admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)

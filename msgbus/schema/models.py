@@ -58,13 +58,18 @@ class Message(BaseModel):
 
     def index_values(self) -> dict[str, str | datetime | None]:
         """The indexed columns of this message: site, host, key, status, timestamp."""
+        # The store calls this for every message: read the fields straight from the
+        # instance dict (a type without site or host names None, and .get(None) is None).
         idx = self.index
-        out: dict[str, str | datetime | None] = {}
-        for column in ("site", "host", "key", "status", "timestamp"):
-            name = getattr(idx, column)
-            value = None if name is None else getattr(self, name)
-            out[column] = value.value if isinstance(value, Enum) else value
-        return out
+        fields = self.__dict__
+        status = fields[idx.status]
+        return {
+            "site": fields.get(idx.site),
+            "host": fields.get(idx.host),
+            "key": fields[idx.key],
+            "status": status.value if isinstance(status, Enum) else status,
+            "timestamp": fields[idx.timestamp],
+        }
 
 
 def _flavour_or_type_schema(schema: dict[str, Any]) -> None:

@@ -62,17 +62,18 @@ def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message
 
 
 def _plain_fields(head: str, model: type[Message]) -> dict[str, str] | None:
-    """The fields of a well-formed head (known keys, each once, no blank lines), or None
-    when it is anything else. The consumer's hot path: no per-line bookkeeping."""
+    """The fields of a well-formed head (``key: value`` lines of known keys, each once),
+    or None when it is anything else. The consumer's hot path: no per-line bookkeeping."""
     lines = head.split("\n")
     del lines[0]
     try:
-        pairs = dict([line.split(":", 1) for line in lines])
+        # "key:value" without the space is valid too; it takes the slower path.
+        fields = dict([line.split(": ", 1) for line in lines])
     except ValueError:
         return None
-    if len(pairs) != len(lines) or not model.model_fields.keys() >= pairs.keys():
+    if len(fields) != len(lines) or not model.model_fields.keys() >= fields.keys():
         return None
-    return {key: value[1:] if value[:1] == " " else value for key, value in pairs.items()}
+    return fields
 
 
 def _read_lines(

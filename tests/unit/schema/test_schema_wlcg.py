@@ -46,6 +46,22 @@ def test_a_bom_is_ignored(wlcg_two: str) -> None:
     assert len(decode_wlcg(b"\xef\xbb\xbf" + wlcg_two.encode())) == 2
 
 
+@pytest.mark.parametrize(
+    ("canonical", "variant"),
+    [
+        ("voName: ops", "voName:ops"),  # no space after the colon
+        ("summaryData: OK", "summaryData:OK: all: fine"),  # colons inside the value
+        ("voName: ops", "voName:"),  # empty value without the space
+    ],
+)
+def test_heads_off_the_fast_path_read_the_same(
+    wlcg_two: str, canonical: str, variant: str
+) -> None:
+    [probe, _] = decode_wlcg(wlcg_two.replace(canonical, variant, 1))
+    [expected, _] = decode_wlcg(wlcg_two.replace(canonical, variant.replace(":", ": ", 1), 1))
+    assert probe == expected
+
+
 def test_value_after_colon_keeps_inner_spacing(wlcg_two: str) -> None:
     [probe, _] = decode_wlcg(wlcg_two.replace("voName: ops", "voName:  ops "))
     assert probe.voName == " ops "

@@ -142,8 +142,17 @@ def measure(endpoint: Endpoint, *, count: int, size: int, persistent: bool) -> M
 def embedded_broker(data_dir: Path) -> Iterator[Endpoint]:
     """``msgbus broker serve`` in a subprocess, with its store in ``data_dir``."""
     cmd = [
-        sys.executable, "-c", "from msgbus.cli.main import main; main()",
-        "broker", "serve", "--port", "0", "--name", "bench", "--data", str(data_dir),
+        sys.executable,
+        "-c",
+        "from msgbus.cli.main import main; main()",
+        "broker",
+        "serve",
+        "--port",
+        "0",
+        "--name",
+        "bench",
+        "--data",
+        str(data_dir),
         "--no-presence",  # no traffic but the workload's
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -174,8 +183,7 @@ def local_activemq(base: Path) -> Iterator[Endpoint]:
             "name": "bench",
             "security": {"authentication": False},
             "brokers": [
-                {"name": "bench", "heap_mb": 512,
-                 "ports": {"stomp": port, "openwire": free_port()}}
+                {"name": "bench", "heap_mb": 512, "ports": {"stomp": port, "openwire": free_port()}}
             ],
         },
         source="benchmark ActiveMQ",

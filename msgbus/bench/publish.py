@@ -55,11 +55,27 @@ def _client(url: BrokerURL, timeout: float = 30.0) -> RawClient:
     return RawClient(url.host, url.port, login=url.user, passcode=password, timeout=timeout)
 
 
-def _raw_rate(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool,
-              receipts: Receipts, window: int = 1000, id_header: str | None = None) -> float:
+def _raw_rate(
+    url: BrokerURL,
+    dest: str,
+    count: int,
+    body: bytes,
+    persistent: bool,
+    receipts: Receipts,
+    window: int = 1000,
+    id_header: str | None = None,
+) -> float:
     with _client(url) as client:
-        result = raw_send(client, dest, count, body, persistent=persistent,
-                          receipts=receipts, window=window, id_header=id_header)
+        result = raw_send(
+            client,
+            dest,
+            count,
+            body,
+            persistent=persistent,
+            receipts=receipts,
+            window=window,
+            id_header=id_header,
+        )
     return result.finished - result.started
 
 
@@ -102,8 +118,9 @@ class _Receipts(stomp.ConnectionListener):  # type: ignore[misc]
             self.seen.discard(receipt)
 
 
-def _stomppy(url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool,
-             each: bool) -> float:
+def _stomppy(
+    url: BrokerURL, dest: str, count: int, body: bytes, persistent: bool, each: bool
+) -> float:
     conn = stomp.Connection12([(url.host, url.port)], heartbeats=(0, 0))
     listener = _Receipts()
     conn.set_listener("receipts", listener)
@@ -141,30 +158,67 @@ def run_publish_bench(
     slow = slow_count or max(1, count // 10)
 
     def pub(persistent: bool, confirm: str) -> Callable[[str], float]:
-        options = config.publisher.model_copy(
-            update={"persistent": persistent, "confirm": confirm}
-        )
+        options = config.publisher.model_copy(update={"persistent": persistent, "confirm": confirm})
         cfg = config.model_copy(update={"publisher": options})
         return lambda dest: _publisher(cfg, dest, count, body)
 
     plan: list[tuple[str, str, int, Callable[[str], float]]] = []
     for persistent, workload in ((False, "non-persistent"), (True, "persistent")):
-        plan.append((workload, "raw socket, no receipts", count,
-                     partial(_raw_rate, url, count=count, body=body, persistent=persistent,
-                             receipts="last")))
+        plan.append(
+            (
+                workload,
+                "raw socket, no receipts",
+                count,
+                partial(
+                    _raw_rate, url, count=count, body=body, persistent=persistent, receipts="last"
+                ),
+            )
+        )
         # The same frames the Publisher sends: each header costs the broker CPU.
-        plan.append((workload, "raw socket + msgbus-id, no receipts", count,
-                     partial(_raw_rate, url, count=count, body=body, persistent=persistent,
-                             receipts="last", id_header=ID_HEADER)))
+        plan.append(
+            (
+                workload,
+                "raw socket + msgbus-id, no receipts",
+                count,
+                partial(
+                    _raw_rate,
+                    url,
+                    count=count,
+                    body=body,
+                    persistent=persistent,
+                    receipts="last",
+                    id_header=ID_HEADER,
+                ),
+            )
+        )
         for confirm in ("transaction", "cumulative", "receipt"):
-            plan.append((workload, f"Publisher, confirm={confirm}", count,
-                         pub(persistent, confirm)))
-        plan.append((workload, "raw socket, stop-and-wait receipts", slow,
-                     partial(_raw_rate, url, count=slow, body=body, persistent=persistent,
-                             receipts="each", window=1)))
-        plan.append((workload, "stomp.py, stop-and-wait receipts", slow,
-                     partial(_stomppy, url, count=slow, body=body, persistent=persistent,
-                             each=True)))
+            plan.append(
+                (workload, f"Publisher, confirm={confirm}", count, pub(persistent, confirm))
+            )
+        plan.append(
+            (
+                workload,
+                "raw socket, stop-and-wait receipts",
+                slow,
+                partial(
+                    _raw_rate,
+                    url,
+                    count=slow,
+                    body=body,
+                    persistent=persistent,
+                    receipts="each",
+                    window=1,
+                ),
+            )
+        )
+        plan.append(
+            (
+                workload,
+                "stomp.py, stop-and-wait receipts",
+                slow,
+                partial(_stomppy, url, count=slow, body=body, persistent=persistent, each=True),
+            )
+        )
     # Warm the broker's JIT and journal so the first measured sender is not penalised.
     warm = f"{prefix}.warmup"
     _raw_rate(url, warm, count, body, True, "last")
@@ -188,18 +242,38 @@ def run_publish_bench(
 
 
 @click.command("publish")
-@click.option("--broker", "brokers", multiple=True, metavar="URL",
-              help="stomp://[user:pass@]host:port to measure against; default: start a "
-              "temporary local ActiveMQ.")
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    metavar="URL",
+    help="stomp://[user:pass@]host:port to measure against; default: start a "
+    "temporary local ActiveMQ.",
+)
 @click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Message body size in bytes.")
-@click.option("--slow-count", type=click.IntRange(min=1), default=None,
-              help="Messages for the stop-and-wait senders; default count/10.")
-@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Interleaved rounds; the best round of each sender is shown.")
-def publish_bench(brokers: tuple[str, ...], count: int, size: int,
-                  slow_count: int | None, rounds: int) -> None:
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Message body size in bytes.",
+)
+@click.option(
+    "--slow-count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Messages for the stop-and-wait senders; default count/10.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Interleaved rounds; the best round of each sender is shown.",
+)
+def publish_bench(
+    brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
+) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
     with contextlib.ExitStack() as stack:
         if not brokers:
@@ -213,12 +287,14 @@ def publish_bench(brokers: tuple[str, ...], count: int, size: int,
             f"best of {rounds} interleaved rounds"
         )
         results = run_publish_bench(
-            config, count, size, slow_count=slow_count, rounds=rounds,
+            config,
+            count,
+            size,
+            slow_count=slow_count,
+            rounds=rounds,
             progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
         )
-        click.echo(
-            f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}"
-        )
+        click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}")
         base = {(m.workload, m.baseline): m.rate for m in results if m.baseline}
         for m in results:
             raw, headers = base[m.workload, "raw"], base[m.workload, "headers"]

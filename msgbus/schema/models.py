@@ -59,13 +59,13 @@ class Message(BaseModel):
     def index_values(self) -> dict[str, str | datetime | None]:
         """The indexed columns of this message: site, host, key, status, timestamp."""
         # The store calls this for every message: read the fields straight from the
-        # instance dict (a type without site or host names None, and .get(None) is None).
+        # instance dict (a type without site or host names None: no field is "").
         idx = self.index
         fields = self.__dict__
         status = fields[idx.status]
         return {
-            "site": fields.get(idx.site),
-            "host": fields.get(idx.host),
+            "site": fields.get(idx.site or ""),
+            "host": fields.get(idx.host or ""),
             "key": fields[idx.key],
             "status": status.value if isinstance(status, Enum) else status,
             "timestamp": fields[idx.timestamp],

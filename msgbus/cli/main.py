@@ -56,17 +56,24 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="msgbus")
 def cli() -> None:
     """msgbus: grid-probe messaging over STOMP brokers."""
-    # Runs after the command's module is imported. The consumer and publisher allocate
-    # a few dozen short-lived objects per message; with the default thresholds the
-    # collector ran ~900 times per 40k messages and re-scanned every imported module
-    # (SQLAlchemy, pydantic): 5-8 us per message, measured. Frozen imports and a larger
-    # young generation cut that to ~1 us.
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    if _owns_process:
+        # Runs after the command's module is imported. The consumer and publisher
+        # allocate a few dozen short-lived objects per message; with the default
+        # thresholds the collector ran ~900 times per 40k messages and re-scanned every
+        # imported module (SQLAlchemy, pydantic): 5-8 us per message, measured. Frozen
+        # imports and a larger young generation cut that to ~1 us. Only when main()
+        # owns the process: an application embedding the CLI keeps its own GC policy.
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+
+
+_owns_process = False  # set by main(), the console script
 
 
 def main() -> None:
     """Run the CLI; a MsgbusError becomes one clear line and exit status 1, never a traceback."""
+    global _owns_process
+    _owns_process = True
     try:
         code = cli.main(standalone_mode=False)
         # Without standalone mode click returns a command's exit code instead of exiting.

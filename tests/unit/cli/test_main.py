@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from msgbus.cli import main as cli_main
 from msgbus.errors import ConfigError
 
 
 @pytest.fixture
-def command(monkeypatch: pytest.MonkeyPatch) -> click.Group:
+def gc_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """main() tunes the collector of the process it owns: recorded here, not applied to
+    the test process (monkeypatch also restores the module's ownership flag)."""
+    calls: list[str] = []
+    monkeypatch.setattr(cli_main, "_owns_process", False)
+    monkeypatch.setattr(cli_main.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(cli_main.gc, "set_threshold", lambda *a: calls.append(f"threshold{a}"))
+    return calls
+
+
+@pytest.fixture
+def command(monkeypatch: pytest.MonkeyPatch, gc_calls: list[str]) -> click.Group:
     group = cli_main.cli
     assert isinstance(group, click.Group)
 
@@ -48,3 +60,14 @@ def test_every_listed_command_loads() -> None:
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
         assert isinstance(group.get_command(ctx, name), click.Command), name
+
+
+def test_gc_is_tuned_by_the_console_script_only(
+    command: click.Group, monkeypatch: pytest.MonkeyPatch, gc_calls: list[str]
+) -> None:
+    assert CliRunner().invoke(command, ["exit-with", "0"]).exit_code == 0
+    assert gc_calls == []  # an application invoking the group keeps its GC policy
+    monkeypatch.setattr("sys.argv", ["msgbus", "exit-with", "0"])
+    with pytest.raises(SystemExit):
+        cli_main.main()
+    assert gc_calls == ["freeze", "threshold(20000, 20, 20)"]

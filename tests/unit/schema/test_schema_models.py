@@ -70,6 +70,14 @@ def test_single_line_fields_refuse_breaks_and_nul(probe_fields: dict[str, Any], 
     assert problem.field == "summaryData"
 
 
+def test_details_may_span_lines_but_not_hold_nul(probe_fields: dict[str, Any]) -> None:
+    probe_fields["detailsData"] = "line 1\r\nline 2"
+    assert build_message(ProbeResult, probe_fields).detailsData == "line 1\nline 2"
+    probe_fields["detailsData"] = "a\x00b"
+    [problem] = problems(probe_fields)
+    assert problem.field == "detailsData" and "NUL" in str(problem)
+
+
 def test_flavour_fills_type_and_back(probe_fields: dict[str, Any]) -> None:
     assert build_message(ProbeResult, probe_fields).serviceType == "CREAM-CE"
     del probe_fields["serviceFlavour"]

@@ -51,6 +51,12 @@ __all__ = ["consume"]
     default=None,
     help="Seconds before a partial batch is committed anyway.",
 )
+@click.option(
+    "--ack",
+    type=click.Choice(["client-individual", "client"]),
+    default=None,
+    help="One ACK per message (default) or one cumulative ACK per committed batch.",
+)
 @click.option("--name", default=None, help="This consumer's name (metrics, presence).")
 @metrics_port_option
 @config_option
@@ -86,6 +92,7 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
             "subscription": opts["subscription"],
             "batch": opts["batch"],
             "max_wait": opts["max_wait"],
+            "ack": opts["ack"],
             "allowed_signers": list(opts["allowed_signers"]) or None,
             "signer_ca": opts["signer_ca"],
         },

@@ -4,7 +4,8 @@ Two threads. The receive thread (the one calling :meth:`Consumer.run`) takes MES
 frames from the transport, cuts them into batches (``batch`` messages or
 ``max_wait`` seconds after the first, whichever comes first) and decodes them. The
 writer thread commits each batch in one transaction and only then acknowledges its
-frames (client-individual), so a crash at any point leaves the broker to redeliver
+frames (client-individual, or with ``consumer.ack: client`` one cumulative ACK of the
+batch's last frame), so a crash at any point leaves the broker to redeliver
 whatever was not committed, and the store's unique key drops what was. While the
 writer commits one batch the receive thread reads the next, so database latency
 overlaps network work. The queue between them holds one batch: when the database
@@ -54,6 +55,14 @@ _POLL = 0.2
 # as "not set", applies its durable-topic default instead, and then stalls after ~1100
 # unacknowledged messages (measured here); any other value is honoured.
 _ACTIVEMQ_UNSET_PREFETCH = 1000
+
+
+# ActiveMQ refuses a client-id still held by a connection whose end it has not noticed
+# yet ("Client: X already connected from ..."), as when a consumer is restarted right
+# after a crash. That clears within seconds (or the broker's inactivity timeout), so the
+# first connection waits for it rather than failing like a configuration error.
+_CLIENT_ID_BUSY = "already connected"
+_CLIENT_ID_WAIT = 60.0
 
 
 def prefetch_for(batch: int) -> int:
@@ -206,7 +215,7 @@ class Consumer:
         settings = self.config.connection
         conn = connect_first(settings, client_id=self.subscription.client_id(settings.client_id))
         try:
-            self.subscription.subscribe(conn, self.prefetch)
+            self.subscription.subscribe(conn, self.prefetch, self.config.consumer.ack)
         except BaseException:
             conn.close()
             raise
@@ -216,15 +225,23 @@ class Consumer:
         settings = self.config.connection
         backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
         first = True
+        busy_since: float | None = None
         while not self._stop.is_set():
             self._state = "connecting"
             try:
                 conn = self._connect()
             except (ConnectError, TimeoutException, BrokerError, ConnectionLost) as exc:
                 if first:
-                    raise
+                    busy_since = busy_since or time.monotonic()
+                    if _CLIENT_ID_BUSY not in str(exc):
+                        raise
+                    if time.monotonic() - busy_since > _CLIENT_ID_WAIT:
+                        raise ConnectError(
+                            f"{exc}\nthe client-id stayed in use for {_CLIENT_ID_WAIT:g} s: "
+                            "is another consumer running with this subscription?"
+                        ) from None
                 delay = backoff.next_delay()
-                log.warning("cannot reconnect: %s; retrying in %.1f s", exc, delay)
+                log.warning("cannot connect: %s; retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
                 continue
             if not first:
@@ -360,8 +377,11 @@ class Consumer:
         self._count("duplicates", result.duplicates)
         self._count("dead_lettered", result.dead_lettered)
         self._count("batches")
+        # Cumulative: the batch's last frame acknowledges every earlier one on the
+        # subscription, which are exactly the committed ones (batches commit in order).
+        cumulative = self.config.consumer.ack == "client"
         try:
-            batch.conn.ack(batch.frames)
+            batch.conn.ack(batch.frames[-1:] if cumulative else batch.frames)
         except (ConnectionLost, TimeoutException) as exc:
             log.info("could not ack a committed batch (%s); its redelivery will be dropped", exc)
             return

@@ -75,12 +75,13 @@ class Subscription:
             headers["prefetch-count"] = str(prefetch)
         return headers
 
-    def subscribe(self, conn: Connection, prefetch: int) -> None:
-        """SUBSCRIBE with client-individual acknowledgement; waits for the receipt."""
+    def subscribe(self, conn: Connection, prefetch: int, ack: str = "client-individual") -> None:
+        """SUBSCRIBE with client acknowledgement (``client-individual`` or cumulative
+        ``client``); waits for the receipt."""
         conn.subscribe(
             self.destination,
             id=self.id,
-            ack="client-individual",
+            ack=ack,
             headers=self.headers(broker_kind(conn.server), prefetch),
         )
 

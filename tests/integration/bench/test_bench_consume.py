@@ -8,7 +8,7 @@ import re
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from msgbus.bench.consume import NAIVE, RAW_ACKS, RAW_DRAIN
+from msgbus.bench.consume import NAIVE, RAW_ACKS, RAW_DRAIN, ours_name
 from msgbus.cli.bench_cmd import bench
 from msgbus.store.tables import table_for
 from tests.fixtures.activemq import ActiveMQ
@@ -40,7 +40,14 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
         match = re.match(r"(.+?)\s+(\d+)\s+([\d,]+)\s+([\d,]+)$", line)
         if match:
             counts[match.group(1)] = int(match.group(2))
-    assert counts == {RAW_DRAIN: 400, RAW_ACKS: 400, "msgbus.Consumer, batch 100": 400, NAIVE: 40}
+    assert counts == {
+        RAW_DRAIN: 400,
+        RAW_ACKS: 400,
+        ours_name(100, "client-individual"): 400,
+        ours_name(100, "client"): 400,
+        NAIVE: 40,
+    }
+    assert re.search(r"with ack:client .*: [\d.]+x the default", result.output)
     assert re.search(
         r"raw drain: [\d.]+x +/ raw with ACK each: [\d.]+x +/ naive peer: [\d.]+x", result.output
     )

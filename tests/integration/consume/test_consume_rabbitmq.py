@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from msgbus import Consumer
 from msgbus.config import load_config
 from msgbus.consume.subscription import Subscription
@@ -12,8 +14,9 @@ from msgbus.transport.failover import connect_first
 from tests.integration.consume.conftest import count, init_store, probes, publish
 
 
+@pytest.mark.parametrize("ack", ["client-individual", "client"])
 def test_rabbitmq_durable_subscription_outlives_the_consumer(
-    rabbitmq_stomp: str, sqlite_url: str
+    rabbitmq_stomp: str, sqlite_url: str, ack: str
 ) -> None:
     init_store(sqlite_url)
     name = f"msgbus-test-{uuid.uuid4().hex[:8]}"
@@ -22,7 +25,13 @@ def test_rabbitmq_durable_subscription_outlives_the_consumer(
         None,
         {
             "connection": {"brokers": [rabbitmq_stomp], "vhost": "/"},
-            "consumer": {"destination": topic, "subscription": name, "batch": 40, "max_wait": 0.3},
+            "consumer": {
+                "destination": topic,
+                "subscription": name,
+                "batch": 40,
+                "max_wait": 0.3,
+                "ack": ack,
+            },
             "store_url": sqlite_url,
         },
     )
@@ -35,6 +44,10 @@ def test_rabbitmq_durable_subscription_outlives_the_consumer(
         second.drain()
         second.run()
         assert second.stats()["stored"] == count(sqlite_url) == 120
+        again = Consumer(config)  # every stored message was acknowledged: none comes back
+        again.drain()
+        again.run()
+        assert again.stats()["received"] == 0
     finally:
         conn = connect_first(config.connection)
         Subscription(topic, name).remove(conn)

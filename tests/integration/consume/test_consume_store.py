@@ -223,3 +223,27 @@ def test_a_message_the_database_refuses_is_dead_lettered_not_fatal(
     store.close()
     assert len(reasons) == 2
     assert all("the store refused the message" in r and "SITE-3 is banned" in r for r in reasons)
+
+
+def test_first_connection_waits_while_the_client_id_is_still_held(
+    activemq: ActiveMQ, sqlite_url: str
+) -> None:
+    """A consumer restarted right after a crash finds its client-id still taken (ActiveMQ
+    has not noticed the old connection end): it waits and then consumes, not exits."""
+    init_store(sqlite_url)
+    name = f"busy-{uuid.uuid4().hex[:8]}"
+    config = _config(activemq, f"/topic/{name}", sqlite_url, subscription=name, batch=5)
+    subscription = Subscription(f"/topic/{name}", name)
+    holder = connect_first(config.connection, client_id=subscription.client_id(None))
+    consumer = Consumer(config)
+    finished = threading.Thread(target=lambda: (consumer.drain(), consumer.run()))
+    finished.start()
+    try:
+        wait_until(lambda: consumer.stats()["state"] == "connecting", 10, "a connection attempt")
+        threading.Event().wait(1.5)  # refused at least once meanwhile
+        assert finished.is_alive() and consumer.stats()["state"] == "connecting"
+    finally:
+        holder.disconnect()
+    finished.join(60)
+    assert not finished.is_alive()
+    assert consumer.stats()["state"] == "stopped"

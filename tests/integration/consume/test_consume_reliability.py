@@ -64,14 +64,15 @@ def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(
     )  # fmt: skip
     first = consume_process(*args, "--drain")
     assert first.wait(60) == 0, first.output()  # the durable subscription now exists
-    publish(activemq.stomp_url, topic, probes(3000))
+    # Enough that the kill lands mid-stream: a consumer stores thousands per second.
+    publish(activemq.stomp_url, topic, probes(12_000))
     victim = consume_process(*args)
     wait_until(lambda: count(postgres_url) >= 600, 60, "the consumer to be mid-stream")
     victim.kill()  # SIGKILL: a batch may be committed but not acked, or read but not committed
-    assert count(postgres_url) < 3000
+    assert count(postgres_url) < 12_000
     survivor = consume_process(*args, "--drain")
     assert survivor.wait(90) == 0, survivor.output()
-    _all_stored(postgres_url, 3000, 10)
+    _all_stored(postgres_url, 12_000, 10)
 
 
 def test_broker_restart_mid_stream(

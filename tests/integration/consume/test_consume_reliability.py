@@ -85,14 +85,15 @@ def test_broker_restart_mid_stream(
     args = _args(broker.stomp_url, topic, postgres_url, "--subscription", name, "--batch", "100")
     first = consume_process(*args, "--drain")
     assert first.wait(60) == 0, first.output()
-    publish(broker.stomp_url, topic, probes(2500))
+    publish(broker.stomp_url, topic, probes(12_000))
     # Short reconnect back-off keeps the test brief; the behaviour is the same.
     consumer = consume_process(*args, env={"MSGBUS_CONNECTION__RECONNECT_MAX_DELAY": "1"})
     wait_until(lambda: count(postgres_url) >= 300, 60, "the consumer to be mid-stream")
     broker.kill()
+    assert count(postgres_url) < 12_000
     broker.start()
-    publish(broker.stomp_url, topic, probes(500), first_id=2500)
-    _all_stored(postgres_url, 3000, 90)
+    publish(broker.stomp_url, topic, probes(500), first_id=12_000)
+    _all_stored(postgres_url, 12_500, 90)
     assert consumer.proc.poll() is None, "the consumer must ride out the restart"
     consumer.signal(signal.SIGTERM)
     assert consumer.wait(30) == 0, consumer.output()
@@ -126,14 +127,15 @@ def test_database_cut_off_mid_stream_recovers_by_itself(
     tcp_proxy: Callable[[int], TcpProxy],
 ) -> None:
     proxy, consumer, _queue = _consume_behind_proxy(
-        activemq, postgres_url, consume_process, tcp_proxy, "dbcut", 3000, 300
+        activemq, postgres_url, consume_process, tcp_proxy, "dbcut", 8000, 300
     )
     proxy.cut()
     before = count(postgres_url)
+    assert before < 8000
     threading.Event().wait(4.0)  # the outage lasts this long
     assert count(postgres_url) == before, "nothing can be stored while the database is away"
     proxy.restore()
-    _all_stored(postgres_url, 3000, 90)
+    _all_stored(postgres_url, 8000, 90)
     consumer.signal(signal.SIGTERM)
     assert consumer.wait(30) == 0, consumer.output()
     assert "unavailable" in consumer.output()
@@ -175,9 +177,10 @@ def test_second_sigterm_while_the_database_is_away_stops_without_loss(
     tcp_proxy: Callable[[int], TcpProxy],
 ) -> None:
     proxy, consumer, queue = _consume_behind_proxy(
-        activemq, postgres_url, consume_process, tcp_proxy, "abort", 1000, 200
+        activemq, postgres_url, consume_process, tcp_proxy, "abort", 5000, 200
     )
     proxy.cut()
+    assert count(postgres_url) < 5000
     wait_until(lambda: "unavailable" in consumer.output(), 30, "the consumer to notice")
     consumer.signal(signal.SIGTERM)  # finish the batch in flight: cannot, the store is away
     threading.Event().wait(1.0)
@@ -187,4 +190,4 @@ def test_second_sigterm_while_the_database_is_away_stops_without_loss(
     proxy.restore()
     rest = consume_process(*_args(activemq.stomp_url, queue, postgres_url, "--drain"))
     assert rest.wait(60) == 0, rest.output()
-    _all_stored(postgres_url, 1000, 10)
+    _all_stored(postgres_url, 5000, 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -135,12 +136,9 @@ def test_started_agent_is_the_local_source_until_stopped(agent: ComponentAgent) 
     assert agent.logs not in logging.getLogger("msgbus").handlers
 
 
-def test_lookup_uses_a_fresh_presence_announcement() -> None:
-    import time
-
-    table = PresenceTable(lost_after=30)
-    info = Announcement(
-        name="far",
+def _announcement(name: str) -> Announcement:
+    return Announcement(
+        name=name,
         kind="publisher",
         host="h",
         pid=1,
@@ -151,6 +149,11 @@ def test_lookup_uses_a_fresh_presence_announcement() -> None:
         interval=10,
         control="/queue/x",
     )
+
+
+def test_lookup_uses_a_fresh_presence_announcement() -> None:
+    table = PresenceTable(lost_after=30)
+    info = _announcement("far")
     table.heard(info, time.time() - 5, "presence")
     result = lookup("far", table, None, timeout=1)
     assert result.source == "presence"
@@ -159,23 +162,10 @@ def test_lookup_uses_a_fresh_presence_announcement() -> None:
 
 
 def test_lookup_without_any_source_says_so() -> None:
-    import time
-
     table = PresenceTable(lost_after=30)
     with pytest.raises(ControlError, match="no component named 'ghost'"):
         lookup("ghost", table, None, timeout=1)
-    info = Announcement(
-        name="gone",
-        kind="publisher",
-        host="h",
-        pid=1,
-        version="0",
-        state="running",
-        started_at=0,
-        sent_at=0,
-        interval=10,
-        control="/queue/x",
-    )
+    info = _announcement("gone")
     table.heard(info, time.time() - 100, "presence")
     with pytest.raises(ControlError, match=r"gone did not answer.*\(lost\)"):
         lookup("gone", table, None, timeout=1)

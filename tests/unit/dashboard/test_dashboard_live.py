@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,17 @@ def test_a_client_that_stops_reading_does_not_block_the_hub() -> None:
     assert stuck.qsize() == stuck.maxsize
 
 
+def _polled(read: Callable[[], list[Cell]], done: threading.Event) -> queue.Queue[Cell]:
+    """Run a StorePoller over ``read`` until ``done``; the hub client it published to."""
+    hub = Hub()
+    client = hub.subscribe()
+    poller = StorePoller(read, hub, interval=0.01)
+    poller.start()
+    assert done.wait(5)
+    poller.stop()
+    return client
+
+
 def test_poller_pushes_only_changes_after_the_first_read() -> None:
     reads = [
         [_cell("m1", "OK"), _cell("m2", "OK")],
@@ -51,12 +63,7 @@ def test_poller_pushes_only_changes_after_the_first_read() -> None:
             return reads[0]
         return reads.pop(0)
 
-    hub = Hub()
-    client = hub.subscribe()
-    poller = StorePoller(read, hub, interval=0.01)
-    poller.start()
-    assert done.wait(5)
-    poller.stop()
+    client = _polled(read, done)
     got = []
     while True:
         try:
@@ -77,12 +84,7 @@ def test_poller_survives_a_store_outage() -> None:
         done.set()
         return [_cell("m", "OK")]
 
-    hub = Hub()
-    client = hub.subscribe()
-    poller = StorePoller(read, hub, interval=0.01)
-    poller.start()
-    assert done.wait(5)
-    poller.stop()
+    client = _polled(read, done)
     assert client.get_nowait()["status"] == "OK"
 
 

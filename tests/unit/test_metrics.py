@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
 from msgbus.metrics import MetricsRegistry
+from tests.fixtures.metrics import scrape
 
 
 def test_registries_are_independent_and_prefixed(tmp_path: Path) -> None:
@@ -18,10 +18,5 @@ def test_registries_are_independent_and_prefixed(tmp_path: Path) -> None:
 def test_http_exposition_on_a_free_port() -> None:
     m = MetricsRegistry("msgbus_t")
     m.histogram("latency_seconds", "l").observe(0.002)
-    port = m.serve(0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    finally:
-        m.stop()
+    text = scrape(m)
     assert 'msgbus_t_latency_seconds_bucket{le="0.0025"} 1.0' in text

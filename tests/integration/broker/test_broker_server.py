@@ -8,7 +8,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from msgbus.broker.config import BrokerTLS
 from msgbus.errors import BrokerError, ConnectError, ConnectionLost
 from msgbus.stomp import FrameParser, serialize
 from msgbus.stomp.frames import ConnectFrame, Frame, Heartbeat, SendFrame
+from tests.fixtures.metrics import fetch_metrics
 
 Issuer = tuple[x509.Name, ec.EllipticCurvePrivateKey]
 
@@ -150,8 +150,8 @@ def test_metrics_endpoint_has_its_own_registry() -> None:
             serialize(SendFrame({"destination": "/queue/metrics", "receipt": "m"}, b"m"))
         )
         assert client.next_frame().command == "RECEIPT"
-        url = f"http://127.0.0.1:{broker.broker.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert broker.broker.metrics_port is not None
+        text = fetch_metrics(broker.broker.metrics_port)
     assert 'msgbus_broker_connections{broker="m1"} 1.0' in text
     assert 'msgbus_broker_messages_in_total{broker="m1"} 1.0' in text
     assert 'msgbus_broker_queue_depth{broker="m1",queue="/queue/metrics"} 1.0' in text

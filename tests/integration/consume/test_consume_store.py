@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from msgbus.consume.subscription import Subscription
 from msgbus.store.database import Store
 from msgbus.transport.failover import connect_first
 from tests.fixtures.activemq import ActiveMQ
+from tests.fixtures.metrics import scrape
 from tests.integration.consume.conftest import (
     ConsumeProcess,
     count,
@@ -150,15 +150,10 @@ def test_metrics_are_served_on_a_port(
     init_store(postgres_url)
     queue = f"/queue/metrics-{uuid.uuid4().hex[:8]}"
     consumer = _start(running, Consumer(_config(activemq, queue, postgres_url, batch=10)))
-    port = consumer.metrics.registry.serve(0)
-    try:
-        publish(activemq.stomp_url, queue, probes(25))
-        publish(activemq.stomp_url, queue, probes(5))  # same msgbus-ids: duplicates
-        wait_until(lambda: consumer.stats()["duplicates"] == 5, 30, "5 duplicates")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-            text = reply.read().decode()
-    finally:
-        consumer.metrics.registry.stop()
+    publish(activemq.stomp_url, queue, probes(25))
+    publish(activemq.stomp_url, queue, probes(5))  # same msgbus-ids: duplicates
+    wait_until(lambda: consumer.stats()["duplicates"] == 5, 30, "5 duplicates")
+    text = scrape(consumer.metrics.registry)
     assert "msgbus_consumer_received_total 30.0" in text
     assert "msgbus_consumer_stored_total 25.0" in text
     assert "msgbus_consumer_duplicates_total 5.0" in text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
 from msgbus.schema import ProbeResult
 from msgbus.security import verify
+from tests.fixtures.metrics import scrape
 
 
 def _closed_port() -> int:
@@ -142,12 +142,7 @@ def test_signed_envelopes_carry_an_smime_body_and_header(tmp_path: Path) -> None
 def test_metrics_are_served_over_http(tmp_path: Path) -> None:
     with Publisher(_config(tmp_path)) as pub:
         pub.send([Envelope("/queue/x", b"a")])
-        port = pub.metrics.registry.serve(0)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                text = r.read().decode()
-        finally:
-            pub.metrics.registry.stop()
+        text = scrape(pub.metrics.registry)
     assert "msgbus_publisher_spooled_total 1.0" in text
     assert "msgbus_publisher_spool_messages 1.0" in text
     assert "msgbus_publisher_confirm_latency_seconds_bucket" in text

@@ -363,7 +363,7 @@ class Connection:
         """The ACK (or NACK) for ``message`` in the negotiated protocol version."""
         h = message.headers
         if self.version == "1.2":
-            headers = {"id": h.get("ack", h.get("message-id", ""))}
+            headers = {"id": _ack_id(message)}
         else:
             headers = {"message-id": h.get("message-id", "")}
             if self.version == "1.1":
@@ -373,7 +373,7 @@ class Connection:
     def ack(self, messages: Iterable[MessageFrame], *, nack: bool = False) -> None:
         """(N)ACK each message individually, all in one write."""
         if self.version == "1.2":
-            ids = [m.headers.get("ack", m.headers.get("message-id", "")) for m in messages]
+            ids = [_ack_id(m) for m in messages]
             self._write(encode_acks(ids, nack=nack))
         else:
             self.write_frames([self.ack_frame(m, nack=nack) for m in messages])
@@ -509,6 +509,12 @@ class Connection:
                 f"no data or heart-beat from the broker for {now - self._last_read:.1f} s"
             )
         return wait
+
+
+def _ack_id(message: MessageFrame) -> str:
+    """What a STOMP 1.2 ACK names: the ``ack`` header, else ``message-id`` if a broker omits it."""
+    h = message.headers
+    return h.get("ack", h.get("message-id", ""))
 
 
 def broker_error(url: BrokerURL, frame: ErrorFrame) -> BrokerError:

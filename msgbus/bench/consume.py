@@ -126,10 +126,9 @@ def _raw_drain(
         "destination": topic,
         "id": sub.id,
         "ack": "auto" if ack_prefetch is None else "client-individual",
-        "activemq.subscriptionName": sub.name,
-        # 1000 is what ActiveMQ 5.17 takes as "unset" on a durable subscription: its
-        # default applies, the broker's fastest for ack:auto.
-        "activemq.prefetchSize": str(ack_prefetch or 1000),
+        # A prefetch of 1000 is what ActiveMQ 5.17 takes as "unset" on a durable
+        # subscription: its default applies, the broker's fastest for ack:auto.
+        **sub.headers("activemq", ack_prefetch or 1000),
     }
     with RawClient(
         url.host, url.port, login=url.user, passcode=password, headers={"client-id": client_id}

@@ -6,13 +6,12 @@ does not know are kept (``extra="allow"``) so a message survives a round trip wh
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from msgbus.errors import DecodeError
@@ -80,9 +79,6 @@ def _flavour_or_type_schema(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [{"required": ["serviceFlavour"]}, {"required": ["serviceType"]}]
 
 
-_EOT_LINE = re.compile(r"^EOT$", re.MULTILINE)
-
-
 class ProbeResult(Message):
     """A WLCG/Nagios probe result (WLCG Grid Monitoring Probe Specification)."""
 
@@ -107,7 +103,12 @@ class ProbeResult(Message):
 
     serviceURI: Line
     hostName: Line
-    serviceFlavour: Line = Field(description="Service type; serviceType is accepted instead")
+    # Producers send serviceFlavour, consumers expect serviceType: either fills the other
+    # (aliases, not a Python validator: pydantic resolves them natively, per message).
+    serviceFlavour: Line = Field(
+        description="Service type; serviceType is accepted instead",
+        validation_alias=AliasChoices("serviceFlavour", "serviceType"),
+    )
     siteName: Line
     metricStatus: MetricStatus
     metricName: Line
@@ -118,24 +119,17 @@ class ProbeResult(Message):
     role: OptionalText | None = None
     voName: OptionalText | None = None
     voFqan: OptionalText | None = None
-    serviceType: Line = Field(description="Consumer name of serviceFlavour; filled from it")
+    serviceType: Line = Field(
+        description="Consumer name of serviceFlavour; filled from it",
+        validation_alias=AliasChoices("serviceType", "serviceFlavour"),
+    )
     encrypted: bool | None = None
     performanceData: OptionalText | None = Field(
         None, description="Nagios performance data, 'label'=value[UOM];warn;crit;min;max ..."
     )
-    detailsData: Text | None = Field(None, description="Long output; may span lines")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flavour_or_type(cls, data: Any) -> Any:
-        # Producers send serviceFlavour, consumers expect serviceType: either fills the other.
-        if isinstance(data, dict):
-            flavour, stype = data.get("serviceFlavour"), data.get("serviceType")
-            if flavour is None and stype is not None:
-                data = {**data, "serviceFlavour": stype}
-            elif stype is None and flavour is not None:
-                data = {**data, "serviceType": flavour}
-        return data
+    detailsData: Text | None = Field(
+        None, description="Long output; may span lines, but no line may read only 'EOT'"
+    )
 
     @field_validator("performanceData")
     @classmethod
@@ -145,13 +139,6 @@ class ProbeResult(Message):
                 parse_perfdata(value)
             except DecodeError as exc:
                 raise PydanticCustomError("perfdata", "{reason}", {"reason": exc.reason}) from None
-        return value
-
-    @field_validator("detailsData")
-    @classmethod
-    def _details_fit_wlcg(cls, value: str | None) -> str | None:
-        if value is not None and "EOT" in value and _EOT_LINE.search(value):
-            raise ValueError("a line reading only 'EOT' would end the WLCG message early")
         return value
 
     @property

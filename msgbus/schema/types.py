@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BeforeValidator,
-    PlainSerializer,
     StringConstraints,
     WithJsonSchema,
 )
@@ -80,7 +79,9 @@ def format_timestamp(value: datetime) -> str:
 UtcTimestamp = Annotated[
     datetime,
     BeforeValidator(_parse_timestamp),
-    PlainSerializer(format_timestamp, return_type=str),
+    # No serializer of ours: pydantic writes an aware UTC datetime with whole seconds as
+    # exactly this format (years below 1000 zero-padded), without a Python call per
+    # message; the tests hold it to format_timestamp.
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": _TIMESTAMP_PATTERN}),
 ]
 """A UTC instant with whole seconds, written ``YYYY-MM-DDTHH:MM:SSZ`` on the wire."""
@@ -103,18 +104,24 @@ def drop_cr_before_eol(text: str) -> str:
 
 
 _TEXT_PATTERN = r"^[^\x00]*$"
+_EOT_LINE = re.compile(r"^EOT$", re.MULTILINE)
 
 
 def _text(value: str) -> str:
-    # A membership test, not the pattern: detailsData runs to kilobytes, and the
-    # pattern scan cost more than the rest of a ProbeResult's validation (measured).
+    # Membership tests, not patterns: detailsData runs to kilobytes, and a pattern scan
+    # cost more than the rest of a ProbeResult's validation (measured).
     if "\x00" in value:
         raise PydanticCustomError(
             "string_pattern_mismatch",
             "String should match pattern '{pattern}' (no NUL characters)",
             {"pattern": _TEXT_PATTERN},
         )
-    return drop_cr_before_eol(value)
+    value = drop_cr_before_eol(value)
+    if "EOT" in value and _EOT_LINE.search(value):
+        raise PydanticCustomError(
+            "wlcg_eot", "a line reading only 'EOT' would end the WLCG message early"
+        )
+    return value
 
 
 Text = Annotated[
@@ -122,4 +129,6 @@ Text = Annotated[
     AfterValidator(_text),
     WithJsonSchema({"type": "string", "pattern": _TEXT_PATTERN}),
 ]
-"""Free text that may span lines (``detailsData``); CRs before line ends are dropped."""
+"""Free text that may span lines (``detailsData``, the WLCG format's last field): CRs
+before line ends are dropped, and no line may read only ``EOT``, which would end the
+message there."""

@@ -31,6 +31,7 @@ _SHOWS_INPUT = frozenset(
         "naive_timestamp",
         "perfdata",
         "value_error",
+        "wlcg_eot",
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +26,7 @@ from msgbus.schema import (
     encode_body,
     encode_json,
     encode_wlcg,
+    format_timestamp,
     parse_perfdata,
     parse_plugin_output,
 )
@@ -172,6 +174,14 @@ def test_probe_results_round_trip_wlcg(messages: list[Message]) -> None:
 @given(st.lists(probe_results, max_size=4))
 def test_probe_results_round_trip_json(messages: list[Message]) -> None:
     assert decode_json(encode_json(messages)) == messages
+
+
+@given(probe_results)
+def test_timestamps_serialize_in_the_wire_format(message: ProbeResult) -> None:
+    # pydantic writes the timestamps (no serializer of ours): exactly the wire format.
+    wire = format_timestamp(message.timestamp)
+    assert json.loads(message.model_dump_json())["timestamp"] == wire
+    assert message.model_dump(mode="json")["timestamp"] == wire
 
 
 @no_deadline

@@ -43,7 +43,7 @@ __all__ = ["consume"]
     "--batch",
     type=click.IntRange(1, 100_000),
     default=None,
-    help="Messages per transaction (the broker prefetch is two batches).",
+    help="Messages per transaction (the broker prefetch is four batches).",
 )
 @click.option(
     "--max-wait",

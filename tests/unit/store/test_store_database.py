@@ -71,6 +71,7 @@ def test_write_stores_indexed_columns_and_the_whole_message(
     )
     assert row.timestamp.isoformat() == "2026-01-01T00:00:00+00:00"
     assert json.loads(row.message)["customKey"] == "kept"
+    assert row.message == message.model_dump_json()
 
 
 def test_duplicates_in_and_across_batches_are_dropped(store: Store, probe: ProbeFactory) -> None:

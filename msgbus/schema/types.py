@@ -52,8 +52,9 @@ def _parse_timestamp(value: Any) -> datetime:
         )
     if _TIMESTAMP_RE.fullmatch(value):
         try:
-            # Checked by the pattern, so the C parser needs no "Z" (3.10 lacks it).
-            return datetime.fromisoformat(value[:19]).replace(tzinfo=timezone.utc)
+            # Checked by the pattern, so the C parser needs no "Z" (3.10 lacks it); an
+            # offset of zero gives timezone.utc itself, a quarter of the cost of replace().
+            return datetime.fromisoformat(value[:19] + "+00:00")
         except ValueError as exc:
             raise PydanticCustomError(
                 "timestamp_range",

@@ -184,6 +184,14 @@ def test_timestamps_serialize_in_the_wire_format(message: ProbeResult) -> None:
     assert message.model_dump(mode="json")["timestamp"] == wire
 
 
+@given(probe_results, timestamps)
+def test_wire_timestamps_parse_to_utc_itself(message: ProbeResult, when: datetime) -> None:
+    fields = {**message.model_dump(mode="json"), "timestamp": format_timestamp(when)}
+    parsed = build_message(ProbeResult, fields).timestamp
+    # timezone.utc itself: the store skips converting exactly this tzinfo.
+    assert parsed == when and parsed.tzinfo is timezone.utc
+
+
 @no_deadline
 @given(any_message_list, st.sampled_from(["wlcg", "json"]))
 def test_every_type_round_trips_through_bodies(messages: list[Message], fmt: Any) -> None:

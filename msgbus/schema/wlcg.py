@@ -88,7 +88,7 @@ def _read_lines(
     head: str, long_text: str | None, line_no: int, message_no: int, model: type[Message]
 ) -> Decoded:
     multiline = model.multiline_field
-    known = model.model_fields
+    known = _known_keys(model)
     fields: dict[str, str] = {}
     lines: dict[str, int] = {}
     for line in head.split("\n")[1:]:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The test machines have 2 cores shared with brokers and databases: generation and
+# example speed there say nothing about the code, so only correctness checks fail a run.
+settings.register_profile("shared-cpu", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-cpu")
 
 pytest_plugins = ["tests.fixtures.services", "tests.fixtures.activemq"]
 

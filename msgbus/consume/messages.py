@@ -16,7 +16,7 @@ from pathlib import Path
 from msgbus.errors import ConfigError, SchemaError
 from msgbus.publish.envelope import ID_HEADER
 from msgbus.schema.body import decode_body
-from msgbus.security.smime import verify
+from msgbus.security import smime
 from msgbus.stomp.frames import MessageFrame
 from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
 
@@ -45,9 +45,11 @@ def signature_verifier(allowed_dns: Sequence[str], ca: Path | None) -> Verifier:
         )
     ca_file, ca_path = (None, ca) if ca.is_dir() else (ca, None)
     allowed = list(allowed_dns)
+    verify = smime().verify
 
     def check(body: bytes) -> bytes:
-        return verify(body, ca_file=ca_file, ca_path=ca_path, allowed_dns=allowed).content
+        content: bytes = verify(body, ca_file=ca_file, ca_path=ca_path, allowed_dns=allowed).content
+        return content
 
     return check
 

@@ -25,6 +25,7 @@ from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
+from msgbus.security import smime
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, make_ssl_context
 from msgbus.transport.failover import connect_first
@@ -90,18 +91,14 @@ class Publisher:
         self.settings = self.config.connection
         self.options = self.config.publisher
         self.metrics = metrics or PublisherMetrics()
-        self.spool = (
-            Spool(self.options.spool_dir, self.options.spool_max_bytes) if spool else None
-        )
+        self.spool = Spool(self.options.spool_dir, self.options.spool_max_bytes) if spool else None
         if any(url.tls for url in self.settings.brokers):
             # Bad TLS material is a configuration problem: say so now, not after spooling.
             make_ssl_context(self.settings.tls)
         self._signer: Signer | None = None
         if self.options.sign_cert:
-            # cryptography is the optional "signing" extra: imported only when signing.
-            from msgbus.security.smime import Signer
-
-            self._signer = Signer(
+            # cryptography is the optional "signing" extra: loaded only when signing.
+            self._signer = smime().Signer(
                 self.options.sign_cert, self.options.sign_key or self.options.sign_cert
             )
         self._conn: Connection | None = None

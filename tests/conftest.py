@@ -10,7 +10,12 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("shared-cpu", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("shared-cpu")
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.activemq"]
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.activemq",
+    "tests.fixtures.pipeline",
+    "tests.fixtures.chaos",
+]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`
 # and friends select without every test repeating the marker.

@@ -1,0 +1,230 @@
+"""The whole pipeline under faults, counted message by message.
+
+A :class:`Pipeline` writes numbered probe results (each ``summaryData`` unique), publishes
+them with ``msgbus publish`` as a cron'd probe would, stores them with ``msgbus consume``
+into PostgreSQL reached through a fault proxy, and at the end compares what the store holds,
+by content and by ``msgbus-id``, with what the publisher reported as confirmed or spooled
+(the promise covers both) and with what it reported as rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from msgbus.store.database import Store
+from msgbus.store.tables import dead_letters, table_for
+from tests.fixtures.chaos import ChaosRow
+from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
+
+__all__ = ["Pipeline", "PublishRun", "Target"]
+
+PROBES = table_for("ProbeResult")
+_COUNTS = re.compile(r"(\d+) confirmed, (\d+) spooled, (\d+) rejected, (\d+) failed")
+_DUPLICATES = re.compile(r"duplicates (\d+)")
+
+
+@dataclass
+class Target:
+    """Where a scenario publishes and consumes, and how its broker fails."""
+
+    kind: str
+    publish_urls: list[str]
+    consume_urls: list[str]
+    publish_destination: str
+    consume_destination: str
+    subscription: str | None = None
+    kill_broker: Callable[[], None] | None = None
+    """kill -9 of the broker that carries the traffic (the middle one in a line)."""
+    restart_broker: Callable[[], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Settings the commands get as MSGBUS_* variables, as a user would set them."""
+
+
+@dataclass
+class PublishRun:
+    returncode: int
+    output: str
+    confirmed: int
+    spooled: int
+    rejected: int
+    failed: int
+
+
+def probe_text(summary: str, details: int) -> str:
+    return (
+        "serviceURI: ce1.example.org\nhostName: ce1.example.org\nserviceFlavour: CE\n"
+        "siteName: CHAOS-SITE\nmetricStatus: OK\nmetricName: org.sam.CE-JobSubmit\n"
+        f"summaryData: {summary}\ntimestamp: 2026-12-01T00:00:00Z\n"
+        f"detailsData: {'x' * details}\nEOT\n"
+    )
+
+
+@dataclass
+class Pipeline:
+    scenario: str
+    target: Target
+    base: Path
+    store_url: str
+    """How the consumer reaches the database (through the proxy)."""
+    direct_store_url: str
+    """How the checks read it."""
+    accepted: set[str] = field(default_factory=set)
+    rejected: set[str] = field(default_factory=set)
+    consumers: list[MsgbusProcess] = field(default_factory=list)
+    recovered_at: float | None = None
+    _next: int = 0
+
+    def __post_init__(self) -> None:
+        self.spool = self.base / "spool"
+        store = Store(self.direct_store_url)
+        try:
+            store.init()
+        finally:
+            store.close()
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def summaries(self, n: int) -> list[str]:
+        first, self._next = self._next, self._next + n
+        return [f"chaos {self.scenario} {self.target.kind} #{i}" for i in range(first, first + n)]
+
+    def publish(
+        self,
+        n: int,
+        *,
+        details: int = 300,
+        urls: Sequence[str] | None = None,
+        oversized: Sequence[int] = (),
+    ) -> PublishRun:
+        """``msgbus publish`` of ``n`` new results (those at ``oversized`` positions carry
+        5 MiB of details); books what it reports."""
+        names = self.summaries(n)
+        sizes = [5 * 2**20 if k in oversized else details for k in range(n)]
+        path = self.base / f"input-{self._next}.txt"
+        path.write_text("".join(probe_text(s, d) for s, d in zip(names, sizes, strict=True)))
+        args = ["publish", "--spool", str(self.spool)]
+        for url in urls or self.target.publish_urls:
+            args += ["--broker", url]
+        done = run_msgbus(
+            [*args, "--destination", self.target.publish_destination, str(path)],
+            env=self.target.env,
+        )
+        run = self._counts(done.returncode, done.stdout)
+        if run.failed:
+            raise AssertionError(f"msgbus publish failed messages:\n{done.stdout}")
+        big = {names[k] for k in oversized}
+        if len(big) != run.rejected:
+            raise AssertionError(f"expected {len(big)} rejected:\n{done.stdout}")
+        self.rejected |= big
+        self.accepted |= set(names) - big
+        return run
+
+    def drain_spool(self, urls: Sequence[str] | None = None) -> str:
+        args = ["spool", "drain", "--spool", str(self.spool)]
+        for url in urls or self.target.publish_urls:
+            args += ["--broker", url]
+        done = run_msgbus(args, env=self.target.env)
+        assert done.returncode == 0, done.stdout
+        return done.stdout
+
+    @staticmethod
+    def _counts(returncode: int, output: str) -> PublishRun:
+        found = _COUNTS.search(output)
+        if found is None:
+            raise AssertionError(f"no counts from msgbus publish (exit {returncode}):\n{output}")
+        confirmed, spooled, rejected, failed = (int(g) for g in found.groups())
+        return PublishRun(returncode, output, confirmed, spooled, rejected, failed)
+
+    # -- consuming -------------------------------------------------------------------------
+
+    def start_consumer(self) -> MsgbusProcess:
+        args = ["consume", "--store", self.store_url, "--batch", "100", "--max-wait", "0.2"]
+        for url in self.target.consume_urls:
+            args += ["--broker", url]
+        args += ["--destination", self.target.consume_destination]
+        if self.target.subscription:
+            args += ["--subscription", self.target.subscription]
+        log = self.base / f"consume-{len(self.consumers)}.log"
+        consumer = MsgbusProcess(log, args, self.target.env)
+        self.consumers.append(consumer)
+        consumer.wait_for_output("consuming ")
+        return consumer
+
+    # -- checking --------------------------------------------------------------------------
+
+    def stored(self) -> tuple[Counter[str], int, int]:
+        """Rows per summary, distinct msgbus-ids among the rows, dead letters."""
+        store = Store(self.direct_store_url)
+        try:
+            with store.engine.connect() as conn:
+                rows = conn.execute(sa.select(PROBES.c.message, PROBES.c.msg_id)).all()
+                dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters))
+                dead_count = int(dead.scalar_one())
+        finally:
+            store.close()
+        summaries = Counter(json.loads(message)["summaryData"] for message, _ in rows)
+        return summaries, len({msg_id for _, msg_id in rows}), dead_count
+
+    def stored_count(self) -> int:
+        return sum(self.stored()[0].values())
+
+    def recovered(self) -> None:
+        """The fault is repaired: recovery time counts from here."""
+        self.recovered_at = time.monotonic()
+
+    def settle(self, timeout: float = 120) -> None:
+        """Wait until every accepted message is stored, then stop the consumers."""
+
+        def complete() -> bool:
+            return self.accepted <= set(self.stored()[0])
+
+        try:
+            wait_until(complete, timeout, f"{len(self.accepted)} rows ({self.scenario})")
+        finally:
+            for consumer in self.consumers:
+                consumer.stop()
+
+    def verify(self) -> ChaosRow:
+        """The table row; raises unless every accepted message is stored exactly once
+        and nothing else is."""
+        summaries, distinct_ids, dead = self.stored()
+        recovery = time.monotonic() - self.recovered_at if self.recovered_at else None
+        row = ChaosRow(
+            scenario=self.scenario,
+            broker=self.target.kind,
+            sent=self._next,
+            confirmed=len(self.accepted),
+            rejected=len(self.rejected),
+            stored=len(set(summaries) & self.accepted),
+            duplicates_dropped=sum(
+                int(m.group(1))
+                for c in self.consumers
+                for m in [_DUPLICATES.search(c.output())]
+                if m is not None
+            ),
+            duplicate_rows=sum(n - 1 for n in summaries.values() if n > 1),
+            lost=len(self.accepted - set(summaries)),
+            recovery_s=recovery,
+        )
+        unexpected = set(summaries) - self.accepted
+        problems = []
+        if row.lost:
+            problems.append(f"{row.lost} confirmed messages not stored")
+        if row.duplicate_rows:
+            problems.append(f"{row.duplicate_rows} duplicate rows")
+        if distinct_ids != sum(summaries.values()):
+            problems.append("rows share a msgbus-id")
+        if unexpected:
+            problems.append(f"rows nobody confirmed: {sorted(unexpected)[:5]}")
+        if dead:
+            problems.append(f"{dead} dead letters")
+        assert not problems, f"{row}: " + "; ".join(problems)
+        return row

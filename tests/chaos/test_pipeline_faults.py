@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from msgbus.network.activemq import stomp_answers
 from tests.chaos.harness import Pipeline, Target
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
-from tests.fixtures.pipeline import EmbeddedBroker, wait_until
+from tests.fixtures.pipeline import EmbeddedBroker, run_msgbus, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
 
@@ -36,13 +37,18 @@ def _unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def _embedded(factory: Callable[..., EmbeddedBroker]) -> Target:
-    broker = factory()
+def _embedded(factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: bool) -> Target:
+    config = None
+    if secured:
+        config = tmp_path / "broker.yaml"
+        config.write_text("users: {probe: s3cret}\n")
+    broker = factory(config=config)
+    url = broker.stomp_url.replace("//", "//probe:s3cret@") if secured else broker.stomp_url
     topic = f"/topic/chaos.{_unique()}"
     return Target(
         kind="embedded",
-        publish_urls=[broker.stomp_url],
-        consume_urls=[broker.stomp_url],
+        publish_urls=[url],
+        consume_urls=[url],
         publish_destination=topic,
         consume_destination=topic,
         subscription="chaos-store",
@@ -51,8 +57,8 @@ def _embedded(factory: Callable[..., EmbeddedBroker]) -> Target:
     )
 
 
-def _activemq(factory: BrokerFactory) -> Target:
-    broker = factory()
+def _activemq(factory: BrokerFactory, secured: bool) -> Target:
+    broker = factory(authentication=secured)
     topic = f"/topic/chaos.{_unique()}"
     return Target(
         kind="activemq",
@@ -97,13 +103,17 @@ def _rabbitmq(url: str) -> Target:
     )
 
 
-@pytest.fixture(params=["embedded", "activemq", "rabbitmq"])
-def target(request: pytest.FixtureRequest) -> Target:
-    kind = request.param
+KINDS = ["embedded", "activemq", "rabbitmq"]
+
+
+@pytest.fixture(params=KINDS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """A broker of each kind; parametrized ``(kind, True)`` it requires a login."""
+    kind, secured = request.param if isinstance(request.param, tuple) else (request.param, False)
     if kind == "embedded":
-        return _embedded(request.getfixturevalue("embedded_broker_process"))
+        return _embedded(request.getfixturevalue("embedded_broker_process"), tmp_path, secured)
     if kind == "activemq":
-        return _activemq(request.getfixturevalue("activemq_broker_factory"))
+        return _activemq(request.getfixturevalue("activemq_broker_factory"), secured)
     return _rabbitmq(request.getfixturevalue("rabbitmq_stomp"))
 
 
@@ -171,4 +181,39 @@ def test_broker_killed(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     assert up.returncode == 0 and up.confirmed == CHUNK, up.output
     pipeline.settle()
     assert stored_at_kill < len(pipeline.accepted)
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", [(k, True) for k in KINDS], indirect=True, ids=KINDS)
+def test_wrong_credentials(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """A refused login is an error the user sees (non-zero exit naming the cause), the
+    messages wait in the spool, `spool status` tells why, and the right login delivers."""
+    pipeline.start_consumer()
+    good = pipeline.target.publish_urls
+    bad = [re.sub(r":[^:@/]+@", ":wrong-password@", url) for url in good]
+    refused = pipeline.publish(CHUNK, urls=bad)
+    assert refused.returncode != 0, refused.output
+    assert refused.spooled == CHUNK, refused.output
+    assert re.search(r"login|credentials|passcode|authenticat", refused.output, re.I)
+    status = run_msgbus(["spool", "status", "--spool", str(pipeline.spool)])
+    assert f"{CHUNK} message" in status.stdout, status.stdout
+    assert re.search(r"login|credentials|passcode|authenticat", status.stdout, re.I)
+    pipeline.recovered()
+    assert "drained" in pipeline.drain_spool(good)
+    pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_oversized_message(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """A message over the broker's frame limit is rejected with the reason, reported with
+    a non-zero exit, and holds up nothing: the rest of its run and the next run arrive."""
+    pipeline.start_consumer()
+    mixed = pipeline.publish(CHUNK, oversized=[CHUNK // 2])
+    assert mixed.returncode != 0, mixed.output
+    assert mixed.confirmed == CHUNK - 1, mixed.output
+    assert re.search(r"too large|exceeds|limit", mixed.output, re.I), mixed.output
+    after = pipeline.publish(CHUNK)
+    assert after.returncode == 0 and after.confirmed == CHUNK, after.output
+    pipeline.settle()
     _record(pipeline, chaos_table)

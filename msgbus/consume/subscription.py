@@ -6,6 +6,11 @@ Three shapes: a durable topic subscription that outlives the consumer (ActiveMQ:
 queue, or an ActiveMQ virtual-topic consumer queue
 (``/queue/Consumer.NAME.VirtualTopic.X``) that several processes share. Prefetch is
 capped so unacknowledged messages never exceed what the consumer holds in memory.
+
+The embedded broker (``server: msgbus/...``) speaks ActiveMQ's vocabulary. A broker the
+consumer does not recognise gets every durable vocabulary it knows (brokers ignore
+headers they do not define), never a plain subscription that would silently lose what
+arrives while the consumer is away.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from msgbus.transport.connection import Connection
 __all__ = ["Subscription", "broker_kind"]
 
 
+_VOCABULARIES = {"activemq": "activemq", "msgbus": "activemq", "rabbitmq": "rabbitmq"}
+
+
 def broker_kind(server: str) -> str:
-    """``activemq``, ``rabbitmq`` or ``other`` from the CONNECTED frame's server header."""
-    name = server.split("/", 1)[0].strip().lower()
-    return name if name in ("activemq", "rabbitmq") else "other"
+    """The SUBSCRIBE vocabulary from the CONNECTED frame's server header: ``activemq``
+    (ActiveMQ and the embedded broker), ``rabbitmq`` or ``other``."""
+    return _VOCABULARIES.get(server.split("/", 1)[0].strip().lower(), "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +78,15 @@ class Subscription:
                 headers["durable"] = "true"
                 headers["auto-delete"] = "false"
         else:
-            # Unknown broker: send both vocabularies; brokers ignore headers they do not know.
             headers["activemq.prefetchSize"] = str(prefetch)
             headers["prefetch-count"] = str(prefetch)
+            if self.durable:
+                assert self.name is not None
+                headers["activemq.subscriptionName"] = self.name  # ActiveMQ 5
+                headers["durable-subscription-name"] = self.name  # ActiveMQ Artemis
+                headers["durable"] = "true"  # RabbitMQ
+                headers["auto-delete"] = "false"
+                headers["persistent"] = "true"  # Apollo
         return headers
 
     def subscribe(self, conn: Connection, prefetch: int, ack: str = "client-individual") -> None:

@@ -147,15 +147,17 @@ def test_consumer_killed_repeatedly(pipeline: Pipeline, chaos_table: list[ChaosR
     pipeline.start_consumer().stop()  # the durable subscription now keeps what comes
     publishing = threading.Thread(target=lambda: [pipeline.publish(CHUNK) for _ in range(8)])
     publishing.start()
-    kills_mid_stream = 0
-    while publishing.is_alive() or kills_mid_stream < 3:
+    kills = mid_stream = 0
+    while publishing.is_alive() or kills < 3:
         consumer = pipeline.start_consumer()
         before = pipeline.stored_count()
         with contextlib.suppress(AssertionError):  # nothing new to store yet: kill anyway
             wait_until(lambda b=before: pipeline.stored_count() > b, 5, "rows to grow")
         consumer.kill()
-        kills_mid_stream += 0 < pipeline.stored_count() < CHUNK * 8
+        kills += 1
+        mid_stream += pipeline.stored_count() < CHUNK * 8
     publishing.join()
+    assert mid_stream, "no kill landed while messages were still to be stored"
     pipeline.recovered()
     pipeline.start_consumer()
     pipeline.settle()

@@ -11,8 +11,9 @@ from msgbus.errors import ConfigError
 def test_broker_kind_from_the_server_header() -> None:
     assert broker_kind("ActiveMQ/5.17.2") == "activemq"
     assert broker_kind("RabbitMQ/3.12.1") == "rabbitmq"
-    assert broker_kind("msgbus/0.1") == "other"
+    assert broker_kind("msgbus/0.1") == "activemq"  # the embedded broker's vocabulary
     assert broker_kind("") == "other"
+    assert broker_kind("ActiveMQ-Artemis/2.31") == "other"
 
 
 def test_activemq_durable_topic() -> None:
@@ -50,6 +51,20 @@ def test_unknown_broker_gets_both_prefetch_vocabularies() -> None:
     assert Subscription("/queue/q").headers("other", 7) == {
         "activemq.prefetchSize": "7",
         "prefetch-count": "7",
+    }
+
+
+def test_unknown_broker_gets_every_durable_vocabulary() -> None:
+    sub = Subscription("/topic/grid.probe", "archiver")
+    assert sub.client_id(None) == "msgbus-archiver"
+    assert sub.headers("other", 7) == {
+        "activemq.prefetchSize": "7",
+        "prefetch-count": "7",
+        "activemq.subscriptionName": "archiver",
+        "durable-subscription-name": "archiver",
+        "durable": "true",
+        "auto-delete": "false",
+        "persistent": "true",
     }
 
 

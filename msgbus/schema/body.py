@@ -121,8 +121,10 @@ def decode_body(
     The model comes from the messageClass header (default ProbeResult), the format
     from content-type (else sniffed). A body that cannot be split into messages
     (too large, not UTF-8, not JSON, unknown messageClass) gives a single error
-    result with ``message_no`` None; so does a recordCount header that does not
-    match, appended after the messages.
+    result with ``message_no`` None; so does a body that holds no message at all
+    (empty, blank, only separators, ``[]``), which a consumer must not acknowledge
+    without a trace, and a recordCount header that does not match, appended after the
+    messages.
     """
     try:
         model = model_for(headers.get(HEADER_MESSAGE_CLASS) or DEFAULT_MESSAGE_CLASS)
@@ -133,6 +135,9 @@ def decode_body(
         return [Decoded(None, None, (exc,))]
     except SchemaError as exc:
         return [Decoded(None, None, (DecodeError(str(exc), field=HEADER_MESSAGE_CLASS),))]
+    if not results:
+        empty = DecodeError("the body holds no message (empty, blank or only separators)")
+        return [Decoded(None, None, (empty,))]
     declared = headers.get(HEADER_RECORD_COUNT)
     if declared is not None:
         mismatch = _record_count_problem(declared, len(results))

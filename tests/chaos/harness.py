@@ -19,8 +19,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from msgbus.config import load_config
 from msgbus.store.database import Store
 from msgbus.store.tables import dead_letters, table_for
+from msgbus.transport.connection import Connection
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
 
@@ -44,6 +46,8 @@ class Target:
     kill_broker: Callable[[], None] | None = None
     """kill -9 of the broker that carries the traffic (the middle one in a line)."""
     restart_broker: Callable[[], None] | None = None
+    connection: dict[str, str] = field(default_factory=dict)
+    """connection settings beyond the URL (vhost), for the harness's own raw sends."""
     env: dict[str, str] = field(default_factory=dict)
     """Settings the commands get as MSGBUS_* variables, as a user would set them."""
 
@@ -78,6 +82,8 @@ class Pipeline:
     """How the checks read it."""
     accepted: set[str] = field(default_factory=set)
     rejected: set[str] = field(default_factory=set)
+    poison: int = 0
+    """Bodies sent that must end as dead letters."""
     consumers: list[MsgbusProcess] = field(default_factory=list)
     recovered_at: float | None = None
     _next: int = 0
@@ -143,6 +149,24 @@ class Pipeline:
         confirmed, spooled, rejected, failed = (int(g) for g in found.groups())
         return PublishRun(returncode, output, confirmed, spooled, rejected, failed)
 
+    def send_poison(self, bodies: Sequence[bytes]) -> None:
+        """Send bodies no valid message can come from, as a foreign producer would
+        (``msgbus publish`` validates first); each must end as one dead letter."""
+        config = load_config(
+            None,
+            {"connection": {"brokers": self.target.publish_urls[:1], **self.target.connection}},
+        )
+        conn = Connection(config.connection.brokers[0], config.connection)
+        conn.connect()
+        try:
+            for k, body in enumerate(bodies):
+                headers = {"persistent": "true", "msgbus-id": f"poison-{self.scenario}-{k}"}
+                conn.send(self.target.publish_destination, body, headers, receipt=f"p{k}")
+                conn.wait_for_receipt(f"p{k}", 30)
+        finally:
+            conn.disconnect()
+        self.poison += len(bodies)
+
     # -- consuming -------------------------------------------------------------------------
 
     def start_consumer(self) -> MsgbusProcess:
@@ -184,7 +208,8 @@ class Pipeline:
         """Wait until every accepted message is stored, then stop the consumers."""
 
         def complete() -> bool:
-            return self.accepted <= set(self.stored()[0])
+            summaries, _, dead = self.stored()
+            return self.accepted <= set(summaries) and dead >= self.poison
 
         try:
             wait_until(complete, timeout, f"{len(self.accepted)} rows ({self.scenario})")
@@ -204,6 +229,7 @@ class Pipeline:
             confirmed=len(self.accepted),
             rejected=len(self.rejected),
             stored=len(set(summaries) & self.accepted),
+            dead_letters=dead,
             duplicates_dropped=sum(
                 int(m.group(1))
                 for c in self.consumers
@@ -224,7 +250,7 @@ class Pipeline:
             problems.append("rows share a msgbus-id")
         if unexpected:
             problems.append(f"rows nobody confirmed: {sorted(unexpected)[:5]}")
-        if dead:
-            problems.append(f"{dead} dead letters")
+        if dead != self.poison:
+            problems.append(f"{dead} dead letters, {self.poison} expected")
         assert not problems, f"{row}: " + "; ".join(problems)
         return row

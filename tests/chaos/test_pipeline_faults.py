@@ -97,6 +97,7 @@ def _rabbitmq(url: str) -> Target:
         publish_destination=topic,
         consume_destination=topic,
         subscription=f"chaos-store-{_unique()}",
+        connection={"vhost": "/"},
         env={"MSGBUS_CONNECTION__VHOST": "/"},
         kill_broker=_kill_rabbitmq,
         restart_broker=_start_rabbitmq,
@@ -137,6 +138,17 @@ def test_no_fault(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     for _ in range(3):
         run = pipeline.publish(CHUNK)
         assert run.returncode == 0 and run.confirmed == CHUNK, run.output
+    pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+def test_poison_between_valid_messages(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """Bodies of a foreign producer that hold no valid message (empty, blank, garbage, an
+    empty JSON list) each end as one dead letter; the messages around them are stored."""
+    pipeline.start_consumer()
+    pipeline.publish(CHUNK)
+    pipeline.send_poison([b"", b"\n", b"EOT\n", b"[]", b"garbage: without a metric\nEOT\n"])
+    pipeline.publish(CHUNK)
     pipeline.settle()
     _record(pipeline, chaos_table)
 

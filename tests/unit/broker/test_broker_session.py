@@ -118,8 +118,13 @@ def test_prefetch_window_and_client_individual_ack() -> None:
     async def scenario() -> None:
         broker = await open_broker()
         consumer, producer = await connected(broker), await connected(broker)
-        consumer.send("SUBSCRIBE", destination="/queue/p", id="s", ack="client-individual",
-                      **{"activemq.prefetchSize": "2"})
+        consumer.send(
+            "SUBSCRIBE",
+            destination="/queue/p",
+            id="s",
+            ack="client-individual",
+            **{"activemq.prefetchSize": "2"},
+        )
         for i in range(5):
             producer.send("SEND", b"%d" % i, destination="/queue/p")
         first = await consumer.receive()

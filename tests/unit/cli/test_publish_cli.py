@@ -27,8 +27,15 @@ def _closed_url() -> str:
 
 def _msgbus(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MSGBUS_PUBLISHER__RETRY_FOR": "0"}
-    return subprocess.run([sys.executable, "-m", "msgbus", *args], capture_output=True,
-                          text=True, timeout=60, cwd=cwd, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "msgbus", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -41,8 +48,17 @@ def test_publish_spools_valid_messages_rejects_the_invalid_one(
 ) -> None:
     data = tmp_path / "in.txt"
     data.write_text(VALID.format(name="a") + INVALID + VALID.format(name="b"))
-    proc = _msgbus("publish", "--broker", _closed_url(), "--spool", str(spool_dir),
-                   "--metrics-textfile", str(tmp_path / "m.prom"), str(data), cwd=tmp_path)
+    proc = _msgbus(
+        "publish",
+        "--broker",
+        _closed_url(),
+        "--spool",
+        str(spool_dir),
+        "--metrics-textfile",
+        str(tmp_path / "m.prom"),
+        str(data),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert proc.stdout.strip() == "0 confirmed, 2 spooled, 1 rejected, 0 failed"
     assert "rejected:" in proc.stderr and "metricStatus" in proc.stderr
@@ -59,10 +75,26 @@ def test_publish_reads_stdin_and_exits_zero_when_all_are_spooled(
     tmp_path: Path, spool_dir: Path
 ) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "msgbus", "publish", "--broker", _closed_url(),
-         "--spool", str(spool_dir), "--format", "json", "-"],
-        input=VALID.format(name="a"), capture_output=True, text=True, timeout=60,
-        cwd=tmp_path, env={**os.environ, "MSGBUS_PUBLISHER__RETRY_FOR": "0"}, check=False,
+        [
+            sys.executable,
+            "-m",
+            "msgbus",
+            "publish",
+            "--broker",
+            _closed_url(),
+            "--spool",
+            str(spool_dir),
+            "--format",
+            "json",
+            "-",
+        ],
+        input=VALID.format(name="a"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "MSGBUS_PUBLISHER__RETRY_FOR": "0"},
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0 confirmed, 1 spooled, 0 rejected, 0 failed"
@@ -76,10 +108,22 @@ def test_a_wrong_broker_url_is_one_line(tmp_path: Path) -> None:
 
 
 def test_probe_runs_the_plugin_and_spools_its_result(tmp_path: Path, spool_dir: Path) -> None:
-    proc = _msgbus("probe", "--broker", _closed_url(), "--spool", str(spool_dir),
-                   "--site", "SITE", "--host", "h.example.org", "--",
-                   sys.executable, "-c", "print('WARNING - disk 91% | used=91%;90;95'); exit(1)",
-                   cwd=tmp_path)
+    proc = _msgbus(
+        "probe",
+        "--broker",
+        _closed_url(),
+        "--spool",
+        str(spool_dir),
+        "--site",
+        "SITE",
+        "--host",
+        "h.example.org",
+        "--",
+        sys.executable,
+        "-c",
+        "print('WARNING - disk 91% | used=91%;90;95'); exit(1)",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         f"{Path(sys.executable).name} WARNING: WARNING - disk 91%",

@@ -66,6 +66,15 @@ def test_invalid_messages_are_dead_lettered_and_the_rest_stored() -> None:
     assert out.dead[1].destination == "/topic/t"
 
 
+@pytest.mark.parametrize("body", [b"", b"\n", b"EOT\n", b"[]"])
+def test_a_body_without_messages_is_dead_lettered_not_acked_away(body: bytes) -> None:
+    out = sort_frames([_frame(body, **{"msgbus-id": "pub-9"})])
+    assert out.messages == []
+    [dead] = out.dead
+    assert (dead.msg_id, dead.body) == ("pub-9", body)
+    assert "holds no message" in dead.reason
+
+
 def test_a_frame_without_any_id_is_dead_lettered_not_lost() -> None:
     body, headers = encode_body(_probe(), "wlcg")
     out = sort_frames([MessageFrame(dict(headers), body)])

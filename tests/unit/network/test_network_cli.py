@@ -32,9 +32,19 @@ def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         "links: [{from: a, to: nowhere}]\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-         "network", "render", str(bad), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from msgbus.cli.main import main; main()",
+            "network",
+            "render",
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr

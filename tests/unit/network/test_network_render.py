@@ -9,8 +9,10 @@ from typing import Any
 from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, render_broker
 from msgbus.network.topology import load_topology, parse_topology
 
-NS = {"b": "http://www.springframework.org/schema/beans",
-      "a": "http://activemq.apache.org/schema/core"}
+NS = {
+    "b": "http://www.springframework.org/schema/beans",
+    "a": "http://activemq.apache.org/schema/core",
+}
 BROKERS = Path(__file__).resolve().parents[3] / "brokers"
 
 
@@ -36,13 +38,17 @@ def test_connectors_live_on_the_link_source_only() -> None:
     [nc] = a.findall("a:networkConnectors/a:networkConnector", NS)
     assert nc.get("uri", "").startswith("static:(tcp://127.0.0.1:62636)")
     wanted = {
-        "duplex": "true", "networkTTL": "2", "conduitSubscriptions": "true",
-        "syncDurableSubs": "true", "userName": "admin",
+        "duplex": "true",
+        "networkTTL": "2",
+        "conduitSubscriptions": "true",
+        "syncDurableSubs": "true",
+        "userName": "admin",
     }
     assert {k: nc.get(k) for k in wanted} == wanted
     included = _find(nc, "a:dynamicallyIncludedDestinations")
     assert [(x.tag.split("}")[1], x.get("physicalName")) for x in included] == [
-        ("topic", ">"), ("queue", "grid.>"),
+        ("topic", ">"),
+        ("queue", "grid.>"),
     ]
     excluded = _find(nc, "a:excludedDestinations")
     assert [x.get("physicalName") for x in excluded] == [VIRTUAL_CONSUMER_QUEUES]
@@ -59,7 +65,8 @@ def test_secure_by_default_auth_and_loopback() -> None:
     assert users == {"admin": "admins", "probe": "publishers", "store": "consumers"}
     entries = broker.findall(
         "a:plugins/a:authorizationPlugin/a:map/a:authorizationMap/a:authorizationEntries/"
-        "a:authorizationEntry", NS,
+        "a:authorizationEntry",
+        NS,
     )
     grid_topic = next(e for e in entries if e.get("topic") == "grid.>")
     assert grid_topic.get("write") == "admins,publishers"
@@ -113,18 +120,25 @@ def test_data_dir_is_a_placeholder_unless_given() -> None:
 def test_consumer_queues_only_where_the_group_consumes() -> None:
     topo = load_topology(BROKERS / "line.yaml")
     for name, wanted in (("a", []), ("b", []), ("c", ["Consumer.store.VirtualTopic.grid.metrics"])):
-        queues = [q.get("physicalName") for q in _broker(topo, name).findall(
-            "a:destinations/a:queue", NS)]
+        queues = [
+            q.get("physicalName") for q in _broker(topo, name).findall("a:destinations/a:queue", NS)
+        ]
         assert queues == wanted, name
 
 
 def test_parallel_links_get_distinct_connector_names() -> None:
-    topo = parse_topology({
-        "security": {"authentication": False},
-        "brokers": [{"name": n, "ports": {"stomp": p, "openwire": p + 1}}
-                    for n, p in (("a", 1000), ("b", 2000))],
-        "links": [{"from": "a", "to": "b", "destinations": ["/topic/grid.>"]},
-                  {"from": "a", "to": "b", "destinations": ["/queue/grid.>"]}],
-    })
+    topo = parse_topology(
+        {
+            "security": {"authentication": False},
+            "brokers": [
+                {"name": n, "ports": {"stomp": p, "openwire": p + 1}}
+                for n, p in (("a", 1000), ("b", 2000))
+            ],
+            "links": [
+                {"from": "a", "to": "b", "destinations": ["/topic/grid.>"]},
+                {"from": "a", "to": "b", "destinations": ["/queue/grid.>"]},
+            ],
+        }
+    )
     names = [n.get("name") for n in _broker(topo, "a").iter(f"{{{NS['a']}}}networkConnector")]
     assert names == ["a-to-b", "a-to-b-2"]

@@ -47,9 +47,7 @@ _key = st.text(alphabet="abcdefXYZ.+_", min_size=1, max_size=12)
 
 
 @given(
-    st.dictionaries(
-        _key, st.one_of(st.integers(-(2**40), 2**40), st.text(max_size=20)), max_size=8
-    )
+    st.dictionaries(_key, st.one_of(st.integers(-(2**40), 2**40), st.text(max_size=20)), max_size=8)
 )
 def test_parse_map_reads_xstream_layout(values: dict[str, Any]) -> None:
     entries = [
@@ -77,9 +75,7 @@ def test_same_topology_needs_nothing() -> None:
 
 def test_removing_the_end_broker_restarts_its_neighbour_then_drains_it() -> None:
     old = _line()
-    new = old.model_copy(
-        update={"brokers": old.brokers[:2], "links": old.links[:1]}
-    )
+    new = old.model_copy(update={"brokers": old.brokers[:2], "links": old.links[:1]})
     plan = make_plan(old, new)
     assert [(s.action, s.broker) for s in plan.steps] == [("restart", "b"), ("remove", "c")]
     assert plan.steps[0].reason == "links -b->c"

@@ -44,8 +44,9 @@ class ScriptedBroker:
             if frame.command == "SEND":
                 self.since_receipt += 1
             if frame.headers.get(ID_HEADER) == self.refuse_id and self.refuse_id:
-                out.append(ErrorFrame({"message": "not allowed",
-                                       "receipt-id": frame.headers["receipt"]}))
+                out.append(
+                    ErrorFrame({"message": "not allowed", "receipt-id": frame.headers["receipt"]})
+                )
                 self.answer = False
                 break
             if "receipt" in frame.headers:
@@ -60,17 +61,23 @@ def _envs(n: int) -> list[Envelope]:
     return [Envelope("/queue/w", b"%d" % i, {"k": "v"}) for i in range(n)]
 
 
-def _pipeline(conn: ScriptedBroker, *, confirm: str, window: int = 8,
-              batch: int = 3) -> Pipeline:
-    return Pipeline(conn, window=window, batch=batch, confirm=confirm,  # type: ignore[arg-type]
-                    receipt_timeout=0.1, persistent=True)
+def _pipeline(conn: ScriptedBroker, *, confirm: str, window: int = 8, batch: int = 3) -> Pipeline:
+    return Pipeline(
+        conn,
+        window=window,
+        batch=batch,
+        confirm=confirm,  # type: ignore[arg-type]
+        receipt_timeout=0.1,
+        persistent=True,
+    )
 
 
 def _run(pipe: Pipeline, envs: list[Envelope]) -> tuple[list[Envelope], object]:
     confirmed: list[Envelope] = []
     refused: list[tuple[Envelope, BrokerError]] = []
-    outcome = pipe.run(iter(envs), lambda e, _lat: confirmed.extend(e),
-                       lambda e, err: refused.append((e, err)))
+    outcome = pipe.run(
+        iter(envs), lambda e, _lat: confirmed.extend(e), lambda e, err: refused.append((e, err))
+    )
     return confirmed, (outcome, refused)
 
 
@@ -117,8 +124,9 @@ def test_no_receipt_in_time_returns_every_unconfirmed_message_in_order() -> None
     conn = ScriptedBroker(answer=False)
     envs = _envs(20)
     source = iter(envs)
-    outcome = _pipeline(conn, confirm="transaction").run(source, lambda e, _l: None,
-                                                        lambda e, err: None)
+    outcome = _pipeline(conn, confirm="transaction").run(
+        source, lambda e, _l: None, lambda e, err: None
+    )
     assert outcome is not None
     assert isinstance(outcome.error, TimeoutException)
     # The window filled (8) and nothing beyond it was taken from the source.

@@ -24,8 +24,12 @@ needs_plugins = pytest.mark.skipif(
 @needs_plugins
 @pytest.mark.parametrize(
     ("code", "status"),
-    [("0", MetricStatus.OK), ("1", MetricStatus.WARNING), ("2", MetricStatus.CRITICAL),
-     ("3", MetricStatus.UNKNOWN)],
+    [
+        ("0", MetricStatus.OK),
+        ("1", MetricStatus.WARNING),
+        ("2", MetricStatus.CRITICAL),
+        ("3", MetricStatus.UNKNOWN),
+    ],
 )
 def test_check_dummy_exit_codes_map_to_statuses(code: str, status: MetricStatus) -> None:
     run = run_plugin([str(PLUGINS / "check_dummy"), code, "some text"], timeout=10)
@@ -37,8 +41,9 @@ def test_check_dummy_exit_codes_map_to_statuses(code: str, status: MetricStatus)
 
 @needs_plugins
 def test_check_load_gives_performance_data() -> None:
-    run = run_plugin([str(PLUGINS / "check_load"), "-w", "999,999,999", "-c", "999,999,999"],
-                     timeout=10)
+    run = run_plugin(
+        [str(PLUGINS / "check_load"), "-w", "999,999,999", "-c", "999,999,999"], timeout=10
+    )
     result = probe_result(run, TARGET)
     assert result.metricStatus is MetricStatus.OK
     assert {p.label for p in result.perfdata} >= {"load1", "load5", "load15"}

@@ -30,8 +30,10 @@ def _closed_port() -> int:
 def _config(tmp_path: Path, **publisher: object) -> MsgbusConfig:
     return load_config(
         overrides={
-            "connection": {"brokers": [f"stomp://127.0.0.1:{_closed_port()}"],
-                           "reconnect_initial_delay": 0.01},
+            "connection": {
+                "brokers": [f"stomp://127.0.0.1:{_closed_port()}"],
+                "reconnect_initial_delay": 0.01,
+            },
             "publisher": {"spool_dir": tmp_path / "spool", "retry_for": 0, **publisher},
         }
     )
@@ -39,9 +41,16 @@ def _config(tmp_path: Path, **publisher: object) -> MsgbusConfig:
 
 def _probe(i: int) -> ProbeResult:
     return ProbeResult.model_validate(
-        {"serviceURI": "h.example.org", "hostName": "h.example.org", "serviceFlavour": "host",
-         "siteName": "SITE", "metricStatus": "OK", "metricName": f"m{i}",
-         "summaryData": "fine", "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+        {
+            "serviceURI": "h.example.org",
+            "hostName": "h.example.org",
+            "serviceFlavour": "host",
+            "siteName": "SITE",
+            "metricStatus": "OK",
+            "metricName": f"m{i}",
+            "summaryData": "fine",
+            "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        }
     )
 
 
@@ -110,12 +119,18 @@ def test_drain_without_a_broker_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_missing_tls_material_is_refused_at_start(tmp_path: Path) -> None:
-    config = load_config(overrides={
-        "connection": {"brokers": ["stomp+ssl://broker.example.org:61614"],
-                       "tls": {"cert": str(tmp_path / "usercert.pem"),
-                               "key": str(tmp_path / "userkey.pem")}},
-        "publisher": {"spool_dir": tmp_path / "spool"},
-    })
+    config = load_config(
+        overrides={
+            "connection": {
+                "brokers": ["stomp+ssl://broker.example.org:61614"],
+                "tls": {
+                    "cert": str(tmp_path / "usercert.pem"),
+                    "key": str(tmp_path / "userkey.pem"),
+                },
+            },
+            "publisher": {"spool_dir": tmp_path / "spool"},
+        }
+    )
     with pytest.raises(ConnectError, match="cannot load TLS material"):
         Publisher(config)
 
@@ -124,13 +139,24 @@ def test_signed_envelopes_carry_an_smime_body_and_header(tmp_path: Path) -> None
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe")])
     now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now.replace(year=now.year + 1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now.replace(year=now.year + 1))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     config = _config(tmp_path, sign_cert=tmp_path / "c.pem", sign_key=tmp_path / "k.pem")
     with Publisher(config) as pub:
         env = pub.envelope(b"payload\n", {"messageClass": "ProbeResult"})

@@ -87,12 +87,16 @@ def test_unusable_directory_is_a_publish_error(tmp_path: Path) -> None:
 def test_only_one_drainer_at_a_time_across_processes(tmp_path: Path) -> None:
     Spool(tmp_path, 1 << 20).close()
     with subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from msgbus.publish import Spool\n"
-         f"s = Spool(Path({str(tmp_path)!r}), 1 << 20)\n"
-         "with s.drain_lock() as ok:\n"
-         "    print(ok, flush=True); time.sleep(30)\n"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from msgbus.publish import Spool\n"
+            f"s = Spool(Path({str(tmp_path)!r}), 1 << 20)\n"
+            "with s.drain_lock() as ok:\n"
+            "    print(ok, flush=True); time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     ) as holder:
         try:
             assert holder.stdout is not None
@@ -147,8 +151,7 @@ with Spool(Path(sys.argv[1]), 1 << 30) as spool:
 
 def test_processes_sharing_a_spool_directory_lose_nothing(tmp_path: Path) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", _ADDER, str(tmp_path), f"p{n}"])
-        for n in range(3)
+        subprocess.Popen([sys.executable, "-c", _ADDER, str(tmp_path), f"p{n}"]) for n in range(3)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     with Spool(tmp_path, 1 << 30) as spool:

@@ -123,6 +123,10 @@ def test_bulk_with_one_invalid_message(probe: ProbeResult) -> None:
         (b"[{", {}, "not valid JSON"),
         (b"{}", {"messageClass": "Nope"}, "unknown messageClass 'Nope'"),
         (b"x" * (100 * 1024 * 1024), {}, "over the limit of 16777216 bytes"),
+        (b"", {}, "holds no message"),
+        (b" \r\n\t\n", {}, "holds no message"),
+        (b"EOT\n\nEOT\n", {"content-type": "text/plain"}, "holds no message"),
+        (b"[]", {"content-type": "application/json"}, "holds no message"),
     ],
 )
 def test_unsplittable_body_gives_one_error(

@@ -54,9 +54,7 @@ def test_a_bom_is_ignored(wlcg_two: str) -> None:
         ("voName: ops", "voName:"),  # empty value without the space
     ],
 )
-def test_heads_off_the_fast_path_read_the_same(
-    wlcg_two: str, canonical: str, variant: str
-) -> None:
+def test_heads_off_the_fast_path_read_the_same(wlcg_two: str, canonical: str, variant: str) -> None:
     [probe, _] = decode_wlcg(wlcg_two.replace(canonical, variant, 1))
     [expected, _] = decode_wlcg(wlcg_two.replace(canonical, variant.replace(":", ": ", 1), 1))
     assert probe == expected

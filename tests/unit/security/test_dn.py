@@ -12,7 +12,9 @@ from msgbus.security import parse_dn, same_dn, slash_dn
 
 def test_slash_values_may_contain_slashes() -> None:
     assert parse_dn("/C=UK/O=eScience/CN=host/a.example.org") == (
-        ("C", "UK"), ("O", "eScience"), ("CN", "host/a.example.org"),
+        ("C", "UK"),
+        ("O", "eScience"),
+        ("CN", "host/a.example.org"),
     )
 
 
@@ -36,19 +38,26 @@ def test_garbage_is_not_the_same_as_anything() -> None:
 
 
 def test_slash_dn_of_a_certificate_name() -> None:
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "CH"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CERN"),
-        x509.NameAttribute(NameOID.EMAIL_ADDRESS, "x@cern.ch"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "probe"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CH"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CERN"),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "x@cern.ch"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "probe"),
+        ]
+    )
     assert slash_dn(name) == "/C=CH/O=CERN/emailAddress=x@cern.ch/CN=probe"
 
 
-_VALUE = st.text(
-    alphabet=st.characters(whitelist_categories=("L", "N"), whitelist_characters=" .-_@"),
-    min_size=1, max_size=20,
-).map(str.strip).filter(bool)
+_VALUE = (
+    st.text(
+        alphabet=st.characters(whitelist_categories=("L", "N"), whitelist_characters=" .-_@"),
+        min_size=1,
+        max_size=20,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
 _KEYS = st.sampled_from(["C", "O", "OU", "CN", "DC", "L", "ST"])
 
 

@@ -26,20 +26,30 @@ class Pki:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "UK"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eScience"),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "UK"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eScience"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-          issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool) -> x509.Certificate:
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(subject)).issuer_name(issuer)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
@@ -51,9 +61,13 @@ def _pem(path: Path, obj: x509.Certificate | ec.EllipticCurvePrivateKey) -> Path
     if isinstance(obj, x509.Certificate):
         path.write_bytes(obj.public_bytes(serialization.Encoding.PEM))
     else:
-        path.write_bytes(obj.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            obj.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     return path
 
 
@@ -64,8 +78,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca = _cert("Test CA", ca_key, _name("Test CA"), ca_key, ca=True)
     other_ca = _cert("Other CA", other_key, _name("Other CA"), other_key, ca=True)
     cert = _cert("host/probe.example.org", key, ca.subject, ca_key, ca=False)
-    return Pki(_pem(d / "ca.pem", ca), _pem(d / "cert.pem", cert), _pem(d / "key.pem", key),
-               _pem(d / "other-ca.pem", other_ca), _pem(d / "other-key.pem", other_key))
+    return Pki(
+        _pem(d / "ca.pem", ca),
+        _pem(d / "cert.pem", cert),
+        _pem(d / "key.pem", key),
+        _pem(d / "other-ca.pem", other_ca),
+        _pem(d / "other-key.pem", other_key),
+    )
 
 
 BODY = b"serviceURI: h.example.org\nmetricStatus: OK\ndetailsData: line 1\nline 2\nEOT\n"

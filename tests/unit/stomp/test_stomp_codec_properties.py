@@ -17,9 +17,7 @@ from msgbus.stomp.frames import (
 
 VERSIONS = ("1.0", "1.1", "1.2")
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
-header_dicts = st.dictionaries(
-    text.filter(lambda name: name != "content-length"), text, max_size=6
-)
+header_dicts = st.dictionaries(text.filter(lambda name: name != "content-length"), text, max_size=6)
 
 
 @st.composite
@@ -108,14 +106,41 @@ def test_chunking_does_not_change_frames(
 SMALL = Limits(max_frame_bytes=600, max_header_bytes=200, max_headers=8, max_body_bytes=400)
 # Fragments that make hostile input likely to reach deep parser states.
 fragments = st.sampled_from(
-    [b"SEND\n", b"MESSAGE\n", b"CONNECT\n", b"destination:/q/a\n", b"content-length:",
-     b"content-length:5\n", b"content-length:\xc2\xb2\n", b"a:\\x\n", b"a:\\", b"\n", b"\r\n",
-     b"\r", b"\0", b"\xff\xfe", b"x" * 150, b"nocolon\n", b"\n\n"]
+    [
+        b"SEND\n",
+        b"MESSAGE\n",
+        b"CONNECT\n",
+        b"destination:/q/a\n",
+        b"content-length:",
+        b"content-length:5\n",
+        b"content-length:\xc2\xb2\n",
+        b"a:\\x\n",
+        b"a:\\",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\0",
+        b"\xff\xfe",
+        b"x" * 150,
+        b"nocolon\n",
+        b"\n\n",
+    ]
 )
 header_lines = st.lists(
-    st.sampled_from([b"content-length:5", b"content-length:\xc2\xb2", b"content-length:-1",
-                     b"content-length:99999", b"a:\\x", b"a:\\", b"nocolon", b"a:\xff",
-                     b"h:" + b"v" * 60, b"a:b\r"]),
+    st.sampled_from(
+        [
+            b"content-length:5",
+            b"content-length:\xc2\xb2",
+            b"content-length:-1",
+            b"content-length:99999",
+            b"a:\\x",
+            b"a:\\",
+            b"nocolon",
+            b"a:\xff",
+            b"h:" + b"v" * 60,
+            b"a:b\r",
+        ]
+    ),
     max_size=10,
 )
 frame_shaped = st.builds(
@@ -124,14 +149,18 @@ frame_shaped = st.builds(
     header_lines,
     st.sampled_from([b"", b"\0", b"hello\0", b"a\0b\0", b"x" * 500]),
 )
-hostile = st.lists(
-    st.one_of(frame_shaped, fragments, st.binary(max_size=40)), max_size=20
-).map(b"".join)
+hostile = st.lists(st.one_of(frame_shaped, fragments, st.binary(max_size=40)), max_size=20).map(
+    b"".join
+)
 
 
 @settings(max_examples=400)
-@given(hostile, st.sampled_from(VERSIONS), st.sampled_from(["client", "server"]),
-       st.integers(min_value=1, max_value=50))
+@given(
+    hostile,
+    st.sampled_from(VERSIONS),
+    st.sampled_from(["client", "server"]),
+    st.integers(min_value=1, max_value=50),
+)
 def test_any_bytes_parse_or_raise_remote_protocol_error(
     data: bytes, version: str, role: str, chunk: int
 ) -> None:

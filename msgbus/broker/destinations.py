@@ -40,6 +40,11 @@ _VIRTUAL_CONSUMER = re.compile(r"^/queue/Consumer\.[^.]+\.(VirtualTopic\..+)$")
 _subscription_serials = itertools.count(1)
 
 
+def _check_queue_name(name: str) -> None:
+    if not name.startswith("/queue/") or len(name) == len("/queue/"):
+        raise DestinationError(f"{name!r} is not a queue name: use /queue/<name>")
+
+
 class DestinationError(Exception):
     """The client named a destination or subscription the broker cannot serve."""
 
@@ -108,8 +113,18 @@ def _encodable(headers: dict[str, str], version: str) -> bytes:
 class Subscription:
     """One SUBSCRIBE of one session: its ack mode, prefetch window and unacked messages."""
 
-    __slots__ = ("_ack_tag", "_auto", "_prefix", "ack_mode", "durable", "id", "inflight",
-                 "prefetch", "queue", "session")
+    __slots__ = (
+        "_ack_tag",
+        "_auto",
+        "_prefix",
+        "ack_mode",
+        "durable",
+        "id",
+        "inflight",
+        "prefetch",
+        "queue",
+        "session",
+    )
 
     def __init__(
         self,
@@ -277,8 +292,7 @@ class Router:
     def queue(self, name: str) -> MessageQueue:
         queue = self.queues.get(name)
         if queue is None:
-            if not name.startswith("/queue/") or len(name) == len("/queue/"):
-                raise DestinationError(f"{name!r} is not a queue name: use /queue/<name>")
+            _check_queue_name(name)
             dlq = None if name.startswith("/queue/DLQ.") else "/queue/DLQ." + name[7:]
             queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
             virtual = _VIRTUAL_CONSUMER.match(name)
@@ -302,6 +316,28 @@ class Router:
         )
 
     # -- messages ---------------------------------------------------------------------
+
+    def admit(self, destinations: Iterable[str]) -> None:
+        """Raise what :meth:`send` would raise for any of these messages, before any of
+        them is routed: a transaction's COMMIT delivers all of its messages or none."""
+        held: dict[str, int] = {}  # queue name -> messages it would hold
+        for destination in destinations:
+            if destination.startswith("/queue/") and destination not in self.queues:
+                if destination not in held:  # a queue this commit would create
+                    _check_queue_name(destination)
+                    created = sum(name not in self.queues for name in held)
+                    self.gate.check_destinations(len(self.queues) + created)
+                targets: Sequence[tuple[str, int]] = [(destination, 0)]
+            else:
+                targets = [
+                    (t.name, len(t.ready) + t.unacked)
+                    for t in self._targets(destination)
+                    if not t.drop_oldest
+                ]
+            for name, depth in targets:
+                depth = held.get(name, depth)
+                self.gate.check_depth(name, depth)
+                held[name] = depth + 1
 
     def send(self, destination: str, headers: dict[str, str], body: bytes) -> None:
         """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
@@ -427,8 +463,13 @@ class Router:
                 self.store.delete(stored.seq)
                 continue
             queue.ready.append(
-                Message(stored.headers, stored.body, True,
-                        redeliveries=stored.redeliveries, seq=stored.seq)
+                Message(
+                    stored.headers,
+                    stored.body,
+                    True,
+                    redeliveries=stored.redeliveries,
+                    seq=stored.seq,
+                )
             )
 
     def depths(self) -> dict[str, int]:

@@ -459,6 +459,7 @@ class Session(asyncio.Protocol):
 
     def on_commit(self, frame: Frame) -> None:
         frames = self.transactions.pop(self._transaction_id(frame))
+        self.router.admit(f.headers.get("destination", "") for f in frames if f.command == "SEND")
         durable = False
         for buffered in frames:
             inner = {

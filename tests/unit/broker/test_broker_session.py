@@ -254,6 +254,39 @@ def test_transactions_deliver_on_commit_only() -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    ("limits", "destinations", "reason"),
+    [
+        # 150 into a queue that takes 100: none of them, where 100 went through before.
+        (BrokerLimits(max_queue_depth=100), ["/queue/tx"] * 150, "holds 100 messages"),
+        # The last of three queues is one more than the broker may create.
+        (
+            BrokerLimits(max_destinations=2),
+            ["/queue/a", "/queue/b", "/queue/a", "/queue/c"],
+            "limit is 2",
+        ),
+        (BrokerLimits(), ["/queue/ok", "/topic/"], "unsupported destination"),
+    ],
+)
+def test_a_refused_commit_delivers_nothing(
+    limits: BrokerLimits, destinations: list[str], reason: str
+) -> None:
+    async def scenario() -> None:
+        broker = await open_broker(limits=limits)
+        producer = await connected(broker)
+        producer.send("BEGIN", transaction="t")
+        for i, destination in enumerate(destinations):
+            producer.send("SEND", b"%d" % i, destination=destination, transaction="t")
+        producer.send("COMMIT", transaction="t", receipt="c")
+        [error] = await producer.receive()
+        assert error.command == "ERROR" and reason in error.body.decode()
+        assert broker.router.received == 0
+        assert all(q.depth() == 0 for q in broker.router.queues.values())
+        assert not {"/queue/b", "/queue/c"} & set(broker.router.queues)
+
+    run(scenario)
+
+
 def test_limits_answer_with_error_frames() -> None:
     async def scenario() -> None:
         limits = BrokerLimits(max_queue_depth=2, max_subscriptions=1, max_frame_bytes=2048)

@@ -15,6 +15,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
     │       └── FrameTooLarge       a frame, header or body exceeded a configured limit
     ├── TransportError              network-level trouble
     │   ├── ConnectError            no broker could be reached / login refused
+    │   │   └── AuthenticationError the login or a certificate was refused: permanent
     │   ├── ConnectionLost          an established connection went away
     │   ├── BrokerError             the broker answered with an ERROR frame
     │   └── TimeoutException        a bounded wait expired (connect, receipt, disconnect)
@@ -29,6 +30,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BrokerError",
     "ConfigError",
     "ConnectError",
@@ -111,7 +113,15 @@ class RemoteProtocolError(ProtocolError):
 
 
 class FrameTooLarge(RemoteProtocolError):
-    """A frame, a header or a body exceeded a configured limit."""
+    """A frame, a header or a body exceeded a configured limit.
+
+    ``headers`` are the offending frame's, when they were read before the limit was hit
+    (so that a broker can name the receipt of the message it refuses).
+    """
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        self.headers = headers or {}
+        super().__init__(message)
 
 
 class TransportError(MsgbusError):
@@ -120,6 +130,11 @@ class TransportError(MsgbusError):
 
 class ConnectError(TransportError):
     """No broker could be reached, or the broker refused the login."""
+
+
+class AuthenticationError(ConnectError):
+    """A broker refused the login or the client certificate, or its own certificate is
+    not trusted: retrying cannot help until the credentials or the CA change."""
 
 
 class ConnectionLost(TransportError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from msgbus import __version__
 from msgbus.broker.auth import LimitExceeded
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
-from msgbus.errors import LocalProtocolError, RemoteProtocolError
+from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
 from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
@@ -30,6 +30,8 @@ log = logging.getLogger("msgbus.broker")
 
 # Beyond this much unflushed output a session takes no more messages until it drains.
 _OUT_HIGH = 256 * 1024
+_ERROR_LINGER = 2.0
+"""Seconds a connection failed with ERROR keeps reading before it closes."""
 # Headers a SEND carries that concern only that frame, not the message.
 _NOT_FORWARDED = ("receipt", "transaction", "content-length", "subscription", "ack", "redelivered")
 _session_ids = itertools.count(1)
@@ -100,6 +102,12 @@ class Session(asyncio.Protocol):
         self._heard_since_check = True
         try:
             events = self.parser.feed(data)
+        except FrameTooLarge as exc:
+            self._handle(self.parser.before_failure)
+            # The receipt names the refused message, so a publisher can report it and
+            # send the others instead of retrying it forever.
+            self.fail("frame too large", str(exc), receipt=exc.headers.get("receipt"))
+            return
         except RemoteProtocolError as exc:
             self._handle(self.parser.before_failure)
             self.fail("malformed frame", str(exc))
@@ -197,8 +205,9 @@ class Session(asyncio.Protocol):
         detail: str = "",
         frame: Frame | None = None,
         headers: dict[str, str] | None = None,
+        receipt: str | None = None,
     ) -> None:
-        """Send ERROR (with the receipt-id of ``frame``, if any) and close."""
+        """Send ERROR (with the receipt-id of ``frame``, or ``receipt``) and close."""
         if self._failed or self._transport is None:
             return
         self._failed = True
@@ -208,11 +217,27 @@ class Session(asyncio.Protocol):
             **(headers or {}),
         }
         if frame is not None and "receipt" in frame.headers:
-            headers["receipt-id"] = frame.headers["receipt"]
+            receipt = frame.headers["receipt"]
+        if receipt is not None:
+            headers["receipt-id"] = receipt
         body = (detail or message).encode("utf-8", "replace") + b"\n"
         self.write(self._encode(ErrorFrame(headers, body)))
         log.info("closing %s after ERROR: %s %s", self.id, message, detail)
-        self.close()
+        self._close_after_error()
+
+    def _close_after_error(self) -> None:
+        """Close our side at once but read (and drop) what the client still sends for a
+        moment: closing with unread input resets the connection, and the reset would
+        destroy the ERROR before the client reads it."""
+        transport = self._transport
+        if transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        self._closing = True
+        self.writable = False
+        self._flush()
+        transport.write_eof()
+        self._timers.append(self._loop.call_later(_ERROR_LINGER, transport.close))
 
     def _encode(self, frame: Frame) -> bytes:
         try:

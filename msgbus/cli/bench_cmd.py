@@ -29,15 +29,28 @@ bench.add_command(consume_bench)
     help="stomp://[user:pass@]host:port of a running ActiveMQ; default: start a local one.",
 )
 @click.option("--count", type=click.IntRange(min=1), default=50_000, show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Message body size in bytes.")
-@click.option("--warmup", type=click.IntRange(min=0), default=5_000, show_default=True,
-              help="Messages sent to each broker (both workloads) before measuring.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per broker and workload, alternating; the median is shown.")
-def bench_broker(
-    activemq_url: str | None, count: int, size: int, warmup: int, repeat: int
-) -> None:
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Message body size in bytes.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=5_000,
+    show_default=True,
+    help="Messages sent to each broker (both workloads) before measuring.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per broker and workload, alternating; the median is shown.",
+)
+def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int, repeat: int) -> None:
     """Embedded broker vs ActiveMQ: one producer, one consumer, non-persistent and persistent."""
     from msgbus.bench.broker import compare
 

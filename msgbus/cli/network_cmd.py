@@ -43,7 +43,9 @@ def network() -> None:
 @network.command()
 @_topology_arg
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
     help="Directory to write OUT/<broker>/activemq.xml into.",
 )
 def render(topology: Path, out: Path) -> None:
@@ -101,8 +103,16 @@ def status(topology: Path, state_dir: Path | None) -> None:
     """Per broker: up/down, uptime, connections, destinations, enqueued/dequeued, bridges."""
     net = _network(topology, state_dir)
     table = Table(title=f"network {net.topology.name}")
-    for col in ("broker", "state", "uptime", "connections", "destinations", "enqueued",
-                "dequeued", "bridged to"):
+    for col in (
+        "broker",
+        "state",
+        "uptime",
+        "connections",
+        "destinations",
+        "enqueued",
+        "dequeued",
+        "bridged to",
+    ):
         table.add_column(col, justify="right" if col in _NUMERIC else "left")
     down: list[str] = []
     for st in net.status():
@@ -113,9 +123,16 @@ def status(topology: Path, state_dir: Path | None) -> None:
             table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-", "-")
             continue
         s = st.stats
-        table.add_row(st.name, "up", _duration(st.uptime_s), str(s.connections),
-                      str(s.destinations), str(s.enqueued), str(s.dequeued),
-                      ", ".join(sorted(s.bridges)) or "-")
+        table.add_row(
+            st.name,
+            "up",
+            _duration(st.uptime_s),
+            str(s.connections),
+            str(s.destinations),
+            str(s.enqueued),
+            str(s.dequeued),
+            ", ".join(sorted(s.bridges)) or "-",
+        )
     Console(width=120).print(table)
     if down:
         raise NetworkError(f"brokers down: {', '.join(down)}; start them with `msgbus network up`")
@@ -144,8 +161,12 @@ def print_matrix(result: VerifyResult) -> None:
 @network.command(name="verify")
 @_topology_arg
 @_state_opt
-@click.option("--destination", default=DEFAULT_PROBE_TOPIC, show_default=True,
-              help="Probe topic; only links that forward it are expected to deliver.")
+@click.option(
+    "--destination",
+    default=DEFAULT_PROBE_TOPIC,
+    show_default=True,
+    help="Probe topic; only links that forward it are expected to deliver.",
+)
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for probes.")
 def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout: float) -> None:
     """Send probes from every broker to durable subscribers on every other one.
@@ -190,8 +211,13 @@ def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
 @click.option("--from", "source", required=True, help="Broker to publish on.")
 @click.option("--to", "target", required=True, help="Broker to consume on.")
 @click.option("--count", type=click.IntRange(min=1), default=5000, show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Message body size in bytes.")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Message body size in bytes.",
+)
 def bench_cmd(
     topology: Path, state_dir: Path | None, source: str, target: str, count: int, size: int
 ) -> None:
@@ -199,13 +225,15 @@ def bench_cmd(
     from msgbus.network.bench import measure_path
 
     net = _network(topology, state_dir)
-    click.echo(f"{count} persistent messages of {size} bytes, durable subscriber, receipt "
-               "every 200")
+    click.echo(
+        f"{count} persistent messages of {size} bytes, durable subscriber, receipt every 200"
+    )
     click.echo(f"{'path':<20}{'msgs/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     base = measure_path(net, source, source, count=count, size=size)
     path = measure_path(net, source, target, count=count, size=size)
     for run in (base, path):
         label = f"{run.source} -> {run.target}"
-        click.echo(f"{label:<20}{run.rate:>10,.0f}{run.latency_ms_p50:>10.1f}"
-                   f"{run.latency_ms_p99:>10.1f}")
+        click.echo(
+            f"{label:<20}{run.rate:>10,.0f}{run.latency_ms_p50:>10.1f}{run.latency_ms_p99:>10.1f}"
+        )
     click.echo(f"ratio (network / local): {path.rate / base.rate:.2f}x")

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from msgbus.cli.options import broker_option, config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
-from msgbus.errors import ConfigError, MsgbusError
+from msgbus.errors import AuthenticationError, ConfigError, MsgbusError
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.publish import Publisher, PublishReport, Spool
 from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
@@ -47,8 +47,12 @@ def _connection_options(func: F) -> F:
                 help="Spool directory (default: publisher.spool_dir, per user).",
             ),
             metrics_port_option,
-            click.option("--metrics-textfile", type=click.Path(dir_okay=False, path_type=Path),
-                         default=None, help="Write metrics here (node-exporter) at the end."),
+            click.option(
+                "--metrics-textfile",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Write metrics here (node-exporter) at the end.",
+            ),
         ]
     ):
         func = option(func)
@@ -91,6 +95,9 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
         f"{len(report.rejected) + rejected_before} rejected, {report.failed} failed"
     )
     report.raise_for_failures()
+    if isinstance(report.spool_reason, AuthenticationError):
+        # Spooled, so nothing is lost, but no retry can deliver them: the user must act.
+        raise report.spool_reason
     if report.rejected or rejected_before:
         raise SystemExit(1)
 
@@ -111,25 +118,42 @@ def _read_messages(
 @click.command()
 @_connection_options
 @click.option("--destination", default=None, help="Default: publisher.destination.")
-@click.option("--format", "fmt", type=click.Choice(["wlcg", "json"]), default=None,
-              help="Body format on the wire (default: publisher.format). Input is detected.")
-@click.option("--type", "message_class", type=click.Choice(sorted(MESSAGE_TYPES)),
-              default=DEFAULT_MESSAGE_CLASS, show_default=True, help="Message type of the input.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["wlcg", "json"]),
+    default=None,
+    help="Body format on the wire (default: publisher.format). Input is detected.",
+)
+@click.option(
+    "--type",
+    "message_class",
+    type=click.Choice(sorted(MESSAGE_TYPES)),
+    default=DEFAULT_MESSAGE_CLASS,
+    show_default=True,
+    help="Message type of the input.",
+)
 @click.argument("inputs", nargs=-1, type=click.File("rb"))
 def publish(
-    destination: str | None, fmt: str | None, message_class: str,
-    inputs: tuple[BinaryIO, ...], **opts: Any,
+    destination: str | None,
+    fmt: str | None,
+    message_class: str,
+    inputs: tuple[BinaryIO, ...],
+    **opts: Any,
 ) -> None:
     """Publish every message in INPUTS (WLCG text or JSON files, - for stdin).
 
     Each message is validated first; invalid ones are reported and not sent. Exit 0
-    when every message was confirmed by a broker or spooled locally.
+    when every message was confirmed by a broker or spooled because no broker answered;
+    exit 1 when a message was invalid or refused by the broker (too large, not
+    authorized: reported, not retried) or the login was refused (spooled, not lost).
     """
     config = _load(opts, {"destination": destination, "format": fmt})
     rejected: list[str] = []
     with _publisher(config) as pub:
-        report = pub.publish(_read_messages(inputs or (click.get_binary_stream("stdin"),),
-                                            message_class, rejected))
+        report = pub.publish(
+            _read_messages(inputs or (click.get_binary_stream("stdin"),), message_class, rejected)
+        )
     for line in rejected:
         click.echo(f"msgbus: rejected: {line}", err=True)
     _finish(report, len(rejected))
@@ -141,8 +165,12 @@ def spool() -> None:
 
 
 @spool.command("status")
-@click.option("--spool", "spool_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Spool directory (default: publisher.spool_dir).")
+@click.option(
+    "--spool",
+    "spool_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory (default: publisher.spool_dir).",
+)
 @config_option
 def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
     """How many messages wait in the spool, and since when."""
@@ -152,10 +180,14 @@ def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
         return
     with Spool(config.publisher.spool_dir, config.publisher.spool_max_bytes) as s:
         st = s.status()
-    age = f", oldest {time.time() - st.oldest:.0f} s ago" if st.oldest is not None else ""
-    click.echo(
-        f"spool {st.path}: {st.count} message(s), {st.bytes} of {st.max_bytes} bytes{age}"
-    )
+    now = time.time()
+    age = f", oldest {now - st.oldest:.0f} s ago" if st.oldest is not None else ""
+    click.echo(f"spool {st.path}: {st.count} message(s), {st.bytes} of {st.max_bytes} bytes{age}")
+    if st.rejected:
+        click.echo(f"{st.rejected} message(s) refused by a broker, set aside (not retried)")
+    if st.last_error is not None and st.last_error_at is not None:
+        error = " ".join(st.last_error.split())
+        click.echo(f"last error {now - st.last_error_at:.0f} s ago: {error}")
 
 
 @spool.command("drain")
@@ -177,6 +209,8 @@ def spool_drain(**opts: Any) -> None:
     click.echo(f"{report.drained} drained, {report.remaining} remaining")
     if report.error is not None:
         raise report.error
+    if report.refused:
+        raise SystemExit(1)
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -187,17 +221,37 @@ def spool_drain(**opts: Any) -> None:
 @click.option("--site", default=None, help="Site name (default: the configured site).")
 @click.option("--service-flavour", default="host", show_default=True)
 @click.option("--service-uri", default=None, help="Default: the host.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds before the plugin is killed (UNKNOWN).")
-@click.option("--every", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Run again every SECONDS until interrupted (spool drains in between).")
-@click.option("--name", default=None,
-              help="With --every: this publisher's name in msgbus status/ctl [kind@host:pid].")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds before the plugin is killed (UNKNOWN).",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Run again every SECONDS until interrupted (spool drains in between).",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="With --every: this publisher's name in msgbus status/ctl [kind@host:pid].",
+)
 @click.argument("command", nargs=-1, required=True)
 def probe(
-    destination: str | None, metric: str | None, host: str | None, site: str | None,
-    service_flavour: str, service_uri: str | None, timeout: float, every: float | None,
-    name: str | None, command: tuple[str, ...], **opts: Any,
+    destination: str | None,
+    metric: str | None,
+    host: str | None,
+    site: str | None,
+    service_flavour: str,
+    service_uri: str | None,
+    timeout: float,
+    every: float | None,
+    name: str | None,
+    command: tuple[str, ...],
+    **opts: Any,
 ) -> None:
     """Run a Nagios plugin (after --) and publish its result as a ProbeResult."""
     config = _load(opts, {"destination": destination})
@@ -215,11 +269,16 @@ def probe(
     with _publisher(config) as pub, contextlib.ExitStack() as presence:
         if every is not None:
             # Long-running: presence and control; `msgbus ctl NAME stop` or SIGTERM end it.
-            presence.enter_context(ComponentAgent(
-                config.model_copy(update={"site": site}), kind="publisher", name=name,
-                stats=pub.stats, handlers={"stop": no_args(stop.set)},
-                reload=lambda: _load(opts, {"destination": destination}),
-            ))
+            presence.enter_context(
+                ComponentAgent(
+                    config.model_copy(update={"site": site}),
+                    kind="publisher",
+                    name=name,
+                    stats=pub.stats,
+                    handlers={"stop": no_args(stop.set)},
+                    reload=lambda: _load(opts, {"destination": destination}),
+                )
+            )
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while True:
             run = run_plugin(command, timeout)

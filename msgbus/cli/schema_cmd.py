@@ -94,6 +94,4 @@ def validate(source: BinaryIO, fmt: str, message_class: str, max_bytes: int) -> 
             f"{name}: {invalid} invalid and {valid} valid {message_class} message(s); "
             "fix the problems listed above"
         )
-    if not valid:
-        raise SchemaError(f"{name}: no {message_class} message found; is it the right file?")
     click.echo(f"{name}: {valid} valid {message_class} message(s)")

@@ -65,8 +65,12 @@ def measure_path(
         start = time.monotonic()
         for i in range(count):
             receipt = f"b{i}" if (i + 1) % _WINDOW == 0 or i == count - 1 else None
-            pub.send(topic, body, {"persistent": "true", "bench-sent": repr(time.time())},
-                     receipt=receipt)
+            pub.send(
+                topic,
+                body,
+                {"persistent": "true", "bench-sent": repr(time.time())},
+                receipt=receipt,
+            )
             if receipt:
                 pub.wait_for_receipt(receipt, timeout)
         done.wait(timeout)
@@ -79,7 +83,10 @@ def measure_path(
             )
         latencies.sort()
         return PathRun(
-            source, target, count, seconds,
+            source,
+            target,
+            count,
+            seconds,
             latency_ms_p50=latencies[len(latencies) // 2] * 1000,
             latency_ms_p99=latencies[int(len(latencies) * 0.99) - 1] * 1000,
         )

@@ -30,8 +30,17 @@ __all__ = ["Plan", "Step", "apply_plan", "make_plan"]
 
 # Headers the broker sets on delivery; the copy sent on gets fresh ones.
 _DELIVERY_HEADERS = frozenset(
-    {"message-id", "destination", "subscription", "ack", "content-length", "redelivered",
-     "timestamp", "expires", "original-destination"}
+    {
+        "message-id",
+        "destination",
+        "subscription",
+        "ack",
+        "content-length",
+        "redelivered",
+        "timestamp",
+        "expires",
+        "original-destination",
+    }
 )
 
 
@@ -86,9 +95,7 @@ def make_plan(old: Topology | None, new: Topology) -> Plan:
 
 def _why(old: Topology, new: Topology, name: str) -> str:
     def links(t: Topology) -> set[str]:
-        return {
-            f"{x.source}->{x.target}" for x in t.links if name in (x.source, x.target)
-        }
+        return {f"{x.source}->{x.target}" for x in t.links if name in (x.source, x.target)}
 
     if old.broker(name) != new.broker(name):
         return "broker settings changed"
@@ -134,7 +141,7 @@ def _merged(plan: Plan, net: LocalNetwork, *, done: Step) -> LocalNetwork:
     if plan.old is None:
         return net
     index = plan.steps.index(done)
-    pending = {s.broker for s in plan.steps[index + 1:] if s.action == "remove"}
+    pending = {s.broker for s in plan.steps[index + 1 :] if s.action == "remove"}
     keep = [b for b in plan.old.brokers if b.name in pending]
     if not keep:
         return net
@@ -156,8 +163,9 @@ def _remove(
     src = old_net.connect(name)
     try:
         for sub in durable_subscriptions(src):
-            _recreate_durable(new_net, target, sub.client_id, sub.name, sub.destination,
-                              sub.selector)
+            _recreate_durable(
+                new_net, target, sub.client_id, sub.name, sub.destination, sub.selector
+            )
             echo(f"  durable subscription {sub.client_id}/{sub.name} recreated on {target}")
         dst = new_net.connect(target)
         try:
@@ -179,7 +187,11 @@ def _remove(
 
 
 def _recreate_durable(
-    net: LocalNetwork, broker: str, client_id: str, name: str, destination: str,
+    net: LocalNetwork,
+    broker: str,
+    client_id: str,
+    name: str,
+    destination: str,
     selector: str | None,
 ) -> None:
     conn = net.connect(broker, client_id=client_id)
@@ -196,8 +208,9 @@ def _recreate_durable(
 def _move_queue(src: Connection, dst: Connection, queue: str, idle: float = 2.0) -> int:
     """Move every message of ``queue`` from ``src`` to ``dst``: ACK only after dst's receipt."""
     sub = uuid.uuid4().hex
-    src.subscribe(f"/queue/{queue}", id=sub, ack="client-individual",
-                  headers={"activemq.prefetchSize": "1"})
+    src.subscribe(
+        f"/queue/{queue}", id=sub, ack="client-individual", headers={"activemq.prefetchSize": "1"}
+    )
     moved = 0
     try:
         while True:

@@ -215,8 +215,13 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
     _sub(plugins, "statisticsBrokerPlugin")
     if topology.expiry_ms is not None:
         # Messages sent without an expiry (or a longer one) get the topology's ceiling.
-        _sub(plugins, "timeStampingBrokerPlugin", zeroExpirationOverride=topology.expiry_ms,
-             ttlCeiling=topology.expiry_ms, futureOnly=True)
+        _sub(
+            plugins,
+            "timeStampingBrokerPlugin",
+            zeroExpirationOverride=topology.expiry_ms,
+            ttlCeiling=topology.expiry_ms,
+            futureOnly=True,
+        )
     if not topology.security.authentication:
         return
     auth = _sub(plugins, "simpleAuthenticationPlugin", anonymousAccessAllowed=False)
@@ -250,8 +255,14 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
         ("queue", "ActiveMQ.Statistics.>"),
         ("topic", "ActiveMQ.Statistics.>"),
     ):
-        _sub(entries, "authorizationEntry", **{kind: name}, read=everyone, write=everyone,
-             admin=everyone)
+        _sub(
+            entries,
+            "authorizationEntry",
+            **{kind: name},
+            read=everyone,
+            write=everyone,
+            admin=everyone,
+        )
     temp = _sub(amap, "tempDestinationAuthorizationEntry")
     _sub(temp, "tempDestinationAuthorizationEntry", read=everyone, write=everyone, admin=everyone)
 
@@ -267,12 +278,19 @@ def _system_usage(root: ET.Element, broker: Broker) -> None:
 def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
     tcs = _sub(root, "transportConnectors")
     ports = broker.ports
-    _sub(tcs, "transportConnector", name="openwire",
-         uri=f"tcp://{broker.openwire_bind}:{ports.openwire}")
-    _sub(tcs, "transportConnector", name="stomp",
-         uri=f"stomp://{broker.stomp_bind}:{ports.stomp}")
+    _sub(
+        tcs,
+        "transportConnector",
+        name="openwire",
+        uri=f"tcp://{broker.openwire_bind}:{ports.openwire}",
+    )
+    _sub(tcs, "transportConnector", name="stomp", uri=f"stomp://{broker.stomp_bind}:{ports.stomp}")
     if ports.stomp_ssl is not None:
         client_auth = topology.tls is not None and topology.tls.need_client_auth
-        _sub(tcs, "transportConnector", name="stomp+ssl",
-             uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}"
-             f"?needClientAuth={str(client_auth).lower()}")
+        _sub(
+            tcs,
+            "transportConnector",
+            name="stomp+ssl",
+            uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}"
+            f"?needClientAuth={str(client_auth).lower()}",
+        )

@@ -200,9 +200,7 @@ class Topology(_Model):
         for group in self.consumer_groups:
             unknown = sorted(set(group.brokers) - known)
             if unknown:
-                raise ValueError(
-                    f"consumer group {group.name!r} names unknown brokers {unknown}"
-                )
+                raise ValueError(f"consumer group {group.name!r} names unknown brokers {unknown}")
         if self.security.authentication and not self.users:
             raise ValueError(
                 "security.authentication is on but no users are declared: add users "

@@ -55,6 +55,8 @@ class Interrupted:
 class _Unit:
     envelopes: list[Envelope]
     sent_at: float
+    alone: bool = False
+    """Sent one by one to find the message a broker refused without naming it."""
 
 
 class Pipeline:
@@ -103,8 +105,8 @@ class Pipeline:
                     if not chunk:
                         exhausted = True
                         break
+                    self._write(chunk, alone=single > 0)
                     single -= len(chunk)
-                    self._write(chunk)
                     # Take receipts already in without waiting, so latency stays honest.
                     self._collect(0, on_confirmed, on_refused)
                 if not self._pending:
@@ -117,12 +119,29 @@ class Pipeline:
                         f"{self._in_flight} message(s); re-sending them elsewhere"
                     )
         except TransportError as exc:
+            cause = (
+                exc if isinstance(exc, BrokerError) else self._cause(exc, on_confirmed, on_refused)
+            )
             pending = [env for unit in self._pending.values() for env in unit.envelopes]
             self._pending.clear()
             self._in_flight = 0
-            return Interrupted(exc, pending)
+            return Interrupted(cause, pending)
 
-    def _write(self, chunk: list[Envelope]) -> None:
+    def _cause(
+        self, error: TransportError, on_confirmed: Confirmed, on_refused: Refused
+    ) -> TransportError:
+        """Why the connection failed under a write: what arrived before still counts,
+        RECEIPTs confirm and an ERROR (the broker closes the socket under a write still
+        in progress) names the refused message and is the cause."""
+        try:
+            self._collect(0, on_confirmed, on_refused)
+        except BrokerError as refusal:
+            return refusal
+        except TransportError:
+            pass
+        return error
+
+    def _write(self, chunk: list[Envelope], *, alone: bool = False) -> None:
         version = self.conn.version
         now = time.monotonic()
         parts: list[bytes] = []
@@ -134,7 +153,7 @@ class Pipeline:
                 )
                 parts.extend(env.frame_parts(send, version))
                 # Registered before writing: a failed write leaves them for a re-send.
-                self._pending[receipt] = _Unit([env], now)
+                self._pending[receipt] = _Unit([env], now, alone)
         else:
             receipt = self._prefix + str(next(self._counter))
             if self.confirm == "transaction":
@@ -175,6 +194,11 @@ class Pipeline:
         error = broker_error(self.conn.url, frame)
         receipt = frame.headers.get("receipt-id", "")
         unit = self._pending.get(receipt)
+        if unit is None and len(self._pending) == 1:
+            # A broker that names no receipt (ActiveMQ on an oversized frame), a second
+            # time, with only this message in flight: it is the one refused.
+            receipt, only = next(iter(self._pending.items()))
+            unit = only if only.alone else None
         if unit is not None and len(unit.envelopes) == 1:
             # The broker named the one message it refused; the rest get re-sent.
             del self._pending[receipt]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msgbus.config import MsgbusConfig
-from msgbus.errors import BrokerError, ConnectError, MsgbusError, SchemaError
+from msgbus.errors import AuthenticationError, BrokerError, ConnectError, MsgbusError, SchemaError
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.pipeline import Interrupted, Pipeline
@@ -66,7 +66,7 @@ class DrainReport:
     drained: int = 0
     remaining: int = 0
     refused: list[str] = field(default_factory=list)
-    """Messages a broker refused; they stay spooled for a later drain."""
+    """Messages a broker refused for themselves; set aside in the spool's rejected part."""
     error: MsgbusError | None = None
     """Why draining stopped early (no broker), None when every message was tried."""
     busy: bool = False
@@ -244,6 +244,8 @@ class Publisher:
         self, rest: Iterator[Envelope], report: PublishReport, error: MsgbusError | None
     ) -> None:
         report.spool_reason = error
+        if self.spool is not None and error is not None:
+            self.spool.note_error(str(error))
         if self.spool is None:
             failed = sum(1 for _ in rest)
             if failed:
@@ -293,7 +295,8 @@ class Publisher:
                     progress(len(envs))
 
             def refused(env: Envelope, error: BrokerError) -> None:
-                # Stays spooled: a later drain may succeed (e.g. after a permission fix).
+                # Set aside, not retried: it must not hold up the messages behind it.
+                spool.reject(env.msgbus_id, str(error))
                 report.refused.append(f"message {env.msgbus_id} refused: {error}")
 
             while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):
@@ -310,6 +313,10 @@ class Publisher:
                     report.error = leftover[1]
                     break
             report.remaining = self._spool_changed()
+            if report.error is not None:
+                spool.note_error(str(report.error))
+            elif not report.remaining:
+                spool.note_error(None)
         return report
 
     # -- connection and delivery ------------------------------------------------------
@@ -354,9 +361,12 @@ class Publisher:
             if outcome is None:
                 return None
             source = self._after_interruption(outcome, source)
+            isolating = single > 0
             single = len(outcome.pending) if outcome.broker_refused else 0
-            # Brokers that take connections but confirm nothing must not hold us forever.
-            stalls = 0 if progress[0] > before else stalls + 1
+            # Brokers that take connections but confirm nothing must not hold us forever;
+            # a first refusal of an unnamed message is no stall: it is looked for next.
+            found_next = single > 0 and not isolating
+            stalls = 0 if progress[0] > before or found_next else stalls + 1
             if stalls > len(self.settings.brokers):
                 return source, outcome.error
 
@@ -390,6 +400,8 @@ class Publisher:
                 time.sleep(self._next_attempt - now)
             try:
                 conn = connect_first(self.settings)
+            except AuthenticationError:
+                raise  # permanent: waiting out retry_for would only hide it
             except ConnectError:
                 self._next_attempt = time.monotonic() + self._backoff.next_delay()
                 if self._next_attempt > give_up:

@@ -44,6 +44,19 @@ CREATE TABLE IF NOT EXISTS totals (
     bytes INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS rejected (
+    msgbus_id TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    rejected_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_error (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    error TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS spool_added AFTER INSERT ON messages BEGIN
     UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 1;
 END;
@@ -67,6 +80,11 @@ class SpoolStatus:
     max_bytes: int
     oldest: float | None
     """Unix time the oldest message was spooled, None when empty."""
+    rejected: int = 0
+    """Messages a broker refused for themselves, set aside (see :meth:`Spool.reject`)."""
+    last_error: str | None = None
+    """Why messages were last spooled or stopped draining, until the spool empties."""
+    last_error_at: float | None = None
 
 
 class Spool:
@@ -130,8 +148,14 @@ class Spool:
                     if used > self.max_bytes:
                         break
                     rows.append(
-                        (env.msgbus_id, env.destination, json.dumps(dict(env.headers)),
-                         env.body, env.size, now)
+                        (
+                            env.msgbus_id,
+                            env.destination,
+                            json.dumps(dict(env.headers)),
+                            env.body,
+                            env.size,
+                            now,
+                        )
                     )
                 db.executemany(
                     "INSERT OR IGNORE INTO messages "
@@ -177,15 +201,45 @@ class Spool:
         except sqlite3.Error as exc:
             raise self._error("cannot update", exc) from None
 
-    def status(self) -> SpoolStatus:
+    def reject(self, msgbus_id: str, reason: str) -> None:
+        """Set a message a broker refused for itself (too large, not authorized) aside,
+        with the reason: it must not hold up the messages behind it, nor be lost
+        silently. ``msgbus spool status`` counts them."""
         try:
-            count, used = self._db.execute(
-                "SELECT count, bytes FROM totals WHERE id = 1"
-            ).fetchone()
-            (oldest,) = self._db.execute("SELECT MIN(spooled_at) FROM messages").fetchone()
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO rejected "
+                    "SELECT msgbus_id, destination, headers, body, ?, ? FROM messages "
+                    "WHERE msgbus_id = ?",
+                    (reason, time.time(), msgbus_id),
+                )
+                db.execute("DELETE FROM messages WHERE msgbus_id = ?", (msgbus_id,))
+        except sqlite3.Error as exc:
+            raise self._error("cannot update", exc) from None
+
+    def note_error(self, error: str | None) -> None:
+        """Remember why delivery stopped (None: it no longer is, forget it)."""
+        try:
+            with self._transaction() as db:
+                if error is None:
+                    db.execute("DELETE FROM last_error")
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO last_error VALUES (1, ?, ?)", (error, time.time())
+                    )
+        except sqlite3.Error as exc:
+            raise self._error("cannot update", exc) from None
+
+    def status(self) -> SpoolStatus:
+        db = self._db
+        try:
+            count, used = db.execute("SELECT count, bytes FROM totals WHERE id = 1").fetchone()
+            (oldest,) = db.execute("SELECT MIN(spooled_at) FROM messages").fetchone()
+            (rejected,) = db.execute("SELECT COUNT(*) FROM rejected").fetchone()
+            error = db.execute("SELECT error, at FROM last_error").fetchone() or (None, None)
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
-        return SpoolStatus(self.path, count, used, self.max_bytes, oldest)
+        return SpoolStatus(self.path, count, used, self.max_bytes, oldest, rejected, *error)
 
     def __len__(self) -> int:
         return self.status().count

@@ -198,10 +198,12 @@ class FrameParser:
                 length = int(raw_len)
                 if length > limits.max_body_bytes:
                     raise FrameTooLarge(
-                        f"body of {length} bytes exceeds the limit of {limits.max_body_bytes} bytes"
+                        f"body of {length} bytes exceeds the limit of "
+                        f"{limits.max_body_bytes} bytes",
+                        headers=headers,
                     )
                 if head_size + length > limits.max_frame_bytes:
-                    self._check_frame_size(head_size + length)
+                    self._check_frame_size(head_size + length, headers)
             self._pending = (command, headers, body_start, length, head_size)
             self._scanned = 0
         else:
@@ -220,20 +222,23 @@ class FrameParser:
             if nul == -1:
                 self._scanned = len(buf) - body_start
                 if self._scanned > limits.max_body_bytes:
-                    raise FrameTooLarge(f"body exceeds the limit of {limits.max_body_bytes} bytes")
-                self._check_frame_size(head_size + self._scanned)
+                    raise FrameTooLarge(
+                        f"body exceeds the limit of {limits.max_body_bytes} bytes", headers=headers
+                    )
+                self._check_frame_size(head_size + self._scanned, headers)
                 return None
-            self._check_frame_size(head_size + nul - body_start)
+            self._check_frame_size(head_size + nul - body_start, headers)
         self._pos = nul + 1
         self._pending = None
         # Through a memoryview: one copy of the body instead of two.
         return FRAME_TYPES[command](headers, bytes(memoryview(buf)[body_start:nul]))
 
-    def _check_frame_size(self, size: int) -> None:
+    def _check_frame_size(self, size: int, headers: dict[str, str]) -> None:
         if size > self.limits.max_frame_bytes:
             raise FrameTooLarge(
                 f"frame of more than {size} bytes exceeds the limit of "
-                f"{self.limits.max_frame_bytes} bytes"
+                f"{self.limits.max_frame_bytes} bytes",
+                headers=headers,
             )
 
     def _parse_head(self, head: bytes | bytearray) -> tuple[str, dict[str, str]]:

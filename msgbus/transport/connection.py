@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from msgbus.config import ConnectionConfig, TLSConfig
 from msgbus.errors import (
+    AuthenticationError,
     BrokerError,
     ConnectError,
     ConnectionLost,
@@ -45,7 +46,7 @@ from msgbus.stomp.frames import (
 )
 from msgbus.transport.url import BrokerURL
 
-__all__ = ["Connection", "broker_error", "make_ssl_context"]
+__all__ = ["Connection", "broker_error", "error_detail", "make_ssl_context", "tls_refusal"]
 
 _RECV_BYTES = 256 * 1024
 # A peer is declared dead after twice its heart-beat interval, and never sooner than
@@ -75,6 +76,33 @@ def make_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
             "certificate"
         ) from None
     return ctx
+
+
+# OpenSSL alert reasons by which a broker refuses our certificate, and what to say.
+_CERT_ALERTS = {
+    "CERTIFICATE_REQUIRED": "the broker requires a client certificate; set tls.cert and tls.key",
+    "BAD_CERTIFICATE": "the broker refused our client certificate; check tls.cert",
+    "UNKNOWN_CA": "the broker does not trust the CA of our client certificate",
+    "CERTIFICATE_EXPIRED": "the broker says our client certificate has expired; renew tls.cert",
+    "CERTIFICATE_REVOKED": "the broker says our client certificate is revoked",
+    "CERTIFICATE_UNKNOWN": "the broker refused our client certificate (certificate unknown)",
+    "ACCESS_DENIED": "the broker denied access to our client certificate",
+}
+
+
+def tls_refusal(url: BrokerURL, exc: BaseException) -> AuthenticationError | None:
+    """The permanent TLS failures (a certificate refused on either side) as an
+    AuthenticationError naming the cause; None for anything a retry may cure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return AuthenticationError(
+            f"TLS with {url}: its certificate is not trusted ({exc.verify_message}); check "
+            "tls.ca_file/ca_path, the broker's certificate and its host name"
+        )
+    reason = getattr(exc, "reason", None) or ""
+    for alert, meaning in _CERT_ALERTS.items():
+        if isinstance(exc, ssl.SSLError) and reason.endswith(alert):
+            return AuthenticationError(f"TLS with {url}: {meaning} ({reason})")
+    return None
 
 
 class Connection:
@@ -169,6 +197,9 @@ class Connection:
             return ctx.wrap_socket(raw, server_hostname=url.host)
         except (ssl.SSLError, OSError) as exc:
             raw.close()
+            refusal = tls_refusal(url, exc)
+            if refusal is not None:
+                raise refusal from None
             raise ConnectError(
                 f"TLS handshake with {url} failed: {exc}; check the CA (tls.ca_file/ca_path) "
                 "and the client certificate"
@@ -207,12 +238,10 @@ class Connection:
                         self._negotiate(event)
                         return event
                     if isinstance(event, ErrorFrame):
-                        detail = event.headers.get("message") or event.body.decode(
-                            "utf-8", "replace"
-                        )
-                        raise ConnectError(
-                            f"{url} refused the connection: {detail.strip()}; check the login, "
-                            "passcode and client-id"
+                        raise AuthenticationError(
+                            f"{url} refused the login: {error_detail(event)}; check "
+                            "the login and passcode (connection.login/passcode or user:pass@ in "
+                            "the URL), the client-id and the virtual host (connection.vhost)"
                         )
         except TimeoutError:
             raise TimeoutException(
@@ -221,6 +250,11 @@ class Connection:
         except ProtocolError as exc:
             raise ConnectError(f"{url} does not speak STOMP correctly: {exc}") from None
         except OSError as exc:
+            # TLS 1.3 reports a refused client certificate at the first read, not in the
+            # handshake.
+            refusal = tls_refusal(url, exc)
+            if refusal is not None:
+                raise refusal from None
             raise ConnectError(f"connection to {url} failed during login: {exc}") from None
 
     def _negotiate(self, frame: ConnectedFrame) -> None:
@@ -517,8 +551,17 @@ def _ack_id(message: MessageFrame) -> str:
     return h.get("ack", h.get("message-id", ""))
 
 
+def error_detail(frame: ErrorFrame) -> str:
+    """An ERROR's reason on one line: its message header and its body, which brokers use
+    differently (RabbitMQ: "Bad CONNECT" above, why below; msgbus: the limit below)."""
+    message = frame.headers.get("message", "").strip()
+    body = " ".join(frame.body.decode("utf-8", "replace").split())[:300]
+    if message and body and body != message:
+        return f"{message}: {body}"
+    return message or body or "no reason given"
+
+
 def broker_error(url: BrokerURL, frame: ErrorFrame) -> BrokerError:
-    detail = frame.headers.get("message") or frame.body.decode("utf-8", "replace").strip()
     return BrokerError(
-        f"{url} answered ERROR: {detail}", headers=dict(frame.headers), body=frame.body
+        f"{url} answered ERROR: {error_detail(frame)}", headers=dict(frame.headers), body=frame.body
     )

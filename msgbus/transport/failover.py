@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from msgbus.config import ConnectionConfig
-from msgbus.errors import ConnectError, TimeoutException
+from msgbus.errors import AuthenticationError, ConnectError, TimeoutException
 from msgbus.transport.connection import Connection
 
 __all__ = ["connect_first"]
@@ -27,16 +27,22 @@ def connect_first(
     if settings.failover == "random":
         (rng or random.Random()).shuffle(order)
     failures: list[str] = []
+    refused = False
     for url in order:
         conn = Connection(url, settings, client_id=client_id)
         try:
             conn.connect()
         except (ConnectError, TimeoutException) as exc:
             failures.append(str(exc))
+            refused = refused or isinstance(exc, AuthenticationError)
             continue
         return conn
+    tried = "\n  ".join(failures)
+    if refused:
+        # A refused login is permanent: the caller must see it, not retry it quietly.
+        raise AuthenticationError(
+            f"no broker accepted our credentials; tried:\n  {tried}\nfix the credentials"
+        )
     raise ConnectError(
-        "no broker could be reached; tried:\n  "
-        + "\n  ".join(failures)
-        + "\nstart a broker or fix connection.brokers"
+        f"no broker could be reached; tried:\n  {tried}\nstart a broker or fix connection.brokers"
     )

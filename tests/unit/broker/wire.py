@@ -38,6 +38,9 @@ class FakeTransport(asyncio.Transport):
     def abort(self) -> None:
         self.close()
 
+    def can_write_eof(self) -> bool:
+        return False  # the session closes at once after ERROR, as on a TLS transport
+
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self.high_water = high
 

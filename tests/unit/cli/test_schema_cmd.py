@@ -84,7 +84,8 @@ def test_unsplittable_and_empty_input(runner: CliRunner) -> None:
     assert "-: cannot be read as ProbeResult messages" in str(bad_json.exception)
     empty = runner.invoke(cli, ["schema", "validate", "-"], input="\n")
     assert empty.exit_code == 1
-    assert "no ProbeResult message found" in str(empty.exception)
+    assert empty.output.startswith("-: the body holds no message")
+    assert "-: cannot be read as ProbeResult messages" in str(empty.exception)
 
 
 def test_max_bytes(runner: CliRunner) -> None:

@@ -163,3 +163,29 @@ def test_an_error_inside_a_transaction_asks_for_isolation() -> None:
     outcome = pipe.run(iter(envs), lambda e, _l: None, lambda e, err: None)
     assert outcome is not None and outcome.broker_refused
     assert [e.msgbus_id for e in outcome.pending] == [e.msgbus_id for e in envs]
+
+
+def test_an_unnamed_error_refuses_the_message_sent_alone() -> None:
+    """A broker that names no receipt (ActiveMQ on an oversized frame): isolated, the one
+    message in flight is the refused one; among several, nobody can tell."""
+    envs = _envs(2)
+
+    def unnamed_error(limit: int, timeout: float | None) -> list[Frame]:
+        conn.unanswered = []
+        return [ErrorFrame({"message": "frame too large"})]
+
+    conn = ScriptedBroker()
+    conn.receive_many = unnamed_error  # type: ignore[method-assign]
+    pipe = _pipeline(conn, confirm="cumulative")
+    outcome = pipe.run(iter(envs), lambda e, _l: None, lambda e, err: None)
+    assert outcome is not None and outcome.broker_refused
+    assert len(outcome.pending) == 2
+
+    conn = ScriptedBroker()
+    conn.receive_many = unnamed_error  # type: ignore[method-assign]
+    refused: list[str] = []
+    outcome = _pipeline(conn, confirm="cumulative", window=1).run(
+        iter(envs), lambda e, _l: None, lambda e, err: refused.append(e.msgbus_id), single=2
+    )
+    assert refused == [envs[0].msgbus_id]
+    assert outcome is not None and [e.msgbus_id for e in outcome.pending] == []

@@ -166,3 +166,29 @@ def test_processes_sharing_a_spool_directory_lose_nothing(tmp_path: Path) -> Non
         # Each process's own rows stay in the order it added them.
         order = [tuple(int(x) for x in b.split(b"-")[1:]) for b in mine]
         assert order == sorted(order)
+
+
+def test_a_rejected_message_is_set_aside_with_its_reason(tmp_path: Path) -> None:
+    envs = [_env(i) for i in range(3)]
+    with Spool(tmp_path, 1 << 20) as spool:
+        spool.add(envs)
+        spool.reject(envs[0].msgbus_id, "frame too large")
+        assert [m.envelope.msgbus_id for m in spool.peek(10)] == [e.msgbus_id for e in envs[1:]]
+        status = spool.status()
+        row = spool._db.execute("SELECT msgbus_id, reason, body FROM rejected").fetchone()
+    assert (status.count, status.rejected) == (2, 1)
+    assert status.bytes == envs[1].size + envs[2].size
+    assert row == (envs[0].msgbus_id, "frame too large", envs[0].body)
+
+
+def test_the_last_error_is_kept_until_cleared(tmp_path: Path) -> None:
+    with Spool(tmp_path, 1 << 20) as spool:
+        assert spool.status().last_error is None
+        spool.note_error("login refused")
+        spool.note_error("no broker could be reached")
+    with Spool(tmp_path, 1 << 20) as spool:
+        status = spool.status()
+        assert status.last_error == "no broker could be reached"
+        assert status.last_error_at is not None
+        spool.note_error(None)
+        assert spool.status().last_error is None

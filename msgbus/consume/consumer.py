@@ -44,6 +44,7 @@ from msgbus.store.database import Store, StoreUnavailable, WriteResult
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
+from msgbus.transport.reconnect import Reconnect
 
 __all__ = ["Consumer", "prefetch_for"]
 
@@ -224,8 +225,12 @@ class Consumer:
         return conn
 
     def _receive_loop(self) -> None:
-        settings = self.config.connection
-        backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
+        policy = Reconnect(
+            "consumer: broker connection",
+            self.config.connection,
+            self._stop,
+            on_reconnect=self._reconnected,
+        )
         first = True
         busy_since: float | None = None
         while not self._stop.is_set():
@@ -242,15 +247,10 @@ class Consumer:
                             f"{exc}\nthe client-id stayed in use for {_CLIENT_ID_WAIT:g} s: "
                             "is another consumer running with this subscription?"
                         ) from None
-                delay = backoff.next_delay()
-                log.warning("cannot connect: %s; retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                policy.down(exc)
                 continue
-            if not first:
-                self._count("reconnects")
-                self.metrics.reconnects.inc()
             first = False
-            backoff.reset()
+            policy.up(conn.url)
             self._conn = conn
             log.info("consuming %s from %s", self.subscription.destination, conn.url)
             try:
@@ -258,9 +258,11 @@ class Consumer:
             except (ConnectionLost, TimeoutException, BrokerError) as exc:
                 # Frames read but not committed are not acked: the broker redelivers them.
                 conn.close()
-                delay = backoff.next_delay()
-                log.warning("lost the broker: %s; reconnecting in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                policy.down(exc)
+
+    def _reconnected(self) -> None:
+        self._count("reconnects")
+        self.metrics.reconnects.inc()
 
     def _consume(self, conn: Connection) -> None:
         pending: list[MessageFrame] = []

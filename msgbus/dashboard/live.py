@@ -22,8 +22,8 @@ from msgbus.dashboard.data import Cell, probe_cell
 from msgbus.errors import ConfigError, MsgbusError, TransportError
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp.frames import MessageFrame
-from msgbus.transport.backoff import Backoff
 from msgbus.transport.failover import connect_first
+from msgbus.transport.reconnect import Reconnect
 
 __all__ = ["BrokerFeed", "Hub", "StorePoller"]
 
@@ -105,24 +105,23 @@ class BrokerFeed(_Worker):
         self.connected = threading.Event()
 
     def _run(self) -> None:
-        backoff = Backoff(self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay)
+        policy = Reconnect("dashboard: live feed connection", self.settings, self._stop)
         while not self._stop.is_set():
             try:
                 conn = connect_first(self.settings)
             except TransportError as exc:
-                log.warning("dashboard: no broker for live updates (%s)", exc)
-                self._stop.wait(backoff.next_delay())
+                policy.down(exc)
                 continue
-            backoff.reset()
             try:
                 conn.subscribe(self.destination, id="dashboard")
+                policy.up(conn.url)
                 self.connected.set()
                 while not self._stop.is_set():
                     frame = conn.receive(0.5)
                     if isinstance(frame, MessageFrame):
                         self._push(frame)
             except TransportError as exc:
-                log.warning("dashboard: live feed lost (%s); reconnecting", exc)
+                policy.down(exc)
             finally:
                 self.connected.clear()
                 conn.close()

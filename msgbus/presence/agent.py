@@ -41,9 +41,9 @@ from msgbus.presence.messages import (
     parse,
 )
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
-from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
+from msgbus.transport.reconnect import Reconnect
 
 __all__ = ["ComponentAgent", "Handler", "local_agent", "no_args"]
 
@@ -245,39 +245,32 @@ class ComponentAgent:
     def _run(self) -> None:
         # Not the component's client-id: ActiveMQ allows one connection per client-id.
         cfg = self._config.connection.model_copy(update={"client_id": None})
-        backoff = Backoff(cfg.reconnect_initial_delay, cfg.reconnect_max_delay)
+        policy = Reconnect(f"{self.name}: control connection", cfg, self._stopping)
         while not self._stopping.is_set():
             try:
                 conn = connect_first(cfg)
             except TransportError as exc:
-                delay = backoff.next_delay()
-                log.warning(
-                    "%s: control channel cannot connect (%s); retry in %.1f s",
-                    self.name,
-                    exc,
-                    delay,
-                )
-                self._stopping.wait(delay)
+                policy.down(exc)
                 continue
-            backoff.reset()
             try:
-                self._serve(conn)
+                self._serve(conn, policy)
             except TransportError as exc:
-                log.warning("%s: control connection lost (%s); reconnecting", self.name, exc)
-            except Exception:  # a bug here must not silently end presence for good
-                log.exception("%s: control channel failed; reconnecting", self.name)
-                self._stopping.wait(backoff.next_delay())
+                policy.down(exc)
+            except Exception as exc:  # a bug here must not silently end presence for good
+                log.exception("%s: control channel failed", self.name)
+                policy.down(exc)
             finally:
                 self._connected.clear()
                 conn.close()
 
-    def _serve(self, conn: Connection) -> None:
+    def _serve(self, conn: Connection, policy: Reconnect) -> None:
         targets = [self._dest.queue(self.name), self._dest.kind(self.kind), self._dest.everyone()]
         if self.site:
             targets.append(self._dest.site(self.site))
         for i, destination in enumerate(targets):
             conn.subscribe(destination, id=f"control-{i}")
         self._announce(conn, "start")
+        policy.up(conn.url)
         self._connected.set()
         next_announce = time.monotonic() + self._config.control.presence_interval
         while not self._stopping.is_set():

@@ -97,7 +97,7 @@ def test_broker_restart_mid_stream(
     assert consumer.proc.poll() is None, "the consumer must ride out the restart"
     consumer.signal(signal.SIGTERM)
     assert consumer.wait(30) == 0, consumer.output()
-    assert "lost the broker" in consumer.output()
+    assert "broker connection lost" in consumer.output()
 
 
 def _consume_behind_proxy(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from msgbus.config import MsgbusConfig, load_config
-from msgbus.errors import ControlError
+from msgbus.errors import BrokerError, ControlError
 from msgbus.presence.agent import ComponentAgent, local_agent
 from msgbus.presence.lookup import lookup
 from msgbus.presence.messages import Announcement, ControlRequest, Target
@@ -211,3 +211,34 @@ def test_a_failing_stats_callback_does_not_break_announcements(config: MsgbusCon
     assert agent.announcement().counters == {}
     assert agent.state() == "running"
     assert agent.status_info()["stats"] == {}
+
+
+def test_a_refused_control_subscription_is_retried_slowly(
+    config: MsgbusConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconnect storm: a broker that takes the login but refuses the control queues
+    got hundreds of connections a second; now they follow the back-off."""
+    attempts: list[float] = []
+
+    class Refusing:
+        url = "stomp://127.0.0.1:1"
+
+        def subscribe(self, destination: str, **kw: object) -> None:
+            raise BrokerError(f"User probe is not authorized to read from: {destination}")
+
+        def close(self, reason: str = "") -> None:
+            pass
+
+    def connect(settings: object) -> Refusing:
+        attempts.append(time.monotonic())
+        return Refusing()
+
+    monkeypatch.setattr("msgbus.presence.agent.connect_first", connect)
+    fast = config.connection.model_copy(
+        update={"reconnect_initial_delay": 0.1, "reconnect_max_delay": 1.0}
+    )
+    storm = ComponentAgent(config.model_copy(update={"connection": fast}), kind="consumer")
+    storm.start()
+    time.sleep(2.0)
+    storm.stop()
+    assert 2 <= len(attempts) <= 12, f"{len(attempts)} connections in 2 s"

@@ -1,0 +1,87 @@
+"""The reconnect policy of every long-running component (consumer, presence agent,
+dashboard feed): back-off with jitter between attempts, capped; the back-off starts
+over only after a connection stayed healthy for a while, so a broker that accepts the
+login and then refuses the subscription is retried slowly, not in a tight loop; one
+log line per change of state or of error, not one per attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from msgbus.config import ConnectionConfig
+from msgbus.transport.backoff import Backoff
+
+__all__ = ["Reconnect"]
+
+log = logging.getLogger("msgbus.transport")
+
+
+class Reconnect:
+    """Say :meth:`up` when a connection is ready and :meth:`down` when one failed or
+    could not be made; ``down`` waits before the next attempt (False once ``stop`` is
+    set). ``on_reconnect`` is called for each connection after the first (a metric)."""
+
+    def __init__(
+        self,
+        what: str,
+        settings: ConnectionConfig,
+        stop: threading.Event,
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what = what
+        self.stop = stop
+        self.on_reconnect = on_reconnect
+        self.backoff = Backoff(
+            settings.reconnect_initial_delay, settings.reconnect_max_delay, rng=rng
+        )
+        # Healthy: up for as long as the longest wait, so flapping never speeds up.
+        self.healthy_after = settings.reconnect_max_delay
+        self.delay = 0.0
+        """The wait before the next attempt (0 while connected)."""
+        self._clock = clock
+        self._up_since: float | None = None
+        self._ever_up = False
+        self._error: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._up_since is not None
+
+    def up(self, where: object = "") -> None:
+        if self._ever_up and self.on_reconnect is not None:
+            self.on_reconnect()
+        if self._error is not None:
+            log.info("%s: connected again%s", self.what, f" to {where}" if where else "")
+        self._ever_up = True
+        self._up_since = self._clock()
+        self._error = None
+        self.delay = 0.0
+
+    def down(self, error: BaseException) -> bool:
+        """Wait before the next attempt; the first failure and each new error are logged."""
+        was_up = self._up_since is not None
+        if self._up_since is not None and self._clock() - self._up_since >= self.healthy_after:
+            self.backoff.reset()
+        self._up_since = None
+        self.delay = self.backoff.next_delay()
+        text = " ".join(str(error).split())
+        if text != self._error or was_up:
+            log.warning(
+                "%s %s: %s; retrying in %.1f s, then with back-off up to %g s (logged again "
+                "when the error changes)",
+                self.what,
+                "lost" if was_up else "failed",
+                text,
+                self.delay,
+                self.backoff.maximum,
+            )
+        self._error = text
+        return not self.stop.wait(self.delay)

@@ -1,0 +1,92 @@
+"""The one reconnect policy: back-off between attempts, reset only after a healthy
+connection, one log line per change, never a tight loop."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+import pytest
+
+from msgbus.config import ConnectionConfig
+from msgbus.errors import BrokerError, ConnectError
+from msgbus.transport.reconnect import Reconnect
+
+
+class RecordingStop(threading.Event):
+    """A stop event whose waits are recorded instead of slept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        self.waits.append(timeout)
+        return self.is_set()
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _policy(**kw: object) -> tuple[Reconnect, RecordingStop, Clock]:
+    settings = ConnectionConfig(reconnect_initial_delay=1.0, reconnect_max_delay=8.0)
+    stop, clock = RecordingStop(), Clock()
+    policy = Reconnect("test", settings, stop, rng=random.Random(1), clock=clock, **kw)  # type: ignore[arg-type]
+    return policy, stop, clock
+
+
+def test_failures_wait_longer_up_to_the_cap_and_log_once(caplog: pytest.LogCaptureFixture) -> None:
+    policy, stop, _ = _policy()
+    with caplog.at_level(logging.INFO, "msgbus"):
+        for _ in range(8):
+            assert policy.down(ConnectError("refused"))
+    assert all(1.0 <= w <= 8.0 for w in stop.waits)
+    assert max(stop.waits[4:]) > 4.0  # grew
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == ["test failed: refused"]
+    policy.down(ConnectError("timed out"))
+    assert caplog.records[-1].getMessage().startswith("test failed: timed out")
+
+
+def test_a_connection_refused_right_after_login_does_not_reset_the_back_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reconnect storm: login accepted, subscription refused, again and again."""
+    policy, stop, clock = _policy()
+    with caplog.at_level(logging.WARNING, "msgbus"):
+        for _ in range(8):
+            policy.up()
+            clock.now += 0.01
+            policy.down(BrokerError("not authorized to read msgbus.control.x"))
+    assert min(stop.waits[3:]) >= 1.0 and max(stop.waits[3:]) > 4.0
+    assert sum(stop.waits) > 20  # eight attempts took over 20 s, not milliseconds
+
+
+def test_a_healthy_connection_starts_the_back_off_over() -> None:
+    policy, stop, clock = _policy()
+    for _ in range(6):
+        policy.down(ConnectError("refused"))
+    policy.up()
+    clock.now += 8.0  # up for as long as the longest wait
+    policy.down(ConnectError("lost"))
+    assert stop.waits[-1] <= 1.0
+
+
+def test_reconnects_are_counted_after_the_first_connection() -> None:
+    counted: list[int] = []
+    policy, _, _ = _policy(on_reconnect=lambda: counted.append(1))
+    policy.up()
+    policy.down(ConnectError("lost"))
+    policy.up()
+    assert counted == [1] and policy.connected and policy.delay == 0.0
+
+
+def test_down_returns_false_once_stopped() -> None:
+    policy, stop, _ = _policy()
+    stop.set()
+    assert policy.down(ConnectError("refused")) is False

@@ -34,6 +34,7 @@ __all__ = [
     "MetricsConfig",
     "MsgbusConfig",
     "PublisherConfig",
+    "StoreConfig",
     "TLSConfig",
     "deep_merge",
     "default_spool_dir",
@@ -124,6 +125,20 @@ class ConsumerConfig(_Section):
     )
 
 
+class StoreConfig(_Section):
+    """How long the store may take: a stalled database must surface, not hang."""
+
+    connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds to open a database connection before it counts as down"
+    )
+    statement_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a batch write may take; then it is logged, counted "
+        "(store_stalls_total), its connection cut and the batch retried (nothing acked)",
+    )
+
+
 class MetricsConfig(_Section):
     port: int | None = Field(default=None, ge=0, le=65535)
     textfile: Path | None = None
@@ -161,6 +176,7 @@ class MsgbusConfig(BaseSettings):
     publisher: PublisherConfig = Field(default_factory=PublisherConfig)
     consumer: ConsumerConfig = Field(default_factory=ConsumerConfig)
     store_url: str = "sqlite:///msgbus.db"
+    store: StoreConfig = Field(default_factory=StoreConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
 

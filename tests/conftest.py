@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.activemq",
     "tests.fixtures.pipeline",
     "tests.fixtures.chaos",
+    "tests.fixtures.proxy",
 ]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`

@@ -106,8 +106,14 @@ class Consumer:
         self.max_wait = settings.max_wait
         self.prefetch = prefetch_for(settings.batch)
         self._owns_store = store is None
-        self.store = store or Store(self.config.store_url)
         self.metrics = metrics or ConsumerMetrics()
+        timeouts = self.config.store
+        self.store = store or Store(
+            self.config.store_url,
+            connect_timeout=timeouts.connect_timeout,
+            statement_timeout=timeouts.statement_timeout,
+            on_stall=self.metrics.store_stalls.inc,
+        )
         if verify is None and settings.allowed_signers:
             verify = signature_verifier(settings.allowed_signers, settings.signer_ca)
         self._verify = verify

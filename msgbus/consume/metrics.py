@@ -26,6 +26,10 @@ class ConsumerMetrics:
             "dead_lettered_total", "Invalid or refused messages written to dead_letters"
         )
         self.acked = r.counter("acked_total", "MESSAGE frames acknowledged after commit")
+        self.store_stalls = r.counter(
+            "store_stalls_total",
+            "Batch writes that outlived store.statement_timeout and had their connection cut",
+        )
         self.store_retries = r.counter(
             "store_retries_total", "Batch writes retried because the store was unavailable"
         )

@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -31,6 +34,7 @@ from msgbus.store.tables import (
     key_column_name,
     table_for,
 )
+from msgbus.store.timeouts import connect_args, cut_connection
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -43,6 +47,8 @@ __all__ = [
     "message_row",
     "store_errors",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STORE_URL = "sqlite:///msgbus.db"
 _REASON_CHARS = 4000
@@ -151,11 +157,26 @@ class Store:
     """Writes batches into the store at ``url`` (any SQLAlchemy URL: SQLite, PostgreSQL
     with psycopg 3, MariaDB/MySQL with PyMySQL, Oracle with oracledb or cx_Oracle)."""
 
-    def __init__(self, url: str = DEFAULT_STORE_URL) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_STORE_URL,
+        *,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 30.0,
+        on_stall: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_stall`` is called (on a timer thread) when a write outlives
+        ``statement_timeout``, before its connection is cut."""
         self.url = url
         self.display_url = _redact(url)
+        self.statement_timeout = statement_timeout
+        self.on_stall = on_stall
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self.engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                connect_args=connect_args(url, connect_timeout, statement_timeout),
+            )
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
             raise ConfigError(
                 f"invalid store URL {self.display_url!r}: {exc}; expected e.g. "
@@ -211,7 +232,7 @@ class Store:
         for item in messages:
             by_table.setdefault(item.message.message_class, []).append(message_row(item, now))
         result = WriteResult()
-        with self.errors("writing a batch"), self.engine.begin() as conn:
+        with self.errors("writing a batch"), self.engine.begin() as conn, self._watched(conn):
             for message_class, rows in by_table.items():
                 fresh = self._insert_fresh(conn, table_for(message_class), rows)
                 result.stored += fresh
@@ -228,6 +249,30 @@ class Store:
         for row in rows:
             unique.setdefault((row["msg_id"], row["part"]), row)  # first of repeats in a batch
         return insert_rows(conn, table, KEY_COLUMNS, list(unique.values()))
+
+    @contextlib.contextmanager
+    def _watched(self, conn: sa.Connection) -> Iterator[None]:
+        """Cut ``conn`` if the block outlives statement_timeout (see store.timeouts)."""
+        started = time.monotonic()
+
+        def stalled() -> None:
+            log.warning(
+                "store: a batch write has waited %.0f s on %s; the database may be stalled: "
+                "cutting the connection, the batch is retried (nothing acked meanwhile)",
+                time.monotonic() - started,
+                self.display_url,
+            )
+            if self.on_stall is not None:
+                self.on_stall()
+            cut_connection(conn.connection.driver_connection)
+
+        timer = threading.Timer(self.statement_timeout, stalled)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
         """A block whose database errors become StoreError / StoreUnavailable."""

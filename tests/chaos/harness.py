@@ -80,6 +80,7 @@ class Pipeline:
     """How the consumer reaches the database (through the proxy)."""
     direct_store_url: str
     """How the checks read it."""
+    consumer_env: dict[str, str] = field(default_factory=dict)
     accepted: set[str] = field(default_factory=set)
     rejected: set[str] = field(default_factory=set)
     poison: int = 0
@@ -177,7 +178,7 @@ class Pipeline:
         if self.target.subscription:
             args += ["--subscription", self.target.subscription]
         log = self.base / f"consume-{len(self.consumers)}.log"
-        consumer = MsgbusProcess(log, args, self.target.env)
+        consumer = MsgbusProcess(log, args, {**self.target.env, **self.consumer_env})
         self.consumers.append(consumer)
         consumer.wait_for_output("consuming ")
         return consumer

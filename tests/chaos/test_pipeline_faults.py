@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.chaos.harness import Pipeline, Target
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import EmbeddedBroker, run_msgbus, wait_until
+from tests.fixtures.proxy import TcpProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
 
@@ -119,11 +121,24 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 
 
 @pytest.fixture
+def db_proxy(tcp_proxy: Callable[[int], TcpProxy]) -> TcpProxy:
+    """The consumer's way to PostgreSQL, where database faults are injected."""
+    return tcp_proxy(5432)
+
+
+@pytest.fixture
 def pipeline(
-    request: pytest.FixtureRequest, target: Target, postgres_url: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    target: Target,
+    postgres_url: str,
+    db_proxy: TcpProxy,
+    tmp_path: Path,
 ) -> Iterator[Pipeline]:
     scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
-    pipe = Pipeline(scenario, target, tmp_path, postgres_url, postgres_url)
+    through_proxy = postgres_url.replace(":5432/", f":{db_proxy.port}/")
+    # Short database timeouts, so that a stall shows within the test's time.
+    timeouts = {"MSGBUS_STORE__CONNECT_TIMEOUT": "2", "MSGBUS_STORE__STATEMENT_TIMEOUT": "3"}
+    pipe = Pipeline(scenario, target, tmp_path, through_proxy, postgres_url, timeouts)
     yield pipe
     for consumer in pipe.consumers:
         consumer.kill()
@@ -230,4 +245,41 @@ def test_oversized_message(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> N
     after = pipeline.publish(CHUNK)
     assert after.returncode == 0 and after.confirmed == CHUNK, after.output
     pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+def test_database_reset(
+    pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]
+) -> None:
+    """Every database connection reset (RST) while batches are being written."""
+    pipeline.start_consumer().stop()
+    pipeline.publish(CHUNK * 10)
+    pipeline.start_consumer()
+    wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
+    for _ in range(3):
+        db_proxy.reset()
+        time.sleep(0.3)
+    pipeline.recovered()
+    pipeline.publish(CHUNK)
+    pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+def test_database_stall(
+    pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]
+) -> None:
+    """The path to the database hangs (bytes accepted, never answered) for longer than
+    the statement timeout: the consumer says so, cuts the connection, retries, and stores
+    everything once the path is back."""
+    pipeline.start_consumer().stop()
+    pipeline.publish(CHUNK * 10)
+    consumer = pipeline.start_consumer()
+    wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
+    db_proxy.stall()
+    time.sleep(8)
+    db_proxy.resume()
+    pipeline.recovered()
+    pipeline.publish(CHUNK)
+    pipeline.settle()
+    assert "the database may be stalled" in consumer.output()
     _record(pipeline, chaos_table)

@@ -1,16 +1,12 @@
-"""Helpers for consumer tests: publishing probe results, running `msgbus consume`, a TCP proxy
-that can cut the database off, and counting what the store holds."""
+"""Helpers for consumer tests: publishing probe results, running `msgbus consume` and
+counting what the store holds (the fault proxy is tests.fixtures.proxy)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -149,93 +145,9 @@ def consume_process(tmp_path: Path) -> Iterator[Callable[..., ConsumeProcess]]:
         process.kill()
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:port to a target; ``cut()`` drops every connection and refuses
-    new ones until ``restore()`` (a database outage without stopping the server)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open = threading.Event()
-        self.open.set()
-        self.closed = threading.Event()
-        self._pairs: list[tuple[socket.socket, socket.socket]] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.closed.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not self.open.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._pairs.append((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while True:
-                readable, _, _ = select.select([a, b], [], [], 0.5)
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (b if sock is a else a).sendall(data)
-        self._close_pair(a, b)
-
-    @staticmethod
-    def _close_pair(a: socket.socket, b: socket.socket) -> None:
-        for sock in (a, b):
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def cut(self) -> None:
-        self.open.clear()
-        with self._lock:
-            pairs, self._pairs = self._pairs, []
-        for a, b in pairs:
-            self._close_pair(a, b)
-
-    def restore(self) -> None:
-        self.open.set()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.cut()
-        self.listener.close()
-
-
-@pytest.fixture
-def tcp_proxy() -> Iterator[Callable[[int], TcpProxy]]:
-    proxies: list[TcpProxy] = []
-
-    def make(target_port: int) -> TcpProxy:
-        proxy = TcpProxy(target_port)
-        proxies.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
-
-
 __all__ = [
     "PROBES",
     "ConsumeProcess",
-    "TcpProxy",
     "count",
     "dead_letters",
     "distinct_ids",

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fixtures.activemq import ActiveMQ, BrokerFactory
+from tests.fixtures.proxy import TcpProxy
 from tests.integration.consume.conftest import (
     ConsumeProcess,
-    TcpProxy,
     count,
     distinct_ids,
     init_store,

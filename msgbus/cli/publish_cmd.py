@@ -20,14 +20,9 @@ from msgbus.errors import AuthenticationError, ConfigError, MsgbusError
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.publish import Publisher, PublishReport, Spool
 from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
-from msgbus.schema import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MESSAGE_CLASS,
-    HEADER_MESSAGE_CLASS,
-    MESSAGE_TYPES,
-    Message,
-    decode_body,
-)
+from msgbus.schema import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES, Message
+from msgbus.schema.registry import model_for
+from msgbus.schema.stream import read_stream
 
 __all__ = ["probe", "publish", "spool"]
 
@@ -105,14 +100,19 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
 def _read_messages(
     sources: tuple[BinaryIO, ...], message_class: str, rejected: list[str]
 ) -> Iterator[Message]:
+    model = model_for(message_class)
     for source in sources:
         name = source.name if isinstance(source.name, str) else "-"
-        body = source.read(DEFAULT_MAX_BYTES + 1)
-        for result in decode_body(body, {HEADER_MESSAGE_CLASS: message_class}):
+        empty = True
+        # Record by record: an input of any size is published in bounded memory.
+        for result in read_stream(source, model):
+            empty = False
             if result.message is not None:
                 yield result.message
             else:
                 rejected.append(f"{name}: {result.reason}")
+        if empty:
+            rejected.append(f"{name}: holds no message")
 
 
 @click.command()

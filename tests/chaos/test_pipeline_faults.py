@@ -283,3 +283,14 @@ def test_database_stall(
     pipeline.settle()
     assert "the database may be stalled" in consumer.output()
     _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_input_over_16_mib(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """One `msgbus publish` of a 17 MB file (20,000 results): read record by record."""
+    pipeline.start_consumer()
+    run = pipeline.publish(20_000, details=600)
+    assert run.returncode == 0 and run.confirmed == 20_000, run.output
+    assert (pipeline.base / "input-20000.txt").stat().st_size > 16 * 2**20
+    pipeline.settle(timeout=300)
+    _record(pipeline, chaos_table)

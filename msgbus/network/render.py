@@ -9,14 +9,16 @@ Why the network connectors look the way they do:
 * ``syncDurableSubs`` with ``dynamicallyIncludedDestinations`` makes a bridge that
   (re)connects recreate demand for durable subscribers that subscribed while it was
   down; without both, messages for them stop at the publishing broker.
-* Virtual topics: the topic is bridged and the consumer queues
-  (``Consumer.*.VirtualTopic.>``) are excluded, as ActiveMQ's documentation says:
-  bridging both delivers every message twice. A group's consumer queues are created up
-  front on the brokers it consumes from (not on publishing brokers: there every
-  bridged message would also leave a copy nobody reads), and
-  ``useVirtualDestSubsOnCreation`` turns their existence into demand for the topic
-  across the network, so messages published before the group's first subscribe wait
-  for it in its queue.
+* Virtual topics are stored and forwarded: every broker holds every group's consumer
+  queue (``Consumer.G.VirtualTopic.T``), so a message is fanned out into persistent
+  queues at the broker that confirmed it, whatever the state of the network. The bridges
+  forward those queues on demand (a group's consumers anywhere pull them across, over
+  ``networkTTL`` hops) and never the virtual topics themselves, which would deliver each
+  message twice. While a path is down the messages wait in the queue where they were
+  published, and flow once it is back. Messages already forwarded towards a consumer
+  that then left are replayed back when it reappears elsewhere
+  (``conditionalNetworkBridgeFilterFactory`` with ``replayWhenNoConsumers``, and no
+  duplicate audit on those queues, as ActiveMQ's documentation requires for that).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import xml.etree.ElementTree as ET
 from msgbus.errors import NetworkError
 from msgbus.network.topology import Broker, DestinationPolicy, Link, Topology
 
-__all__ = ["VIRTUAL_CONSUMER_QUEUES", "render_broker", "split_destination"]
+__all__ = ["VIRTUAL_CONSUMER_QUEUES", "VIRTUAL_TOPICS", "render_broker", "split_destination"]
 
 VIRTUAL_CONSUMER_QUEUES = "Consumer.*.VirtualTopic.>"
+VIRTUAL_TOPICS = "VirtualTopic.>"
 
 _PLACEHOLDERS = "org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"
 _BEANS_NS = "http://www.springframework.org/schema/beans"
@@ -87,7 +90,7 @@ def render_broker(topology: Topology, name: str) -> str:
     )
     # Children in alphabetical order: ActiveMQ's schema has required that since 5.4.
     _destination_policy(root, topology.destinations)
-    _precreated(root, topology, broker)
+    _precreated(root, topology)
     mgmt = _sub(root, "managementContext")
     _sub(mgmt, "managementContext", createConnector=False)
     links = [link for link in topology.links if link.source == broker.name]
@@ -123,6 +126,10 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
     # the topology may override them.
     given = {p.name: p for p in policies}
     entries = [given.pop(n, DestinationPolicy(name=n)) for n in ("/queue/>", "/topic/>")]
+    consumer_queues = f"/queue/{VIRTUAL_CONSUMER_QUEUES}"
+    entries.append(
+        given.pop(consumer_queues, entries[0].model_copy(update={"name": consumer_queues}))
+    )
     entries += given.values()
     dp = _sub(root, "destinationPolicy")
     pm = _sub(dp, "policyMap")
@@ -155,14 +162,18 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
             )
         else:
             _sub(dls, "discarding")
+        if policy.name == consumer_queues:
+            entry.set("enableAudit", "false")
+            nbf = _sub(entry, "networkBridgeFilterFactory")
+            _sub(nbf, "conditionalNetworkBridgeFilterFactory", replayWhenNoConsumers=True)
 
 
-def _precreated(root: ET.Element, topology: Topology, broker: Broker) -> None:
+def _precreated(root: ET.Element, topology: Topology) -> None:
+    # On every broker: where a message is confirmed, it waits for its groups.
     queues = [
         f"Consumer.{group.name}.VirtualTopic.{topic}"
         for topic in topology.virtual_topics
         for group in topology.consumer_groups
-        if broker.name in group.brokers
     ]
     if not queues:
         return
@@ -196,8 +207,9 @@ def _network_connector(parent: ET.Element, topology: Topology, link: Link, name:
     for dest in link.destinations:
         kind, name = split_destination(dest)
         _sub(included, kind, physicalName=name)
+    _sub(included, "queue", physicalName=VIRTUAL_CONSUMER_QUEUES)
     excluded = _sub(nc, "excludedDestinations")
-    _sub(excluded, "queue", physicalName=VIRTUAL_CONSUMER_QUEUES)
+    _sub(excluded, "topic", physicalName=VIRTUAL_TOPICS)
 
 
 def _bridge_user(topology: Topology) -> tuple[str, str] | None:

@@ -129,8 +129,8 @@ class Permission(_Model):
 class ConsumerGroup(_Model):
     """A virtual-topic consumer group and the brokers its consumers attach to.
 
-    Its queues are created at start on those brokers only: a queue on a broker where
-    nobody consumes would keep a copy of every message for ever.
+    Its queues are created at start on every broker (a message waits in them where it
+    was confirmed) and forwarded on demand towards the brokers its consumers use.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")

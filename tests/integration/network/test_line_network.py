@@ -114,8 +114,12 @@ def test_virtual_topic_crosses_the_network_once(line_network: LocalNetwork) -> N
     def publish(prefix: str, count: int) -> list[bytes]:
         bodies = [f"{prefix}{i}".encode() for i in range(count)]
         for i, body in enumerate(bodies):
-            publisher.send("/topic/VirtualTopic.grid.metrics", body, {"persistent": "true"},
-                           receipt=f"{prefix}{i}")
+            publisher.send(
+                "/topic/VirtualTopic.grid.metrics",
+                body,
+                {"persistent": "true"},
+                receipt=f"{prefix}{i}",
+            )
             publisher.wait_for_receipt(f"{prefix}{i}", 30)
         return bodies
 
@@ -140,3 +144,60 @@ def test_virtual_topic_crosses_the_network_once(line_network: LocalNetwork) -> N
             assert left.get("queue://Consumer.store.VirtualTopic.grid.metrics", 0) == 0
     finally:
         consumer.disconnect()
+
+
+VT_TOPIC = "/topic/VirtualTopic.grid.metrics"
+VT_QUEUE = "/queue/Consumer.store.VirtualTopic.grid.metrics"
+
+
+def _publish_confirmed(net: LocalNetwork, broker: str, bodies: list[bytes]) -> None:
+    """Each message confirmed by ``broker`` (a receipt each), as the Publisher does."""
+    conn = net.connect(broker)
+    try:
+        for i, body in enumerate(bodies):
+            conn.send(VT_TOPIC, body, {"persistent": "true"}, receipt=f"r{i}")
+            conn.wait_for_receipt(f"r{i}", 30.0)
+    finally:
+        conn.disconnect()
+
+
+def _left_in_consumer_queues(net: LocalNetwork) -> dict[str, int]:
+    left = {}
+    for broker in "abc":
+        conn = net.connect(broker)
+        try:
+            sizes = {d.name: d.size for d in destination_stats(conn)}
+        finally:
+            conn.disconnect()
+        left[broker] = sizes.get("queue://Consumer.store.VirtualTopic.grid.metrics", 0)
+    return left
+
+
+def test_virtual_topic_messages_confirmed_while_the_middle_broker_is_down_arrive(
+    line_network: LocalNetwork,
+) -> None:
+    """Store and forward: what a confirms while b is dead (consumer at c connected, then
+    away) waits at a and reaches c exactly once when b is back; nothing piles up."""
+    net = line_network
+    consumer = net.connect("c")
+    consumer.subscribe(VT_QUEUE, id="vt")
+    try:
+        net.process("b").kill()
+        down = [f"down-{i}".encode() for i in range(300)]
+        _publish_confirmed(net, "a", down)
+        assert _bodies(consumer, 1, 2.0) == []
+        net.process("b").start()
+        got = _bodies(consumer, 400, 60.0)
+        assert sorted(got) == sorted(down)  # all, once each
+    finally:
+        consumer.disconnect()
+
+    away = [f"away-{i}".encode() for i in range(300)]
+    _publish_confirmed(net, "a", away)  # the group's only consumer is gone
+    consumer = net.connect("c")
+    consumer.subscribe(VT_QUEUE, id="vt")
+    try:
+        assert sorted(_bodies(consumer, 400, 60.0)) == sorted(away)
+    finally:
+        consumer.disconnect()
+    assert _left_in_consumer_queues(net) == {"a": 0, "b": 0, "c": 0}

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, render_broker
+from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, VIRTUAL_TOPICS, render_broker
 from msgbus.network.topology import load_topology, parse_topology
 
 NS = {
@@ -46,12 +46,16 @@ def test_connectors_live_on_the_link_source_only() -> None:
     }
     assert {k: nc.get(k) for k in wanted} == wanted
     included = _find(nc, "a:dynamicallyIncludedDestinations")
+    # Consumer queues forwarded on demand, the virtual topics themselves never.
     assert [(x.tag.split("}")[1], x.get("physicalName")) for x in included] == [
         ("topic", ">"),
         ("queue", "grid.>"),
+        ("queue", VIRTUAL_CONSUMER_QUEUES),
     ]
     excluded = _find(nc, "a:excludedDestinations")
-    assert [x.get("physicalName") for x in excluded] == [VIRTUAL_CONSUMER_QUEUES]
+    assert [(x.tag.split("}")[1], x.get("physicalName")) for x in excluded] == [
+        ("topic", VIRTUAL_TOPICS)
+    ]
 
 
 def test_secure_by_default_auth_and_loopback() -> None:
@@ -117,13 +121,22 @@ def test_data_dir_is_a_placeholder_unless_given() -> None:
     assert broker.find("a:plugins/a:simpleAuthenticationPlugin", NS) is None
 
 
-def test_consumer_queues_only_where_the_group_consumes() -> None:
+def test_consumer_queues_on_every_broker_replay_when_their_consumer_moves() -> None:
+    """Store and forward: a message waits in its groups' queues where it was confirmed."""
     topo = load_topology(BROKERS / "line.yaml")
-    for name, wanted in (("a", []), ("b", []), ("c", ["Consumer.store.VirtualTopic.grid.metrics"])):
-        queues = [
-            q.get("physicalName") for q in _broker(topo, name).findall("a:destinations/a:queue", NS)
+    for name in "abc":
+        broker = _broker(topo, name)
+        queues = [q.get("physicalName") for q in broker.findall("a:destinations/a:queue", NS)]
+        assert queues == ["Consumer.store.VirtualTopic.grid.metrics"], name
+        [entry] = [
+            e
+            for e in broker.iter(f"{{{NS['a']}}}policyEntry")
+            if e.get("queue") == VIRTUAL_CONSUMER_QUEUES
         ]
-        assert queues == wanted, name
+        assert entry.get("enableAudit") == "false"
+        factory = "a:networkBridgeFilterFactory/a:conditionalNetworkBridgeFilterFactory"
+        replay = _find(entry, factory)
+        assert replay.get("replayWhenNoConsumers") == "true"
 
 
 def test_parallel_links_get_distinct_connector_names() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from msgbus.config import ControlConfig
 from msgbus.errors import NetworkError
 from msgbus.network.topology import Broker, DestinationPolicy, Link, Topology
 
@@ -261,11 +262,17 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
             admin=",".join(perm.admin) or None,
         )
     # Every client needs the advisory topics (consumer/producer bookkeeping) and the
-    # statistics queues; they carry no grid data.
+    # statistics queues; they carry no grid data. Every msgbus component announces
+    # itself and listens for control requests (which it authorizes itself, see
+    # msgbus.presence): without these a component's control channel is refused.
+    control = ControlConfig()
     for kind, name in (
         ("topic", "ActiveMQ.Advisory.>"),
         ("queue", "ActiveMQ.Statistics.>"),
         ("topic", "ActiveMQ.Statistics.>"),
+        split_destination(control.presence_topic),
+        ("queue", f"{control.prefix}.>"),
+        ("topic", f"{control.prefix}.>"),
     ):
         _sub(
             entries,

@@ -6,8 +6,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from msgbus.config import ControlConfig
 from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, VIRTUAL_TOPICS, render_broker
 from msgbus.network.topology import load_topology, parse_topology
+from msgbus.presence.messages import Destinations
 
 NS = {
     "b": "http://www.springframework.org/schema/beans",
@@ -155,3 +157,36 @@ def test_parallel_links_get_distinct_connector_names() -> None:
     )
     names = [n.get("name") for n in _broker(topo, "a").iter(f"{{{NS['a']}}}networkConnector")]
     assert names == ["a-to-b", "a-to-b-2"]
+
+
+def test_every_user_may_use_the_control_plane_msgbus_components_use() -> None:
+    """A component that cannot subscribe to its control queue reconnected in a loop;
+    the destinations come from msgbus.presence itself, not retyped."""
+    topo = load_topology(BROKERS / "single.yaml")
+    control = ControlConfig()
+    dests = Destinations(control.prefix)
+    used = [
+        dests.queue("consumer@host:1"),
+        dests.kind("consumer"),
+        dests.site("SITE"),
+        dests.everyone(),
+        control.presence_topic,
+    ]
+    entries = [
+        e
+        for e in _broker(topo, "central").iter(f"{{{NS['a']}}}authorizationEntry")
+        if e.get("read") and e.get("write")
+    ]
+    groups = {g for u in topo.users for g in u.groups}
+    for dest in used:
+        kind, name = dest.split("/")[1:3]
+
+        def covers(entry: Any, kind: str = kind, name: str = name) -> bool:
+            pattern = entry.get(kind)
+            return pattern is not None and (
+                pattern == name or (pattern.endswith(">") and name.startswith(pattern[:-1]))
+            )
+
+        [entry] = [e for e in entries if covers(e)][:1]
+        for right in ("read", "write", "admin"):
+            assert groups <= set(entry.get(right).split(",")), (dest, right)

@@ -46,6 +46,8 @@ class Target:
     kill_broker: Callable[[], None] | None = None
     """kill -9 of the broker that carries the traffic (the middle one in a line)."""
     restart_broker: Callable[[], None] | None = None
+    publishes_through_faults: bool = False
+    """The publisher's broker stays up while ``kill_broker`` (another one) is down."""
     connection: dict[str, str] = field(default_factory=dict)
     """connection settings beyond the URL (vhost), for the harness's own raw sends."""
     env: dict[str, str] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from msgbus.network.activemq import stomp_answers
+from msgbus.network.local import LocalNetwork
 from tests.chaos.harness import Pipeline, Target
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
@@ -106,13 +107,38 @@ def _rabbitmq(url: str) -> Target:
     )
 
 
+def _line(net: LocalNetwork) -> Target:
+    """brokers/line.yaml as shipped: probes publish at a as ``probe``, the store group
+    consumes at c as ``store``; the fault is b, the broker in the middle."""
+    passwords = {u.name: u.password for u in net.topology.users}
+
+    def url(broker: str, user: str) -> str:
+        ports = net.topology.broker(broker).ports
+        return f"stomp://{user}:{passwords[user]}@127.0.0.1:{ports.stomp}"
+
+    middle = net.process("b")
+    return Target(
+        kind="line",
+        publish_urls=[url("a", "probe")],
+        consume_urls=[url("c", "store")],
+        publish_destination="/topic/VirtualTopic.grid.metrics",
+        consume_destination="/queue/Consumer.store.VirtualTopic.grid.metrics",
+        kill_broker=middle.kill,
+        restart_broker=middle.start,
+        publishes_through_faults=True,
+    )
+
+
 KINDS = ["embedded", "activemq", "rabbitmq"]
+"""Single brokers; the ActiveMQ line of three joins them where its middle broker matters."""
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=[*KINDS, "line"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     """A broker of each kind; parametrized ``(kind, True)`` it requires a login."""
     kind, secured = request.param if isinstance(request.param, tuple) else (request.param, False)
+    if kind == "line":
+        return _line(request.getfixturevalue("activemq_line"))
     if kind == "embedded":
         return _embedded(request.getfixturevalue("embedded_broker_process"), tmp_path, secured)
     if kind == "activemq":
@@ -157,6 +183,7 @@ def test_no_fault(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     _record(pipeline, chaos_table)
 
 
+@pytest.mark.parametrize("target", KINDS, indirect=True)
 def test_poison_between_valid_messages(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     """Bodies of a foreign producer that hold no valid message (empty, blank, garbage, an
     empty JSON list) each end as one dead letter; the messages around them are stored."""
@@ -203,7 +230,9 @@ def test_broker_killed(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     target.kill_broker()
     stored_at_kill = pipeline.stored_count()
     down = pipeline.publish(CHUNK)
-    assert down.returncode == 0 and down.spooled == CHUNK, down.output
+    # A publisher at a broker that is still up gets its messages confirmed there.
+    wanted = (CHUNK, 0) if target.publishes_through_faults else (0, CHUNK)
+    assert down.returncode == 0 and (down.confirmed, down.spooled) == wanted, down.output
     target.restart_broker()
     pipeline.recovered()
     up = pipeline.publish(CHUNK)  # drains the spool first
@@ -248,6 +277,7 @@ def test_oversized_message(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> N
     _record(pipeline, chaos_table)
 
 
+@pytest.mark.parametrize("target", KINDS, indirect=True)
 def test_database_reset(
     pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]
 ) -> None:
@@ -265,6 +295,7 @@ def test_database_reset(
     _record(pipeline, chaos_table)
 
 
+@pytest.mark.parametrize("target", KINDS, indirect=True)
 def test_database_stall(
     pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]
 ) -> None:

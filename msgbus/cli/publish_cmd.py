@@ -90,10 +90,10 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
         f"{len(report.rejected) + rejected_before} rejected, {report.failed} failed"
     )
     report.raise_for_failures()
-    if isinstance(report.spool_reason, AuthenticationError):
-        # Spooled, so nothing is lost, but no retry can deliver them: the user must act.
-        raise report.spool_reason
-    if report.rejected or rejected_before:
+    # Refused messages, or spooled ones no retry can deliver (the login was refused):
+    # the user must act; the line above said why.
+    refused_login = report.spooled and isinstance(report.spool_reason, AuthenticationError)
+    if report.rejected or rejected_before or refused_login:
         raise SystemExit(1)
 
 

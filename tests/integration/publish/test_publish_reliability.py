@@ -267,11 +267,12 @@ def test_refused_login_is_one_clear_line(
         input=message, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
         env={**os.environ, "MSGBUS_PUBLISHER__RETRY_FOR": "0"},
     )
-    assert proc.returncode == 0, proc.stderr
+    # Kept (spooled), but a refused login is permanent: exit 1, never a quiet retry.
+    assert proc.returncode == 1, proc.stderr
     assert proc.stdout.strip() == "0 confirmed, 1 spooled, 0 rejected, 0 failed"
     (line,) = proc.stderr.splitlines()
-    assert line.startswith("msgbus: spooled because: no broker could be reached")
-    assert "refused the connection" in line and "check the login" in line
+    assert line.startswith("msgbus: spooled because: no broker accepted our credentials")
+    assert "refused the login" in line and "check the login" in line
 
 
 PLUGINS = Path("/usr/lib/nagios/plugins")

@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from msgbus.config import ConnectionConfig
-from msgbus.errors import BrokerError, ConnectError, ConnectionLost, TimeoutException
+from msgbus.errors import (
+    AuthenticationError,
+    BrokerError,
+    ConnectError,
+    ConnectionLost,
+    TimeoutException,
+)
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import connect_first
@@ -155,7 +161,7 @@ def test_receipt_and_disconnect_waits_are_bounded(fake_peer: Callable[[bytes | N
 def test_login_refused_is_one_clear_error(activemq_broker_factory: BrokerFactory) -> None:
     broker = activemq_broker_factory(authentication=True)
     bad = f"stomp://admin:wrong@127.0.0.1:{broker.port}"
-    with pytest.raises(ConnectError, match="refused the connection"):
+    with pytest.raises(AuthenticationError, match="refused the login: User name"):
         Connection(BrokerURL.model_validate(bad)).connect()
     good = f"stomp://admin:admin@127.0.0.1:{broker.port}"
     with Connection(BrokerURL.model_validate(good)) as conn:

@@ -246,6 +246,10 @@ class FrameParser:
             text = head.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RemoteProtocolError(f"frame header is not valid UTF-8: {exc.reason}") from None
+        if "\0" in text:
+            # NUL ends a frame: inside a header it can only be an attack on a peer that
+            # cuts names and values at it (C clients).
+            raise RemoteProtocolError("NUL byte in a frame's headers")
         if "\r" in text:
             # Most peers end lines with LF alone; only then may the fast path split on it.
             text = "\n".join(line.removesuffix("\r") for line in text.split("\n"))
@@ -315,7 +319,7 @@ def encode_headers(command: str, headers: Mapping[str, str], version: str = "1.2
                         for n, v in headers.items()
                     ]
                 )
-            return _encode_text(command, text)
+            return _encode_head(command, text)
     parts = []
     for name, value in headers.items():
         if name == "content-length":
@@ -334,7 +338,13 @@ def encode_headers(command: str, headers: Mapping[str, str], version: str = "1.2
                     "it contains a newline or its name contains ':'"
                 )
             parts.append(f"{name}:{value}\n")
-    return _encode_text(command, "".join(parts))
+    return _encode_head(command, "".join(parts))
+
+
+def _encode_head(command: str, text: str) -> bytes:
+    if "\0" in text:
+        raise LocalProtocolError(f"{command} frame: a header contains NUL, which ends a frame")
+    return _encode_text(command, text)
 
 
 def _encode_text(command: str, text: str) -> bytes:
@@ -368,8 +378,8 @@ def encode_acks(ids: Sequence[str], *, nack: bool = False) -> bytes:
         return b""
     command = "NACK" if nack else "ACK"
     joined = "\n".join(ids)
-    if "\r" in joined or joined.count("\n") != len(ids) - 1:
-        # An id with a line break: the general encoder escapes it (or says why not).
+    if "\r" in joined or "\0" in joined or joined.count("\n") != len(ids) - 1:
+        # An id with a line break or NUL: the general encoder escapes it (or says why not).
         frame = NackFrame if nack else AckFrame
         return b"".join(serialize(frame({"id": ident})) for ident in ids)
     escaped = joined.replace("\\", "\\\\").replace(":", _COLON)

@@ -26,6 +26,7 @@ from msgbus.errors import (
     ConnectError,
     ConnectionLost,
     ProtocolError,
+    RemoteProtocolError,
     TimeoutException,
 )
 from msgbus.stomp.codec import HEARTBEAT, FrameParser, Limits, encode_acks, serialize
@@ -258,7 +259,15 @@ class Connection:
             raise ConnectError(f"connection to {url} failed during login: {exc}") from None
 
     def _negotiate(self, frame: ConnectedFrame) -> None:
-        self.version = frame.headers.get("version", "1.0")
+        version = frame.headers.get("version", "1.0")
+        if version not in ("1.0", "1.1", "1.2"):
+            # We offered 1.0-1.2; parsing frames of another version would fail later, in
+            # the I/O thread, as a mysterious "closed by the client".
+            raise RemoteProtocolError(
+                f"{self.url} answered with STOMP version {version[:20]!r}, which was not "
+                "offered (1.0, 1.1, 1.2); is it a STOMP broker?"
+            )
+        self.version = version
         self.server = frame.headers.get("server", "")
         self._parser.version = self.version
         cx, cy = self.settings.heartbeat_ms

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +52,7 @@ def encodable(version: str, frame: Frame) -> bytes | None:
         assert any(
             (unescaped and ("\n" in n + v or "\r" in n + v or ":" in n))
             or (version == "1.1" and v.endswith("\r"))
+            or "\0" in n + v  # ends a frame in every version
             for n, v in frame.headers.items()
         )
         return None
@@ -182,4 +186,24 @@ def test_any_bytes_parse_or_raise_remote_protocol_error(
 @given(st.lists(text, max_size=8), st.booleans())
 def test_batched_acks_equal_one_frame_each(ids: list[str], nack: bool) -> None:
     frame = NackFrame if nack else AckFrame
-    assert encode_acks(ids, nack=nack) == b"".join(serialize(frame({"id": i})) for i in ids)
+
+    def outcome(encode: Callable[[], bytes]) -> bytes | str:
+        try:
+            return encode()
+        except LocalProtocolError as exc:  # an id no frame can carry (NUL): the same refusal
+            return str(exc)
+
+    batched = outcome(lambda: encode_acks(ids, nack=nack))
+    assert batched == outcome(lambda: b"".join(serialize(frame({"id": i})) for i in ids))
+
+
+@given(st.sampled_from(VERSIONS), text, text, st.integers(min_value=0, max_value=40))
+def test_nul_anywhere_in_the_headers_is_refused(
+    version: str, name: str, value: str, at: int
+) -> None:
+    head = f"SEND\ndestination:/queue/q\n{name}:{value}"
+    at = min(at, len(head) - 5) + 5  # after "SEND\n": inside a header line
+    wire = (head[:at] + "\0" + head[at:] + "\n\nbody\0").encode()
+    parser = FrameParser(role="server", version=version)
+    with pytest.raises(RemoteProtocolError, match="NUL"):
+        parser.feed(wire)

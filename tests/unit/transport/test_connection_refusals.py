@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 
 import pytest
 
-from msgbus.errors import AuthenticationError
+from msgbus.config import ConnectionConfig
+from msgbus.errors import AuthenticationError, ConnectError
 from msgbus.stomp.frames import ErrorFrame
-from msgbus.transport.connection import error_detail, tls_refusal
+from msgbus.transport.connection import Connection, error_detail, tls_refusal
 from msgbus.transport.url import BrokerURL
 
 URL = BrokerURL(host="mq.example.org", port=61614, tls=True)
@@ -66,3 +69,21 @@ def test_error_detail_joins_message_and_body(
     headers: dict[str, str], body: bytes, detail: str
 ) -> None:
     assert error_detail(ErrorFrame(headers, body)).startswith(detail)
+
+
+def test_a_version_that_was_not_offered_is_refused_at_login() -> None:
+    """A peer answering 1.3 used to kill the I/O thread later with a KeyError."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        peer, _ = server.accept()
+        with peer:
+            peer.recv(4096)
+            peer.sendall(b"CONNECTED\nversion:1.3\n\n\0")
+            peer.recv(4096)  # until the client hangs up
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = BrokerURL(host="127.0.0.1", port=server.getsockname()[1])
+    with pytest.raises(ConnectError, match=r"version '1.3', which was not offered"):
+        Connection(url, ConnectionConfig(brokers=[url])).connect()
+    server.close()

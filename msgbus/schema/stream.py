@@ -86,13 +86,21 @@ def _wlcg(
     head: bytes, source: BinaryIO, model: type[Message], max_bytes: int, piece_bytes: int
 ) -> Iterator[Decoded]:
     piece: list[bytes] = []
-    size = messages = lines_before = lines_in_piece = 0
+    size = messages = lines_before = 0
+    started = 0
+    """Lines of ``piece`` before the message being read (complete messages)."""
     oversized = False
     eot = EOT.encode()
 
-    def flush() -> Iterator[Decoded]:
-        nonlocal messages, lines_before, lines_in_piece, size
-        data = b"".join(piece)
+    def flush(lines: int) -> Iterator[Decoded]:
+        """Decode the first ``lines`` lines of the piece (whole messages)."""
+        nonlocal messages, lines_before, size, started
+        data = b"".join(piece[:lines])
+        del piece[:lines]
+        size, started = sum(map(len, piece)), 0
+        if not data.strip():
+            lines_before += lines
+            return
         try:
             results = read_wlcg(to_text(data, max_bytes), model)
         except DecodeError as exc:
@@ -100,37 +108,36 @@ def _wlcg(
         for result in results:
             yield _shifted(result, messages, lines_before)
         messages += sum(1 for r in results if r.message_no is not None)
-        lines_before += lines_in_piece
-        piece.clear()
-        size = lines_in_piece = 0
+        lines_before += lines
 
     for line in _lines(head, source):
         ends_message = line.rstrip(b"\r\n") == eot
         if oversized:  # skipping the rest of a message that was too large
             lines_before += 1
-            if ends_message:
-                oversized = False
+            oversized = not ends_message
             continue
         piece.append(line)
         size += len(line)
-        lines_in_piece += 1
-        if ends_message and size >= piece_bytes:
-            yield from flush()
+        if ends_message:
+            started = len(piece)
+            if size >= piece_bytes:
+                yield from flush(len(piece))
         elif size > max_bytes:
-            # One message alone is over the limit: report it, skip to its EOT.
-            first_line = lines_before + 1
-            piece.clear()
-            size, lines_before, lines_in_piece = 0, lines_before + lines_in_piece, 0
+            # The message being read alone is over the limit: the whole ones before it
+            # are read, it is one error, and the rest of it up to its EOT is skipped.
+            yield from flush(started)
             messages += 1
             problem = DecodeError(
                 f"a message over the limit of {max_bytes} bytes; split it or raise the limit",
                 message_no=messages,
-                line_no=first_line,
+                line_no=lines_before + 1,
             )
             yield Decoded(messages, None, (problem,))
-            oversized = not ends_message
-    if piece and b"".join(piece).strip():
-        yield from flush()
+            lines_before += len(piece)
+            piece.clear()
+            size = 0
+            oversized = True
+    yield from flush(len(piece))
 
 
 def _json(head: bytes, source: BinaryIO, model: type[Message], max_bytes: int) -> Iterator[Decoded]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,11 +49,13 @@ def test_json_list_and_lines_read_element_by_element(
         assert [r.message for r in read_json(text, ProbeResult)] == messages
 
 
-def test_a_message_over_the_limit_is_one_error_and_the_rest_is_read() -> None:
+@pytest.mark.parametrize("piece_bytes", [100, 10**6])
+def test_a_message_over_the_limit_is_one_error_and_the_rest_is_read(piece_bytes: int) -> None:
     good = encode_wlcg([_probe()])
     huge = "hostName: h\ndetailsData: " + "x" * 5000 + "\nEOT\n"
     text = (good + huge + good).encode()
-    results = list(read_stream(io.BytesIO(text), ProbeResult, max_bytes=2000, piece_bytes=100))
+    source = io.BytesIO(text)
+    results = list(read_stream(source, ProbeResult, max_bytes=2000, piece_bytes=piece_bytes))
     assert [r.message_no for r in results] == [1, 2, 3]
     assert results[0].ok and results[2].ok
     where = f"message 2, line {good.count(chr(10)) + 1}"

@@ -143,6 +143,9 @@ class RawClient:
         self.close()
 
 
+_SEQ = "\x01"
+
+
 def _encode_send(
     destination: str, body: bytes, persistent: bool, receipt: str | None, id_header: str | None
 ) -> bytes:
@@ -150,16 +153,17 @@ def _encode_send(
     if persistent:
         headers["persistent"] = "true"
     if id_header is not None:
-        # Unique across runs, as long as the Publisher's ids; _numbered() splits at the NUL.
-        headers[id_header] = f"{uuid.uuid4().hex[:20]}-\0"
+        # Unique across runs, as long as the Publisher's ids; _numbered() splits at the
+        # placeholder (a control character no header here has; NUL may not be sent).
+        headers[id_header] = f"{uuid.uuid4().hex[:20]}-{_SEQ}"
     if receipt is not None:
         headers["receipt"] = receipt
     return serialize(SendFrame(headers, body))
 
 
 def _numbered(frame: bytes) -> tuple[bytes, bytes]:
-    """``frame`` split at its NUL placeholder (in the headers, before any body byte)."""
-    head, tail = frame.split(b"\0", 1)
+    """``frame`` split at its placeholder (in the headers, before any body byte)."""
+    head, tail = frame.split(_SEQ.encode(), 1)
     return head, tail
 
 
@@ -182,9 +186,9 @@ def raw_send(
     started = time.monotonic()
     if receipts == "each":
         # Pipelined: up to ``window`` receipts outstanding, so the broker can batch.
-        # Encode once around a NUL placeholder for the receipt id, then splice ids in
-        # (the id header, if any, takes the same number).
-        head, tail = _numbered(_encode_send(destination, body, persistent, "\0", id_header))
+        # Encode once around a placeholder for the receipt id, then splice ids in (the id
+        # header, if any, takes the same number).
+        head, tail = _numbered(_encode_send(destination, body, persistent, _SEQ, id_header))
         if id_header is not None:
             middle, tail = _numbered(tail)
         acked = sent = 0
@@ -213,7 +217,7 @@ def raw_send(
             client.send_bytes(b"".join([b"%s%d%s" % (head, i, tail) for i in range(start, end)]))
     if receipts == "last" and count:
         final = _encode_send(destination, body, persistent, "last", id_header)
-        client.send_bytes(final.replace(b"\0", b"last", 1) if id_header else final)
+        client.send_bytes(final.replace(_SEQ.encode(), b"last", 1) if id_header else final)
         while not any(f.command == "RECEIPT" for f in client.read()):
             pass
     return RunResult(count, started, time.monotonic())

@@ -307,10 +307,10 @@ def test_database_stall(
     consumer = pipeline.start_consumer()
     wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
     db_proxy.stall()
+    pipeline.publish(CHUNK)  # a batch to write while the path hangs, however fast the rest
     time.sleep(8)
     db_proxy.resume()
     pipeline.recovered()
-    pipeline.publish(CHUNK)
     pipeline.settle()
     assert "the database may be stalled" in consumer.output()
     _record(pipeline, chaos_table)

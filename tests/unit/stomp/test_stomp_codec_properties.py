@@ -197,7 +197,12 @@ def test_batched_acks_equal_one_frame_each(ids: list[str], nack: bool) -> None:
     assert batched == outcome(lambda: b"".join(serialize(frame({"id": i})) for i in ids))
 
 
-@given(st.sampled_from(VERSIONS), text, text, st.integers(min_value=0, max_value=40))
+header_text = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\n\r\0:\\"), max_size=20
+)
+
+
+@given(st.sampled_from(VERSIONS), header_text, header_text, st.integers(min_value=0, max_value=40))
 def test_nul_anywhere_in_the_headers_is_refused(
     version: str, name: str, value: str, at: int
 ) -> None:

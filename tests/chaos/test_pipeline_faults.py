@@ -26,7 +26,7 @@ from msgbus.network.local import LocalNetwork
 from tests.chaos.harness import Pipeline, Target
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
-from tests.fixtures.pipeline import EmbeddedBroker, run_msgbus, wait_until
+from tests.fixtures.pipeline import EmbeddedBroker, MsgbusProcess, run_msgbus, wait_until
 from tests.fixtures.proxy import TcpProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres]
@@ -170,6 +170,16 @@ def pipeline(
         consumer.kill()
 
 
+def _mid_backlog(pipe: Pipeline, backlog: int) -> MsgbusProcess:
+    """A consumer that has started on a backlog of ``backlog`` messages kept for its
+    durable subscription (made first, so that nothing published is missed)."""
+    pipe.start_consumer().stop()
+    pipe.publish(backlog)
+    consumer = pipe.start_consumer()
+    wait_until(lambda: pipe.stored_count() > 0, 60, "the first rows")
+    return consumer
+
+
 def _record(pipe: Pipeline, table: list[ChaosRow]) -> None:
     table.append(pipe.verify())
 
@@ -223,10 +233,7 @@ def test_broker_killed(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     while it is down spools; after the restart everything confirmed arrives."""
     target = pipeline.target
     assert target.kill_broker is not None and target.restart_broker is not None
-    pipeline.start_consumer().stop()
-    pipeline.publish(CHUNK * 20)
-    pipeline.start_consumer()
-    wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
+    _mid_backlog(pipeline, CHUNK * 20)
     target.kill_broker()
     stored_at_kill = pipeline.stored_count()
     down = pipeline.publish(CHUNK)
@@ -282,10 +289,7 @@ def test_database_reset(
     pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]
 ) -> None:
     """Every database connection reset (RST) while batches are being written."""
-    pipeline.start_consumer().stop()
-    pipeline.publish(CHUNK * 10)
-    pipeline.start_consumer()
-    wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
+    _mid_backlog(pipeline, CHUNK * 10)
     for _ in range(3):
         db_proxy.reset()
         time.sleep(0.3)
@@ -302,10 +306,7 @@ def test_database_stall(
     """The path to the database hangs (bytes accepted, never answered) for longer than
     the statement timeout: the consumer says so, cuts the connection, retries, and stores
     everything once the path is back."""
-    pipeline.start_consumer().stop()
-    pipeline.publish(CHUNK * 10)
-    consumer = pipeline.start_consumer()
-    wait_until(lambda: pipeline.stored_count() > 0, 60, "the first rows")
+    consumer = _mid_backlog(pipeline, CHUNK * 10)
     db_proxy.stall()
     pipeline.publish(CHUNK)  # a batch to write while the path hangs, however fast the rest
     time.sleep(8)

@@ -29,7 +29,14 @@ from msgbus.errors import (
     RemoteProtocolError,
     TimeoutException,
 )
-from msgbus.stomp.codec import HEARTBEAT, FrameParser, Limits, encode_acks, serialize
+from msgbus.stomp.codec import (
+    HEARTBEAT,
+    SUPPORTED_VERSIONS,
+    FrameParser,
+    Limits,
+    encode_acks,
+    serialize,
+)
 from msgbus.stomp.frames import (
     AckFrame,
     ConnectedFrame,
@@ -99,9 +106,11 @@ def tls_refusal(url: BrokerURL, exc: BaseException) -> AuthenticationError | Non
             f"TLS with {url}: its certificate is not trusted ({exc.verify_message}); check "
             "tls.ca_file/ca_path, the broker's certificate and its host name"
         )
-    reason = getattr(exc, "reason", None) or ""
+    if not isinstance(exc, ssl.SSLError):
+        return None
+    reason = exc.reason or ""
     for alert, meaning in _CERT_ALERTS.items():
-        if isinstance(exc, ssl.SSLError) and reason.endswith(alert):
+        if reason.endswith(alert):
             return AuthenticationError(f"TLS with {url}: {meaning} ({reason})")
     return None
 
@@ -209,7 +218,7 @@ class Connection:
     def _handshake(self, sock: socket.socket, deadline: float) -> ConnectedFrame:
         url, cfg = self.url, self.settings
         headers = {
-            "accept-version": "1.0,1.1,1.2",
+            "accept-version": ",".join(SUPPORTED_VERSIONS),
             "host": cfg.vhost or url.host,
             "heart-beat": f"{cfg.heartbeat_ms[0]},{cfg.heartbeat_ms[1]}",
         }
@@ -260,12 +269,12 @@ class Connection:
 
     def _negotiate(self, frame: ConnectedFrame) -> None:
         version = frame.headers.get("version", "1.0")
-        if version not in ("1.0", "1.1", "1.2"):
-            # We offered 1.0-1.2; parsing frames of another version would fail later, in
-            # the I/O thread, as a mysterious "closed by the client".
+        if version not in SUPPORTED_VERSIONS:
+            # Parsing frames of a version we did not offer would fail later, in the I/O
+            # thread, as a mysterious "closed by the client".
             raise RemoteProtocolError(
                 f"{self.url} answered with STOMP version {version[:20]!r}, which was not "
-                "offered (1.0, 1.1, 1.2); is it a STOMP broker?"
+                f"offered ({', '.join(SUPPORTED_VERSIONS)}); is it a STOMP broker?"
             )
         self.version = version
         self.server = frame.headers.get("server", "")

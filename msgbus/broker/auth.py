@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import collections
 import hmac
 import ssl
+from typing import Protocol
 
 from msgbus.broker.config import BrokerConfig
+from msgbus.config import ControlConfig
 from msgbus.errors import ConfigError
+from msgbus.permissions import AccessPolicy, Action
 
-__all__ = ["Gatekeeper", "LimitExceeded", "server_ssl_context"]
+__all__ = ["AccessDenied", "Gatekeeper", "LimitExceeded", "Owner", "server_ssl_context"]
+
+
+class Waiting(Protocol):
+    """A socket that has not logged in yet."""
+
+    def evict(self) -> None: ...
 
 
 class LimitExceeded(Exception):
@@ -35,33 +45,122 @@ def server_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+class AccessDenied(Exception):
+    """The user's groups do not grant the action; the text goes into the ERROR frame."""
+
+
+class Owner:
+    """Who creates destinations: one connection, logged in as ``user`` (anonymous
+    clients as ``anonymous@address``, so one address cannot spend everyone's budget)."""
+
+    __slots__ = ("created", "groups", "user")
+
+    def __init__(self, user: str, groups: frozenset[str]) -> None:
+        self.user = user
+        self.groups = groups
+        self.created = 0
+
+
 class Gatekeeper:
-    """Authentication and per-broker limits, consulted by every session."""
+    """Authentication, authorization and per-broker limits, consulted by every session."""
 
     def __init__(self, config: BrokerConfig) -> None:
-        self._users = {name: pw.get_secret_value().encode() for name, pw in config.users.items()}
+        self._users = {
+            name: (user.password.get_secret_value().encode(), user.member_of())
+            for name, user in config.users.items()
+        }
         self.limits = config.limits
+        self.policy = (
+            AccessPolicy(config.permissions, open_to_all=_control_destinations())
+            if config.permissions
+            else None
+        )
+        # Queue names outside max_destinations: control must work when clients used it up.
+        self._reserved = "/queue/" + ControlConfig().prefix + "."
+        self._created_by: collections.Counter[str] = collections.Counter()
         self.connections = 0
+        # Sockets that have not logged in, oldest first; they never count in connections.
+        self.pending: collections.OrderedDict[Waiting, None] = collections.OrderedDict()
 
-    def admit_connection(self) -> None:
+    # -- connections ------------------------------------------------------------------
+
+    def admit_pending(self, session: Waiting) -> Waiting | None:
+        """Take a new socket; returns the oldest waiting one if it must make room."""
+        evicted = None
+        if len(self.pending) >= self.limits.max_pending_connections:
+            evicted, _ = self.pending.popitem(last=False)
+        self.pending[session] = None
+        return evicted
+
+    def log_in(self, session: Waiting) -> None:
+        """Move ``session`` from the waiting sockets to the connections, if there is room."""
         if self.connections >= self.limits.max_connections:
             raise LimitExceeded(
                 f"the broker is at its limit of {self.limits.max_connections} connections; "
                 "retry later or raise limits.max_connections"
             )
+        self.pending.pop(session, None)
         self.connections += 1
 
-    def release_connection(self) -> None:
-        self.connections -= 1
+    def release(self, session: Waiting, *, logged_in: bool) -> None:
+        self.pending.pop(session, None)
+        if logged_in:
+            self.connections -= 1
 
-    def authenticate(self, login: str | None, passcode: str | None) -> bool:
-        """True when the login is allowed (anyone, if no users are configured)."""
+    def authenticate(self, login: str | None, passcode: str | None, peer: str) -> Owner | None:
+        """Who logged in (anyone, if no users are configured: then by address ``peer``),
+        or None when the login is refused."""
         if not self._users:
-            return True
-        expected = self._users.get(login or "")
+            return Owner(f"anonymous@{peer}", frozenset())
+        expected, groups = self._users.get(login or "", (None, frozenset()))
         # Compare even for unknown users so a wrong login costs the same as a wrong password.
         given = (passcode or "").encode()
-        return hmac.compare_digest(expected or b"\0" + given, given) and expected is not None
+        if hmac.compare_digest(expected or b"\0" + given, given) and expected is not None:
+            return Owner(login or "", groups)
+        return None
+
+    # -- destinations -----------------------------------------------------------------
+
+    def authorize(self, owner: Owner, action: Action, destination: str) -> None:
+        if self.policy is not None and not self.policy.allows(owner.groups, action, destination):
+            verb = {"read": "read from", "write": "write to", "admin": "create"}[action]
+            raise AccessDenied(
+                f"user {owner.user} may not {verb} {destination}; ask the broker's operator "
+                f"for {action} permission on it (permissions in the broker configuration)"
+            )
+
+    def check_new_destination(
+        self, name: str, existing: int, owner: Owner | None, planned: int = 0
+    ) -> None:
+        """Raise LimitExceeded unless ``owner`` may create queue ``name`` now; ``planned``:
+        queues the same transaction creates before it."""
+        limits = self.limits
+        if owner is not None:
+            if owner.created + planned >= limits.max_destinations_per_connection:
+                raise LimitExceeded(
+                    f"this connection already created {owner.created} queues, the limit is "
+                    f"{limits.max_destinations_per_connection}; reuse destination names"
+                )
+            if self._created_by[owner.user] + planned >= limits.max_destinations_per_user:
+                raise LimitExceeded(
+                    f"{owner.user} already created {self._created_by[owner.user]} queues, the "
+                    f"limit is {limits.max_destinations_per_user}; reuse destination names"
+                )
+        if existing + planned >= limits.max_destinations and not name.startswith(self._reserved):
+            raise LimitExceeded(
+                f"the broker already holds {existing} queues, the limit is "
+                f"{limits.max_destinations}; reuse destination names"
+            )
+
+    def created(self, owner: Owner | None) -> None:
+        if owner is not None:
+            owner.created += 1
+            self._created_by[owner.user] += 1
+
+    def dropped(self, creator: str | None) -> None:
+        """A queue ``creator`` made is gone: it no longer counts against them."""
+        if creator is not None and self._created_by[creator] > 0:
+            self._created_by[creator] -= 1
 
     def check_subscriptions(self, count: int) -> None:
         if count >= self.limits.max_subscriptions:
@@ -70,16 +169,16 @@ class Gatekeeper:
                 f"{self.limits.max_subscriptions}; unsubscribe first"
             )
 
-    def check_destinations(self, count: int) -> None:
-        if count >= self.limits.max_destinations:
-            raise LimitExceeded(
-                f"the broker already holds {count} queues, the limit is "
-                f"{self.limits.max_destinations}; reuse destination names"
-            )
-
     def check_depth(self, name: str, depth: int) -> None:
         if depth >= self.limits.max_queue_depth:
             raise LimitExceeded(
                 f"{name} holds {depth} messages, the limit is {self.limits.max_queue_depth}; "
                 "consume from it or raise limits.max_queue_depth"
             )
+
+
+def _control_destinations() -> list[str]:
+    """msgbus's presence and control destinations: every component needs them, and each
+    authorizes control requests itself (msgbus.presence.auth)."""
+    control = ControlConfig()
+    return [control.presence_topic, f"/queue/{control.prefix}.>", f"/topic/{control.prefix}.>"]

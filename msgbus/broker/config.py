@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 # The YAML reading and error wording are shared with the client configuration.
 from msgbus.config import deep_merge, describe_validation_error, drop_none, read_yaml
 from msgbus.errors import ConfigError
+from msgbus.permissions import DEFAULT_GROUP, Permission, unknown_groups
 from msgbus.stomp import Limits
 
-__all__ = ["BrokerConfig", "BrokerLimits", "BrokerTLS", "load_broker_config"]
+__all__ = ["BrokerConfig", "BrokerLimits", "BrokerTLS", "BrokerUser", "load_broker_config"]
 
 
 class _Section(BaseModel):
@@ -28,16 +29,37 @@ class BrokerTLS(_Section):
     client_ca: Path | None = None
 
 
+class BrokerUser(_Section):
+    """A login with its groups, which ``permissions`` name."""
+
+    password: SecretStr = Field(repr=False)
+    groups: list[str] = Field(default_factory=list)
+
+    def member_of(self) -> frozenset[str]:
+        return frozenset(self.groups or [DEFAULT_GROUP])
+
+
 class BrokerLimits(_Section):
-    """Bounds that protect the broker; exceeding one earns the client an ERROR frame."""
+    """Bounds that protect the broker; exceeding one earns the client an ERROR frame.
+
+    Sockets that have not logged in yet have their own, smaller budget
+    (``max_pending_connections``): when it is full the oldest of them is closed, so
+    idle or slow sockets can never take the slots of clients that logged in.
+    New destinations are budgeted per connection and per user (anonymous clients per
+    address), so one client cannot use up ``max_destinations`` for everyone; msgbus's
+    own presence and control destinations are outside that global limit.
+    """
 
     max_connections: int = Field(1000, ge=1)
+    max_pending_connections: int = Field(100, ge=1)
     max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(64 * 1024, ge=256)
     max_headers: int = Field(256, ge=8)
     max_queue_depth: int = Field(100_000, ge=1)
     max_subscriptions: int = Field(1000, ge=1)
     max_destinations: int = Field(10_000, ge=1)
+    max_destinations_per_connection: int = Field(1000, ge=1)
+    max_destinations_per_user: int = Field(2000, ge=1)
 
     def frame_limits(self) -> Limits:
         return Limits(
@@ -52,12 +74,21 @@ class BrokerConfig(_Section):
     """Everything ``msgbus broker serve`` and ``EmbeddedBroker`` need.
 
     ``data_dir`` None keeps everything in memory: persistent messages then do not
-    survive a restart. An empty ``users`` mapping allows anonymous logins. As YAML::
+    survive a restart. An empty ``users`` mapping allows anonymous logins; with users,
+    only they may log in. A user is a password, or a password and groups. Without
+    ``permissions`` every user may use every destination; with them, only what they
+    grant (see :mod:`msgbus.permissions`, the words of ``brokers/*.yaml``), plus
+    msgbus's presence and control destinations, open to every user. As YAML::
 
         name: site-broker
         port: 61613
         data_dir: /var/lib/msgbus/broker
-        users: {probe: s3cret}
+        users:
+          probe: {password: s3cret, groups: [probes]}
+          reader: {password: t0p, groups: [consumers]}
+        permissions:
+          - {destination: /topic/grid.>, write: [probes], read: [consumers]}
+          - {destination: "/queue/Consumer.*.VirtualTopic.>", read: [consumers], admin: [consumers]}
         tls: {cert: server.pem, key: server.key, client_ca: grid-ca.pem}
         limits: {max_connections: 500, max_queue_depth: 200000}
     """
@@ -66,7 +97,8 @@ class BrokerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(61613, ge=0, le=65535)
     data_dir: Path | None = None
-    users: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+    users: dict[str, BrokerUser] = Field(default_factory=dict, repr=False)
+    permissions: list[Permission] = Field(default_factory=list)
     tls: BrokerTLS | None = None
     limits: BrokerLimits = Field(default_factory=BrokerLimits)
     heartbeat_ms: tuple[int, int] = (10_000, 10_000)
@@ -74,6 +106,34 @@ class BrokerConfig(_Section):
     default_prefetch: int = Field(1000, ge=1)
     max_redeliveries: int = Field(6, ge=0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_only_users(cls, data: Any) -> Any:
+        # ``users: {probe: s3cret}`` (a password alone) stays valid: no groups.
+        if isinstance(data, dict) and isinstance(data.get("users"), dict):
+            data = {
+                **data,
+                "users": {
+                    name: value if isinstance(value, dict | BrokerUser) else {"password": value}
+                    for name, value in data["users"].items()
+                },
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _check_permissions(self) -> BrokerConfig:
+        if self.permissions and not self.users:
+            raise ValueError(
+                "permissions need users: declare users with groups, or drop the permissions"
+            )
+        unknown = unknown_groups((u.member_of() for u in self.users.values()), self.permissions)
+        if unknown:
+            raise ValueError(
+                f"permissions name groups no user is in: {unknown}; add them to users' "
+                "groups or correct the permissions"
+            )
+        return self
 
 
 def load_broker_config(path: Path | None = None, **overrides: Any) -> BrokerConfig:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from msgbus.broker.auth import Gatekeeper
+from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
 from msgbus.stomp import encode_headers
@@ -218,6 +218,7 @@ class MessageQueue:
         self.ready: deque[Message] = deque()
         self.unacked = 0  # delivered to a consumer of this queue, not yet acked
         self.consumers: list[Subscription] = []
+        self.creator: str | None = None  # the user whose budget it counts against
         self._next = 0
 
     def depth(self) -> int:
@@ -300,15 +301,40 @@ class Router:
                 self.topics.setdefault("/topic/" + virtual.group(1), []).append(queue)
         return queue
 
-    def client_queue(self, name: str) -> MessageQueue:
-        """The queue a client names; creating one counts against max_destinations."""
-        if name not in self.queues:
-            self.gate.check_destinations(len(self.queues))
-        return self.queue(name)
+    def client_queue(self, name: str, owner: Owner | None = None) -> MessageQueue:
+        """The queue a client names; creating one spends the owner's budget."""
+        queue = self.queues.get(name)
+        if queue is None:
+            _check_queue_name(name)
+            try:
+                self.gate.check_new_destination(name, len(self.queues), owner)
+            except LimitExceeded:
+                if not self._reclaim():
+                    raise
+                self.gate.check_new_destination(name, len(self.queues), owner)
+            queue = self.queue(name)
+            self.gate.created(owner)
+            queue.creator = owner.user if owner is not None else None
+        return queue
 
-    def _targets(self, destination: str) -> Sequence[MessageQueue]:
+    def _reclaim(self) -> bool:
+        """Drop the queues nobody uses (empty, no consumers, not a virtual-topic queue),
+        as ActiveMQ's gcInactiveDestinations does; True if any went."""
+        idle = [
+            q
+            for name, q in self.queues.items()
+            if name.startswith("/queue/")
+            and not q.consumers
+            and not q.depth()
+            and not _VIRTUAL_CONSUMER.match(name)
+        ]
+        for queue in idle:
+            self._drop_queue(queue)
+        return bool(idle)
+
+    def _targets(self, destination: str, owner: Owner | None = None) -> Sequence[MessageQueue]:
         if destination.startswith("/queue/"):
-            return [self.client_queue(destination)]
+            return [self.client_queue(destination, owner)]
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
             return self.topics.get(destination, [])
         raise DestinationError(
@@ -317,7 +343,7 @@ class Router:
 
     # -- messages ---------------------------------------------------------------------
 
-    def admit(self, destinations: Iterable[str]) -> None:
+    def admit(self, destinations: Iterable[str], owner: Owner | None = None) -> None:
         """Raise what :meth:`send` would raise for any of these messages, before any of
         them is routed: a transaction's COMMIT delivers all of its messages or none."""
         held: dict[str, int] = {}  # queue name -> messages it would hold
@@ -326,7 +352,9 @@ class Router:
                 if destination not in held:  # a queue this commit would create
                     _check_queue_name(destination)
                     created = sum(name not in self.queues for name in held)
-                    self.gate.check_destinations(len(self.queues) + created)
+                    self.gate.check_new_destination(
+                        destination, len(self.queues), owner, planned=created
+                    )
                 targets: Sequence[tuple[str, int]] = [(destination, 0)]
             else:
                 targets = [
@@ -339,11 +367,13 @@ class Router:
                 self.gate.check_depth(name, depth)
                 held[name] = depth + 1
 
-    def send(self, destination: str, headers: dict[str, str], body: bytes) -> None:
+    def send(
+        self, destination: str, headers: dict[str, str], body: bytes, owner: Owner | None = None
+    ) -> None:
         """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
         # Fast path for an existing queue; durable subscription queues are not addressable.
         queue = self.queues.get(destination) if destination.startswith("/queue/") else None
-        targets = (queue,) if queue is not None else self._targets(destination)
+        targets = (queue,) if queue is not None else self._targets(destination, owner)
         max_depth = self.gate.limits.max_queue_depth
         for target in targets:
             if len(target.ready) + target.unacked >= max_depth and not target.drop_oldest:
@@ -375,6 +405,7 @@ class Router:
         ack_mode: str,
         prefetch: int,
         durable_name: str | None,
+        owner: Owner | None = None,
     ) -> Subscription:
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
             dlq = "/queue/DLQ." + destination[7:]
@@ -392,7 +423,7 @@ class Router:
                 )
                 self.topics.setdefault(destination, []).append(queue)
         else:
-            queue = self.client_queue(destination)
+            queue = self.client_queue(destination, owner)
         sub = Subscription(
             session, sub_id, queue, ack_mode, prefetch, durable=durable_name is not None
         )
@@ -435,7 +466,9 @@ class Router:
                 targets.remove(queue)
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
-            self.store.remove_durable(queue.name)
+            self.gate.dropped(queue.creator)
+            if queue.name.startswith("durable:"):
+                self.store.remove_durable(queue.name)
         queue.ready.clear()
 
     def ack(self, sub: Subscription, messages: list[Message]) -> None:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from msgbus import __version__
-from msgbus.broker.auth import LimitExceeded
+from msgbus.broker.auth import AccessDenied, LimitExceeded, Owner
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
+from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
 from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
@@ -60,6 +61,7 @@ class Session(asyncio.Protocol):
         self.version = "1.0"
         self.writable = False
         self.connected = False
+        self.owner: Owner | None = None  # set at login
         self.client_id: str | None = None
         self.subs: dict[str, Subscription] = {}
         self.transactions: dict[str, list[Frame]] = {}
@@ -71,7 +73,7 @@ class Session(asyncio.Protocol):
         self._paused = False
         self._closing = False  # no more frames are read
         self._failed = False  # an ERROR went out
-        self._admitted = False
+        self._logged_in = False
         self._receipts_waiting = 0
         self._sent_since_beat = False
         self._heard_since_check = False
@@ -84,16 +86,22 @@ class Session(asyncio.Protocol):
         self._transport = transport
         # asyncio's 64 KiB default pauses a fast consumer every few dozen messages.
         transport.set_write_buffer_limits(high=_OUT_HIGH * 2)
-        try:
-            self.broker.gate.admit_connection()
-        except LimitExceeded as exc:
-            self.fail("connection limit reached", str(exc))
-            return
-        self._admitted = True
+        # Until it logs in, a socket only holds one of the few waiting places.
+        evicted = self.broker.gate.admit_pending(self)
+        if evicted is not None:
+            evicted.evict()
         self.broker.sessions.add(self)
         self.writable = True
         self._timers.append(
             self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
+        )
+
+    def evict(self) -> None:
+        """Make room for a newer socket: this one has not logged in yet."""
+        self.fail(
+            "no CONNECT in time",
+            f"more than {self.broker.config.limits.max_pending_connections} connections were "
+            "waiting to log in and this was the oldest; send CONNECT right after connecting",
         )
 
     def data_received(self, data: bytes) -> None:
@@ -129,6 +137,8 @@ class Session(asyncio.Protocol):
                 self.fail(str(exc), frame=event)
             except LimitExceeded as exc:
                 self.fail("limit exceeded", str(exc), frame=event)
+            except AccessDenied as exc:
+                self.fail("access refused", str(exc), frame=event)
             except Exception:  # a bug must cost one connection, not the broker
                 log.exception("internal error handling %s from %s", event.command, self.id)
                 self.fail("internal broker error", frame=event)
@@ -155,10 +165,9 @@ class Session(asyncio.Protocol):
         self.subs.clear()
         self.transactions.clear()
         self._out.clear()
-        if self._admitted:
-            self._admitted = False
-            self.broker.gate.release_connection()
-            self.broker.sessions.discard(self)
+        self.broker.gate.release(self, logged_in=self._logged_in)
+        self._logged_in = False
+        self.broker.sessions.discard(self)
         self._transport = None
 
     # -- output -----------------------------------------------------------------------
@@ -314,7 +323,12 @@ class Session(asyncio.Protocol):
                 {"version": ",".join(SUPPORTED_VERSIONS)},
             )
         headers = frame.headers
-        if not self.broker.gate.authenticate(headers.get("login"), headers.get("passcode")):
+        gate = self.broker.gate
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        owner = gate.authenticate(
+            headers.get("login"), headers.get("passcode"), peer[0] if peer else "unknown"
+        )
+        if owner is None:
             raise Refused("access refused: unknown login or wrong passcode")
         try:
             cx, cy = (int(v) for v in headers.get("heart-beat", "0,0").split(","))
@@ -324,6 +338,12 @@ class Session(asyncio.Protocol):
             ) from None
         if cx < 0 or cy < 0:
             raise Refused("heart-beat values must not be negative")
+        try:
+            gate.log_in(self)
+        except LimitExceeded as exc:
+            raise Refused(f"connection limit reached: {exc}") from None
+        self._logged_in = True
+        self.owner = owner
         self.version = self.parser.version = common[-1]
         self.connected = True
         self.client_id = frame.headers.get("client-id")
@@ -354,12 +374,16 @@ class Session(asyncio.Protocol):
         destination = headers.get("destination")
         if not destination:
             raise Refused("SEND without a destination header")
+        owner = self.owner
+        assert owner is not None  # frames before CONNECT are refused
+        if self.broker.gate.policy is not None:
+            self._authorize(owner, "write", destination)
         if "transaction" in headers and self._in_transaction(frame):
             return
         message_headers = headers.copy()
         for name in _NOT_FORWARDED:  # cheaper than filtering every header
             message_headers.pop(name, None)
-        self.router.send(destination, message_headers, frame.body)
+        self.router.send(destination, message_headers, frame.body, owner)
         if "receipt" in headers:
             self._receipt(frame, durable=headers.get("persistent") == "true")
 
@@ -384,13 +408,24 @@ class Session(asyncio.Protocol):
         if prefetch < 1:
             raise Refused("prefetch size must be at least 1")
         self.broker.gate.check_subscriptions(len(self.subs))
+        owner = self.owner
+        assert owner is not None  # frames before CONNECT are refused
+        if self.broker.gate.policy is not None:
+            self._authorize(owner, "read", destination)
         durable_name = None
         if destination.startswith("/topic/"):
             durable_name = self._durable_name(headers, sub_id)
         self.subs[sub_id] = self.router.subscribe(
-            self, sub_id, destination, ack_mode, prefetch, durable_name
+            self, sub_id, destination, ack_mode, prefetch, durable_name, owner
         )
         self._receipt(frame, durable=False)
+
+    def _authorize(self, owner: Owner, action: Action, destination: str) -> None:
+        gate = self.broker.gate
+        gate.authorize(owner, action, destination)
+        # Creating a queue is ActiveMQ's "admin" right; topics here hold nothing to create.
+        if destination.startswith("/queue/") and destination not in self.router.queues:
+            gate.authorize(owner, "admin", destination)
 
     def _durable_name(self, headers: dict[str, str], sub_id: str) -> str | None:
         name = headers.get("activemq.subscriptionName")
@@ -484,7 +519,9 @@ class Session(asyncio.Protocol):
 
     def on_commit(self, frame: Frame) -> None:
         frames = self.transactions.pop(self._transaction_id(frame))
-        self.router.admit(f.headers.get("destination", "") for f in frames if f.command == "SEND")
+        self.router.admit(
+            (f.headers.get("destination", "") for f in frames if f.command == "SEND"), self.owner
+        )
         durable = False
         for buffered in frames:
             inner = {

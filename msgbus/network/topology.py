@@ -8,7 +8,6 @@ cycle that a TTL would let messages go round) is rejected here, with the field.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from msgbus.errors import NetworkError
+from msgbus.permissions import Permission, User, destination_matches, unknown_groups
+from msgbus.permissions import check_destination as _check_destination
 
 __all__ = [
     "Broker",
@@ -34,8 +35,6 @@ __all__ = [
 ]
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
-# Destinations are written as STOMP names: /queue/x or /topic/x, ActiveMQ wildcards allowed.
-_DEST = r"^/(queue|topic)/[^\s]+$"
 
 
 class _Model(BaseModel):
@@ -103,26 +102,6 @@ class DestinationPolicy(_Model):
     @model_validator(mode="after")
     def _check(self) -> DestinationPolicy:
         _check_destination(self.name)
-        return self
-
-
-class User(_Model):
-    name: str = Field(pattern=_NAME)
-    password: str = Field(min_length=1)
-    groups: list[str] = Field(default_factory=list)
-
-
-class Permission(_Model):
-    """Who may read, write and administer (create) a destination or wildcard."""
-
-    destination: str
-    read: list[str] = Field(default_factory=list)
-    write: list[str] = Field(default_factory=list)
-    admin: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check(self) -> Permission:
-        _check_destination(self.destination)
         return self
 
 
@@ -212,39 +191,17 @@ class Topology(_Model):
             raise ValueError(
                 f"security.admin_user {self.security.admin_user!r} is not among the users"
             )
-        groups = {g for u in self.users for g in u.groups}
-        for perm in self.permissions:
-            unknown = sorted(set(perm.read + perm.write + perm.admin) - groups)
-            if unknown:
-                raise ValueError(
-                    f"permission on {perm.destination} names unknown groups {unknown}; "
-                    f"groups declared by users: {sorted(groups)}"
-                )
+        unknown = unknown_groups((u.member_of() for u in self.users), self.permissions)
+        if unknown:
+            raise ValueError(
+                f"permissions name groups no user is in: {unknown}; add them to users' "
+                "groups or correct the permissions"
+            )
         if any(b.ports.stomp_ssl for b in self.brokers) and self.tls is None:
             raise ValueError(
                 "a broker declares ports.stomp_ssl but the topology has no tls section"
             )
         return self
-
-
-def destination_matches(pattern: str, destination: str) -> bool:
-    """ActiveMQ wildcard match: ``*`` is one name element, ``>`` the rest (or nothing)."""
-    pkind, _, pname = pattern.lstrip("/").partition("/")
-    dkind, _, dname = destination.lstrip("/").partition("/")
-    if pkind != dkind:
-        return False
-    pparts, dparts = pname.split("."), dname.split(".")
-    for i, part in enumerate(pparts):
-        if part == ">":
-            return True
-        if i >= len(dparts) or part not in ("*", dparts[i]):
-            return False
-    return len(pparts) == len(dparts)
-
-
-def _check_destination(dest: str) -> None:
-    if not re.match(_DEST, dest):
-        raise ValueError(f"destination {dest!r} must look like /queue/NAME or /topic/NAME")
 
 
 def _check_ports(brokers: list[Broker]) -> None:

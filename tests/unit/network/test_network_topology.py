@@ -97,7 +97,7 @@ def test_permission_with_unknown_group() -> None:
         users=[{"name": "admin", "password": "x", "groups": ["admins"]}],
         permissions=[{"destination": "/queue/>", "read": ["ghosts"]}],
     )
-    with pytest.raises(NetworkError, match=r"unknown groups \['ghosts'\]"):
+    with pytest.raises(NetworkError, match=r"groups no user is in: \['ghosts'\]"):
         parse_topology(data)
 
 

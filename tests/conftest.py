@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.activemq",
     "tests.fixtures.pipeline",
     "tests.fixtures.chaos",
+    "tests.fixtures.hostile",
     "tests.fixtures.proxy",
 ]
 

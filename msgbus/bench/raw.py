@@ -20,8 +20,8 @@ from types import TracebackType
 from typing import Literal
 
 from msgbus.errors import BrokerError, ConnectError, ConnectionLost, MsgbusError, TimeoutException
-from msgbus.stomp import FrameParser, serialize
-from msgbus.stomp.frames import ConnectFrame, DisconnectFrame, Frame, SendFrame, SubscribeFrame
+from msgbus.stomp import HeartBeats, StompSession, serialize
+from msgbus.stomp.frames import DisconnectFrame, Frame, SendFrame, SubscribeFrame
 
 __all__ = ["RawClient", "RunResult", "raw_drain", "raw_send", "subscribe"]
 
@@ -59,7 +59,7 @@ class RawClient:
         self._headers = headers or {}
         self._login, self._passcode = login, passcode
         self._timeout = timeout
-        self.parser = FrameParser(role="client")
+        self.stomp = StompSession("client")
         self.sock: socket.socket | None = None
 
     def connect(self) -> RawClient:
@@ -72,12 +72,15 @@ class RawClient:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock = sock
-        headers = {"accept-version": "1.2", "host": self.host, "heart-beat": "0,0", **self._headers}
-        if self._login is not None:
-            headers["login"] = self._login
-            headers["passcode"] = self._passcode or ""
+        connect = self.stomp.connect_frame(
+            host=self.host,
+            heartbeats=HeartBeats(),
+            login=self._login,
+            passcode=(self._passcode or "") if self._login is not None else None,
+        )
+        connect.headers.update(self._headers)
         try:
-            self.send_bytes(serialize(ConnectFrame(headers)))
+            self.send_bytes(self.stomp.encode(connect))
             frame = self.next_frame()
         except MsgbusError as exc:
             self.close()
@@ -107,7 +110,7 @@ class RawClient:
             raise ConnectionLost(f"reading from {self.host}:{self.port} failed: {exc}") from None
         if not data:
             raise ConnectionLost(f"{self.host}:{self.port} closed the connection")
-        frames = [e for e in self.parser.feed(data) if isinstance(e, Frame)]
+        frames = [e for e in self.stomp.receive_data(data) if isinstance(e, Frame)]
         for frame in frames:
             if frame.command == "ERROR":
                 raise BrokerError(

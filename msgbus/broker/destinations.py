@@ -20,7 +20,7 @@ from typing import Protocol
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
-from msgbus.stomp import encode_headers
+from msgbus.stomp import Version, encode_headers
 
 __all__ = [
     "ACK_MODES",
@@ -52,7 +52,9 @@ class DestinationError(Exception):
 class Consumer(Protocol):
     """What a subscription needs from the session that owns it."""
 
-    version: str
+    @property
+    def version(self) -> Version: ...
+
     writable: bool
 
     def write(self, data: bytes) -> None: ...

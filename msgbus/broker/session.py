@@ -19,8 +19,8 @@ from msgbus.broker.auth import AccessDenied, LimitExceeded, Owner
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
-from msgbus.stomp import SUPPORTED_VERSIONS, FrameParser, serialize
-from msgbus.stomp.frames import ConnectedFrame, ErrorFrame, Frame, Heartbeat, ReceiptFrame
+from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
+from msgbus.stomp.frames import ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
 if TYPE_CHECKING:
     from msgbus.broker.server import EmbeddedBroker
@@ -55,12 +55,9 @@ class Session(asyncio.Protocol):
         config = broker.config
         self._heartbeat_ms = config.heartbeat_ms
         self._default_prefetch = config.default_prefetch
-        self.parser = FrameParser(role="server", limits=config.limits.frame_limits())
+        self.stomp = StompSession("server", limits=config.limits.frame_limits())
         self.id = f"{broker.id_prefix}session-{next(_session_ids)}"
-        # Until CONNECT is answered, encode like STOMP 1.0 (nothing escaped).
-        self.version = "1.0"
         self.writable = False
-        self.connected = False
         self.owner: Owner | None = None  # set at login
         self.client_id: str | None = None
         self.subs: dict[str, Subscription] = {}
@@ -78,6 +75,11 @@ class Session(asyncio.Protocol):
         self._sent_since_beat = False
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def version(self) -> Version:
+        """The agreed STOMP version ("1.0", nothing escaped, until CONNECT is answered)."""
+        return self.stomp.version
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -109,15 +111,15 @@ class Session(asyncio.Protocol):
             return
         self._heard_since_check = True
         try:
-            events = self.parser.feed(data)
+            events = self.stomp.receive_data(data)
         except FrameTooLarge as exc:
-            self._handle(self.parser.before_failure)
+            self._handle(self.stomp.parser.before_failure)
             # The receipt names the refused message, so a publisher can report it and
             # send the others instead of retrying it forever.
             self.fail("frame too large", str(exc), receipt=exc.headers.get("receipt"))
             return
         except RemoteProtocolError as exc:
-            self._handle(self.parser.before_failure)
+            self._handle(self.stomp.parser.before_failure)
             self.fail("malformed frame", str(exc))
             return
         self._handle(events)
@@ -128,9 +130,11 @@ class Session(asyncio.Protocol):
             if not isinstance(event, Frame):
                 continue  # a heart-beat
             try:
-                if not self.connected and event.command not in ("CONNECT", "STOMP"):
-                    raise Refused(f"{event.command} before CONNECT: send CONNECT first")
+                if not self.stomp.connected:
+                    self.stomp.check_order(event)
                 handlers[event.command](self, event)
+            except RemoteProtocolError as exc:  # a rule of the protocol, broken by the client
+                self.fail(str(exc), frame=event)
             except Refused as exc:
                 self.fail(str(exc), frame=event, headers=exc.headers)
             except DestinationError as exc:
@@ -289,7 +293,7 @@ class Session(asyncio.Protocol):
     # -- timers -----------------------------------------------------------------------
 
     def _connect_timeout(self) -> None:
-        if not self.connected:
+        if not self.stomp.connected:
             self.fail("no CONNECT frame within the connect timeout")
 
     def _send_beat(self, every: float) -> None:
@@ -312,16 +316,12 @@ class Session(asyncio.Protocol):
     # -- frames -----------------------------------------------------------------------
 
     def on_connect(self, frame: Frame) -> None:
-        if self.connected:
-            raise Refused("already connected: send CONNECT only once per connection")
-        offered = frame.headers.get("accept-version", "1.0").split(",")
-        common = [v for v in SUPPORTED_VERSIONS if v in {o.strip() for o in offered}]
-        if not common:
-            raise Refused(
-                f"unsupported protocol version(s) {','.join(offered)[:60]}: this broker "
-                f"speaks {','.join(SUPPORTED_VERSIONS)}",
-                {"version": ",".join(SUPPORTED_VERSIONS)},
-            )
+        stomp = self.stomp
+        stomp.check_order(frame)
+        try:
+            stomp.common_version(frame)
+        except RemoteProtocolError as exc:  # the spec asks to name the versions we speak
+            raise Refused(str(exc), {"version": ",".join(SUPPORTED_VERSIONS)}) from None
         headers = frame.headers
         gate = self.broker.gate
         peer = self._transport.get_extra_info("peername") if self._transport else None
@@ -330,42 +330,26 @@ class Session(asyncio.Protocol):
         )
         if owner is None:
             raise Refused("access refused: unknown login or wrong passcode")
-        try:
-            cx, cy = (int(v) for v in headers.get("heart-beat", "0,0").split(","))
-        except ValueError:
-            raise Refused(
-                "heart-beat header must be two integers, e.g. heart-beat:10000,10000"
-            ) from None
-        if cx < 0 or cy < 0:
-            raise Refused("heart-beat values must not be negative")
+        sx, sy = self._heartbeat_ms
+        connected = stomp.accept(
+            frame,
+            heartbeats=HeartBeats(send_ms=sx, receive_ms=sy),
+            headers={"server": f"msgbus/{__version__}", "session": self.id},
+        )
         try:
             gate.log_in(self)
         except LimitExceeded as exc:
             raise Refused(f"connection limit reached: {exc}") from None
         self._logged_in = True
         self.owner = owner
-        self.version = self.parser.version = common[-1]
-        self.connected = True
         self.client_id = frame.headers.get("client-id")
-        sx, sy = self._heartbeat_ms
-        self.write(
-            self._encode(
-                ConnectedFrame(
-                    {
-                        "version": self.version,
-                        "server": f"msgbus/{__version__}",
-                        "session": self.id,
-                        "heart-beat": f"{sx},{sy}",
-                    }
-                )
-            )
-        )
-        if sx and cy:
-            every = max(sx, cy) / 1000
+        self.write(self._encode(connected))
+        if stomp.send_interval:
+            every = stomp.send_interval
             self._timers.append(self._loop.call_later(every, self._send_beat, every))
-        if sy and cx:
+        if stomp.receive_interval:
             # Twice the agreed interval: network jitter must not cost the connection.
-            window = 2 * max(sy, cx) / 1000
+            window = 2 * stomp.receive_interval
             self._timers.append(self._loop.call_later(window, self._check_beat, window))
         self._receipt(frame, durable=False)
 
@@ -458,14 +442,7 @@ class Session(asyncio.Protocol):
 
     def _acked(self, frame: Frame) -> tuple[Subscription, list[Message]]:
         headers = frame.headers
-        if self.version == "1.2":
-            ack_id = headers.get("id")
-            if ack_id is None:
-                raise Refused(f"{frame.command} without an id header (STOMP 1.2)")
-        else:
-            ack_id = headers.get("message-id")
-            if ack_id is None:
-                raise Refused(f"{frame.command} without a message-id header")
+        ack_id = self.stomp.acked_id(frame, self.version)
         named = headers.get("subscription")
         chosen = self.subs.get(named) if named is not None else None
         candidates = [chosen] if chosen is not None else list(self.subs.values())

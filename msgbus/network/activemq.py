@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from msgbus.errors import NetworkError
-from msgbus.stomp import Frame, FrameParser, make_frame, serialize
+from msgbus.errors import NetworkError, RemoteProtocolError
+from msgbus.stomp import Frame, HeartBeats, StompSession
 
 __all__ = ["BrokerProcess", "Installation", "find_installation", "free_port"]
 
@@ -76,20 +76,20 @@ def free_port() -> int:
 
 def stomp_answers(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when a STOMP CONNECT to host:port gets any frame back (CONNECTED or ERROR)."""
-    frame = make_frame("CONNECT", {"accept-version": "1.2", "host": host})
-    parser = FrameParser(role="client")
+    stomp = StompSession("client")
+    frame = stomp.connect_frame(host=host, heartbeats=HeartBeats())
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
-            sock.sendall(serialize(frame))
+            sock.sendall(stomp.encode(frame))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 data = sock.recv(65536)
                 if not data:
                     return False
-                if any(isinstance(ev, Frame) for ev in parser.feed(data)):
+                if any(isinstance(ev, Frame) for ev in stomp.receive_data(data)):
                     return True
-    except OSError:
+    except (OSError, RemoteProtocolError):  # RemoteProtocolError: not a STOMP broker
         return False
     return False
 

@@ -5,11 +5,13 @@ from msgbus.stomp.codec import (
     SUPPORTED_VERSIONS,
     FrameParser,
     Limits,
+    Version,
     encode_acks,
     encode_headers,
     serialize,
 )
 from msgbus.stomp.frames import FRAME_TYPES, Frame, Heartbeat, make_frame
+from msgbus.stomp.session import HeartBeats, Role, StompSession, ack_id_of
 
 __all__ = [
     "FRAME_TYPES",
@@ -17,8 +19,13 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "Frame",
     "FrameParser",
+    "HeartBeats",
     "Heartbeat",
     "Limits",
+    "Role",
+    "StompSession",
+    "Version",
+    "ack_id_of",
     "encode_acks",
     "encode_headers",
     "make_frame",

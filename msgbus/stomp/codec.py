@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.stomp.frames import (
@@ -29,12 +30,14 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "FrameParser",
     "Limits",
+    "Version",
     "encode_acks",
     "encode_headers",
     "serialize",
 ]
 
-SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
+Version = Literal["1.0", "1.1", "1.2"]
+SUPPORTED_VERSIONS: tuple[Version, ...] = ("1.0", "1.1", "1.2")
 HEARTBEAT = b"\n"
 
 # CONNECT and CONNECTED are never escaped: they are exchanged before a version is agreed.

@@ -26,32 +26,27 @@ from msgbus.errors import (
     ConnectError,
     ConnectionLost,
     ProtocolError,
-    RemoteProtocolError,
     TimeoutException,
 )
 from msgbus.stomp.codec import (
     HEARTBEAT,
-    SUPPORTED_VERSIONS,
-    FrameParser,
     Limits,
+    Version,
     encode_acks,
-    serialize,
 )
 from msgbus.stomp.frames import (
-    AckFrame,
     ConnectedFrame,
-    ConnectFrame,
     DisconnectFrame,
     ErrorFrame,
     Frame,
     Heartbeat,
     MessageFrame,
-    NackFrame,
     ReceiptFrame,
     SendFrame,
     SubscribeFrame,
     UnsubscribeFrame,
 )
+from msgbus.stomp.session import HeartBeats, StompSession, ack_id_of
 from msgbus.transport.url import BrokerURL
 
 __all__ = ["Connection", "broker_error", "error_detail", "make_ssl_context", "tls_refusal"]
@@ -133,18 +128,14 @@ class Connection:
         self.url = url
         self.settings = settings or ConnectionConfig(brokers=[url])
         self.client_id = client_id or self.settings.client_id
-        self.version = "1.2"
-        self.server = ""
         self._limits = limits or Limits()
         self._sock: socket.socket | None = None
-        self._parser = FrameParser(role="client", limits=self._limits)
+        self._session = StompSession("client", limits=self._limits)
         self._write_lock = threading.Lock()
         self._cond = threading.Condition()
         self._inbox: collections.deque[Frame] = collections.deque()
         self._closed_reason: str | None = None
         self._thread: threading.Thread | None = None
-        self._send_interval = 0.0
-        self._recv_interval = 0.0
         self._last_write = 0.0
         self._last_read = 0.0
         self._receipt_ids = itertools.count(1)
@@ -155,6 +146,16 @@ class Connection:
         return f"<Connection {self.url} {state}>"
 
     # -- life cycle -------------------------------------------------------------
+
+    @property
+    def version(self) -> Version:
+        """The STOMP version agreed at login ("1.0" before)."""
+        return self._session.version
+
+    @property
+    def server(self) -> str:
+        """The broker's ``server`` header, e.g. ``ActiveMQ/5.17.2``."""
+        return self._session.server
 
     @property
     def connected(self) -> bool:
@@ -217,21 +218,16 @@ class Connection:
 
     def _handshake(self, sock: socket.socket, deadline: float) -> ConnectedFrame:
         url, cfg = self.url, self.settings
-        headers = {
-            "accept-version": ",".join(SUPPORTED_VERSIONS),
-            "host": cfg.vhost or url.host,
-            "heart-beat": f"{cfg.heartbeat_ms[0]},{cfg.heartbeat_ms[1]}",
-        }
-        login = url.user or cfg.login
         password = url.password or cfg.passcode
-        if login is not None:
-            headers["login"] = login
-        if password is not None:
-            headers["passcode"] = password.get_secret_value()
-        if self.client_id:
-            headers["client-id"] = self.client_id
+        connect = self._session.connect_frame(
+            host=cfg.vhost or url.host,
+            heartbeats=HeartBeats(send_ms=cfg.heartbeat_ms[0], receive_ms=cfg.heartbeat_ms[1]),
+            login=url.user or cfg.login,
+            passcode=password.get_secret_value() if password is not None else None,
+            client_id=self.client_id,
+        )
         try:
-            sock.sendall(serialize(ConnectFrame(headers)))
+            sock.sendall(self._session.encode(connect))
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -243,9 +239,8 @@ class Connection:
                         f"{url} closed the connection during login; check that it speaks STOMP "
                         "on this port"
                     )
-                for event in self._parser.feed(data):
+                for event in self._session.receive_data(data):
                     if isinstance(event, ConnectedFrame):
-                        self._negotiate(event)
                         return event
                     if isinstance(event, ErrorFrame):
                         raise AuthenticationError(
@@ -266,26 +261,6 @@ class Connection:
             if refusal is not None:
                 raise refusal from None
             raise ConnectError(f"connection to {url} failed during login: {exc}") from None
-
-    def _negotiate(self, frame: ConnectedFrame) -> None:
-        version = frame.headers.get("version", "1.0")
-        if version not in SUPPORTED_VERSIONS:
-            # Parsing frames of a version we did not offer would fail later, in the I/O
-            # thread, as a mysterious "closed by the client".
-            raise RemoteProtocolError(
-                f"{self.url} answered with STOMP version {version[:20]!r}, which was not "
-                f"offered ({', '.join(SUPPORTED_VERSIONS)}); is it a STOMP broker?"
-            )
-        self.version = version
-        self.server = frame.headers.get("server", "")
-        self._parser.version = self.version
-        cx, cy = self.settings.heartbeat_ms
-        try:
-            sx, sy = (int(v) for v in frame.headers.get("heart-beat", "0,0").split(","))
-        except ValueError:
-            sx, sy = 0, 0
-        self._send_interval = max(cx, sy) / 1000 if cx and sy else 0.0
-        self._recv_interval = max(cy, sx) / 1000 if cy and sx else 0.0
 
     def disconnect(self, timeout: float | None = None) -> None:
         """Polite DISCONNECT with a receipt, bounded by ``timeout``; always closes."""
@@ -325,7 +300,8 @@ class Connection:
 
     def write_frames(self, frames: Iterable[Frame]) -> None:
         """Serialize and write frames with one system call (the batching hot path)."""
-        data = b"".join(serialize(frame, self.version) for frame in frames)
+        encode = self._session.encode
+        data = b"".join(encode(frame) for frame in frames)
         self._write(data)
 
     def write_encoded(self, data: bytes) -> None:
@@ -413,19 +389,12 @@ class Connection:
 
     def ack_frame(self, message: MessageFrame, *, nack: bool = False) -> Frame:
         """The ACK (or NACK) for ``message`` in the negotiated protocol version."""
-        h = message.headers
-        if self.version == "1.2":
-            headers = {"id": _ack_id(message)}
-        else:
-            headers = {"message-id": h.get("message-id", "")}
-            if self.version == "1.1":
-                headers["subscription"] = h.get("subscription", "")
-        return NackFrame(headers) if nack else AckFrame(headers)
+        return self._session.ack_frame(message, nack=nack)
 
     def ack(self, messages: Iterable[MessageFrame], *, nack: bool = False) -> None:
         """(N)ACK each message individually, all in one write."""
         if self.version == "1.2":
-            ids = [_ack_id(m) for m in messages]
+            ids = [ack_id_of(m, "1.2") for m in messages]
             self._write(encode_acks(ids, nack=nack))
         else:
             self.write_frames([self.ack_frame(m, nack=nack) for m in messages])
@@ -498,7 +467,7 @@ class Connection:
         sock = self._sock
         if sock is None:
             return
-        parser = self._parser
+        session = self._session
         inbox = self._inbox
         cond = self._cond
         reason = "closed by the client"
@@ -518,7 +487,7 @@ class Connection:
                     reason = "the broker closed the connection"
                     return
                 self._last_read = time.monotonic()
-                frames = [e for e in parser.feed(data) if not isinstance(e, Heartbeat)]
+                frames = [e for e in session.receive_data(data) if not isinstance(e, Heartbeat)]
                 if frames:
                     with cond:
                         inbox.extend(frames)
@@ -540,8 +509,10 @@ class Connection:
         """Send a heart-beat if one is due, check the peer's; return how long to wait."""
         now = time.monotonic()
         wait = 1.0
-        if self._send_interval:
-            due = self._last_write + self._send_interval
+        send_interval = self._session.send_interval
+        recv_interval = self._session.receive_interval
+        if send_interval:
+            due = self._last_write + send_interval
             if now >= due:
                 # Another thread mid-sendall keeps the line busy anyway: never block here.
                 if self._write_lock.acquire(blocking=False):
@@ -551,22 +522,14 @@ class Connection:
                             self._last_write = now
                     finally:
                         self._write_lock.release()
-                due = now + self._send_interval
+                due = now + send_interval
             wait = min(wait, max(due - now, 0.01))
-        tolerance = max(
-            self._recv_interval * _HEARTBEAT_FACTOR, self._recv_interval + _HEARTBEAT_SLACK
-        )
-        if self._recv_interval and now - self._last_read > tolerance:
+        tolerance = max(recv_interval * _HEARTBEAT_FACTOR, recv_interval + _HEARTBEAT_SLACK)
+        if recv_interval and now - self._last_read > tolerance:
             raise OSError(
                 f"no data or heart-beat from the broker for {now - self._last_read:.1f} s"
             )
         return wait
-
-
-def _ack_id(message: MessageFrame) -> str:
-    """What a STOMP 1.2 ACK names: the ``ack`` header, else ``message-id`` if a broker omits it."""
-    h = message.headers
-    return h.get("ack", h.get("message-id", ""))
 
 
 def error_detail(frame: ErrorFrame) -> str:

@@ -80,7 +80,7 @@ def test_bad_login_is_refused() -> None:
         wire = Wire(broker)
         await wire.connect(login="probe", passcode="wrong")
         assert wire.frames[0].command == "ERROR" and wire.transport.closed
-        assert (await connected(broker, login="probe", passcode="secret")).session.connected
+        assert (await connected(broker, login="probe", passcode="secret")).session.stomp.connected
 
     run(scenario)
 

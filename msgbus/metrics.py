@@ -8,7 +8,8 @@ textfile instead of serving them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -17,13 +18,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     start_http_server,
     write_to_textfile,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from msgbus.errors import ConfigError
 
-__all__ = ["LATENCY_BUCKETS", "MetricsRegistry"]
+__all__ = ["LATENCY_BUCKETS", "Counts", "MetricsRegistry"]
 
 # Seconds: from sub-millisecond receipts to multi-second database stalls.
 LATENCY_BUCKETS = (
@@ -95,3 +98,29 @@ class MetricsRegistry:
         """Write all metrics for node-exporter's textfile collector (atomically)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), self.registry)
+
+
+class Counts:
+    """Named event counters kept once: ``snapshot()`` is what a component's ``stats()``
+    shows, and the registry exports the same numbers as ``<prefix>_<name>_total``, so
+    the two can never disagree. Safe to add to from any thread."""
+
+    def __init__(self, registry: MetricsRegistry, docs: Mapping[str, str]) -> None:
+        self._prefix = registry.prefix
+        self._docs = dict(docs)
+        self._values = dict.fromkeys(self._docs, 0)
+        self._lock = threading.Lock()
+        registry.registry.register(self)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._values[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+    def collect(self) -> Iterator[Metric]:
+        """The Prometheus collector protocol: one counter per name."""
+        for name, value in self.snapshot().items():
+            yield CounterMetricFamily(f"{self._prefix}_{name}", self._docs[name], value=value)

@@ -112,7 +112,7 @@ class Consumer:
             self.config.store_url,
             connect_timeout=timeouts.connect_timeout,
             statement_timeout=timeouts.statement_timeout,
-            on_stall=self.metrics.store_stalls.inc,
+            on_stall=lambda: self.metrics.counts.add("store_stalls"),
         )
         if verify is None and settings.allowed_signers:
             verify = signature_verifier(settings.allowed_signers, settings.signer_ca)
@@ -131,9 +131,6 @@ class Consumer:
         self._conn: Connection | None = None
         self._failure: BaseException | None = None
         self._state = "new"
-        self._counts = dict.fromkeys(
-            ("received", "stored", "duplicates", "dead_lettered", "acked", "batches",
-             "reconnects", "store_retries"), 0)  # fmt: skip
         self._last_commit: datetime | None = None
         self._last_lag: float | None = None
 
@@ -180,7 +177,7 @@ class Consumer:
     def stats(self) -> dict[str, Any]:
         """A snapshot of counters and state (plain values, safe to serialise)."""
         conn = self._conn
-        out: dict[str, Any] = dict(self._counts)
+        out: dict[str, Any] = self.metrics.counts.snapshot()
         out.update(
             state=self._state,
             destination=self.subscription.destination,
@@ -268,7 +265,6 @@ class Consumer:
 
     def _reconnected(self) -> None:
         self._count("reconnects")
-        self.metrics.reconnects.inc()
 
     def _consume(self, conn: Connection) -> None:
         pending: list[MessageFrame] = []
@@ -311,7 +307,6 @@ class Consumer:
     def _flush(self, conn: Connection, frames: list[MessageFrame]) -> None:
         self._quiet_since = None
         self._count("received", len(frames))
-        self.metrics.received.inc(len(frames))
         batch = _Batch(conn, frames, sort_frames(frames, self._verify))
         with self._idle:
             self._in_flight += len(frames)
@@ -360,7 +355,6 @@ class Consumer:
                 break
             except StoreUnavailable as exc:
                 self._count("store_retries")
-                self.metrics.store_retries.inc()
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1f s (nothing acked meanwhile)", exc, delay)
                 if self._abort.wait(delay):
@@ -374,9 +368,6 @@ class Consumer:
         m = self.metrics
         m.commit_latency.observe(time.monotonic() - started)
         m.batch_size.observe(len(batch.frames))
-        m.stored.inc(result.stored)
-        m.duplicates.inc(result.duplicates)
-        m.dead_lettered.inc(result.dead_lettered)
         now = committed.timestamp()
         for sent in batch.sorted.published:
             m.lag.observe(max(0.0, now - sent))
@@ -396,7 +387,6 @@ class Consumer:
             log.info("could not ack a committed batch (%s); its redelivery will be dropped", exc)
             return
         self._count("acked", len(batch.frames))
-        m.acked.inc(len(batch.frames))
 
     def _store(self, batch: Sorted) -> WriteResult:
         """Write a batch. If the store refuses it for a reason other than being away
@@ -422,5 +412,4 @@ class Consumer:
         return total
 
     def _count(self, name: str, n: int = 1) -> None:
-        # Each counter has one writing thread, so no lock is needed.
-        self._counts[name] += n
+        self.metrics.counts.add(name, n)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msgbus.metrics import LATENCY_BUCKETS, MetricsRegistry
+from msgbus.metrics import LATENCY_BUCKETS, Counts, MetricsRegistry
 
 __all__ = ["ConsumerMetrics"]
 
@@ -17,23 +17,22 @@ class ConsumerMetrics:
     def __init__(self, registry: MetricsRegistry | None = None) -> None:
         self.registry = registry or MetricsRegistry("msgbus_consumer")
         r = self.registry
-        self.received = r.counter("received_total", "MESSAGE frames received")
-        self.stored = r.counter("stored_total", "Messages written to the store (committed)")
-        self.duplicates = r.counter(
-            "duplicates_total", "Messages dropped because their key was already stored"
+        # One set of numbers for stats() and Prometheus (each exported as <name>_total).
+        self.counts = Counts(
+            r,
+            {
+                "received": "MESSAGE frames received",
+                "stored": "Messages written to the store (committed)",
+                "duplicates": "Messages dropped because their key was already stored",
+                "dead_lettered": "Invalid or refused messages written to dead_letters",
+                "acked": "MESSAGE frames acknowledged after commit",
+                "batches": "Batches committed",
+                "store_stalls": "Batch writes that outlived store.statement_timeout and had "
+                "their connection cut",
+                "store_retries": "Batch writes retried because the store was unavailable",
+                "reconnects": "Broker connections opened after a loss",
+            },
         )
-        self.dead_lettered = r.counter(
-            "dead_lettered_total", "Invalid or refused messages written to dead_letters"
-        )
-        self.acked = r.counter("acked_total", "MESSAGE frames acknowledged after commit")
-        self.store_stalls = r.counter(
-            "store_stalls_total",
-            "Batch writes that outlived store.statement_timeout and had their connection cut",
-        )
-        self.store_retries = r.counter(
-            "store_retries_total", "Batch writes retried because the store was unavailable"
-        )
-        self.reconnects = r.counter("reconnects_total", "Broker connections opened after a loss")
         self.batch_size = r.histogram(
             "batch_size_messages", "MESSAGE frames per committed batch", buckets=_BATCH_BUCKETS
         )

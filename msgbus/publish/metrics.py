@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msgbus.metrics import MetricsRegistry
+from msgbus.metrics import Counts, MetricsRegistry
 
 __all__ = ["PublisherMetrics"]
 
@@ -13,15 +13,19 @@ class PublisherMetrics:
     def __init__(self, registry: MetricsRegistry | None = None) -> None:
         self.registry = registry or MetricsRegistry("msgbus_publisher")
         r = self.registry
-        self.sent = r.counter("sent_total", "SEND frames written (re-sends included)")
-        self.confirmed = r.counter("confirmed_total", "Messages the broker confirmed by receipt")
-        self.spooled = r.counter("spooled_total", "Messages written to the local spool")
-        self.drained = r.counter("drained_total", "Spooled messages delivered and removed")
-        self.failed = r.counter(
-            "failed_total", "Messages neither delivered nor spooled, or refused by a broker"
+        # One set of numbers for stats() and Prometheus (each exported as <name>_total).
+        self.counts = Counts(
+            r,
+            {
+                "sent": "SEND frames written (re-sends included)",
+                "confirmed": "Messages the broker confirmed by receipt",
+                "spooled": "Messages written to the local spool",
+                "drained": "Spooled messages delivered and removed",
+                "failed": "Messages neither delivered nor spooled, or refused by a broker",
+                "rejected": "Messages refused by schema validation",
+                "reconnects": "Connections opened after a failure",
+            },
         )
-        self.rejected = r.counter("rejected_total", "Messages refused by schema validation")
-        self.reconnects = r.counter("reconnects_total", "Connections opened after a failure")
         self.confirm_latency = r.histogram(
             "confirm_latency_seconds",
             "Time from writing a unit (a message, or a transaction of messages) to its receipt",

@@ -12,7 +12,6 @@ Use from one thread; :meth:`Publisher.stats` may be read from any.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,10 +106,6 @@ class Publisher:
         )
         self._next_attempt = 0.0
         self._connected_once = False
-        self._stats_lock = threading.Lock()
-        self._stats = dict.fromkeys(
-            ("sent", "confirmed", "spooled", "drained", "failed", "rejected", "reconnects"), 0
-        )
         self._spool_count = 0
         if self.spool is not None:
             self._spool_changed()
@@ -140,15 +135,13 @@ class Publisher:
     def stats(self) -> dict[str, int]:
         """Counters since start: sent, confirmed, spooled, drained, failed, rejected,
         reconnects (and spool_messages when a spool is on)."""
-        with self._stats_lock:
-            out = dict(self._stats)
+        out = self.metrics.counts.snapshot()
         if self.spool is not None:
             out["spool_messages"] = self._spool_count
         return out
 
     def _count(self, name: str, n: int = 1) -> None:
-        with self._stats_lock:
-            self._stats[name] += n
+        self.metrics.counts.add(name, n)
 
     def _spool_changed(self) -> int:
         assert self.spool is not None
@@ -184,14 +177,12 @@ class Publisher:
             if checked.message is None:
                 report.rejected.append(f"message {number} not sent: {checked.reason}")
                 self._count("rejected")
-                self.metrics.rejected.inc()
                 continue
             try:
                 body, headers = encode_body(checked.message, self.options.format)
             except SchemaError as exc:
                 report.rejected.append(f"message {number} not sent: {exc}")
                 self._count("rejected")
-                self.metrics.rejected.inc()
                 continue
             yield self.envelope(body, headers, destination=destination)
 
@@ -226,7 +217,6 @@ class Publisher:
         def refused(env: Envelope, error: BrokerError) -> None:
             report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
             self._count("failed")
-            self.metrics.failed.inc()
 
         leftover = self._deliver(iter(envelopes), confirmed, refused)
         if leftover is not None:
@@ -237,7 +227,6 @@ class Publisher:
     def _confirmed(self, envs: list[Envelope], latency: float) -> None:
         n = len(envs)
         self._count("confirmed", n)
-        self.metrics.confirmed.inc(n)
         self.metrics.confirm_latency.observe(latency)
 
     def _spool_all(
@@ -252,19 +241,16 @@ class Publisher:
                 report.failed += failed
                 report.error = error or ConnectError("no broker took the messages")
                 self._count("failed", failed)
-                self.metrics.failed.inc(failed)
             return
         while chunk := list(itertools.islice(rest, _SPOOL_CHUNK)):
             stored = self.spool.add(chunk)
             report.spooled += stored
             self._count("spooled", stored)
-            self.metrics.spooled.inc(stored)
             if stored < len(chunk):
                 failed = len(chunk) - stored + sum(1 for _ in rest)
                 report.failed += failed
                 report.error = self.spool.full_error(failed)
                 self._count("failed", failed)
-                self.metrics.failed.inc(failed)
                 break
         self._spool_changed()
 
@@ -307,7 +293,6 @@ class Publisher:
                 spool.remove(done)
                 report.drained += len(done)
                 self._count("drained", len(done))
-                self.metrics.drained.inc(len(done))
                 done.clear()
                 if leftover is not None:
                     report.error = leftover[1]
@@ -357,7 +342,6 @@ class Publisher:
             before = progress[0]
             outcome = pipeline.run(source, counted, counted_refusal, single=single)
             self._count("sent", pipeline.frames_sent)
-            self.metrics.sent.inc(pipeline.frames_sent)
             if outcome is None:
                 return None
             source = self._after_interruption(outcome, source)
@@ -411,7 +395,6 @@ class Publisher:
             self._next_attempt = 0.0
             if self._connected_once:
                 self._count("reconnects")
-                self.metrics.reconnects.inc()
             self._connected_once = True
             self._conn = conn
             return conn

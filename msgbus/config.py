@@ -86,6 +86,11 @@ class ConnectionConfig(_Section):
     reconnect_max_delay: float = Field(30.0, gt=0)
     tls: TLSConfig = Field(default_factory=TLSConfig)
 
+    def without_client_id(self) -> ConnectionConfig:
+        """These settings for a side connection (presence, control, statistics): a
+        broker refuses a second connection with a client-id already connected."""
+        return self.model_copy(update={"client_id": None})
+
 
 class PublisherConfig(_Section):
     destination: str = DEFAULT_DESTINATION

@@ -97,8 +97,7 @@ class BrokerFeed(_Worker):
                 "without --broker to poll the store instead"
             )
         super().__init__("msgbus-dashboard-feed")
-        # Not the configured client-id: the consumer may be connected with it.
-        self.settings = settings.model_copy(update={"client_id": None})
+        self.settings = settings.without_client_id()
         self.destination = destination
         self.hub = hub
         self.verify = verify

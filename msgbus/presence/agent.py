@@ -243,8 +243,7 @@ class ComponentAgent:
     # -- the agent thread ----------------------------------------------------------
 
     def _run(self) -> None:
-        # Not the component's client-id: ActiveMQ allows one connection per client-id.
-        cfg = self._config.connection.model_copy(update={"client_id": None})
+        cfg = self._config.connection.without_client_id()
         policy = Reconnect(f"{self.name}: control connection", cfg, self._stopping)
         while not self._stopping.is_set():
             try:

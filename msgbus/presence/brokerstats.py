@@ -40,8 +40,7 @@ class BrokerView:
 
 def ask_broker(settings: ConnectionConfig, timeout: float) -> BrokerView:
     """Ask the first reachable broker of ``settings`` about itself (own connection)."""
-    # Never the configured client-id: a component may be connected with it.
-    conn = connect_first(settings.model_copy(update={"client_id": None}))
+    conn = connect_first(settings.without_client_id())
     view = BrokerView(url=str(conn.url), server=conn.server or "unknown")
     try:
         if not conn.server.startswith("ActiveMQ/"):

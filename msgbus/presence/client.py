@@ -87,8 +87,7 @@ class ControlClient:
         if not control.reply_prefix.startswith("/queue/"):
             candidates.append(fallback)
         for i, reply_to in enumerate(candidates):
-            # Never the configured client-id: a component may be connected with it.
-            conn = connect_first(self.config.connection.model_copy(update={"client_id": None}))
+            conn = connect_first(self.config.connection.without_client_id())
             try:
                 conn.subscribe(reply_to, id=_REPLIES)
             except BrokerError as exc:

@@ -25,8 +25,8 @@ __all__ = [
     "Verified",
     "parse_dn",
     "same_dn",
+    "load_smime",
     "slash_dn",
-    "smime",
     "verify",
 ]
 
@@ -45,12 +45,13 @@ def _load(module: str) -> ModuleType:
         ) from exc
 
 
-def smime() -> ModuleType:
-    """``msgbus.security.smime``, or a ConfigError naming the extra it needs."""
+def load_smime() -> ModuleType:
+    """``msgbus.security.smime``, or a ConfigError naming the extra it needs. (Not
+    named ``smime``: importing the submodule sets that attribute of the package.)"""
     return _load("smime")
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__ or name == "smime":
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(_load(_HOMES.get(name, "smime")), name)

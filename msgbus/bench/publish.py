@@ -31,7 +31,7 @@ from msgbus.bench.raw import RawClient, Receipts, raw_drain, raw_send, subscribe
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, TimeoutException
 from msgbus.publish import Envelope, Publisher
-from msgbus.publish.envelope import ID_HEADER
+from msgbus.stomp.headers import ID_HEADER
 from msgbus.transport.url import BrokerURL
 
 __all__ = ["RAW", "RAW_WITH_ID", "Measurement", "publish_bench", "run_publish_bench"]

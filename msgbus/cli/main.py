@@ -19,6 +19,7 @@ from msgbus.errors import MsgbusError
 # `msgbus probe` on thousands of nodes must not import SQLAlchemy, Alembic and the
 # broker to publish one result.
 COMMANDS = {
+    "audit": "msgbus.cli.audit_cmd:audit_cmd",
     "bench": "msgbus.cli.bench_cmd:bench",
     "broker": "msgbus.cli.broker_cmd:broker",
     "consume": "msgbus.cli.consume_cmd:consume",

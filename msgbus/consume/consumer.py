@@ -393,12 +393,12 @@ class Consumer:
         (a value one database will not take), write its messages one by one and
         dead-letter those refused, so one message cannot stop the consumer."""
         try:
-            return self.store.write(batch.messages, batch.dead)
+            return self.store.write(batch.messages, batch.dead, ledger=batch.ledger)
         except StoreUnavailable:
             raise
         except StoreError as exc:
             log.warning("the store refused a batch (%s); writing it message by message", exc)
-        total = self.store.write([], batch.dead)
+        total = self.store.write([], batch.dead, ledger=batch.ledger)
         for item, frame in zip(batch.messages, batch.origins, strict=True):
             try:
                 total.add(self.store.write([item]))

@@ -8,17 +8,20 @@ the raw body and the reason. The deduplication key is the publisher's ``msgbus-i
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from msgbus.errors import ConfigError, SchemaError
-from msgbus.publish.envelope import ID_HEADER
 from msgbus.schema.body import decode_body
-from msgbus.security import smime
+from msgbus.schema.models import Message
+from msgbus.security import load_smime
 from msgbus.stomp.frames import MessageFrame
+from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
 from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
+from msgbus.store.ledger import Arrival, LedgerBatch, SyncRecord
 
 __all__ = [
     "Sorted",
@@ -45,7 +48,7 @@ def signature_verifier(allowed_dns: Sequence[str], ca: Path | None) -> Verifier:
         )
     ca_file, ca_path = (None, ca) if ca.is_dir() else (ca, None)
     allowed = list(allowed_dns)
-    verify = smime().verify
+    verify = load_smime().verify
 
     def check(body: bytes) -> bytes:
         content: bytes = verify(body, ca_file=ca_file, ca_path=ca_path, allowed_dns=allowed).content
@@ -64,6 +67,8 @@ class Sorted:
     dead: list[DeadLetter] = field(default_factory=list)
     published: list[float] = field(default_factory=list)
     """Publish times (epoch seconds) of the frames that carried one, for the lag metric."""
+    ledger: LedgerBatch = field(default_factory=LedgerBatch)
+    """What the frames tell the completeness ledger (numbers, sync records)."""
 
 
 def message_key(frame: MessageFrame) -> str:
@@ -85,6 +90,11 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
     out = Sorted()
     for frame in frames:
         headers = frame.headers
+        if SYNC_HEADER in headers:
+            sync = sync_record(frame)
+            if sync is not None:
+                out.ledger.syncs.append(sync)
+                continue
         key = message_key(frame)
         sent = publish_time(frame)
         if sent is not None:
@@ -101,6 +111,7 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
             except SchemaError as exc:
                 out.dead.append(dead_letter(frame, key, 0, f"signature refused: {exc}"))
                 continue
+        first = len(out.messages)
         for result in decode_body(body, headers):
             part = result.message_no or 0
             if result.message is not None:
@@ -108,7 +119,47 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
                 out.origins.append(frame)
             else:
                 out.dead.append(dead_letter(frame, key, part, result.reason))
+        speaker = out.messages[first].message if len(out.messages) > first else None
+        _account(out.ledger, frame, speaker)
     return out
+
+
+def _account(ledger: LedgerBatch, frame: MessageFrame, message: Message | None) -> None:
+    """A numbered frame arrived (whatever became of its body); else count it unnumbered."""
+    headers = frame.headers
+    producer = headers.get(PRODUCER_HEADER)
+    seq, epoch = headers.get(SEQ_HEADER, ""), headers.get(EPOCH_HEADER, "")
+    if not producer or not seq.isdigit() or not epoch.isdigit():
+        ledger.unsequenced += 1
+        return
+    values = message.index_values() if message is not None else {}
+    site, host = values.get("site"), values.get("host")
+    ledger.arrivals.append(
+        Arrival(
+            producer,
+            int(epoch),
+            int(seq),
+            site=site if isinstance(site, str) else None,
+            host=host if isinstance(host, str) else None,
+            destination=headers.get("destination"),
+        )
+    )
+
+
+def sync_record(frame: MessageFrame) -> SyncRecord | None:
+    """A producer's sync record (JSON: producer, epoch, last, skipped ranges); None when
+    it is malformed, so the frame is dead-lettered like any unreadable body."""
+    try:
+        data = json.loads(frame.body)
+        return SyncRecord(
+            producer=str(data["producer"]),
+            epoch=int(data["epoch"]),
+            last=int(data["last"]),
+            skipped=tuple((int(a), int(b)) for a, b in data.get("skipped", [])),
+            destination=frame.headers.get("destination"),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def dead_letter(frame: MessageFrame, key: str, part: int, reason: str) -> DeadLetter:

@@ -10,12 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from msgbus.stomp.codec import encode_headers
+from msgbus.stomp.headers import ID_HEADER
 
 __all__ = ["ID_HEADER", "Envelope", "new_id"]
 
-ID_HEADER = "msgbus-id"
-"""Header with the publisher-assigned id; it never changes across retries and spooling,
-so consumers can drop duplicates."""
 _ID_NAME = ID_HEADER.encode()
 
 

@@ -12,6 +12,7 @@ Use from one thread; :meth:`Publisher.stats` may be read from any.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from msgbus.errors import AuthenticationError, BrokerError, ConnectError, Msgbus
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.pipeline import Interrupted, Pipeline
+from msgbus.publish.sequence import MemoryStreams, Sequencer
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
-from msgbus.security import smime
+from msgbus.security import load_smime
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, make_ssl_context
 from msgbus.transport.failover import connect_first
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from msgbus.security.smime import Signer
 
 __all__ = ["DrainReport", "PublishReport", "Publisher"]
+
+log = logging.getLogger("msgbus.publish")
 
 _SPOOL_CHUNK = 1000
 
@@ -97,9 +101,11 @@ class Publisher:
         self._signer: Signer | None = None
         if self.options.sign_cert:
             # cryptography is the optional "signing" extra: loaded only when signing.
-            self._signer = smime().Signer(
+            self._signer = load_smime().Signer(
                 self.options.sign_cert, self.options.sign_key or self.options.sign_cert
             )
+        self._sequencer = Sequencer(self.spool if self.spool is not None else MemoryStreams())
+        self._reachable = False  # whether the last delivery reached a broker
         self._conn: Connection | None = None
         self._backoff = Backoff(
             self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
@@ -119,7 +125,9 @@ class Publisher:
         self.close()
 
     def close(self) -> None:
-        """Disconnect politely (bounded by ``disconnect_timeout``) and close the spool."""
+        """Send the sync records (see :meth:`sync`), disconnect politely (bounded by
+        ``disconnect_timeout``) and close the spool."""
+        self.sync()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
@@ -203,6 +211,7 @@ class Publisher:
     ) -> PublishReport:
         """Deliver prepared envelopes (the caller vouches for their bodies)."""
         report = report if report is not None else PublishReport()
+        envelopes = self._sequencer.stamp(iter(envelopes))
         if self.spool is not None and len(self.spool):
             drained = self.drain()
             if drained.error is not None or drained.busy:
@@ -216,6 +225,7 @@ class Publisher:
 
         def refused(env: Envelope, error: BrokerError) -> None:
             report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
+            self._sequencer.skip(env)
             self._count("failed")
 
         leftover = self._deliver(iter(envelopes), confirmed, refused)
@@ -236,7 +246,7 @@ class Publisher:
         if self.spool is not None and error is not None:
             self.spool.note_error(str(error))
         if self.spool is None:
-            failed = sum(1 for _ in rest)
+            failed = self._give_up(rest)
             if failed:
                 report.failed += failed
                 report.error = error or ConnectError("no broker took the messages")
@@ -247,12 +257,36 @@ class Publisher:
             report.spooled += stored
             self._count("spooled", stored)
             if stored < len(chunk):
-                failed = len(chunk) - stored + sum(1 for _ in rest)
+                failed = self._give_up(itertools.chain(chunk[stored:], rest))
                 report.failed += failed
                 report.error = self.spool.full_error(failed)
                 self._count("failed", failed)
                 break
         self._spool_changed()
+
+    def sync(self) -> None:
+        """Publish a sync record for every destination sent to since the last one: the
+        last number sent and the numbers given up on, so the consumers' ledger notices
+        lost last messages (``msgbus audit``). Only over a connection that is up: an
+        offline run must not wait for brokers for it, and its spooled messages are
+        announced by a later run's records."""
+        if not self._reachable:
+            return
+        try:
+            self._connection(0)  # one attempt at most: the last delivery went through
+        except ConnectError:
+            return
+        records = self._sequencer.sync_records()
+        if records and self._deliver(iter(records), lambda envs, latency: None, _ignore):
+            log.info("sync records not confirmed; a later run's records will cover them")
+
+    def _give_up(self, envelopes: Iterator[Envelope]) -> int:
+        """Count messages neither delivered nor spooled (the report says so)."""
+        failed = 0
+        for env in envelopes:
+            self._sequencer.skip(env)
+            failed += 1
+        return failed
 
     # -- draining the spool ---------------------------------------------------------
 
@@ -283,6 +317,7 @@ class Publisher:
             def refused(env: Envelope, error: BrokerError) -> None:
                 # Set aside, not retried: it must not hold up the messages behind it.
                 spool.reject(env.msgbus_id, str(error))
+                self._sequencer.skip(env)
                 report.refused.append(f"message {env.msgbus_id} refused: {error}")
 
             while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):
@@ -330,7 +365,9 @@ class Publisher:
             try:
                 conn = self._connection(self.options.retry_for)
             except ConnectError as exc:
+                self._reachable = False
                 return source, exc
+            self._reachable = True
             pipeline = Pipeline(
                 conn,
                 window=self.options.window,
@@ -398,3 +435,7 @@ class Publisher:
             self._connected_once = True
             self._conn = conn
             return conn
+
+
+def _ignore(env: Envelope, error: BrokerError) -> None:
+    log.info("a sync record was refused: %s", error)

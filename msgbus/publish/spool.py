@@ -22,6 +22,7 @@ from pathlib import Path
 
 from msgbus.errors import PublishError, SpoolFull
 from msgbus.publish.envelope import Envelope
+from msgbus.publish.sequence import Stream, new_stream
 
 __all__ = ["Spool", "SpoolStatus", "SpooledMessage"]
 
@@ -56,6 +57,12 @@ CREATE TABLE IF NOT EXISTS last_error (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     error TEXT NOT NULL,
     at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+    destination TEXT PRIMARY KEY,
+    producer TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS spool_added AFTER INSERT ON messages BEGIN
     UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 1;
@@ -166,6 +173,32 @@ class Spool:
         except sqlite3.Error as exc:
             raise self._error("cannot write to", exc) from None
         return len(rows)
+
+    def reserve(self, counts: dict[str, int]) -> dict[str, tuple[Stream, int]]:
+        """Reserve sequence numbers per destination, durably (see msgbus.publish.sequence):
+        the same producer and epoch for as long as this spool exists."""
+        out = {}
+        try:
+            with self._transaction() as db:
+                for destination, n in counts.items():
+                    row = db.execute(
+                        "SELECT producer, epoch, last_seq FROM streams WHERE destination = ?",
+                        (destination,),
+                    ).fetchone()
+                    if row is None:
+                        fresh = new_stream()
+                        row = (fresh.producer, fresh.epoch, 0)
+                        db.execute(
+                            "INSERT INTO streams VALUES (?, ?, ?, 0)", (destination, *row[:2])
+                        )
+                    db.execute(
+                        "UPDATE streams SET last_seq = last_seq + ? WHERE destination = ?",
+                        (n, destination),
+                    )
+                    out[destination] = (Stream(row[0], row[1]), row[2] + 1)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write to", exc) from None
+        return out
 
     def full_error(self, unstored: int) -> SpoolFull:
         return SpoolFull(

@@ -23,9 +23,9 @@ __all__ = [
     "SignatureError",
     "Signer",
     "Verified",
+    "load_smime",
     "parse_dn",
     "same_dn",
-    "load_smime",
     "slash_dn",
     "verify",
 ]

@@ -27,6 +27,8 @@ from msgbus.schema.models import Message
 from msgbus.schema.registry import MESSAGE_TYPES
 from msgbus.store import migrate
 from msgbus.store.insert import insert_rows
+from msgbus.store.ledger import LedgerBatch
+from msgbus.store.ledger import apply as apply_ledger
 from msgbus.store.tables import (
     KEY_COLUMNS,
     TEXT_LENGTH,
@@ -221,8 +223,10 @@ class Store:
         dead: Sequence[DeadLetter] = (),
         *,
         received_at: datetime | None = None,
+        ledger: LedgerBatch | None = None,
     ) -> WriteResult:
-        """Insert a batch in one transaction, skipping keys already stored.
+        """Insert a batch in one transaction, skipping keys already stored, and account
+        for it in the completeness ledger (``ledger``, see msgbus.store.ledger).
 
         Raises StoreUnavailable when the database cannot be reached (retry later) and
         StoreError for anything else; nothing of the batch is stored then.
@@ -241,6 +245,8 @@ class Store:
             if dead:
                 rows = [_dead_row(item, now) for item in dead]
                 result.dead_lettered = self._insert_fresh(conn, dead_letters, rows)
+            if ledger:
+                apply_ledger(conn, ledger, now)
         return result
 
     @staticmethod

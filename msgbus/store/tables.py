@@ -27,6 +27,9 @@ __all__ = [
     "UtcDateTime",
     "dead_letters",
     "key_column_name",
+    "ledger_gaps",
+    "ledger_producers",
+    "ledger_totals",
     "metadata",
     "table_for",
     "table_name",
@@ -139,6 +142,44 @@ dead_letters = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint(*KEY_COLUMNS),
     sa.Index(None, "received_at"),
+)
+
+
+# The completeness ledger (msgbus.store.ledger): per producer and epoch, the highest
+# number seen and the missing ranges, kept in the same transaction as the rows.
+_PRODUCER = sa.String(64)
+ledger_producers = sa.Table(
+    "ledger_producers",
+    metadata,
+    sa.Column("producer", _PRODUCER, primary_key=True),
+    sa.Column("epoch", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("site", sa.String(TEXT_LENGTH)),
+    sa.Column("host", sa.String(TEXT_LENGTH)),
+    sa.Column("destination", sa.String(TEXT_LENGTH)),
+    sa.Column("high_water", sa.BigInteger(), nullable=False),
+    sa.Column("received", sa.BigInteger(), nullable=False),
+    sa.Column("missing", sa.BigInteger(), nullable=False),
+    sa.Column("skipped", sa.BigInteger(), nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_sync", UtcDateTime()),
+    sa.Index(None, "site"),
+)
+ledger_gaps = sa.Table(
+    "ledger_gaps",
+    metadata,
+    sa.Column("producer", _PRODUCER, primary_key=True),
+    sa.Column("epoch", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("first", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("last", sa.BigInteger(), nullable=False),
+    sa.Column("detected_at", UtcDateTime(), nullable=False),
+)
+ledger_totals = sa.Table(
+    "ledger_totals",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    # Messages from clients that do not number them (stomp.py, Perl, other tools).
+    sa.Column("unsequenced", sa.BigInteger(), nullable=False),
 )
 
 

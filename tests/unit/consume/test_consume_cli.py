@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from msgbus.cli.main import cli
+from msgbus.store.migrate import head_revision
 
 
 def test_db_init_creates_then_reports_the_revision(tmp_path: Path) -> None:
@@ -16,7 +17,7 @@ def test_db_init_creates_then_reports_the_revision(tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["db", "init", "--store", url])
     assert first.exit_code == 0, first.output
-    assert first.output.strip() == f"store {url} is at revision 0001"
+    assert first.output.strip() == f"store {url} is at revision {head_revision()}"
     assert runner.invoke(cli, ["db", "init", "--store", url]).exit_code == 0
 
 
@@ -44,7 +45,7 @@ def test_consume_without_tables_says_what_to_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"msgbus: error: the store {url} has no msgbus tables, this msgbus needs 0001; "
+        f"msgbus: error: the store {url} has no msgbus tables, this msgbus needs {head_revision()}; "
         f"run `msgbus db init --store {url}`"
     )
     assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
+from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from msgbus.schema import ProbeResult
 from msgbus.security import verify
 from tests.fixtures.metrics import scrape
@@ -101,8 +102,35 @@ def test_msgbus_id_stays_the_same_through_the_spool(tmp_path: Path) -> None:
     with Spool(tmp_path / "spool", 1 << 20) as spool:
         (stored,) = spool.peek(1)
     assert stored.envelope.msgbus_id == env.msgbus_id
-    assert stored.envelope.head("1.2") == env.head("1.2")
-    assert f"{ID_HEADER}:{env.msgbus_id}\n".encode() in env.head("1.2")
+    assert stored.envelope.headers["a"] == "b"
+    assert f"{ID_HEADER}:{env.msgbus_id}\n".encode() in stored.envelope.head("1.2")
+
+
+def test_numbering_survives_restarts_and_is_per_destination(tmp_path: Path) -> None:
+    numbered = []
+    for _ in range(2):  # two runs of a cron'd probe sharing one spool
+        with Publisher(_config(tmp_path)) as pub:
+            pub.send([Envelope("/queue/x", b"1"), Envelope("/queue/y", b"2")])
+            pub.send([Envelope("/queue/x", b"3")])
+    with Spool(tmp_path / "spool", 1 << 20) as spool:
+        numbered = [m.envelope for m in spool.peek(10)]
+    seqs = [(e.destination, e.headers[SEQ_HEADER]) for e in numbered]
+    assert seqs == [("/queue/x", "1"), ("/queue/y", "1"), ("/queue/x", "2")] * 1 + [
+        ("/queue/x", "3"),
+        ("/queue/y", "2"),
+        ("/queue/x", "4"),
+    ]
+    x = {
+        (e.headers[PRODUCER_HEADER], e.headers[EPOCH_HEADER])
+        for e in numbered
+        if e.destination == "/queue/x"
+    }
+    y = {
+        (e.headers[PRODUCER_HEADER], e.headers[EPOCH_HEADER])
+        for e in numbered
+        if e.destination == "/queue/y"
+    }
+    assert len(x) == len(y) == 1 and x != y
 
 
 def test_new_ids_are_unique() -> None:

@@ -32,9 +32,9 @@ def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:
 def _publish(tmp_path: Path, url: str, destination: str, n: int, tag: str) -> None:
     path = tmp_path / f"{tag}.txt"
     path.write_text("".join(probe_text(f"{tag} #{i}", 10) for i in range(n)))
+    spool = str(tmp_path / "spool")
     done = run_msgbus(
-        ["publish", "--spool", str(tmp_path / "spool"), "--broker", url]
-        + ["--destination", destination, str(path)]
+        ["publish", "--spool", spool, "--broker", url, "--destination", destination, str(path)]
     )
     assert done.returncode == 0 and f"{n} confirmed" in done.stdout, done.stdout
 

@@ -45,8 +45,8 @@ def test_consume_without_tables_says_what_to_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"msgbus: error: the store {url} has no msgbus tables, this msgbus needs {head_revision()}; "
-        f"run `msgbus db init --store {url}`"
+        f"msgbus: error: the store {url} has no msgbus tables, this msgbus needs "
+        f"{head_revision()}; run `msgbus db init --store {url}`"
     )
     assert "Traceback" not in result.stderr
 

@@ -15,9 +15,9 @@ from cryptography.x509.oid import NameOID
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
-from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from msgbus.schema import ProbeResult
 from msgbus.security import verify
+from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from tests.fixtures.metrics import scrape
 
 

@@ -15,11 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from msgbus.config import load_config
+from msgbus.store.audit import audit
 from msgbus.store.database import Store
 from msgbus.store.tables import dead_letters, table_for
 from msgbus.transport.connection import Connection
@@ -203,6 +205,14 @@ class Pipeline:
     def stored_count(self) -> int:
         return sum(self.stored()[0].values())
 
+    def audited_missing(self) -> int:
+        """What the completeness ledger says is missing (``msgbus audit``'s number)."""
+        store = Store(self.direct_store_url)
+        try:
+            return audit(store, now=datetime.now(timezone.utc)).missing
+        finally:
+            store.close()
+
     def recovered(self) -> None:
         """The fault is repaired: recovery time counts from here."""
         self.recovered_at = time.monotonic()
@@ -212,7 +222,9 @@ class Pipeline:
 
         def complete() -> bool:
             summaries, _, dead = self.stored()
-            return self.accepted <= set(summaries) and dead >= self.poison
+            # A gap a late message or sync record still closes must not be read too soon.
+            stored = self.accepted <= set(summaries) and dead >= self.poison
+            return stored and self.audited_missing() == 0
 
         try:
             wait_until(complete, timeout, f"{len(self.accepted)} rows ({self.scenario})")
@@ -241,6 +253,7 @@ class Pipeline:
             ),
             duplicate_rows=sum(n - 1 for n in summaries.values() if n > 1),
             lost=len(self.accepted - set(summaries)),
+            audit_missing=self.audited_missing(),
             recovery_s=recovery,
         )
         unexpected = set(summaries) - self.accepted
@@ -255,5 +268,7 @@ class Pipeline:
             problems.append(f"rows nobody confirmed: {sorted(unexpected)[:5]}")
         if dead != self.poison:
             problems.append(f"{dead} dead letters, {self.poison} expected")
+        if row.audit_missing:
+            problems.append(f"msgbus audit reports {row.audit_missing} missing, none were lost")
         assert not problems, f"{row}: " + "; ".join(problems)
         return row

@@ -11,7 +11,7 @@ import click
 
 from msgbus.cli.options import config_option
 from msgbus.config import load_config
-from msgbus.store.audit import AuditReport, audit
+from msgbus.store.audit import AuditReport, audit, audit_metrics
 from msgbus.store.database import Store
 
 __all__ = ["audit_cmd"]
@@ -64,6 +64,11 @@ def _expect(values: tuple[str, ...]) -> dict[str, float]:
     "results); repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the numbers as Prometheus gauges for node-exporter's textfile collector.",
+)
 def audit_cmd(
     store_url: str | None,
     config_file: Path | None,
@@ -71,6 +76,7 @@ def audit_cmd(
     site: str | None,
     expect: tuple[str, ...],
     as_json: bool,
+    metrics_textfile: Path | None,
 ) -> None:
     """Report missing messages (per producer, as number ranges) and stale series.
 
@@ -84,6 +90,8 @@ def audit_cmd(
         report = audit(store, now=now, since=_since(since, now), site=site, expect=_expect(expect))
     finally:
         store.close()
+    if metrics_textfile is not None:
+        audit_metrics(report).write_textfile(metrics_textfile)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

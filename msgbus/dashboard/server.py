@@ -3,7 +3,8 @@
 Routes: ``/`` the page (one static HTML+JS file); ``/api/latest?site=&vo=&metric=``
 the newest result per site and metric plus the filter menus; ``/api/history?site=
 &metric=[&host=][&limit=]`` one metric's results, oldest first; ``/api/events`` a
-server-sent-events stream of cells as results arrive.
+server-sent-events stream of cells as results arrive; ``/api/gaps[?site=]`` and
+``/api/stale[?site=]`` what ``msgbus audit`` reports (missing ranges, silent series).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -23,6 +25,7 @@ from msgbus.dashboard.data import filters, history, latest, select
 from msgbus.dashboard.live import BrokerFeed, Hub, StorePoller
 from msgbus.dashboard.metrics import DashboardMetrics
 from msgbus.errors import ConfigError, StoreError
+from msgbus.store.audit import audit
 from msgbus.store.database import Store
 
 __all__ = ["Dashboard"]
@@ -38,6 +41,8 @@ _ROUTES = {
     "/api/latest": "latest",
     "/api/history": "history",
     "/api/events": "events",
+    "/api/gaps": "gaps",
+    "/api/stale": "stale",
 }
 _INITIAL = '<script id="initial" type="application/json">'
 _MAX_HISTORY = 5000
@@ -121,6 +126,8 @@ class Dashboard:
                 self._json(req, self._latest(params))
             elif route == "history":
                 self._json(req, self._history(params))
+            elif route in ("gaps", "stale"):
+                self._json(req, self._audit(route, params))
             elif route == "events":
                 self._events(req)
                 return  # a stream is counted while open, not timed
@@ -165,6 +172,13 @@ class Dashboard:
             raise _BadRequest(f"limit= must be between 1 and {_MAX_HISTORY}")
         cells = history(self.store, site, metric, host=params.get("host"), limit=limit)
         return {"site": site, "metric": metric, "cells": cells}
+
+    def _audit(self, route: str, params: dict[str, str]) -> dict[str, Any]:
+        report = audit(self.store, now=datetime.now(timezone.utc), site=params.get("site"))
+        data = report.as_json()
+        if route == "gaps":
+            return {"missing": data["missing"], "gaps": data["gaps"]}
+        return {"stale": data["stale"]}
 
     def _events(self, req: BaseHTTPRequestHandler) -> None:
         req.send_response(HTTPStatus.OK)

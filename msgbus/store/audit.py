@@ -17,11 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from msgbus.metrics import MetricsRegistry
 from msgbus.schema.models import ProbeResult
 from msgbus.store.database import Store
 from msgbus.store.tables import ledger_gaps, ledger_producers, ledger_totals, table_for
 
-__all__ = ["AuditReport", "Gap", "StaleSeries", "audit"]
+__all__ = ["AuditReport", "Gap", "StaleSeries", "audit", "audit_metrics"]
 
 STALE_FACTOR = 2.0
 """A series is stale when silent for more than this many expected intervals."""
@@ -173,3 +174,21 @@ def _expected(metric: str, times: list[datetime], expect: Mapping[str, float]) -
     if len(times) == 2 and times[0] > times[1]:
         return (times[0] - times[1]).total_seconds()
     return None  # one result: nothing to learn an interval from
+
+
+def audit_metrics(report: AuditReport) -> MetricsRegistry:
+    """The report as gauges (prefix ``msgbus_audit``), per site, for Prometheus alerts."""
+    registry = MetricsRegistry("msgbus_audit")
+    missing = registry.gauge("missing_messages", "Messages missing by the ledger", ("site",))
+    stale = registry.gauge(
+        "stale_series", "Probe series silent beyond twice their interval", ("site",)
+    )
+    for gap in report.gaps:
+        missing.labels(gap.site or "").inc(gap.count)
+    for series in report.stale:
+        stale.labels(series.site or "").inc()
+    registry.gauge("unsequenced_messages", "Messages from clients that do not number them").set(
+        report.unsequenced
+    )
+    registry.gauge("producers", "Producers known to the ledger").set(report.producers)
+    return registry

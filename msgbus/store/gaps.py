@@ -34,14 +34,18 @@ class Numbering:
     def missing(self) -> int:
         return sum(last - first + 1 for first, last in self.gaps)
 
-    def record(self, numbers: Iterable[int]) -> None:
+    def record(self, numbers: Iterable[int]) -> int:
+        """Note numbers that arrived; returns how many were new (not repeats)."""
+        new = 0
         for n in sorted(set(numbers)):
             if n > self.high:
                 if n > self.high + 1:
                     self.gaps.append((self.high + 1, n - 1))
                 self.high = n
+                new += 1
             elif n > 0:
-                self._remove(n, n)
+                new += self._remove(n, n)
+        return new
 
     def announce(self, last: int, skipped: Iterable[Range] = ()) -> None:
         """A sync record: the producer sent up to ``last`` and gave up on ``skipped``."""

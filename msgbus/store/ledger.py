@@ -109,7 +109,7 @@ def apply(conn: sa.Connection, batch: LedgerBatch, now: datetime) -> None:
             skipped=row["skipped"],
         )
         arrivals = [a for a in batch.arrivals if (a.producer, a.epoch) == key]
-        numbering.record(a.seq for a in arrivals)
+        fresh = numbering.record(a.seq for a in arrivals)
         syncs = [s for s in batch.syncs if (s.producer, s.epoch) == key]
         for sync in syncs:
             numbering.announce(sync.last, sync.skipped)
@@ -130,7 +130,7 @@ def apply(conn: sa.Connection, batch: LedgerBatch, now: datetime) -> None:
                 "host": _cut(latest.host) if latest and latest.host else row["host"],
                 "destination": _cut(_destination(arrivals, syncs)) or row["destination"],
                 "high_water": numbering.high,
-                "received": row["received"] + len(arrivals),
+                "received": row["received"] + fresh,
                 "missing": numbering.missing,
                 "skipped": numbering.skipped,
                 "last_seen": now,

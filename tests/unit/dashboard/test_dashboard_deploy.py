@@ -15,6 +15,7 @@ from msgbus.broker.metrics import broker_metrics
 from msgbus.consume.metrics import ConsumerMetrics
 from msgbus.metrics import MetricsRegistry
 from msgbus.publish.metrics import PublisherMetrics
+from msgbus.store.audit import AuditReport, audit_metrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 _NAME = re.compile(r"\bmsgbus_[a-z_]+\b")
@@ -36,6 +37,7 @@ def exported() -> set[str]:
         _exported(PublisherMetrics().registry)
         | _exported(ConsumerMetrics().registry)
         | _exported(broker_metrics(broker))
+        | _exported(audit_metrics(AuditReport()))
     )
 
 
@@ -56,7 +58,8 @@ def test_grafana_queries_name_exported_metrics(exported: set[str]) -> None:
     # Every component's main counters are on the dashboard.
     for must in ("msgbus_publisher_confirmed_total", "msgbus_consumer_stored_total",
                  "msgbus_consumer_lag_seconds_bucket", "msgbus_publisher_spool_messages",
-                 "msgbus_broker_queue_depth"):  # fmt: skip
+                 "msgbus_broker_queue_depth", "msgbus_audit_missing_messages",
+                 "msgbus_audit_stale_series"):  # fmt: skip
         assert must in used
 
 

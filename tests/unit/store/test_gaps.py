@@ -42,8 +42,10 @@ def test_a_sync_record_shows_the_last_messages_lost_and_skips_the_given_up() -> 
 def test_gaps_are_exactly_what_never_arrived(case: tuple[int, list[int], list[int], bool]) -> None:
     size, arrived, skipped, synced = case
     n = Numbering()
+    new = 0
     for start in range(0, len(arrived), 7):  # batches, with repeats, in any order
-        n.record(arrived[start : start + 7])
+        new += n.record(arrived[start : start + 7])
+    assert new == len(set(arrived))
     if synced:
         n.announce(size, merge_ranges(skipped))
     high = size if synced else max(arrived, default=0)

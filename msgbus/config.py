@@ -128,6 +128,11 @@ class ConsumerConfig(_Section):
     signer_ca: Path | None = Field(
         default=None, description="CA file or directory the signers' certificates chain to"
     )
+    ledger: bool = Field(
+        True,
+        description="Keep the completeness ledger (msgbus audit) in the same transaction "
+        "as the rows; off only to measure its cost",
+    )
 
 
 class StoreConfig(_Section):

@@ -41,8 +41,9 @@ from msgbus.schema.body import decode_body, encode_body
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp import encode_acks, serialize
 from msgbus.stomp.frames import SubscribeFrame
+from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from msgbus.store.database import Store, StoredMessage, message_row
-from msgbus.store.tables import table_for
+from msgbus.store.tables import ledger_gaps, ledger_producers, table_for
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import connect_first
 from msgbus.transport.url import BrokerURL
@@ -103,10 +104,13 @@ def probe_body(size: int = 1024, number: int = 0) -> tuple[bytes, dict[str, str]
 
 def _publish(conn: Connection, topic: str, tag: str, count: int, size: int) -> None:
     body, headers = probe_body(size)
-    headers = {**headers, "persistent": "true"}
+    # Numbered as msgbus publishers number them, so the Consumer's ledger does its work.
+    headers = {**headers, "persistent": "true", PRODUCER_HEADER: tag, EPOCH_HEADER: "1"}
     for start in range(0, count, 500):
         frames = [
-            conn.send_frame(topic, body, {**headers, "msgbus-id": f"{tag}-{i}"})
+            conn.send_frame(
+                topic, body, {**headers, ID_HEADER: f"{tag}-{i}", SEQ_HEADER: str(i + 1)}
+            )
             for i in range(start, min(count, start + 500))
         ]
         frames[-1].headers["receipt"] = receipt = f"pub-{start}"
@@ -150,8 +154,15 @@ def _raw_drain(
     return Result(name, count, finished - started)
 
 
-def _ours(config: MsgbusConfig, sub: Subscription, count: int, ack: str) -> Result:
-    update = {"destination": sub.destination, "subscription": sub.name, "ack": ack}
+def _ours(
+    config: MsgbusConfig, sub: Subscription, count: int, ack: str, *, ledger: bool = True
+) -> Result:
+    update = {
+        "destination": sub.destination,
+        "subscription": sub.name,
+        "ack": ack,
+        "ledger": ledger,
+    }
     cfg = config.model_copy(update={"consumer": config.consumer.model_copy(update=update)})
     consumer = Consumer(cfg)
     started = time.time()
@@ -161,12 +172,13 @@ def _ours(config: MsgbusConfig, sub: Subscription, count: int, ack: str) -> Resu
     if stats["stored"] != count or stats["last_commit"] is None:
         raise TimeoutException(f"msgbus.Consumer stored {stats['stored']} of {count} messages")
     finished = datetime.fromisoformat(stats["last_commit"]).timestamp()
-    return Result(ours_name(cfg.consumer.batch, ack), count, finished - started)
+    return Result(ours_name(cfg.consumer.batch, ack, ledger), count, finished - started)
 
 
-def ours_name(batch: int, ack: str) -> str:
-    """The result row of msgbus.Consumer with ``batch`` and ``ack``."""
-    return f"msgbus.Consumer, batch {batch}" + (", ack:client" if ack == "client" else "")
+def ours_name(batch: int, ack: str, ledger: bool = True) -> str:
+    """The result row of msgbus.Consumer with ``batch``, ``ack`` and the ledger on or off."""
+    name = f"msgbus.Consumer, batch {batch}" + (", ack:client" if ack == "client" else "")
+    return name + ("" if ledger else ", no ledger")
 
 
 class _NaivePeer(stomp.ConnectionListener):  # type: ignore[misc]
@@ -261,6 +273,7 @@ def run_consume_bench(
         "raw-ack": count,
         "ours": count,
         "ours-cumulative": count,
+        "ours-no-ledger": count,
         "naive": naive_count,
     }
     # A topic of its own per consumer, published just before it drains: on a shared
@@ -294,6 +307,8 @@ def run_consume_bench(
         yield f"peak resident memory after msgbus.Consumer: {_peak_rss_mb():.0f} MB"
         sub = published("ours-cumulative")
         yield _timed(lambda: _ours(config, sub, count, "client"))
+        sub = published("ours-no-ledger")
+        yield _timed(lambda: _ours(config, sub, count, "client-individual", ledger=False))
         sub = published("naive")
         yield _timed(lambda: _naive(url, store, sub, naive_count))
     finally:
@@ -303,6 +318,8 @@ def run_consume_bench(
             conn.disconnect()
         with store.errors("deleting the bench's rows"), store.engine.begin() as db:
             db.execute(sa.delete(_PROBES).where(_PROBES.c.msg_id.startswith(f"{tag}-")))
+            for table in (ledger_gaps, ledger_producers):
+                db.execute(sa.delete(table).where(table.c.producer.startswith(f"{tag}-")))
         store.close()
 
 
@@ -359,6 +376,7 @@ def consume_bench(
         f"{config.connection.brokers[0]}, store {Store(store_url).display_url}"
     )
     ours, cumulative = ours_name(batch, "client-individual"), ours_name(batch, "client")
+    no_ledger = ours_name(batch, "client-individual", ledger=False)
     ratios: dict[str, list[float]] = {}
     for round_no in range(1, rounds + 1):
         click.echo(f"round {round_no}/{rounds}")
@@ -373,7 +391,7 @@ def consume_bench(
                 f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
                 f"{item.cpu_us_per_message:>12,.0f}"
             )
-        for name, ratio in _ratios(rates, ours, cumulative).items():
+        for name, ratio in _ratios(rates, ours, cumulative, no_ledger).items():
             ratios.setdefault(name, []).append(ratio)
     median = {name: statistics.median(values) for name, values in ratios.items()}
     click.echo(
@@ -382,6 +400,10 @@ def consume_bench(
     )
     click.echo(
         f"with ack:client (one cumulative ACK per batch): {median['cumulative']:.2f}x the default"
+    )
+    click.echo(
+        f"with the completeness ledger / without it: {median['ledger']:.2f}x (its cost, "
+        "same messages, same run)"
     )
     click.echo(
         f"raw with ACK each / raw drain: {median['ack_cost']:.2f}x (what the client-individual "
@@ -394,7 +416,9 @@ def consume_bench(
         click.echo(f"medians of {rounds} rounds; ranges: {spread}")
 
 
-def _ratios(rates: dict[str, float], ours: str, cumulative: str) -> dict[str, float]:
+def _ratios(
+    rates: dict[str, float], ours: str, cumulative: str, no_ledger: str
+) -> dict[str, float]:
     """The ratios of one round, from its msgs/s by row name."""
     return {
         "drain": rates[ours] / rates[RAW_DRAIN],
@@ -402,4 +426,5 @@ def _ratios(rates: dict[str, float], ours: str, cumulative: str) -> dict[str, fl
         "naive": rates[ours] / rates[NAIVE],
         "cumulative": rates[cumulative] / rates[ours],
         "ack_cost": rates[RAW_ACKS] / rates[RAW_DRAIN],
+        "ledger": rates[ours] / rates[no_ledger],
     }

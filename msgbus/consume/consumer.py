@@ -307,7 +307,8 @@ class Consumer:
     def _flush(self, conn: Connection, frames: list[MessageFrame]) -> None:
         self._quiet_since = None
         self._count("received", len(frames))
-        batch = _Batch(conn, frames, sort_frames(frames, self._verify))
+        ledger = self.config.consumer.ledger
+        batch = _Batch(conn, frames, sort_frames(frames, self._verify, ledger=ledger))
         with self._idle:
             self._in_flight += len(frames)
         self._hand_over(batch)

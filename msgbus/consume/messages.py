@@ -84,9 +84,12 @@ def publish_time(frame: MessageFrame) -> float | None:
     return int(value) / 1000.0
 
 
-def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) -> Sorted:
+def sort_frames(
+    frames: Iterable[MessageFrame], verify: Verifier | None = None, *, ledger: bool = True
+) -> Sorted:
     """Decode each frame's body; a frame with no id at all is dead-lettered under a
-    made-up key (it cannot be deduplicated, and silently dropping it would lose it)."""
+    made-up key (it cannot be deduplicated, and silently dropping it would lose it).
+    ``ledger``: account for the frames in ``Sorted.ledger`` too."""
     out = Sorted()
     for frame in frames:
         headers = frame.headers
@@ -119,8 +122,9 @@ def sort_frames(frames: Iterable[MessageFrame], verify: Verifier | None = None) 
                 out.origins.append(frame)
             else:
                 out.dead.append(dead_letter(frame, key, part, result.reason))
-        speaker = out.messages[first].message if len(out.messages) > first else None
-        _account(out.ledger, frame, speaker)
+        if ledger:
+            speaker = out.messages[first].message if len(out.messages) > first else None
+            _account(out.ledger, frame, speaker)
     return out
 
 

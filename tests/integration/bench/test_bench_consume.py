@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from msgbus.bench.consume import NAIVE, RAW_ACKS, RAW_DRAIN, ours_name
 from msgbus.cli.bench_cmd import bench
-from msgbus.store.tables import table_for
+from msgbus.store.tables import ledger_gaps, ledger_producers, table_for
 from tests.fixtures.activemq import ActiveMQ
 
 
@@ -42,14 +42,16 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
         match = re.match(r"(.+?)\s+(\d+)\s+([\d,]+)\s+([\d,]+)$", line)
         if match:
             rows.append((match.group(1), int(match.group(2))))
-    assert len(rows) == 2 * 5  # every consumer in each round
+    assert len(rows) == 2 * 6  # every consumer in each round
     assert dict(rows) == {
         RAW_DRAIN: 400,
         RAW_ACKS: 400,
         ours_name(100, "client-individual"): 400,
         ours_name(100, "client"): 400,
+        ours_name(100, "client-individual", ledger=False): 400,
         NAIVE: 40,
     }
+    assert re.search(r"with the completeness ledger / without it: [\d.]+x", result.output)
     assert re.search(r"with ack:client .*: [\d.]+x the default", result.output)
     assert re.search(
         r"raw drain: [\d.]+x +/ raw with ACK each: [\d.]+x +/ naive peer: [\d.]+x", result.output
@@ -59,6 +61,7 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
     engine = sa.create_engine(postgres_url)
     try:
         with engine.connect() as db:
-            assert db.scalar(sa.select(sa.func.count()).select_from(table_for("ProbeResult"))) == 0
+            for table in (table_for("ProbeResult"), ledger_producers, ledger_gaps):
+                assert db.scalar(sa.select(sa.func.count()).select_from(table)) == 0
     finally:
         engine.dispose()

@@ -21,7 +21,7 @@ from msgbus.security import load_smime
 from msgbus.stomp.frames import MessageFrame
 from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
 from msgbus.store.database import DeadLetter, StoredMessage, dedup_key
-from msgbus.store.ledger import Arrival, LedgerBatch, SyncRecord
+from msgbus.store.ledger import LedgerBatch, SyncRecord
 
 __all__ = [
     "Sorted",
@@ -136,18 +136,15 @@ def _account(ledger: LedgerBatch, frame: MessageFrame, message: Message | None) 
     if not producer or not seq.isdigit() or not epoch.isdigit():
         ledger.unsequenced += 1
         return
-    values = message.index_values() if message is not None else {}
-    site, host = values.get("site"), values.get("host")
-    ledger.arrivals.append(
-        Arrival(
-            producer,
-            int(epoch),
-            int(seq),
-            site=site if isinstance(site, str) else None,
-            host=host if isinstance(host, str) else None,
-            destination=headers.get("destination"),
+    key = (producer, int(epoch))
+    if ledger.arrived(key, int(seq)) or (key not in ledger.origins and message is not None):
+        values = message.index_values() if message is not None else {}
+        site, host = values.get("site"), values.get("host")
+        ledger.origins[key] = (
+            site if isinstance(site, str) else None,
+            host if isinstance(host, str) else None,
+            headers.get("destination"),
         )
-    )
 
 
 def sync_record(frame: MessageFrame) -> SyncRecord | None:

@@ -10,7 +10,6 @@ undo each other), applies a batch and writes back what changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,22 +20,9 @@ from msgbus.store.gaps import Numbering, Range
 from msgbus.store.insert import insert_ignore
 from msgbus.store.tables import TEXT_LENGTH, ledger_gaps, ledger_producers, ledger_totals
 
-__all__ = ["Arrival", "LedgerBatch", "SyncRecord", "apply"]
+__all__ = ["LedgerBatch", "Origin", "SyncRecord", "apply"]
 
 Key = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """One numbered message received (stored, duplicate or dead-lettered alike: it
-    arrived, so it is not missing)."""
-
-    producer: str
-    epoch: int
-    seq: int
-    site: str | None = None
-    host: str | None = None
-    destination: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +36,35 @@ class SyncRecord:
     destination: str | None = None
 
 
+Origin = tuple[str | None, str | None, str | None]
+"""Site, host and destination a producer's messages speak for."""
+
+
 @dataclass(slots=True)
 class LedgerBatch:
-    arrivals: list[Arrival] = field(default_factory=list)
+    """What one batch of frames tells the ledger, gathered per producer (the consumer adds
+    one number per frame: this is on its hot path)."""
+
+    numbers: dict[Key, list[int]] = field(default_factory=dict)
+    """Numbers that arrived (stored, duplicate or dead-lettered alike: not missing)."""
+    origins: dict[Key, Origin] = field(default_factory=dict)
     syncs: list[SyncRecord] = field(default_factory=list)
     unsequenced: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.arrivals or self.syncs or self.unsequenced)
+        return bool(self.numbers or self.syncs or self.unsequenced)
+
+    def arrived(self, key: Key, seq: int) -> bool:
+        """Note ``seq``; True when ``key`` is new to the batch (give its origin then)."""
+        numbers = self.numbers.get(key)
+        if numbers is None:
+            self.numbers[key] = [seq]
+            return True
+        numbers.append(seq)
+        return False
 
     def keys(self) -> set[Key]:
-        return {(a.producer, a.epoch) for a in self.arrivals} | {
-            (s.producer, s.epoch) for s in self.syncs
-        }
+        return set(self.numbers) | {(s.producer, s.epoch) for s in self.syncs}
 
 
 def _cut(value: str | None) -> str | None:
@@ -96,9 +98,13 @@ def apply(conn: sa.Connection, batch: LedgerBatch, now: datetime) -> None:
         producers = _locked_producers(conn, keys)
     g = ledger_gaps
     old_gaps: dict[Key, dict[int, tuple[int, datetime]]] = {key: {} for key in keys}
-    query = sa.select(g).where(sa.tuple_(g.c.producer, g.c.epoch).in_(list(keys)))
-    for gap in conn.execute(query):
-        old_gaps[(gap.producer, gap.epoch)][gap.first] = (gap.last, gap.detected_at)
+    # Only producers with something missing have gap rows: in the common case (numbers
+    # arriving in order) there is nothing to read.
+    gapped = [key for key in keys if producers[key]["missing"]]
+    if gapped:
+        query = sa.select(g).where(sa.tuple_(g.c.producer, g.c.epoch).in_(gapped))
+        for gap in conn.execute(query):
+            old_gaps[(gap.producer, gap.epoch)][gap.first] = (gap.last, gap.detected_at)
     updates, added, removed = [], [], []
     for key in sorted(keys):
         row = producers[key]
@@ -108,8 +114,7 @@ def apply(conn: sa.Connection, batch: LedgerBatch, now: datetime) -> None:
             gaps=sorted((first, last) for first, (last, _) in before.items()),
             skipped=row["skipped"],
         )
-        arrivals = [a for a in batch.arrivals if (a.producer, a.epoch) == key]
-        fresh = numbering.record(a.seq for a in arrivals)
+        fresh = numbering.record(batch.numbers.get(key, ()))
         syncs = [s for s in batch.syncs if (s.producer, s.epoch) == key]
         for sync in syncs:
             numbering.announce(sync.last, sync.skipped)
@@ -121,14 +126,15 @@ def apply(conn: sa.Connection, batch: LedgerBatch, now: datetime) -> None:
                 if first in before:
                     removed.append({"p": key[0], "e": key[1], "f": first})
                 added.append(_gap(key, first, last, _noticed(before, first, now)))
-        latest = arrivals[-1] if arrivals else None
+        site, host, destination = batch.origins.get(key, (None, None, None))
+        destination = destination or next((s.destination for s in syncs if s.destination), None)
         updates.append(
             {
                 "p": key[0],
                 "e": key[1],
-                "site": _cut(latest.site) if latest and latest.site else row["site"],
-                "host": _cut(latest.host) if latest and latest.host else row["host"],
-                "destination": _cut(_destination(arrivals, syncs)) or row["destination"],
+                "site": _cut(site) or row["site"],
+                "host": _cut(host) or row["host"],
+                "destination": _cut(destination) or row["destination"],
                 "high_water": numbering.high,
                 "received": row["received"] + fresh,
                 "missing": numbering.missing,
@@ -188,8 +194,3 @@ def _noticed(before: dict[int, tuple[int, datetime]], first: int, now: datetime)
         if start <= first <= last:
             return noticed
     return now
-
-
-def _destination(arrivals: Iterable[Arrival], syncs: Iterable[SyncRecord]) -> str | None:
-    named = [a.destination for a in arrivals] + [s.destination for s in syncs]
-    return next((d for d in named if d), None)

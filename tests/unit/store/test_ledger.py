@@ -9,7 +9,7 @@ import pytest
 
 from msgbus.store.audit import audit, audit_metrics
 from msgbus.store.database import Store, StoredMessage
-from msgbus.store.ledger import Arrival, LedgerBatch, SyncRecord
+from msgbus.store.ledger import LedgerBatch, SyncRecord
 from tests.unit.store.conftest import make_probe
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
@@ -23,7 +23,8 @@ def store(tmp_path: Path) -> Store:
 
 
 def _arrivals(*seqs: int, producer: str = "p1", site: str = "SITE-A") -> LedgerBatch:
-    return LedgerBatch(arrivals=[Arrival(producer, 7, s, site, "h1", "/queue/q") for s in seqs])
+    key = (producer, 7)
+    return LedgerBatch(numbers={key: list(seqs)}, origins={key: (site, "h1", "/queue/q")})
 
 
 def test_gaps_open_close_and_survive_redeliveries_across_batches(store: Store) -> None:
@@ -44,7 +45,10 @@ def test_sync_records_unsequenced_and_sites(store: Store) -> None:
     store.write(
         [],
         ledger=LedgerBatch(
-            arrivals=[Arrival("p2", 1, 2, "SITE-B", "h2")], syncs=[sync], unsequenced=3
+            numbers={("p2", 1): [2]},
+            origins={("p2", 1): ("SITE-B", "h2", None)},
+            syncs=[sync],
+            unsequenced=3,
         ),
         received_at=NOW,
     )

@@ -5,7 +5,9 @@ around them), ``msgbus consume`` into the database, ``msgbus audit`` naming the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ from tests.fixtures.proxy import TcpProxy
 pytestmark = pytest.mark.postgres
 
 
+@pytest.fixture(params=["embedded", pytest.param("activemq", marks=pytest.mark.activemq)])
+def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The STOMP port of an embedded broker or of the session's ActiveMQ."""
+    if request.param == "activemq":
+        yield request.getfixturevalue("activemq").port
+        return
+    with BrokerThread(BrokerConfig(port=0)) as broker:
+        yield broker.port
+
+
 def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:
     def drop(frame: Frame) -> bool:
         seq = frame.headers.get(SEQ_HEADER, "")
@@ -29,9 +41,14 @@ def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:
     return drop
 
 
-def _publish(tmp_path: Path, url: str, destination: str, n: int, tag: str) -> None:
+def _publish(
+    tmp_path: Path, url: str, destination: str, n: int, tag: str, *, timestamp: str | None = None
+) -> None:
     path = tmp_path / f"{tag}.txt"
-    path.write_text("".join(probe_text(f"{tag} #{i}", 10) for i in range(n)))
+    text = "".join(probe_text(f"{tag} #{i}", 10) for i in range(n))
+    if timestamp is not None:
+        text = text.replace("timestamp: 2026-12-01T00:00:00Z", f"timestamp: {timestamp}")
+    path.write_text(text)
     spool = str(tmp_path / "spool")
     done = run_msgbus(
         ["publish", "--spool", spool, "--broker", url, "--destination", destination, str(path)]
@@ -52,50 +69,76 @@ def _audit(store: str) -> tuple[int, dict[str, object]]:
 
 
 def test_messages_lost_in_flight_are_reported_with_their_range(
-    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy]
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
 ) -> None:
     assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
-    destination = "/queue/ledger.test"
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        url = f"stomp://127.0.0.1:{broker.port}"
-        lossy = tcp_proxy(broker.port, drop=_in_flight(100, 109))
-        _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 150, "first")
-        assert lossy.dropped == 10
-        _consume(url, destination, postgres_url)
-        code, report = _audit(postgres_url)
-        assert code == 1
-        [gap] = report["gaps"]  # type: ignore[misc]
-        assert (gap["first"], gap["last"], gap["site"]) == (100, 109, "CHAOS-SITE")
-        assert (report["missing"], report["received"]) == (10, 140)
-        # A second run (same spool, same producer) continues the numbering: no new gap,
-        # and its redelivered duplicates do not disturb the ledger.
-        _publish(tmp_path, url, destination, 20, "second")
-        _consume(url, destination, postgres_url)
-        _consume(url, destination, postgres_url)
-        code, report = _audit(postgres_url)
-        assert [(g["first"], g["last"]) for g in report["gaps"]] == [(100, 109)]  # type: ignore[union-attr]
-        assert (report["missing"], report["received"], report["producers"]) == (10, 160, 1)
+    destination = f"/queue/ledger.test.{tmp_path.name}"
+    url = f"stomp://127.0.0.1:{broker_port}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(100, 109))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 150, "first")
+    assert lossy.dropped == 10
+    _consume(url, destination, postgres_url)
+    code, report = _audit(postgres_url)
+    assert code == 1
+    [gap] = report["gaps"]  # type: ignore[misc]
+    assert (gap["first"], gap["last"], gap["site"]) == (100, 109, "CHAOS-SITE")
+    assert (report["missing"], report["received"]) == (10, 140)
+    # A second run (same spool, same producer) continues the numbering: no new gap,
+    # and its redelivered duplicates do not disturb the ledger.
+    _publish(tmp_path, url, destination, 20, "second")
+    _consume(url, destination, postgres_url)
+    _consume(url, destination, postgres_url)
+    code, report = _audit(postgres_url)
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(100, 109)]  # type: ignore[union-attr]
+    assert (report["missing"], report["received"], report["producers"]) == (10, 160, 1)
 
 
 def test_losing_the_last_messages_is_noticed_by_the_sync_record(
-    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy]
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
 ) -> None:
     assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
-    destination = "/queue/ledger.tail"
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        lossy = tcp_proxy(broker.port, drop=_in_flight(46, 50))
-        _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "tail")
-        _consume(f"stomp://127.0.0.1:{broker.port}", destination, postgres_url)
+    destination = f"/queue/ledger.tail.{tmp_path.name}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 50))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "tail")
+    _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
     code, report = _audit(postgres_url)
     assert code == 1
     assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 50)]  # type: ignore[union-attr]
 
 
-def test_nothing_lost_is_nothing_reported(tmp_path: Path, postgres_url: str) -> None:
+def test_nothing_lost_is_nothing_reported(
+    tmp_path: Path, postgres_url: str, broker_port: int
+) -> None:
     assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        url = f"stomp://127.0.0.1:{broker.port}"
-        _publish(tmp_path, url, "/queue/ledger.whole", 30, "whole")
-        _consume(url, "/queue/ledger.whole", postgres_url)
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.whole.{tmp_path.name}"
+    _publish(tmp_path, url, destination, 30, "whole")
+    _consume(url, destination, postgres_url)
     code, report = _audit(postgres_url)
     assert (code, report["gaps"], report["received"], report["missing"]) == (0, [], 30, 0)
+
+
+def test_a_site_whose_probes_stop_is_stale_within_twice_its_interval(
+    tmp_path: Path, postgres_url: str, broker_port: int
+) -> None:
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.stale.{tmp_path.name}"
+    interval = 6.0  # long beside the commands' own run time, short for a test
+    for beat in range(2):  # a probe every 6 s, then it stops
+        last_beat = time.time()
+        stamp = datetime.fromtimestamp(last_beat, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _publish(tmp_path, url, destination, 1, f"beat{beat}", timestamp=stamp)
+        if beat == 0:
+            time.sleep(interval - (time.time() - last_beat))
+    _consume(url, destination, postgres_url)
+    assert time.time() - last_beat < 2 * interval - 1, "too slow to see it fresh first"
+    code, report = _audit(postgres_url)
+    assert (code, report["stale"]) == (0, [])
+    while not report["stale"] and time.time() - last_beat < 2 * interval + 3:
+        time.sleep(0.5)
+        code, report = _audit(postgres_url)
+    noticed = time.time() - last_beat
+    [series] = report["stale"]  # type: ignore[misc]
+    assert (code, series["site"], series["metric"]) == (1, "CHAOS-SITE", "org.sam.CE-JobSubmit")
+    # Timestamps have whole seconds: the learned interval is 6 +- 1 s, and the series
+    # shows stale once silent for twice that (plus an audit's run time).
+    assert 5 <= series["interval"] <= 7 and noticed <= 2 * interval + 3

@@ -10,12 +10,13 @@ die() { printf 'deploy/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the tests use: ActiveMQ (plus the jars its STOMP map transformation
 # needs), the Nagios plugins the probe tests run, Chromium for the dashboard test,
-# Perl's Net::STOMP for the interop client test, and the database/broker servers
+# Perl's Net::STOMP for the interop client test, xmllint for the rendered ActiveMQ
+# configuration, and the database/broker servers
 # when the machine does not have them yet.
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need+=("$1"); }
 for pkg in activemq libxstream-java libjettison-java default-jre-headless \
-    monitoring-plugins-basic monitoring-plugins-standard chromium chromium-driver \
+    monitoring-plugins-basic monitoring-plugins-standard chromium chromium-driver libxml2-utils \
     libnet-stomp-perl; do
     want "$pkg"
 done

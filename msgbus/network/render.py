@@ -103,7 +103,16 @@ def render_broker(topology: Topology, name: str) -> str:
             name = f"{link.source}-to-{link.target}" + (f"-{len(twins) + 1}" if twins else "")
             _network_connector(connectors, topology, link, name)
     persistence = _sub(root, "persistenceAdapter")
-    _sub(persistence, "kahaDB", directory=f"{data_dir}/kahadb")
+    # Said explicitly, not left to the version's defaults: a confirmed message is on
+    # disk (fsync per write), and a torn journal is detected, not replayed.
+    _sub(
+        persistence,
+        "kahaDB",
+        directory=f"{data_dir}/kahadb",
+        journalDiskSyncStrategy="always",
+        checksumJournalFiles=True,
+        checkForCorruptJournalFiles=True,
+    )
     _plugins(root, topology)
     if broker.ports.stomp_ssl is not None and topology.tls is not None:
         tls = topology.tls
@@ -296,14 +305,31 @@ def _system_usage(root: ET.Element, broker: Broker) -> None:
 
 def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
     tcs = _sub(root, "transportConnectors")
-    ports = broker.ports
+    ports, limits = broker.ports, broker.limits
+    # DoS bounds on every connector: ActiveMQ 5.17 takes a STOMP frame of any size
+    # (maxFrameSize defaults to Long.MAX_VALUE) and any number of connections.
+    stomp_limits = (
+        f"maximumConnections={limits.max_connections}"
+        f"&wireFormat.maxFrameSize={limits.max_frame_bytes}"
+        f"&wireFormat.maxDataLength={limits.max_frame_bytes}"
+    )
+    # OpenWire carries the bridges: room for a whole STOMP frame plus the JMS envelope.
+    openwire_limits = (
+        f"maximumConnections={limits.max_connections}"
+        f"&wireFormat.maxFrameSize={2 * limits.max_frame_bytes}"
+    )
     _sub(
         tcs,
         "transportConnector",
         name="openwire",
-        uri=f"tcp://{broker.openwire_bind}:{ports.openwire}",
+        uri=f"tcp://{broker.openwire_bind}:{ports.openwire}?{openwire_limits}",
     )
-    _sub(tcs, "transportConnector", name="stomp", uri=f"stomp://{broker.stomp_bind}:{ports.stomp}")
+    _sub(
+        tcs,
+        "transportConnector",
+        name="stomp",
+        uri=f"stomp://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
+    )
     if ports.stomp_ssl is not None:
         client_auth = topology.tls is not None and topology.tls.need_client_auth
         _sub(
@@ -311,5 +337,5 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
             "transportConnector",
             name="stomp+ssl",
             uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}"
-            f"?needClientAuth={str(client_auth).lower()}",
+            f"?{stomp_limits}&needClientAuth={str(client_auth).lower()}",
         )

@@ -20,6 +20,7 @@ from msgbus.permissions import check_destination as _check_destination
 
 __all__ = [
     "Broker",
+    "BrokerLimits",
     "ConsumerGroup",
     "DestinationPolicy",
     "Link",
@@ -52,6 +53,14 @@ class Ports(_Model):
         return [p for p in (self.stomp, self.openwire, self.stomp_ssl) if p is not None]
 
 
+class BrokerLimits(_Model):
+    """Bounds rendered on every transport connector (ActiveMQ's DoS protection): a STOMP
+    frame or body over ``max_frame_bytes`` is refused, as by the embedded broker."""
+
+    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_connections: int = Field(default=1000, ge=1)
+
+
 class Broker(_Model):
     """One ActiveMQ broker process."""
 
@@ -67,6 +76,7 @@ class Broker(_Model):
     jvm_options: list[str] = Field(default_factory=list)
     store_mb: int = Field(default=2048, ge=16)
     temp_mb: int = Field(default=512, ge=16)
+    limits: BrokerLimits = Field(default_factory=BrokerLimits)
 
 
 class Link(_Model):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from msgbus.config import ControlConfig
 from msgbus.network.render import VIRTUAL_CONSUMER_QUEUES, VIRTUAL_TOPICS, render_broker
 from msgbus.network.topology import load_topology, parse_topology
 from msgbus.presence.messages import Destinations
+from tests.fixtures.services import require_service
 
 NS = {
     "b": "http://www.springframework.org/schema/beans",
@@ -77,7 +82,17 @@ def test_secure_by_default_auth_and_loopback() -> None:
     grid_topic = next(e for e in entries if e.get("topic") == "grid.>")
     assert grid_topic.get("write") == "admins,publishers"
     uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
-    assert uris == ["tcp://127.0.0.1:62616", "stomp://127.0.0.1:62613"]
+    assert [u.split("?")[0] for u in uris] == ["tcp://127.0.0.1:62616", "stomp://127.0.0.1:62613"]
+    # ActiveMQ's own DoS bounds, which it leaves off by default.
+    stomp = dict(p.split("=") for p in uris[1].split("?")[1].split("&"))
+    assert stomp == {
+        "maximumConnections": "1000",
+        "wireFormat.maxFrameSize": str(4 << 20),
+        "wireFormat.maxDataLength": str(4 << 20),
+    }
+    kahadb = _find(broker, "a:persistenceAdapter/a:kahaDB")
+    assert kahadb.get("journalDiskSyncStrategy") == "always"
+    assert kahadb.get("checksumJournalFiles") == "true"
     assert broker.get("useJmx") == "false"
     mgmt = _find(broker, "a:managementContext/a:managementContext")
     assert mgmt.get("createConnector") == "false"
@@ -107,7 +122,8 @@ def test_children_in_schema_order_and_stomp_ssl() -> None:
     ssl = _find(broker, "a:sslContext/a:sslContext")
     assert ssl.get("keyStore") == str(BROKERS / "tls" / "broker.p12")
     uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
-    assert "stomp+ssl://127.0.0.1:62663?needClientAuth=false" in uris
+    [stomp_ssl] = [u for u in uris if u.startswith("stomp+ssl://127.0.0.1:62663?")]
+    assert stomp_ssl.endswith("&needClientAuth=false")
 
 
 def test_data_dir_is_a_placeholder_unless_given() -> None:
@@ -190,3 +206,20 @@ def test_every_user_may_use_the_control_plane_msgbus_components_use() -> None:
         [entry] = [e for e in entries if covers(e)][:1]
         for right in ("read", "write", "admin"):
             assert groups <= set(entry.get(right).split(",")), (dest, right)
+
+
+@pytest.mark.parametrize("path", sorted(BROKERS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_topology_renders_well_formed_xml_with_limits(
+    path: Path, tmp_path: Path
+) -> None:
+    require_service("xmllint (libxml2-utils)", lambda: shutil.which("xmllint"))
+    topo = load_topology(path)
+    for broker in topo.brokers:
+        out = tmp_path / f"{broker.name}.xml"
+        out.write_text(render_broker(topo, broker.name))
+        done = subprocess.run(
+            ["xmllint", "--noout", str(out)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        text = out.read_text()
+        assert "wireFormat.maxFrameSize=" in text and "maximumConnections=" in text

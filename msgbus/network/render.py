@@ -113,8 +113,8 @@ def render_broker(topology: Topology, name: str) -> str:
         checksumJournalFiles=True,
         checkForCorruptJournalFiles=True,
     )
-    _plugins(root, topology)
-    if broker.ports.stomp_ssl is not None and topology.tls is not None:
+    _plugins(root, topology, broker)
+    if topology.tls is not None:  # STOMP+SSL and the bridges use it
         tls = topology.tls
         ssl = _sub(root, "sslContext")
         _sub(
@@ -201,7 +201,7 @@ def _network_connector(parent: ET.Element, topology: Topology, link: Link, name:
         name=name,
         # Retry a missing peer every 1-5 s rather than backing off to 30 s: a network
         # should form within seconds of its last broker starting.
-        uri=f"static:(tcp://{target.host}:{target.ports.openwire})"
+        uri=f"static:({'ssl' if topology.tls else 'tcp'}://{target.host}:{target.ports.openwire})"
         "?initialReconnectDelay=1000&maxReconnectDelay=5000&useExponentialBackOff=true",
         duplex=link.duplex,
         networkTTL=link.ttl,
@@ -214,10 +214,8 @@ def _network_connector(parent: ET.Element, topology: Topology, link: Link, name:
         password=user[1] if user else None,
     )
     included = _sub(nc, "dynamicallyIncludedDestinations")
-    for dest in link.destinations:
-        kind, name = split_destination(dest)
+    for kind, name in _bridged(link):
         _sub(included, kind, physicalName=name)
-    _sub(included, "queue", physicalName=VIRTUAL_CONSUMER_QUEUES)
     excluded = _sub(nc, "excludedDestinations")
     _sub(excluded, "topic", physicalName=VIRTUAL_TOPICS)
 
@@ -225,14 +223,31 @@ def _network_connector(parent: ET.Element, topology: Topology, link: Link, name:
 def _bridge_user(topology: Topology) -> tuple[str, str] | None:
     if not topology.security.authentication:
         return None
-    admin = topology.security.admin_user
+    name = topology.security.bridge_user
     for user in topology.users:
-        if user.name == admin:
+        if user.name == name:
             return user.name, user.password
-    raise NetworkError(f"security.admin_user {admin!r} is not among the topology's users")
+    raise NetworkError(f"security.bridge_user {name!r} is not among the topology's users")
 
 
-def _plugins(root: ET.Element, topology: Topology) -> None:
+def _control() -> list[tuple[str, str]]:
+    """msgbus's presence and control destinations: every component needs them."""
+    control = ControlConfig()
+    return [
+        split_destination(control.presence_topic),
+        ("queue", f"{control.prefix}.>"),
+        ("topic", f"{control.prefix}.>"),
+    ]
+
+
+def _bridged(link: Link) -> list[tuple[str, str]]:
+    """What a link forwards: its destinations, the virtual-topic consumer queues (store
+    and forward) and msgbus's control plane, so `msgbus ctl` reaches every broker."""
+    named = [split_destination(dest) for dest in link.destinations]
+    return [*named, ("queue", VIRTUAL_CONSUMER_QUEUES), *_control()]
+
+
+def _plugins(root: ET.Element, topology: Topology, broker: Broker) -> None:
     plugins = _sub(root, "plugins")
     _sub(plugins, "statisticsBrokerPlugin")
     if topology.expiry_ms is not None:
@@ -274,14 +289,11 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
     # statistics queues; they carry no grid data. Every msgbus component announces
     # itself and listens for control requests (which it authorizes itself, see
     # msgbus.presence): without these a component's control channel is refused.
-    control = ControlConfig()
     for kind, name in (
         ("topic", "ActiveMQ.Advisory.>"),
         ("queue", "ActiveMQ.Statistics.>"),
         ("topic", "ActiveMQ.Statistics.>"),
-        split_destination(control.presence_topic),
-        ("queue", f"{control.prefix}.>"),
-        ("topic", f"{control.prefix}.>"),
+        *_control(),
     ):
         _sub(
             entries,
@@ -291,8 +303,32 @@ def _plugins(root: ET.Element, topology: Topology) -> None:
             write=everyone,
             admin=everyone,
         )
+    # The bridge user may use what the links forward, and nothing else (ActiveMQ unions
+    # the groups of every entry that matches a destination).
+    bridges = {
+        entry
+        for link in topology.links
+        if broker.name in (link.source, link.target)
+        for entry in _bridged(link)
+    }
+    bridge_groups = _bridge_groups(topology)
+    for kind, name in sorted(bridges):
+        _sub(
+            entries,
+            "authorizationEntry",
+            **{kind: name},
+            read=bridge_groups,
+            write=bridge_groups,
+            admin=bridge_groups,
+        )
     temp = _sub(amap, "tempDestinationAuthorizationEntry")
     _sub(temp, "tempDestinationAuthorizationEntry", read=everyone, write=everyone, admin=everyone)
+
+
+def _bridge_groups(topology: Topology) -> str:
+    name = topology.security.bridge_user
+    user = next((u for u in topology.users if u.name == name), None)
+    return ",".join(sorted(user.member_of())) if user is not None else "users"
 
 
 def _system_usage(root: ET.Element, broker: Broker) -> None:
@@ -318,11 +354,15 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         f"maximumConnections={limits.max_connections}"
         f"&wireFormat.maxFrameSize={2 * limits.max_frame_bytes}"
     )
+    tls = topology.tls
+    client_auth = f"&needClientAuth={str(tls.client_auth).lower()}" if tls else ""
+    # With TLS the bridges (OpenWire) run over it too.
+    openwire = f"ssl://{broker.openwire_bind}:{ports.openwire}?{openwire_limits}{client_auth}"
     _sub(
         tcs,
         "transportConnector",
         name="openwire",
-        uri=f"tcp://{broker.openwire_bind}:{ports.openwire}?{openwire_limits}",
+        uri=openwire if tls else f"tcp://{broker.openwire_bind}:{ports.openwire}?{openwire_limits}",
     )
     _sub(
         tcs,
@@ -331,11 +371,9 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         uri=f"stomp://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
     )
     if ports.stomp_ssl is not None:
-        client_auth = topology.tls is not None and topology.tls.need_client_auth
         _sub(
             tcs,
             "transportConnector",
             name="stomp+ssl",
-            uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}"
-            f"?{stomp_limits}&needClientAuth={str(client_auth).lower()}",
+            uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}?{stomp_limits}{client_auth}",
         )

@@ -127,20 +127,34 @@ class ConsumerGroup(_Model):
 
 
 class Tls(_Model):
-    """Key and trust stores for STOMP+SSL (JKS or PKCS12, as ActiveMQ reads them)."""
+    """Key and trust stores for STOMP+SSL and the bridges (JKS or PKCS12, as ActiveMQ
+    reads them). With a truststore, client certificates are required unless
+    ``need_client_auth`` says otherwise."""
 
     keystore: Path
     keystore_password: str
     truststore: Path | None = None
     truststore_password: str | None = None
-    need_client_auth: bool = False
+    need_client_auth: bool | None = None
+
+    @property
+    def client_auth(self) -> bool:
+        return (
+            self.truststore is not None if self.need_client_auth is None else self.need_client_auth
+        )
 
 
 class Security(_Model):
     # Secure by default: turning authentication off must be said in the topology.
     authentication: bool = True
-    # The user the brokers' bridges and msgbus's own status/verify probes log in as.
+    # The user msgbus's own status/verify probes log in as.
     admin_user: str = "admin"
+    # The user the brokers' bridges log in as: granted what bridging needs, nothing more
+    # (needed when there are links).
+    bridge_user: str = "bridge"
+    # With TLS, plaintext STOMP stays on the loopback interface (msgbus's own tools on
+    # the broker host use it) unless this says it may be reached from elsewhere.
+    plaintext_stomp: bool = False
 
 
 class Topology(_Model):
@@ -195,11 +209,15 @@ class Topology(_Model):
                 "security.authentication is on but no users are declared: add users "
                 "(and permissions), or set security.authentication: false for a test network"
             )
-        if self.security.authentication and self.security.admin_user not in {
-            u.name for u in self.users
-        }:
+        users = {u.name for u in self.users}
+        if self.security.authentication and self.security.admin_user not in users:
             raise ValueError(
                 f"security.admin_user {self.security.admin_user!r} is not among the users"
+            )
+        if self.security.authentication and self.links and self.security.bridge_user not in users:
+            raise ValueError(
+                f"the links need security.bridge_user {self.security.bridge_user!r} among the "
+                "users (a user of its own: it is granted only what bridging needs)"
             )
         unknown = unknown_groups((u.member_of() for u in self.users), self.permissions)
         if unknown:
@@ -211,6 +229,14 @@ class Topology(_Model):
             raise ValueError(
                 "a broker declares ports.stomp_ssl but the topology has no tls section"
             )
+        if self.tls is not None and not self.security.plaintext_stomp:
+            for broker in self.brokers:
+                if broker.stomp_bind not in ("127.0.0.1", "::1", "localhost"):
+                    raise ValueError(
+                        f"broker {broker.name!r}: with TLS, plaintext STOMP stays on the "
+                        f"loopback interface, not {broker.stomp_bind}; clients use "
+                        "ports.stomp_ssl (or set security.plaintext_stomp: true)"
+                    )
         return self
 
 

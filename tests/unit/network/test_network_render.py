@@ -49,16 +49,34 @@ def test_connectors_live_on_the_link_source_only() -> None:
         "networkTTL": "2",
         "conduitSubscriptions": "true",
         "syncDurableSubs": "true",
-        "userName": "admin",
+        "userName": "bridge",
     }
     assert {k: nc.get(k) for k in wanted} == wanted
     included = _find(nc, "a:dynamicallyIncludedDestinations")
-    # Consumer queues forwarded on demand, the virtual topics themselves never.
+    # Consumer queues forwarded on demand, the virtual topics themselves never; the
+    # control plane always, so `msgbus ctl` reaches components on every broker.
     assert [(x.tag.split("}")[1], x.get("physicalName")) for x in included] == [
         ("topic", ">"),
         ("queue", "grid.>"),
         ("queue", VIRTUAL_CONSUMER_QUEUES),
+        ("topic", "msgbus.presence"),
+        ("queue", "msgbus.control.>"),
+        ("topic", "msgbus.control.>"),
     ]
+    # The bridge user may use exactly what the links forward.
+    entries = a.findall(
+        "a:plugins/a:authorizationPlugin/a:map/a:authorizationMap/a:authorizationEntries/"
+        "a:authorizationEntry",
+        NS,
+    )
+    bridged = {(e.get("queue") or e.get("topic")) for e in entries if e.get("read") == "bridges"}
+    assert bridged == {
+        ">",
+        "grid.>",
+        VIRTUAL_CONSUMER_QUEUES,
+        "msgbus.presence",
+        "msgbus.control.>",
+    }
     excluded = _find(nc, "a:excludedDestinations")
     assert [(x.tag.split("}")[1], x.get("physicalName")) for x in excluded] == [
         ("topic", VIRTUAL_TOPICS)
@@ -123,7 +141,11 @@ def test_children_in_schema_order_and_stomp_ssl() -> None:
     assert ssl.get("keyStore") == str(BROKERS / "tls" / "broker.p12")
     uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
     [stomp_ssl] = [u for u in uris if u.startswith("stomp+ssl://127.0.0.1:62663?")]
-    assert stomp_ssl.endswith("&needClientAuth=false")
+    # A truststore means client certificates are required; the bridges use TLS too.
+    assert stomp_ssl.endswith("&needClientAuth=true")
+    assert [u for u in uris if u.startswith("ssl://127.0.0.1:62656?")]
+    [nc] = broker.findall("a:networkConnectors/a:networkConnector", NS)
+    assert nc.get("uri", "").startswith("static:(ssl://127.0.0.1:62666)")
 
 
 def test_data_dir_is_a_placeholder_unless_given() -> None:

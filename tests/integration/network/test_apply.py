@@ -20,7 +20,10 @@ def _topology(brokers: dict[str, dict[str, int]], links: list[dict[str, Any]]) -
     return parse_topology(
         {
             "name": "apply",
-            "users": [{"name": "admin", "password": "secret", "groups": ["admins"]}],
+            "users": [
+                {"name": "admin", "password": "secret", "groups": ["admins"]},
+                {"name": "bridge", "password": "bridge", "groups": ["bridges"]},
+            ],
             "permissions": [
                 {"destination": d, "read": ["admins"], "write": ["admins"], "admin": ["admins"]}
                 for d in ("/queue/>", "/topic/>")

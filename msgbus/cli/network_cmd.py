@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from msgbus.errors import NetworkError
+from msgbus.network.advisories import advisories_for
 from msgbus.network.local import LocalNetwork
 from msgbus.network.plan import apply_plan, make_plan
 from msgbus.network.render import render_broker
@@ -115,7 +116,8 @@ def status(topology: Path, state_dir: Path | None) -> None:
     ):
         table.add_column(col, justify="right" if col in _NUMERIC else "left")
     down: list[str] = []
-    for st in net.status():
+    statuses = net.status()
+    for st in statuses:
         if not st.up:
             down.append(st.name)
         if st.stats is None:
@@ -134,6 +136,14 @@ def status(topology: Path, state_dir: Path | None) -> None:
             ", ".join(sorted(s.bridges)) or "-",
         )
     Console(width=120).print(table)
+    for st in statuses:
+        for advisory in advisories_for(st.server):
+            click.echo(
+                f"warning: {st.name} reports {st.server}, affected by {advisory.cve} "
+                f"({advisory.what}; see {advisory.source}); upgrade it, or check that your "
+                "package carries the fix as a backport",
+                err=True,
+            )
     if down:
         raise NetworkError(f"brokers down: {', '.join(down)}; start them with `msgbus network up`")
 

@@ -8,13 +8,14 @@ brought up or applied, which ``apply`` compares a new one against.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from msgbus.errors import MsgbusError, NetworkError
-from msgbus.network.activemq import BrokerProcess, Installation
+from msgbus.network.activemq import BrokerProcess, Installation, stomp_answers
 from msgbus.network.render import render_broker
 from msgbus.network.stats import BrokerStats, bridges, broker_stats
 from msgbus.network.topology import Broker, Topology, parse_topology
@@ -25,7 +26,13 @@ __all__ = ["BrokerStatus", "LocalNetwork", "default_state_dir"]
 
 
 def default_state_dir(topology: Topology) -> Path:
-    return Path(".msgbus") / "network" / topology.name
+    """The topology's ``state_dir``, else ``$XDG_STATE_HOME/msgbus/network/NAME``
+    (``~/.local/state/...``): the same from any working directory, so a status never
+    reports running brokers as down, nor a second `up` starts them twice."""
+    if topology.state_dir is not None:
+        return topology.state_dir
+    home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(home) / "msgbus" / "network" / topology.name
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class BrokerStatus:
     uptime_s: float | None = None
     stats: BrokerStats | None = None
     error: str | None = None
+    server: str = ""
+    """What the broker says it is (STOMP ``server``), e.g. ``ActiveMQ/5.17.2``."""
 
 
 class LocalNetwork:
@@ -180,7 +189,14 @@ class LocalNetwork:
             url = str(self.url(name))
             started = proc.started_at()
             if started is None:
-                out.append(BrokerStatus(name, url, up=False))
+                broker = self.topology.broker(name)
+                if stomp_answers(broker.host, broker.ports.stomp, timeout=1.0):
+                    # Up, but not started from here: say so rather than "down" (which
+                    # would suggest `network up`, and a second broker on its port).
+                    error = f"answers, but was not started from {self.state_dir}"
+                    out.append(BrokerStatus(name, url, up=True, error=error))
+                else:
+                    out.append(BrokerStatus(name, url, up=False))
                 continue
             uptime = time.time() - started
             try:
@@ -192,7 +208,9 @@ class LocalNetwork:
             except MsgbusError as exc:
                 out.append(BrokerStatus(name, url, up=True, uptime_s=uptime, error=str(exc)))
                 continue
-            out.append(BrokerStatus(name, url, up=True, uptime_s=uptime, stats=stats))
+            out.append(
+                BrokerStatus(name, url, up=True, uptime_s=uptime, stats=stats, server=conn.server)
+            )
         return out
 
     # -- the applied topology ---------------------------------------------------------

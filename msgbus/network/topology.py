@@ -173,6 +173,9 @@ class Topology(_Model):
     # Virtual topics (VirtualTopic.X, consumed as Consumer.<group>.VirtualTopic.X queues).
     virtual_topics: list[str] = Field(default_factory=list)
     consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
+    # Where `msgbus network` keeps pids, logs and rendered files (relative to the
+    # topology file); default: the user's state directory, whatever the cwd.
+    state_dir: Path | None = None
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
         """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses."""
@@ -361,4 +364,5 @@ def load_topology(path: Path) -> Topology:
         b.model_copy(update={"data_dir": base / b.data_dir}) if b.data_dir else b
         for b in topo.brokers
     ]
-    return topo.model_copy(update={"brokers": brokers})
+    state_dir = base / topo.state_dir if topo.state_dir else None
+    return topo.model_copy(update={"brokers": brokers, "state_dir": state_dir})

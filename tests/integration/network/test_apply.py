@@ -59,8 +59,9 @@ def test_remove_a_broker_moves_its_queue_and_durable_subscription(tmp_path: Path
     require_service("ActiveMQ", find_installation)
     ports = {n: {"stomp": free_port(), "openwire": free_port()} for n in "xyz"}
     state = tmp_path / "state"
-    two = _topology({"x": ports["x"], "y": ports["y"]},
-                    [{"from": "x", "to": "y", "duplex": True, "ttl": 1}])
+    two = _topology(
+        {"x": ports["x"], "y": ports["y"]}, [{"from": "x", "to": "y", "duplex": True, "ttl": 1}]
+    )
     _apply(two, state)
     net = LocalNetwork(two, state)
     try:
@@ -94,11 +95,13 @@ def test_remove_a_broker_moves_its_queue_and_durable_subscription(tmp_path: Path
         assert _take(durable, 1) == [b"after the move"]
         durable.disconnect()
 
-        grown = _topology({"x": ports["x"], "z": ports["z"]},
-                          [{"from": "x", "to": "z", "duplex": True, "ttl": 1}])
+        grown = _topology(
+            {"x": ports["x"], "z": ports["z"]}, [{"from": "x", "to": "z", "duplex": True, "ttl": 1}]
+        )
         said = _apply(grown, state)
         assert [line.split(":")[0] for line in said] == [
-            "- add broker z", "- restart broker x with its new configuration (links +x->z)"
+            "- add broker z",
+            "- restart broker x with its new configuration (links +x->z)",
         ]
         assert verify(LocalNetwork(grown, state), timeout=20.0).ok
     finally:

@@ -102,7 +102,7 @@ class ComponentAgent:
         self.pid = os.getpid()
         self.started_at = time.time()
         self._config = config
-        self._auth = Authorizer(config.control)
+        self._auth = Authorizer(config.control, not_before=self.started_at)
         self._dest = Destinations(config.control.prefix)
         self._stats = stats or dict
         self._state = state or self._state_from_stats
@@ -158,7 +158,7 @@ class ComponentAgent:
     def reconfigure(self, config: MsgbusConfig) -> None:
         """Apply a re-read configuration's control section (call from a ``reload``)."""
         self._config = config
-        self._auth = Authorizer(config.control)
+        self._auth = self._auth.reconfigured(config.control)
 
     # -- what the component looks like -------------------------------------------
 

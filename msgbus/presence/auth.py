@@ -8,12 +8,21 @@ its sender in the body, and that claim is checked like this:
   refuses them all).
 * When ``control.secrets`` holds a secret for the sender, the request must carry an
   HMAC-SHA256 of its exact body under that secret, be no older (or newer) than
-  ``control.max_clock_skew`` and not repeat a request id seen before.
+  ``control.max_clock_skew``, not be signed before this component started, and not
+  repeat a request id seen before.
 
-Limits: a user without a secret is believed on the claim alone, so anyone who can
-write to the control destinations can pretend to be them; give every allowed user a
-secret where that matters. Secrets are shared by the user and every component (not
-public-key signatures), and replies are not authenticated.
+Threat model. Protected: forged commands (no secret, no valid signature), redirected
+ones (the target is signed), and replays of a captured signed command, within a run
+(request ids seen are remembered for the skew window) and across restarts and
+configuration reloads (a request signed before the component started is refused; the
+ids seen are kept through a reload). That last rule needs the clocks of operators and
+components to agree (NTP), as the skew window does already; a legitimate command
+signed by a clock running behind, right after a restart, is refused with a message
+saying so and can simply be sent again. Not protected: a user without a secret is
+believed on the claim alone, so anyone who can write to the control destinations can
+pretend to be them (give every allowed user a secret where that matters); secrets are
+shared by the user and every component (not public-key signatures); replies are not
+authenticated; ``status`` is open to anyone.
 """
 
 from __future__ import annotations
@@ -44,12 +53,22 @@ def sign(body: bytes, secret: str) -> str:
 class Authorizer:
     """Checks requests against ``control`` settings; safe to share between threads."""
 
-    def __init__(self, control: ControlConfig) -> None:
+    def __init__(self, control: ControlConfig, *, not_before: float | None = None) -> None:
         self._allowed = frozenset(control.allowed_users)
         self._secrets = {user: s.get_secret_value() for user, s in control.secrets.items()}
         self._skew = control.max_clock_skew
+        # Requests signed before this (the component's start) are replays or stale.
+        self._not_before = time.time() if not_before is None else not_before
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._lock = threading.Lock()
+
+    def reconfigured(self, control: ControlConfig) -> Authorizer:
+        """The same checks under new ``control`` settings, keeping the request ids seen
+        and the start time, so a reload opens no window for replays."""
+        fresh = Authorizer(control, not_before=self._not_before)
+        with self._lock:
+            fresh._seen = collections.OrderedDict(self._seen)
+        return fresh
 
     def check(
         self, request: ControlRequest, body: bytes, signature: str | None, now: float | None = None
@@ -76,6 +95,12 @@ class Authorizer:
             raise ControlError(
                 f"command {request.command!r} from {sender!r} is {age:.0f} s old; refused "
                 f"beyond control.max_clock_skew ({self._skew:g} s): check the clocks"
+            )
+        if request.sent_at < self._not_before:
+            raise ControlError(
+                f"command {request.command!r} from {sender!r} was signed before this "
+                "component started (a replay, or a clock running behind): send it again, "
+                "and check the clocks if this repeats"
             )
         with self._lock:
             if request.id in self._seen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,31 @@ def test_signed_commands(make_config: ConfigFactory, start_agent: AgentFactory) 
     with ControlClient(make_config(user="ops", secrets={"ops": "k3y"})) as client:
         [reply] = client.request(by_name("secure@h:1"), "pause", timeout=5)
     assert reply.ok and fake.state == "paused"
+
+
+def test_a_captured_signed_command_is_refused_after_the_target_restarts(
+    make_config: ConfigFactory, start_agent: AgentFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secured = make_config("S1", allowed_users=["ops"], secrets={"ops": "k3y"})
+    agent, fake = start_agent(secured, "consumer", "replay@h:1")
+    with ControlClient(make_config(user="ops", secrets={"ops": "k3y"})) as client:
+        captured: list[tuple[Any, ...]] = []
+        send = client.connection.send
+
+        def spy(*args: Any) -> None:  # what someone on the wire would record
+            captured.append(args)
+            send(*args)
+
+        monkeypatch.setattr(client.connection, "send", spy)
+        [reply] = client.request(by_name("replay@h:1"), "pause", timeout=5)
+        assert reply.ok and fake.state == "paused"
+        agent.stop()
+        _, restarted = start_agent(secured, "consumer", "replay@h:1")
+        send(*captured[0])  # the same frame, signature and all
+        [refused] = client.gather(5, first_reply=True).replies
+    assert not refused.ok
+    assert "signed before this component started" in (refused.error or "")
+    assert restarted.state == "running"
 
 
 def test_logs_and_a_failing_handler(make_config: ConfigFactory, three: Three) -> None:

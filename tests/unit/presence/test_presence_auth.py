@@ -22,7 +22,8 @@ def _request(
 
 
 def _auth(**control: object) -> Authorizer:
-    return Authorizer(ControlConfig.model_validate(control))
+    # Started a while ago: the requests of the tests are signed after it.
+    return Authorizer(ControlConfig.model_validate(control), not_before=time.time() - 30)
 
 
 def test_status_is_open_to_anyone() -> None:
@@ -92,3 +93,19 @@ def test_target_is_signed_so_a_command_cannot_be_redirected() -> None:
     moved = request.model_copy(update={"target": Target(scope="name", value="b")})
     with pytest.raises(ControlError, match="signature"):
         auth.check(moved, moved.model_dump_json().encode(), signature)
+
+
+def test_a_captured_command_is_refused_after_a_restart_and_after_a_reload() -> None:
+    control = {"allowed_users": ["alice"], "secrets": {"alice": "k"}, "max_clock_skew": 120}
+    before = _auth(**control)
+    captured, body = _request()
+    before.check(captured, body, sign(body, "k"))  # executed once, and recorded
+    time.sleep(0.01)
+    restarted = Authorizer(ControlConfig.model_validate(control))  # a new process
+    with pytest.raises(ControlError, match="signed before this component started"):
+        restarted.check(captured, body, sign(body, "k"))
+    reloaded = before.reconfigured(ControlConfig.model_validate(control))
+    with pytest.raises(ControlError, match="replay"):
+        reloaded.check(captured, body, sign(body, "k"))
+    fresh, fresh_body = _request()  # signed now: welcome after either
+    restarted.check(fresh, fresh_body, sign(fresh_body, "k"))

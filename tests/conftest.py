@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.chaos",
     "tests.fixtures.hostile",
+    "tests.fixtures.pki",
     "tests.fixtures.proxy",
 ]
 

@@ -93,14 +93,33 @@ _CERT_ALERTS = {
 }
 
 
+# OpenSSL verify codes by which we refuse the broker's certificate, and what to say.
+_UNTRUSTED = (
+    "its certificate is from a CA we do not trust; set tls.ca_file or tls.ca_path to the "
+    "CA that issued it"
+)
+_VERIFY_CODES = {
+    2: _UNTRUSTED,  # unable to get issuer certificate
+    18: _UNTRUSTED,  # self-signed certificate
+    19: _UNTRUSTED,  # self-signed certificate in the chain
+    20: _UNTRUSTED,  # unable to get local issuer certificate
+    21: _UNTRUSTED,  # unable to verify the first certificate
+    9: "its certificate is not valid yet; check the clocks",
+    10: "its certificate has expired; the broker's operator must renew it",
+    23: "its certificate has been revoked",
+    62: "its certificate is for another host name; connect by a name it lists",
+    64: "its certificate is for another address; connect by a name or address it lists",
+}
+
+
 def tls_refusal(url: BrokerURL, exc: BaseException) -> AuthenticationError | None:
     """The permanent TLS failures (a certificate refused on either side) as an
     AuthenticationError naming the cause; None for anything a retry may cure."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return AuthenticationError(
-            f"TLS with {url}: its certificate is not trusted ({exc.verify_message}); check "
-            "tls.ca_file/ca_path, the broker's certificate and its host name"
+        meaning = _VERIFY_CODES.get(
+            getattr(exc, "verify_code", 0), "its certificate is not trusted; check tls.ca_file"
         )
+        return AuthenticationError(f"TLS with {url}: {meaning} ({exc.verify_message})")
     if not isinstance(exc, ssl.SSLError):
         return None
     reason = exc.reason or ""
@@ -108,6 +127,20 @@ def tls_refusal(url: BrokerURL, exc: BaseException) -> AuthenticationError | Non
         if reason.endswith(alert):
             return AuthenticationError(f"TLS with {url}: {meaning} ({reason})")
     return None
+
+
+def _closed_at_tls_login(url: BrokerURL, tls: TLSConfig) -> AuthenticationError:
+    """A TLS 1.3 broker checks our certificate after the handshake, and some close the
+    connection without an alert when they refuse it: the only sign is this silence."""
+    cause = (
+        "it probably refused our client certificate (tls.cert): check that the broker "
+        "trusts its CA and that it has not expired"
+        if tls.cert
+        else "it probably requires a client certificate: set tls.cert and tls.key"
+    )
+    return AuthenticationError(
+        f"{url} closed the TLS connection at login without answering; {cause}"
+    )
 
 
 class Connection:
@@ -235,6 +268,8 @@ class Connection:
                 sock.settimeout(remaining)
                 data = sock.recv(_RECV_BYTES)
                 if not data:
+                    if url.tls:
+                        raise _closed_at_tls_login(url, cfg.tls)
                     raise ConnectError(
                         f"{url} closed the connection during login; check that it speaks STOMP "
                         "on this port"

@@ -24,7 +24,9 @@ from pydantic_settings import (
 )
 
 from msgbus.errors import ConfigError
-from msgbus.transport.url import BrokerURL
+
+# Transport settings belong to the transport layer; the configuration composes them.
+from msgbus.transport.settings import ConnectionConfig, TLSConfig
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -56,40 +58,6 @@ def default_spool_dir() -> Path:
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TLSConfig(_Section):
-    """Grid X.509 style TLS: client certificate and key, CA file or CA directory."""
-
-    cert: Path | None = None
-    key: Path | None = None
-    key_password: SecretStr | None = Field(default=None, repr=False)
-    ca_file: Path | None = None
-    ca_path: Path | None = None
-    check_hostname: bool = True
-
-
-class ConnectionConfig(_Section):
-    brokers: list[BrokerURL] = Field(
-        default_factory=lambda: [BrokerURL(host="127.0.0.1", port=61613)], min_length=1
-    )
-    failover: Literal["ordered", "random"] = "ordered"
-    login: str | None = None
-    passcode: SecretStr | None = Field(default=None, repr=False)
-    vhost: str | None = None
-    client_id: str | None = None
-    heartbeat_ms: tuple[int, int] = (10_000, 10_000)
-    connect_timeout: float = Field(10.0, gt=0)
-    receipt_timeout: float = Field(30.0, gt=0)
-    disconnect_timeout: float = Field(5.0, gt=0)
-    reconnect_initial_delay: float = Field(0.5, gt=0)
-    reconnect_max_delay: float = Field(30.0, gt=0)
-    tls: TLSConfig = Field(default_factory=TLSConfig)
-
-    def without_client_id(self) -> ConnectionConfig:
-        """These settings for a side connection (presence, control, statistics): a
-        broker refuses a second connection with a client-id already connected."""
-        return self.model_copy(update={"client_id": None})
 
 
 class PublisherConfig(_Section):

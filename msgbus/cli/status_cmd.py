@@ -21,10 +21,10 @@ import click
 from rich.console import Console
 from rich.live import Live
 
+from msgbus.cli.broker_view import ask_broker, render_broker
 from msgbus.cli.options import broker_option, config_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ControlError
-from msgbus.presence.brokerstats import ask_broker, render_broker
 from msgbus.presence.client import ControlClient, Gathered
 from msgbus.presence.lookup import LookupResult, lookup
 from msgbus.presence.messages import ControlReply, Target

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from msgbus.config import ConnectionConfig, TLSConfig
 from msgbus.errors import (
     AuthenticationError,
     BrokerError,
@@ -47,6 +46,7 @@ from msgbus.stomp.frames import (
     UnsubscribeFrame,
 )
 from msgbus.stomp.session import HeartBeats, StompSession, ack_id_of
+from msgbus.transport.settings import ConnectionConfig, TLSConfig
 from msgbus.transport.url import BrokerURL
 
 __all__ = ["Connection", "broker_error", "error_detail", "make_ssl_context", "tls_refusal"]

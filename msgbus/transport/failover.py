@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from msgbus.config import ConnectionConfig
 from msgbus.errors import AuthenticationError, ConnectError, TimeoutException
 from msgbus.transport.connection import Connection
+from msgbus.transport.settings import ConnectionConfig
 
 __all__ = ["connect_first"]
 

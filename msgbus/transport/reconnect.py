@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from msgbus.config import ConnectionConfig
 from msgbus.transport.backoff import Backoff
+from msgbus.transport.settings import ConnectionConfig
 
 __all__ = ["Reconnect"]
 

@@ -10,6 +10,7 @@ Environment variables name nested fields with ``__``, e.g.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "PublisherConfig",
     "StoreConfig",
     "TLSConfig",
+    "config_for",
     "deep_merge",
     "default_spool_dir",
     "describe_validation_error",
@@ -202,6 +204,28 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         problems.append(f"{where}: {err['msg']}")
     return f"invalid configuration ({source}): " + "; ".join(problems)
+
+
+def config_for(
+    urls: Sequence[str], section: Literal["publisher", "consumer"], settings: Mapping[str, Any]
+) -> MsgbusConfig:
+    """A configuration for the library's ``from_url`` constructors: brokers from ``urls``;
+    of ``settings``, connection fields (``login``, ``tls``, ...) go to ``connection``,
+    top-level ones (``store_url``, ``name``, ``site``) to the top, the rest to
+    ``section``. ``MSGBUS_*`` variables still apply; ``msgbus.yaml`` is not read."""
+    data: dict[str, Any] = {"connection": {"brokers": list(urls)}, section: {}}
+    top = set(MsgbusConfig.model_fields) - {"connection", section}
+    for key, value in settings.items():
+        if key in ConnectionConfig.model_fields:
+            data["connection"][key] = value
+        elif key in top:
+            data[key] = value
+        else:
+            data[section][key] = value
+    try:
+        return MsgbusConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "keyword arguments")) from None
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> MsgbusConfig:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from msgbus.config import MsgbusConfig
+from msgbus.config import MsgbusConfig, config_for
 from msgbus.consume.messages import (
     Sorted,
     Verifier,
@@ -90,6 +90,19 @@ class Consumer:
     (from another thread or a signal handler). ``pause``/``resume``/``drain``/
     ``stop``/``stats`` are safe to call from any thread.
     """
+
+    @classmethod
+    def from_url(cls, *urls: str, store_url: str, destination: str, **settings: Any) -> Consumer:
+        """A consumer of ``destination`` on the brokers at ``urls`` into the store at
+        ``store_url``, without a configuration file. ``settings`` are consumer options
+        (``subscription``, ``batch``, ``ack``, ...) or connection options (``login``,
+        ``client_id``, ``tls={...}``, ...); :meth:`run` then consumes until stopped, or
+        :meth:`drain` first to stop once the broker has nothing more."""
+        return cls(
+            config_for(
+                urls, "consumer", {"destination": destination, **settings, "store_url": store_url}
+            )
+        )
 
     def __init__(
         self,

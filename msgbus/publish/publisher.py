@@ -16,9 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from msgbus.config import MsgbusConfig
+from msgbus.config import MsgbusConfig, config_for
 from msgbus.errors import AuthenticationError, BrokerError, ConnectError, MsgbusError, SchemaError
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
@@ -117,6 +117,18 @@ class Publisher:
             self._spool_changed()
 
     # -- life cycle -------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, *urls: str, spool: bool = True, **settings: Any) -> Publisher:
+        """A publisher for the brokers at ``urls`` (``stomp[+ssl]://[user:pass@]host:port``,
+        in failover order), without a configuration file. ``settings`` are publisher
+        options (``destination``, ``confirm``, ``spool_dir``, ``retry_for``, ...) or
+        connection options (``login``, ``passcode``, ``tls={...}``, ...)::
+
+            with Publisher.from_url("stomp://mq1:61613", destination="/topic/x") as pub:
+                report = pub.publish([result])
+        """
+        return cls(config_for(urls, "publisher", settings), spool=spool)
 
     def __enter__(self) -> Publisher:
         return self

@@ -76,6 +76,12 @@ class PublisherConfig(_Section):
     confirm: Literal["transaction", "receipt", "cumulative"] = "transaction"
     batch: int = Field(2048, ge=1, le=4096)
     retry_for: float = Field(10.0, ge=0)
+    sync: bool = Field(
+        True,
+        description="At close, send each destination a sync record (the last number sent) "
+        "for the consumers' ledger; off when other consumers read the destination and "
+        "cannot skip messages carrying the msgbus-sync header",
+    )
     sign_cert: Path | None = None
     sign_key: Path | None = None
 

@@ -282,7 +282,7 @@ class Publisher:
         lost last messages (``msgbus audit``). Only over a connection that is up: an
         offline run must not wait for brokers for it, and its spooled messages are
         announced by a later run's records."""
-        if not self._reachable:
+        if not self._reachable or not self.options.sync:
             return
         try:
             self._connection(0)  # one attempt at most: the last delivery went through

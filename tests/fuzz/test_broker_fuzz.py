@@ -131,6 +131,6 @@ def test_broker_holds_nothing_for_closed_fuzzers(broker: BrokerThread) -> None:
         time.sleep(0.05)
     sessions = list(broker.broker.sessions)
     assert len(sessions) <= 2
-    assert all(s.parser.buffered <= LIMITS.max_frame_bytes for s in sessions)
+    assert all(s.stomp.parser.buffered <= LIMITS.max_frame_bytes for s in sessions)
     with RawClient("127.0.0.1", broker.port) as client:
         raw_send(client, "/queue/after", 1, b"still serving", receipts="last")

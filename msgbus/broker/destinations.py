@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.selector import Selector
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
 from msgbus.stomp import Version, encode_headers
@@ -125,6 +126,7 @@ class Subscription:
         "inflight",
         "prefetch",
         "queue",
+        "selector",
         "session",
     )
 
@@ -137,9 +139,11 @@ class Subscription:
         prefetch: int,
         *,
         durable: bool = False,
+        selector: Selector | None = None,
     ) -> None:
         self.session = session
         self.id = sub_id
+        self.selector = selector
         self.queue = queue
         self.ack_mode = ack_mode
         self.prefetch = prefetch
@@ -221,6 +225,8 @@ class MessageQueue:
         self.unacked = 0  # delivered to a consumer of this queue, not yet acked
         self.consumers: list[Subscription] = []
         self.creator: str | None = None  # the user whose budget it counts against
+        # A topic subscription's own queue takes only what its selector selects.
+        self.selector: Selector | None = None
         self._next = 0
 
     def depth(self) -> int:
@@ -243,6 +249,9 @@ class MessageQueue:
 
     def dispatch(self) -> None:
         ready, consumers = self.ready, self.consumers
+        if any(c.selector is not None for c in consumers):
+            self._dispatch_selected()
+            return
         if len(consumers) == 1:  # the common case, without the round-robin bookkeeping
             consumer = consumers[0]
             while ready and consumer.ready():
@@ -259,6 +268,26 @@ class MessageQueue:
                 return
             self._next = (start + step + 1) % count
             consumer.deliver(ready.popleft())
+
+    def _dispatch_selected(self) -> None:
+        """Consumers with selectors on a queue: each message goes, round robin, to a ready
+        consumer that selects it; the ones nobody ready selects keep their place."""
+        kept: deque[Message] = deque()
+        consumers = self.consumers
+        while self.ready:
+            message = self.ready.popleft()
+            count = len(consumers)
+            for step in range(count):
+                consumer = consumers[(self._next + step) % count]
+                if consumer.ready() and (
+                    consumer.selector is None or consumer.selector.matches(message.headers)
+                ):
+                    self._next = (self._next + step + 1) % count
+                    consumer.deliver(message)
+                    break
+            else:
+                kept.append(message)
+        self.ready = kept
 
     def requeue(self, messages: Iterable[Message]) -> None:
         """Put unacked messages back in front, in their order, marked as redelivered."""
@@ -387,8 +416,12 @@ class Router:
         if queue is not None:
             queue.put(message)
             return
-        for i, target in enumerate(targets):
-            target.put(message if i == 0 else message.copy())
+        first = True
+        for target in targets:
+            if target.selector is not None and not target.selector.matches(headers):
+                continue
+            target.put(message if first else message.copy())
+            first = False
 
     def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
         source.remove(message)
@@ -408,6 +441,7 @@ class Router:
         prefetch: int,
         durable_name: str | None,
         owner: Owner | None = None,
+        selector: Selector | None = None,
     ) -> Subscription:
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
             dlq = "/queue/DLQ." + destination[7:]
@@ -424,10 +458,18 @@ class Router:
                     self, f"subscription:{self._temp}", stored=False, dlq=dlq, drop_oldest=True
                 )
                 self.topics.setdefault(destination, []).append(queue)
+            queue.selector = selector
         else:
             queue = self.client_queue(destination, owner)
         sub = Subscription(
-            session, sub_id, queue, ack_mode, prefetch, durable=durable_name is not None
+            session,
+            sub_id,
+            queue,
+            ack_mode,
+            prefetch,
+            durable=durable_name is not None,
+            # On a topic the subscription's own queue selects; on a queue, its consumer.
+            selector=None if destination.startswith("/topic/") else selector,
         )
         queue.consumers.append(sub)
         queue.dispatch()

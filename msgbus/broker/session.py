@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from msgbus import __version__
 from msgbus.broker.auth import AccessDenied, LimitExceeded, Owner
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
+from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
@@ -392,6 +393,12 @@ class Session(asyncio.Protocol):
         if prefetch < 1:
             raise Refused("prefetch size must be at least 1")
         self.broker.gate.check_subscriptions(len(self.subs))
+        selector = None
+        if headers.get("selector"):
+            try:
+                selector = Selector.parse(headers["selector"])
+            except InvalidSelector as exc:
+                raise Refused(f"invalid selector {headers['selector'][:80]!r}: {exc}") from None
         owner = self.owner
         assert owner is not None  # frames before CONNECT are refused
         if self.broker.gate.policy is not None:
@@ -400,7 +407,7 @@ class Session(asyncio.Protocol):
         if destination.startswith("/topic/"):
             durable_name = self._durable_name(headers, sub_id)
         self.subs[sub_id] = self.router.subscribe(
-            self, sub_id, destination, ack_mode, prefetch, durable_name, owner
+            self, sub_id, destination, ack_mode, prefetch, durable_name, owner, selector
         )
         self._receipt(frame, durable=False)
 

@@ -45,8 +45,7 @@ def test_queue_round_trip_keeps_headers_and_body(target: Target, name: str) -> N
     try:
         client.conn.subscribe(f"/queue/{name}", id="1", ack="auto")
         body = "grid probe ✓ 1"
-        client.conn.send(f"/queue/{name}", body, headers={"x-site": "CERN-PROD"},
-                         receipt="sent")
+        client.conn.send(f"/queue/{name}", body, headers={"x-site": "CERN-PROD"}, receipt="sent")
         client.receipt("sent")
         [message] = client.messages(1)
         assert message.body == body
@@ -62,8 +61,12 @@ def test_competing_consumers_each_message_once(target: Target, name: str) -> Non
     a, b, producer = target.client(), target.client(), target.client()
     try:
         for client in (a, b):
-            client.conn.subscribe(f"/queue/{name}", id="1", ack="client-individual",
-                                  headers={"activemq.prefetchSize": "1", "prefetch-count": "1"})
+            client.conn.subscribe(
+                f"/queue/{name}",
+                id="1",
+                ack="client-individual",
+                headers={"activemq.prefetchSize": "1", "prefetch-count": "1"},
+            )
         for i in range(20):
             producer.conn.send(f"/queue/{name}", str(i))
         got: list[str] = []
@@ -98,8 +101,12 @@ def test_prefetch_limits_unacked_deliveries(target: Target, name: str) -> None:
         for i in range(3):
             producer.conn.send(f"/queue/{name}", str(i), receipt=f"r{i}")
             producer.receipt(f"r{i}")
-        consumer.conn.subscribe(f"/queue/{name}", id="1", ack="client-individual",
-                                headers={"activemq.prefetchSize": "1", "prefetch-count": "1"})
+        consumer.conn.subscribe(
+            f"/queue/{name}",
+            id="1",
+            ack="client-individual",
+            headers={"activemq.prefetchSize": "1", "prefetch-count": "1"},
+        )
         [first] = consumer.messages(1)
         assert consumer.quiet() == []
         consumer.conn.ack(first.headers["ack"])
@@ -250,3 +257,83 @@ def test_protocol_error_gets_an_error_frame(target: Target, name: str) -> None:
         if client.conn.is_connected():
             with contextlib.suppress(stomp.exception.StompException):
                 client.conn.disconnect()
+
+
+# Each selector with the events (headers) it must select, out of the same six.
+_EVENTS = [
+    {"job": "j1", "state": "RUNNING", "vo": "atlas", "owner": "/DC=ch/CN=Ann"},
+    {"job": "j1", "state": "DONE", "vo": "atlas", "owner": "/DC=ch/CN=Ann"},
+    {"job": "j2", "state": "DONE", "vo": "cms", "owner": "/DC=ch/CN=Bob"},
+    {"job": "j3", "state": "ABORTED", "vo": "lhcb", "owner": "/DC=ch/CN=Ann"},
+    {"job": "j4", "state": "DONE", "vo": "cms", "owner": "/DC=ch/CN=Bob_2", "exit": "0"},
+    {"job": "j5", "state": "it's", "vo": "alice"},
+]
+_SELECTORS = [
+    ("state = 'DONE'", ["j1", "j2", "j4"]),
+    ("state <> 'DONE'", ["j1", "j3", "j5"]),
+    ("job = 'j1' AND state = 'DONE'", ["j1"]),
+    ("vo IN ('cms', 'lhcb')", ["j2", "j3", "j4"]),
+    ("vo NOT IN ('cms', 'lhcb')", ["j1", "j1", "j5"]),
+    ("owner LIKE '%Ann'", ["j1", "j1", "j3"]),
+    ("owner LIKE '%Bob\\_%' ESCAPE '\\'", ["j4"]),
+    ("owner NOT LIKE '%Ann'", ["j2", "j4"]),
+    ("exit IS NULL AND vo = 'cms'", ["j2"]),
+    ("exit IS NOT NULL", ["j4"]),
+    ("NOT (state = 'DONE' OR vo = 'alice')", ["j1", "j3"]),
+    ("state = 'it''s'", ["j5"]),
+    ("exit > 0", []),  # a string header against a number: unknown
+    ("JMSPriority BETWEEN 5 AND 9", ["j3"]),
+]
+
+
+@pytest.mark.parametrize(("selector", "selected"), _SELECTORS, ids=[s for s, _ in _SELECTORS])
+def test_selectors_select_the_same_events(
+    target: Target, name: str, selector: str, selected: list[str]
+) -> None:
+    target.differs({"rabbitmq": "no JMS selectors (an ActiveMQ feature)"})
+    consumer, producer = target.client(), target.client()
+    try:
+        consumer.conn.subscribe(
+            f"/topic/{name}", id="s", ack="auto", receipt="sub", headers={"selector": selector}
+        )
+        consumer.receipt("sub")
+        for i, event in enumerate(_EVENTS):
+            headers = dict(event, priority="7" if event["job"] == "j3" else "4")
+            producer.conn.send(f"/topic/{name}", str(i), headers=headers, receipt=f"r{i}")
+            producer.receipt(f"r{i}")
+        got = [m.headers["job"] for m in consumer.quiet(1.0)]
+        assert got == selected
+    finally:
+        consumer.close()
+        producer.close()
+
+
+def test_a_selector_on_competing_queue_consumers(target: Target, name: str) -> None:
+    target.differs({"rabbitmq": "no JMS selectors (an ActiveMQ feature)"})
+    done, other, producer = target.client(), target.client(), target.client()
+    try:
+        done.conn.subscribe(f"/queue/{name}", id="d", ack="auto",
+                            headers={"selector": "state = 'DONE'"})  # fmt: skip
+        other.conn.subscribe(f"/queue/{name}", id="o", ack="auto",
+                             headers={"selector": "state <> 'DONE'"})  # fmt: skip
+        for i, state in enumerate(["DONE", "RUNNING", "DONE", "QUEUED"]):
+            producer.conn.send(f"/queue/{name}", str(i), headers={"state": state})
+        assert sorted(m.body for m in done.messages(2)) == ["0", "2"]
+        assert sorted(m.body for m in other.messages(2)) == ["1", "3"]
+    finally:
+        for client in (done, other, producer):
+            client.close()
+
+
+@pytest.mark.parametrize(
+    "selector", ["state = = 'x'", "job BETWEEN 'j2' AND 'j4'", "job < 'j3'", "vo IN 'cms'"]
+)
+def test_an_invalid_selector_is_an_error(target: Target, name: str, selector: str) -> None:
+    target.differs({"rabbitmq": "no JMS selectors (an ActiveMQ feature)"})
+    client = target.client()
+    try:
+        client.conn.subscribe(f"/topic/{name}", id="s", headers={"selector": selector})
+        error = client.events.errors.get(timeout=10)
+        assert error.cmd == "ERROR"
+    finally:
+        client.close()

@@ -104,6 +104,11 @@ class ConsumerConfig(_Section):
     signer_ca: Path | None = Field(
         default=None, description="CA file or directory the signers' certificates chain to"
     )
+    selector: str | None = Field(
+        None,
+        description="JMS selector on message headers, e.g. \"voName = 'atlas'\" "
+        "(ActiveMQ and the embedded broker; refused on RabbitMQ, which has none)",
+    )
     ledger: bool = Field(
         True,
         description="Keep the completeness ledger (msgbus audit) in the same transaction "

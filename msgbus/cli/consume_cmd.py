@@ -33,6 +33,12 @@ __all__ = ["consume"]
     help="Durable subscription name: messages wait while the consumer is away.",
 )
 @click.option(
+    "--selector",
+    default=None,
+    metavar="SQL",
+    help="Only messages whose headers match this JMS selector, e.g. \"voName = 'atlas'\".",
+)
+@click.option(
     "--store",
     "store_url",
     default=None,
@@ -90,6 +96,7 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
         "consumer": {
             "destination": opts["destination"],
             "subscription": opts["subscription"],
+            "selector": opts["selector"],
             "batch": opts["batch"],
             "max_wait": opts["max_wait"],
             "ack": opts["ack"],

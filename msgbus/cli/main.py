@@ -33,6 +33,7 @@ COMMANDS = {
     "schema": "msgbus.cli.schema_cmd:schema",
     "spool": "msgbus.cli.publish_cmd:spool",
     "status": "msgbus.cli.status_cmd:status",
+    "watch": "msgbus.cli.watch_cmd:watch",
 }
 
 

@@ -114,7 +114,9 @@ class Consumer:
     ) -> None:
         self.config = config or MsgbusConfig()
         settings = self.config.consumer
-        self.subscription = Subscription(settings.destination, settings.subscription)
+        self.subscription = Subscription(
+            settings.destination, settings.subscription, settings.selector
+        )
         self.batch_size = settings.batch
         self.max_wait = settings.max_wait
         self.prefetch = prefetch_for(settings.batch)

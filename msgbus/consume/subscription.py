@@ -38,6 +38,8 @@ class Subscription:
 
     destination: str
     name: str | None = None
+    selector: str | None = None
+    """A JMS selector: only the messages it selects (ActiveMQ, the embedded broker)."""
 
     def __post_init__(self) -> None:
         if not self.destination.startswith(("/topic/", "/queue/")):
@@ -66,7 +68,13 @@ class Subscription:
 
     def headers(self, kind: str, prefetch: int) -> dict[str, str]:
         """SUBSCRIBE headers beyond destination/id/ack for a broker of ``kind``."""
-        headers: dict[str, str] = {}
+        if self.selector and kind == "rabbitmq":
+            # It would ignore the header and deliver everything: refuse, do not pretend.
+            raise ConfigError(
+                "RabbitMQ has no JMS selectors; drop consumer.selector, or select by "
+                "destination (a topic per site or VO) instead"
+            )
+        headers: dict[str, str] = {"selector": self.selector} if self.selector else {}
         if kind == "activemq":
             headers["activemq.prefetchSize"] = str(prefetch)
             if self.durable:
@@ -99,8 +107,9 @@ class Subscription:
             headers=self.headers(broker_kind(conn.server), prefetch),
         )
 
-    def remove(self, conn: Connection) -> None:
-        """Delete a durable subscription and the messages it holds.
+    def remove(self, conn: Connection, *, subscribed: bool = False) -> None:
+        """Delete a durable subscription and the messages it holds (``subscribed``: this
+        connection has it open already).
 
         ActiveMQ wants the live subscription closed (UNSUBSCRIBE id) before the
         UNSUBSCRIBE naming ``activemq.subscriptionName`` drops it; RabbitMQ deletes
@@ -109,7 +118,8 @@ class Subscription:
         if not self.durable:
             raise ConfigError(f"{self.destination} has no durable subscription to remove")
         assert self.name is not None
-        self.subscribe(conn, 1)
+        if not subscribed:
+            self.subscribe(conn, 1)
         if broker_kind(conn.server) == "rabbitmq":
             conn.unsubscribe(id=self.id, headers={"durable": "true", "auto-delete": "false"})
             return

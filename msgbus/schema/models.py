@@ -159,7 +159,15 @@ class JobStatusEvent(Message):
         status="state",
         timestamp="timestamp",
     )
-    selector_fields: ClassVar[tuple[str, ...]] = ("siteName", "hostName", "state", "voName")
+    # What L&B-style watchers select on: one job, one owner, a VO, a site, a state.
+    selector_fields: ClassVar[tuple[str, ...]] = (
+        "jobId",
+        "owner",
+        "state",
+        "voName",
+        "siteName",
+        "hostName",
+    )
 
     jobId: Line = Field(description="Grid job identifier, e.g. https://lb.example.org:9000/abc")
     state: JobState

@@ -1,0 +1,135 @@
+"""``msgbus watch``: L&B-style notifications: the events of one job, owner, VO or selector.
+
+A watch is a subscription with a JMS selector built from the options (the publisher puts
+``jobId``, ``owner``, ``state``, ``voName``, ``siteName`` and ``hostName`` of each job
+event in its headers). ``--durable NAME`` registers it with the broker, so events that
+arrive while the watcher is away wait for it; ``--until`` ends it (and removes a durable
+registration, so none is left behind).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import click
+
+from msgbus.cli.options import broker_option, config_option
+from msgbus.config import load_config
+from msgbus.consume.subscription import Subscription, broker_kind
+from msgbus.errors import ConfigError
+from msgbus.schema.body import decode_body
+from msgbus.stomp.frames import ErrorFrame, MessageFrame
+from msgbus.stomp.headers import SYNC_HEADER
+from msgbus.transport.connection import broker_error
+from msgbus.transport.failover import connect_first
+
+__all__ = ["watch"]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def selector_for(
+    job: str | None, owner: str | None, vo: str | None, site: str | None, extra: str | None
+) -> str | None:
+    """The selector the options describe (each given one must hold)."""
+    clauses = [
+        f"{header} = {_quoted(value)}"
+        for header, value in (("jobId", job), ("owner", owner), ("voName", vo), ("siteName", site))
+        if value is not None
+    ]
+    if extra:
+        clauses.append(f"({extra})")
+    return " AND ".join(clauses) or None
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 30m, 2h, 7d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@click.command()
+@broker_option()
+@config_option
+@click.option("--destination", help="Where the events are published [default: the config's].")
+@click.option("--job", help="Only this job's events (its jobId).")
+@click.option("--owner", help="Only the jobs of this owner (certificate DN).")
+@click.option("--vo", help="Only this VO's events.")
+@click.option("--site", help="Only this site's events.")
+@click.option("--selector", "extra", metavar="SQL", help="Any other JMS selector, ANDed.")
+@click.option("--until", help="Stop after this long (90s, 30m, 2h, 7d).")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many events.")
+@click.option("--durable", metavar="NAME", help="Keep the registration while away.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def watch(
+    brokers: tuple[str, ...],
+    config_file: Path | None,
+    destination: str | None,
+    job: str | None,
+    owner: str | None,
+    vo: str | None,
+    site: str | None,
+    extra: str | None,
+    until: str | None,
+    count: int | None,
+    durable: str | None,
+    as_json: bool,
+) -> None:
+    """Print the matching events as they arrive (the state changes of a job, say)."""
+    config = load_config(config_file, {"connection": {"brokers": list(brokers) or None}})
+    selector = selector_for(job, owner, vo, site, extra)
+    if selector is None and durable is None:
+        raise ConfigError(
+            "watch what? give --job, --owner, --vo, --site or --selector (or --durable "
+            "to follow everything on the destination)"
+        )
+    subscription = Subscription(
+        destination or config.publisher.destination, durable, selector=selector
+    )
+    stop_at = None if (limit := _duration(until)) is None else time.monotonic() + limit
+    conn = connect_first(config.connection, client_id=subscription.client_id(None))
+    seen = 0
+    try:
+        subscription.subscribe(conn, prefetch=100, ack="auto")
+        kind = broker_kind(conn.server)
+        click.echo(f"watching {subscription.destination} ({selector or 'everything'})", err=True)
+        while count is None or seen < count:
+            wait = 1.0 if stop_at is None else stop_at - time.monotonic()
+            if wait <= 0:
+                break
+            frame = conn.receive(min(wait, 1.0))
+            if isinstance(frame, ErrorFrame):
+                raise broker_error(conn.url, frame)
+            if not isinstance(frame, MessageFrame) or SYNC_HEADER in frame.headers:
+                continue
+            for decoded in decode_body(frame.body, frame.headers):
+                if decoded.message is not None:
+                    seen += 1
+                    _show(decoded.message.model_dump(mode="json"), as_json)
+        if durable is not None and stop_at is not None and time.monotonic() >= stop_at:
+            subscription.remove(conn, subscribed=True)  # expired: leave no registration
+            click.echo(f"watch {durable} expired and was removed ({kind})", err=True)
+    finally:
+        conn.disconnect()
+
+
+def _show(event: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(event, sort_keys=True))
+        return
+    change = f"{event.get('previousState') or '?'} -> {event.get('state')}"
+    where = event.get("siteName") or event.get("hostName") or "-"
+    if "jobId" not in event:  # not a job event: its key fields
+        change = str(event.get("metricStatus") or event.get("status") or "")
+    click.echo(f"{event.get('timestamp')}  {event.get('jobId', '')}  {change}  {where}")

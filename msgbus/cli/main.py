@@ -29,6 +29,7 @@ COMMANDS = {
     "demo": "msgbus.cli.demo_cmd:demo",
     "network": "msgbus.cli.network_cmd:network",
     "probe": "msgbus.cli.publish_cmd:probe",
+    "registry": "msgbus.cli.registry_cmd:registry",
     "publish": "msgbus.cli.publish_cmd:publish",
     "schema": "msgbus.cli.schema_cmd:schema",
     "spool": "msgbus.cli.publish_cmd:spool",

@@ -37,9 +37,43 @@ from msgbus.presence.table import (
 __all__ = ["ctl", "status"]
 
 
-def _config(config_file: Path | None, brokers: tuple[str, ...]) -> MsgbusConfig:
-    overrides: dict[str, Any] = {"connection": {"brokers": list(brokers) or None}}
+def _config(
+    config_file: Path | None, brokers: tuple[str, ...], store_url: str | None = None
+) -> MsgbusConfig:
+    overrides: dict[str, Any] = {
+        "connection": {"brokers": list(brokers) or None},
+        "store_url": store_url,
+    }
     return load_config(config_file, overrides)
+
+
+def console_for_output() -> Console:
+    # Piped output is read by scripts: full rows rather than rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def central(config: MsgbusConfig, name: str) -> LookupResult:
+    """What the registry kept of ``name``: its state, or ``lost`` (with the last state)
+    when it has not been heard of for ``control.lost_after`` or said it stopped."""
+    from msgbus.store.components import read_component
+    from msgbus.store.database import Store
+
+    store = Store(config.store_url)
+    try:
+        record = read_component(store, name)
+    finally:
+        store.close()
+    if record is None:
+        raise ControlError(
+            f"the registry at {store.display_url} knows no component {name!r}; is `msgbus "
+            "registry` running against it?"
+        )
+    age = time.time() - record.last_seen.timestamp()
+    info = dict(record.info)
+    if age > config.control.lost_after or info.get("event") == "stop":
+        info["last_state"] = info.get("state")
+        info["state"] = "stopped" if info.get("event") == "stop" else "lost"
+    return LookupResult("central", age, info)
 
 
 _timeout_option = click.option(
@@ -90,6 +124,15 @@ def _rows(table: PresenceTable) -> list[dict[str, Any]]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where the table is kept between runs (default: XDG cache).",
 )
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "component", "central"]),
+    default="auto",
+    show_default=True,
+    help="For one COMPONENT: ask it (component), read what `msgbus registry` kept "
+    "(central), or the freshest that answers (auto: component, then central).",
+)
+@click.option("--store", "store_url", metavar="URL", help="The central store (default: store_url).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(
     component: str | None,
@@ -100,6 +143,8 @@ def status(
     broker_stats: bool,
     watch: bool,
     state_file: Path | None,
+    source: str,
+    store_url: str | None,
     as_json: bool,
 ) -> None:
     """Show the live msgbus components (or one COMPONENT and where its state came from).
@@ -109,15 +154,23 @@ def status(
     heard is kept in a state file, so a component seen before that no longer
     answers is shown `lost` after control.lost_after seconds.
     """
-    config = _config(config_file, brokers)
+    config = _config(config_file, brokers, store_url)
+    if component is not None and source == "central":
+        _show_one(console_for_output(), central(config, component), as_json)
+        return
     state_path = state_file or default_state_file()
     table = PresenceTable(config.control.lost_after)
     table.load(state_path, time.time())
-    # Piped output is read by scripts: full rows rather than rich's 80-column default.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = console_for_output()
     with ControlClient(config) as client:
         if component is not None:
-            _show_one(console, lookup(component, table, client, timeout=timeout), as_json)
+            try:
+                found = lookup(component, table, client, timeout=timeout)
+            except ControlError:
+                if source == "component":
+                    raise
+                found = central(config, component)  # it does not answer: its last word
+            _show_one(console, found, as_json)
             table.save(state_path)
             return
         with ThreadPoolExecutor(1) as pool:

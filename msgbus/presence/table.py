@@ -22,7 +22,7 @@ from msgbus.presence.messages import Announcement, ControlReply
 
 __all__ = ["Entry", "PresenceTable", "default_state_file", "render_components"]
 
-Heard = Literal["local", "presence", "control"]
+Heard = Literal["local", "presence", "control", "central"]
 _FORGET_AFTER = 24 * 3600.0
 _STATE_STYLES = {
     "running": "green",

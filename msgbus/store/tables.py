@@ -25,6 +25,7 @@ __all__ = [
     "LONG_TEXT",
     "TEXT_LENGTH",
     "UtcDateTime",
+    "components",
     "dead_letters",
     "key_column_name",
     "ledger_gaps",
@@ -180,6 +181,23 @@ ledger_totals = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     # Messages from clients that do not number them (stomp.py, Perl, other tools).
     sa.Column("unsequenced", sa.BigInteger(), nullable=False),
+)
+
+
+# Central information (DIRAC-style): each component's last announcement or status
+# answer, kept by `msgbus registry`, so its last known state outlives it.
+components = sa.Table(
+    "components",
+    metadata,
+    sa.Column("name", sa.String(TEXT_LENGTH), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("site", sa.String(TEXT_LENGTH)),
+    sa.Column("host", sa.String(TEXT_LENGTH), nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("info", LONG_TEXT, nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Index(None, "kind"),
 )
 
 

@@ -23,6 +23,7 @@ def test_one_table_per_registered_type_with_indexed_columns() -> None:
         "ledger_producers",
         "ledger_gaps",
         "ledger_totals",
+        "components",
     }
     probes = table_for("ProbeResult")
     assert {"site", "host", "metric", "status", "timestamp", "message"} <= set(probes.c.keys())

@@ -167,9 +167,10 @@ def status(
             try:
                 found = lookup(component, table, client, timeout=timeout)
             except ControlError:
-                if source == "component":
+                # It does not answer: its last word, where a central store is configured.
+                if source == "component" or "store_url" not in config.model_fields_set:
                     raise
-                found = central(config, component)  # it does not answer: its last word
+                found = central(config, component)
             _show_one(console, found, as_json)
             table.save(state_path)
             return

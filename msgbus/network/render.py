@@ -88,6 +88,8 @@ def render_broker(topology: Topology, name: str) -> str:
         persistent=True,
         useVirtualDestSubs=True,
         useVirtualDestSubsOnCreation=True,
+        # How often inactive destinations (idle control reply queues) are collected.
+        schedulePeriodForDestinationPurge=30_000,
     )
     # Children in alphabetical order: ActiveMQ's schema has required that since 5.4.
     _destination_policy(root, topology.destinations)
@@ -141,6 +143,7 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
         given.pop(consumer_queues, entries[0].model_copy(update={"name": consumer_queues}))
     )
     entries += given.values()
+    replies = f"/queue/{ControlConfig().prefix}.reply.>"
     dp = _sub(root, "destinationPolicy")
     pm = _sub(dp, "policyMap")
     pe = _sub(pm, "policyEntries")
@@ -176,6 +179,15 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
             entry.set("enableAudit", "false")
             nbf = _sub(entry, "networkBridgeFilterFactory")
             _sub(nbf, "conditionalNetworkBridgeFilterFactory", replayWhenNoConsumers=True)
+    # `msgbus ctl` replies come back on a queue of the requester's (forwarded like the
+    # other control queues); an idle one is deleted after a minute.
+    _sub(
+        pe,
+        "policyEntry",
+        queue=split_destination(replies)[1],
+        gcInactiveDestinations=True,
+        inactiveTimoutBeforeGC=60_000,
+    )
 
 
 def _precreated(root: ET.Element, topology: Topology) -> None:

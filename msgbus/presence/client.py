@@ -78,16 +78,23 @@ class ControlClient:
         A broker without temporary queues (the embedded broker; RabbitMQ allows them
         only in ``reply-to``) refuses the subscription; the client then reconnects and
         uses an ordinary queue ``/queue/<prefix>.reply.<id>``, which such a broker may
-        keep, empty, after the client left.
+        keep, empty, after the client left (the embedded broker and rendered networks
+        reclaim them). On ActiveMQ that queue is the first choice unless
+        ``control.reply_prefix`` is set: a network's bridges forward the control queues,
+        so a reply finds its way back from any broker, which a temporary queue does not.
         """
         token = uuid.uuid4().hex[:12]
         control = self.config.control
-        candidates = [f"{control.reply_prefix}msgbus-reply-{token}"]
+        temporary = f"{control.reply_prefix}msgbus-reply-{token}"
         fallback = f"/queue/{control.prefix}.reply.{token}"
+        candidates = [temporary]
         if not control.reply_prefix.startswith("/queue/"):
             candidates.append(fallback)
         for i, reply_to in enumerate(candidates):
             conn = connect_first(self.config.connection.without_client_id())
+            chosen = "reply_prefix" in control.model_fields_set
+            if conn.server.startswith("ActiveMQ/") and reply_to == temporary and not chosen:
+                reply_to = fallback
             try:
                 conn.subscribe(reply_to, id=_REPLIES)
             except BrokerError as exc:

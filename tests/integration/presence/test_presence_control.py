@@ -169,16 +169,16 @@ def test_replies_fall_back_to_a_queue_where_the_prefix_is_refused(
     assert [r.ok for r in replies] == [True]
 
 
-def test_temporary_reply_queue_where_the_broker_has_them(
+def test_replies_come_back_on_a_control_queue_unless_a_prefix_is_chosen(
     make_config: ConfigFactory, broker_url: str
 ) -> None:
+    # A control queue crosses a network's bridges (a temporary queue does not) and the
+    # embedded broker has no temporary queues; a chosen prefix is kept where it works.
     with ControlClient(make_config()) as client:
-        server = client.connection.server
-        reply_to = client.reply_to
-    if server.startswith("ActiveMQ/"):
-        assert reply_to.startswith("/temp-queue/")
-    else:
-        assert reply_to.startswith("/queue/")
+        assert client.reply_to.startswith("/queue/t") and ".reply." in client.reply_to
+    with ControlClient(make_config(reply_prefix="/temp-queue/")) as client:
+        server, reply_to = client.connection.server, client.reply_to
+    assert reply_to.startswith("/temp-queue/" if server.startswith("ActiveMQ/") else "/queue/")
 
 
 def test_agent_and_client_leave_the_components_client_id_alone(

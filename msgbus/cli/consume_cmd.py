@@ -13,6 +13,8 @@ import click
 from msgbus.cli.options import broker_option, config_option, metrics_port_option
 from msgbus.config import load_config
 from msgbus.consume.consumer import Consumer
+from msgbus.consume.dirq import DirqSink
+from msgbus.errors import ConfigError
 from msgbus.presence.agent import ComponentAgent, no_args
 
 __all__ = ["consume"]
@@ -44,6 +46,13 @@ __all__ = ["consume"]
     default=None,
     metavar="URL",
     help="SQLAlchemy URL of the store (default: sqlite:///msgbus.db).",
+)
+@click.option(
+    "--dirq",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each message into this directory queue (dirq QueueSimple, WLCG text, as "
+    "SSM receivers do) instead of the store.",
 )
 @click.option(
     "--batch",
@@ -109,7 +118,10 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     config = load_config(config_file, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    consumer = Consumer(config)
+    dirq: Path | None = opts["dirq"]
+    if dirq is not None and opts["store_url"] is not None:
+        raise ConfigError("give --store or --dirq, not both")
+    consumer = Consumer(config, store=DirqSink(dirq) if dirq is not None else None)
     # Presence and control (msgbus status / msgbus ctl) on a connection of its own.
     agent = ComponentAgent(
         config,

@@ -64,9 +64,9 @@ def _load(opts: dict[str, Any], publisher: dict[str, Any] | None = None) -> Msgb
 
 
 @contextlib.contextmanager
-def _publisher(config: MsgbusConfig) -> Iterator[Publisher]:
+def _publisher(config: MsgbusConfig, *, spool: bool = True) -> Iterator[Publisher]:
     """A publisher with its metrics served and/or written as configured."""
-    with Publisher(config) as pub:
+    with Publisher(config, spool=spool) as pub:
         if config.metrics.port is not None:
             port = pub.metrics.registry.serve(config.metrics.port)
             click.echo(f"metrics on http://127.0.0.1:{port}/metrics", err=True)
@@ -133,11 +133,18 @@ def _read_messages(
     show_default=True,
     help="Message type of the input.",
 )
+@click.option(
+    "--dirq",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Drain this directory queue (dirq QueueSimple, as stompclt/SSM senders use): "
+    "each element is removed once every message in it is confirmed.",
+)
 @click.argument("inputs", nargs=-1, type=click.File("rb"))
 def publish(
     destination: str | None,
     fmt: str | None,
     message_class: str,
+    dirq: Path | None,
     inputs: tuple[BinaryIO, ...],
     **opts: Any,
 ) -> None:
@@ -149,6 +156,11 @@ def publish(
     authorized: reported, not retried) or the login was refused (spooled, not lost).
     """
     config = _load(opts, {"destination": destination, "format": fmt})
+    if dirq is not None:
+        if inputs:
+            raise ConfigError("give INPUTS or --dirq, not both")
+        _publish_dirq(config, dirq, message_class)
+        return
     rejected: list[str] = []
     with _publisher(config) as pub:
         report = pub.publish(
@@ -157,6 +169,21 @@ def publish(
     for line in rejected:
         click.echo(f"msgbus: rejected: {line}", err=True)
     _finish(report, len(rejected))
+
+
+def _publish_dirq(config: MsgbusConfig, path: Path, message_class: str) -> None:
+    from msgbus.publish.dirq import publish_dirq
+
+    # No spool: an element stays in its queue until a broker confirmed it.
+    with _publisher(config, spool=False) as pub:
+        report = publish_dirq(pub, path, message_class)
+    for line in report.invalid:
+        click.echo(f"msgbus: left in the queue: {line}", err=True)
+    click.echo(f"{report.elements} elements published and removed, {report.confirmed} confirmed")
+    if report.stopped is not None:
+        click.echo(f"msgbus: stopped, the rest stays queued: {report.stopped}", err=True)
+    if report.stopped is not None or report.invalid:
+        raise SystemExit(1)
 
 
 @click.group()

@@ -18,9 +18,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from msgbus.config import MsgbusConfig, config_for
 from msgbus.consume.messages import (
@@ -40,7 +41,14 @@ from msgbus.errors import (
     TimeoutException,
 )
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
-from msgbus.store.database import Store, StoreUnavailable, WriteResult
+from msgbus.store.database import (
+    DeadLetter,
+    Store,
+    StoredMessage,
+    StoreUnavailable,
+    WriteResult,
+)
+from msgbus.store.ledger import LedgerBatch
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
 from msgbus.transport.failover import connect_first
@@ -82,6 +90,25 @@ class _Batch:
     sorted: Sorted
 
 
+class Sink(Protocol):
+    """Where batches go: the Store, or a directory queue (msgbus.consume.dirq)."""
+
+    display_url: str
+
+    def check(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def write(
+        self,
+        messages: Sequence[StoredMessage],
+        dead: Sequence[DeadLetter] = (),
+        *,
+        received_at: datetime | None = None,
+        ledger: LedgerBatch | None = None,
+    ) -> WriteResult: ...
+
+
 class Consumer:
     """Consume ``config.consumer.destination`` into the store at ``config.store_url``.
 
@@ -108,7 +135,7 @@ class Consumer:
         self,
         config: MsgbusConfig | None = None,
         *,
-        store: Store | None = None,
+        store: Sink | None = None,
         metrics: ConsumerMetrics | None = None,
         verify: Verifier | None = None,
     ) -> None:

@@ -9,11 +9,17 @@ Two workloads of 1 KB messages to a queue, each run by every sender in one proce
 * persistent: raw persistent sends without receipts (the limit) vs the Publisher
   with confirmed delivery, plus stop-and-wait receipts (what APEL SSM does) with
   stomp.py and with the raw sender, for evidence of what the window buys.
+* files: the command users run, ``msgbus publish FILES`` as a whole process (start-up,
+  reading, validating, encoding, confirmed persistent delivery, exit), on WLCG probe
+  results in four files, vs the raw sender of the same encoded bodies, persistent,
+  without receipts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,6 +37,8 @@ from msgbus.bench.raw import RawClient, Receipts, raw_drain, raw_send, subscribe
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, TimeoutException
 from msgbus.publish import Envelope, Publisher
+from msgbus.stomp import serialize
+from msgbus.stomp.frames import SendFrame
 from msgbus.stomp.headers import ID_HEADER
 from msgbus.transport.url import BrokerURL
 
@@ -144,6 +152,69 @@ def _stomppy(
     return elapsed
 
 
+def _probe_files(base: Path, count: int, files: int = 4) -> list[bytes]:
+    """``count`` WLCG probe results in ``files`` files under ``base``; returns each
+    result's body as ``msgbus publish`` encodes it (the raw sender's frames)."""
+    from msgbus.schema import ProbeResult, encode_body
+
+    texts: list[list[str]] = [[] for _ in range(files)]
+    bodies = []
+    for i in range(count):
+        result = ProbeResult.model_validate(
+            {
+                "serviceURI": f"ce{i % 97}.example.org", "hostName": f"ce{i % 97}.example.org",
+                "serviceFlavour": "CE", "siteName": f"SITE-{i % 250}",
+                "metricName": f"org.sam.Metric{i % 30}", "metricStatus": "OK",
+                "summaryData": f"result {i}", "detailsData": "d" * 200,
+                "timestamp": "2026-12-05T10:00:00Z",
+            }
+        )  # fmt: skip
+        body, _ = encode_body(result, "wlcg")
+        bodies.append(body)
+        texts[i % files].append(body.decode())
+    base.mkdir(parents=True, exist_ok=True)
+    for n, chunk in enumerate(texts):
+        (base / f"results-{n}.txt").write_text("".join(chunk))
+    return bodies
+
+
+def _cli_publish(url: BrokerURL, dest: str, files: list[Path], spool: Path) -> float:
+    """``msgbus publish FILES``, start to exit."""
+    login = f"{url.user}:{url.password.get_secret_value()}@" if url.user and url.password else ""
+    args = [
+        sys.executable,
+        "-m",
+        "msgbus",
+        "publish",
+        "--broker",
+        f"stomp://{login}{url.host}:{url.port}",
+    ]
+    args += ["--destination", dest, "--spool", str(spool), *map(str, files)]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise ConnectError(f"msgbus publish failed: {done.stdout}{done.stderr}")
+    return elapsed
+
+
+def _raw_bodies(url: BrokerURL, dest: str, bodies: list[bytes]) -> float:
+    """The same bodies, persistent, no receipts but the last (the limit)."""
+    with _client(url) as client:
+        started = time.monotonic()
+        frames = [
+            serialize(SendFrame({"destination": dest, "persistent": "true"}, body))
+            for body in bodies[:-1]
+        ]
+        for start in range(0, len(frames), 512):
+            client.send_bytes(b"".join(frames[start : start + 512]))
+        last = {"destination": dest, "persistent": "true", "receipt": "last"}
+        client.send_bytes(serialize(SendFrame(last, bodies[-1])))
+        while not any(f.command == "RECEIPT" for f in client.read()):
+            pass
+        return time.monotonic() - started
+
+
 def run_publish_bench(
     config: MsgbusConfig,
     count: int,
@@ -224,6 +295,25 @@ def run_publish_bench(
                 partial(_stomppy, url, count=slow, body=body, persistent=persistent, each=True),
             )
         )
+    files_dir = Path(tempfile.mkdtemp(prefix="msgbus-bench-files-"))
+    bodies = _probe_files(files_dir, count)
+    files = sorted(files_dir.glob("results-*.txt"))
+    plan.append(
+        (
+            "files",
+            "raw socket, same bodies, no receipts",
+            count,
+            partial(_raw_bodies, url, bodies=bodies),
+        )
+    )
+    plan.append(
+        (
+            "files",
+            "msgbus publish FILES (whole process)",
+            count,
+            lambda dest: _cli_publish(url, dest, files, files_dir / "spool"),
+        )
+    )
     # Warm the broker's JIT and journal so the first measured sender is not penalised.
     warm = f"{prefix}.warmup"
     _raw_rate(url, warm, count, body, True, "last")
@@ -241,7 +331,11 @@ def run_publish_bench(
             progress(round_no + 1)
     out = []
     for number, (workload, sender, n, _) in enumerate(plan):
-        role = {RAW: "raw", RAW_WITH_ID: "headers"}.get(sender)
+        role = {
+            RAW: "raw",
+            RAW_WITH_ID: "headers",
+            "raw socket, same bodies, no receipts": "raw",
+        }.get(sender)
         out.append(Measurement(workload, sender, n, best[number], baseline=role))
     return out
 
@@ -302,10 +396,11 @@ def publish_bench(
         click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}")
         base = {(m.workload, m.baseline): m.rate for m in results if m.baseline}
         for m in results:
-            raw, headers = base[m.workload, "raw"], base[m.workload, "headers"]
+            raw = base[m.workload, "raw"]
+            headers = base.get((m.workload, "headers"))
+            with_id = f"{m.rate / headers:>10.2f}x" if headers else f"{'-':>11}"
             click.echo(
-                f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}"
-                f"{m.rate / raw:>8.2f}x{m.rate / headers:>10.2f}x"
+                f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / raw:>8.2f}x{with_id}"
             )
         click.echo(
             "vs raw: the bare raw sender (identical frames, no id); vs raw+id: the raw "

@@ -54,3 +54,14 @@ def test_bench_publish_reports_every_sender_against_both_baselines(activemq: Act
             raw_rate = rows[workload, "raw socket, no receipts"][0]
             assert rate > 0 and abs(vs_raw - rate / raw_rate) < 0.01
     assert len(rows) == 14
+    # The command users run, as a whole process, against the raw sender of its bodies.
+    files = {
+        m.group(1): (float(m.group(2).replace(",", "")), float(m.group(3)))
+        for m in re.finditer(r"^files\s+(.+?)\s+([\d,]+)\s+([\d.]+)x\s+-$", result.output, re.M)
+    }
+    assert set(files) == {
+        "raw socket, same bodies, no receipts",
+        "msgbus publish FILES (whole process)",
+    }
+    assert files["raw socket, same bodies, no receipts"][1] == 1.0
+    assert files["msgbus publish FILES (whole process)"][0] > 0

@@ -42,7 +42,14 @@ from msgbus.stomp.frames import SendFrame
 from msgbus.stomp.headers import ID_HEADER
 from msgbus.transport.url import BrokerURL
 
-__all__ = ["RAW", "RAW_WITH_ID", "Measurement", "publish_bench", "run_publish_bench"]
+__all__ = [
+    "RAW",
+    "RAW_WITH_ID",
+    "Measurement",
+    "probe_files",
+    "publish_bench",
+    "run_publish_bench",
+]
 
 RAW = "raw socket, no receipts"
 RAW_WITH_ID = "raw socket + msgbus-id, no receipts"
@@ -152,7 +159,7 @@ def _stomppy(
     return elapsed
 
 
-def _probe_files(base: Path, count: int, files: int = 4) -> list[bytes]:
+def probe_files(base: Path, count: int, files: int = 4) -> list[bytes]:
     """``count`` WLCG probe results in ``files`` files under ``base``; returns each
     result's body as ``msgbus publish`` encodes it (the raw sender's frames)."""
     from msgbus.schema import ProbeResult, encode_body
@@ -296,7 +303,7 @@ def run_publish_bench(
             )
         )
     files_dir = Path(tempfile.mkdtemp(prefix="msgbus-bench-files-"))
-    bodies = _probe_files(files_dir, count)
+    bodies = probe_files(files_dir, count)
     files = sorted(files_dir.glob("results-*.txt"))
     plan.append(
         (

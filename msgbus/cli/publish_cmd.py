@@ -164,7 +164,8 @@ def publish(
     rejected: list[str] = []
     with _publisher(config) as pub:
         report = pub.publish(
-            _read_messages(inputs or (click.get_binary_stream("stdin"),), message_class, rejected)
+            _read_messages(inputs or (click.get_binary_stream("stdin"),), message_class, rejected),
+            validated=True,  # read_stream validated each one; nothing changes them since
         )
     for line in rejected:
         click.echo(f"msgbus: rejected: {line}", err=True)

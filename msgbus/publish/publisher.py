@@ -188,18 +188,24 @@ class Publisher:
         return Envelope(destination or self.options.destination, body, merged)
 
     def _envelopes(
-        self, messages: Iterable[Message], destination: str | None, report: PublishReport
+        self,
+        messages: Iterable[Message],
+        destination: str | None,
+        report: PublishReport,
+        validated: bool = False,
     ) -> Iterator[Envelope]:
         for number, message in enumerate(messages, 1):
-            # Re-validate: model_construct and model_copy(update=...) bypass validation.
-            data = message.model_dump(warnings=False)
-            checked = validate_message(type(message), data, number)
-            if checked.message is None:
-                report.rejected.append(f"message {number} not sent: {checked.reason}")
-                self._count("rejected")
-                continue
+            if not validated:
+                # Re-validate: model_construct and model_copy(update=...) bypass validation.
+                data = message.model_dump(warnings=False)
+                checked = validate_message(type(message), data, number)
+                if checked.message is None:
+                    report.rejected.append(f"message {number} not sent: {checked.reason}")
+                    self._count("rejected")
+                    continue
+                message = checked.message
             try:
-                body, headers = encode_body(checked.message, self.options.format)
+                body, headers = encode_body(message, self.options.format)
             except SchemaError as exc:
                 report.rejected.append(f"message {number} not sent: {exc}")
                 self._count("rejected")
@@ -209,13 +215,19 @@ class Publisher:
     # -- publishing ---------------------------------------------------------------
 
     def publish(
-        self, messages: Iterable[Message], *, destination: str | None = None
+        self,
+        messages: Iterable[Message],
+        *,
+        destination: str | None = None,
+        validated: bool = False,
     ) -> PublishReport:
         """Validate, encode and deliver messages; returns when each one is confirmed,
         spooled, rejected or failed (see the report). Invalid messages are rejected
-        with their schema error; the others still go."""
+        with their schema error; the others still go. ``validated``: the messages were
+        validated when they were made (e.g. read by ``read_stream``), and not changed
+        since: not validated again."""
         report = PublishReport()
-        self.send(self._envelopes(messages, destination, report), report)
+        self.send(self._envelopes(messages, destination, report, validated), report)
         return report
 
     def send(

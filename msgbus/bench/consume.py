@@ -267,7 +267,6 @@ def run_consume_bench(
     config: MsgbusConfig, count: int, naive_count: int, size: int = 1024
 ) -> Iterator[Result | str]:
     """Yield each result as it completes, then a line on memory."""
-    stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     url = config.connection.brokers[0]
     tag = f"bench-{time.time_ns()}"
     counts = {
@@ -366,6 +365,7 @@ def consume_bench(
     rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
+    stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     config = load_config(
         overrides={
             "connection": {"brokers": list(brokers)},

@@ -159,7 +159,6 @@ def run_publish_bench(
 
     Every run gets a fresh queue, emptied afterwards so broker memory stays flat.
     """
-    stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     url = config.connection.brokers[0]
     body = b"x" * size
     prefix = f"/queue/msgbus.bench.publish.{int(time.time())}"
@@ -283,6 +282,7 @@ def publish_bench(
     brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
 ) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
+    stomp_py()  # missing stomp.py fails now, not after starting ActiveMQ and measuring
     with contextlib.ExitStack() as stack:
         if not brokers:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-"))

@@ -30,8 +30,8 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-import stomp
 
+from msgbus.bench import stomp_py
 from msgbus.bench.raw import RawClient, raw_drain
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.consume.consumer import Consumer, prefetch_for
@@ -181,8 +181,9 @@ def ours_name(batch: int, ack: str, ledger: bool = True) -> str:
     return name + ("" if ledger else ", no ledger")
 
 
-class _NaivePeer(stomp.ConnectionListener):  # type: ignore[misc]
-    """Per message: decode, INSERT, COMMIT, ACK (what a first consumer usually does)."""
+class _NaivePeer:
+    """Per message: decode, INSERT, COMMIT, ACK (what a first consumer usually does);
+    a stomp.py listener (stomp.py calls the ``on_<frame>`` methods a listener has)."""
 
     def __init__(self, conn: Any, engine: sa.Engine, table: sa.Table, count: int) -> None:
         self.conn, self.engine, self.table, self.count = conn, engine, table, count
@@ -218,7 +219,7 @@ def _naive(url: BrokerURL, store: Store, sub: Subscription, count: int) -> Resul
     )
     with store.errors("creating the naive peer's scratch table"):
         scratch.create_all(store.engine)
-    conn = stomp.Connection12([(url.host, url.port)], heartbeats=(0, 0))
+    conn = stomp_py().Connection12([(url.host, url.port)], heartbeats=(0, 0))
     peer = _NaivePeer(conn, store.engine, table, count)
     conn.set_listener("naive", peer)
     try:
@@ -364,6 +365,7 @@ def consume_bench(
     rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
+    stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     config = load_config(
         overrides={
             "connection": {"brokers": list(brokers)},

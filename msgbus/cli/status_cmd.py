@@ -23,16 +23,13 @@ from rich.live import Live
 
 from msgbus.cli.broker_view import ask_broker, render_broker
 from msgbus.cli.options import broker_option, config_option
+from msgbus.cli.status_view import render_components
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ControlError
 from msgbus.presence.client import ControlClient, Gathered
 from msgbus.presence.lookup import LookupResult, lookup
 from msgbus.presence.messages import ControlReply, Target
-from msgbus.presence.table import (
-    PresenceTable,
-    default_state_file,
-    render_components,
-)
+from msgbus.presence.table import PresenceTable, default_state_file
 
 __all__ = ["ctl", "status"]
 

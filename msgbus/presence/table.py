@@ -11,27 +11,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
-from rich.table import Table
 
 from msgbus.presence.messages import Announcement, ControlReply
 
-__all__ = ["Entry", "PresenceTable", "default_state_file", "render_components"]
+__all__ = ["Entry", "PresenceTable", "default_state_file"]
 
 Heard = Literal["local", "presence", "control", "central"]
 _FORGET_AFTER = 24 * 3600.0
-_STATE_STYLES = {
-    "running": "green",
-    "paused": "yellow",
-    "draining": "yellow",
-    "stopping": "yellow",
-    "stopped": "dim",
-    "lost": "bold red",
-}
 
 
 def default_state_file() -> Path:
@@ -96,38 +87,3 @@ class PresenceTable:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(data)
         os.replace(tmp, path)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
-def _counters(counters: Mapping[str, float]) -> str:
-    return " ".join(f"{k}={v:g}" for k, v in sorted(counters.items()))
-
-
-def render_components(rows: Iterable[tuple[Entry, str]], now: float) -> Table:
-    table = Table(title="msgbus components")
-    # Identity and state never wrap (scripts and eyes look for them); counters fold.
-    for column in ("NAME", "KIND", "SITE", "HOST", "PID", "STATE", "LAST SEEN", "VIA"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("COUNTERS", overflow="fold", min_width=12)
-    for entry, state in rows:
-        info = entry.info
-        style = _STATE_STYLES.get(state, "")
-        table.add_row(
-            info.name,
-            info.kind,
-            info.site or "-",
-            info.host,
-            str(info.pid),
-            f"[{style}]{state}[/]" if style else state,
-            _age(max(now - entry.last_seen, 0.0)),
-            entry.heard,
-            _counters(info.counters),
-        )
-    return table

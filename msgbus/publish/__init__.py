@@ -2,7 +2,7 @@
 
 from msgbus.publish.envelope import ID_HEADER, Envelope, new_id
 from msgbus.publish.metrics import PublisherMetrics
-from msgbus.publish.publisher import DrainReport, Publisher, PublishReport
+from msgbus.publish.publisher import DrainReport, Publisher, PublishReport, publish_once
 from msgbus.publish.spool import Spool, SpoolStatus
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "Spool",
     "SpoolStatus",
     "new_id",
+    "publish_once",
 ]

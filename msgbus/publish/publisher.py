@@ -34,7 +34,7 @@ from msgbus.transport.failover import connect_first
 if TYPE_CHECKING:
     from msgbus.security.smime import Signer
 
-__all__ = ["DrainReport", "PublishReport", "Publisher"]
+__all__ = ["DrainReport", "PublishReport", "Publisher", "publish_once"]
 
 log = logging.getLogger("msgbus.publish")
 
@@ -459,6 +459,26 @@ class Publisher:
             self._connected_once = True
             self._conn = conn
             return conn
+
+
+def publish_once(
+    messages: Iterable[Message],
+    *urls: str,
+    destination: str,
+    spool: bool = True,
+    **settings: Any,
+) -> PublishReport:
+    """Connect to the first of ``urls`` that answers, publish ``messages`` to
+    ``destination``, wait for the confirmations and disconnect: the one-shot case of
+    :meth:`Publisher.from_url` (same ``settings``). With ``spool`` (the default) what no
+    broker took within ``retry_for`` waits in the local spool for the next run; the
+    report says how many were confirmed, spooled, rejected or failed::
+
+        report = msgbus.publish_once([result], "stomp://mq1:61613", destination="/topic/x")
+        report.raise_for_failures()
+    """
+    with Publisher.from_url(*urls, spool=spool, destination=destination, **settings) as pub:
+        return pub.publish(messages)
 
 
 def _ignore(env: Envelope, error: BrokerError) -> None:

@@ -25,7 +25,9 @@ class TLSConfig(_Settings):
 
     cert: Path | None = Field(None, description="Client certificate (PEM), e.g. hostcert.pem")
     key: Path | None = Field(None, description="Its private key (PEM); default: inside cert")
-    key_password: SecretStr | None = Field(default=None, repr=False)
+    key_password: SecretStr | None = Field(
+        default=None, repr=False, description="Passphrase of an encrypted key"
+    )
     ca_file: Path | None = Field(None, description="CA certificates that may sign the broker's")
     ca_path: Path | None = Field(
         None, description="A hashed CA directory, e.g. /etc/grid-security/certificates"
@@ -66,7 +68,9 @@ class ConnectionConfig(_Settings):
     reconnect_max_delay: float = Field(
         30.0, gt=0, description="Longest wait between attempts (jittered back-off)"
     )
-    tls: TLSConfig = Field(default_factory=TLSConfig)
+    tls: TLSConfig = Field(
+        default_factory=TLSConfig, description="Client certificate and the CAs to trust"
+    )
 
     def without_client_id(self) -> ConnectionConfig:
         """These settings for a side connection (presence, control, statistics): a

@@ -24,4 +24,4 @@ def test_the_python_example_publishes_and_stores(
     monkeypatch.chdir(tmp_path)  # example.db lands here
     with BrokerThread(BrokerConfig(port=0)) as broker:
         exec(compile(code.replace("61613", str(broker.port)), "README.md", "exec"), {})
-    assert capsys.readouterr().out.split("\n")[:2] == ["1 confirmed", "1 stored"]
+    assert capsys.readouterr().out.split("\n")[:3] == ["1 confirmed", "1 confirmed", "2 stored"]

@@ -7,7 +7,14 @@ import types
 
 import pytest
 
-PACKAGES = ["msgbus", "msgbus.errors", "msgbus.schema", "msgbus.stomp"]
+PACKAGES = [
+    "msgbus",
+    "msgbus.consume",
+    "msgbus.errors",
+    "msgbus.publish",
+    "msgbus.schema",
+    "msgbus.stomp",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

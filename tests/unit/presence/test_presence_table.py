@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from msgbus.cli.status_view import render_components
 from msgbus.presence.messages import Announcement, ControlReply
-from msgbus.presence.table import PresenceTable, render_components
+from msgbus.presence.table import PresenceTable
 
 
 def _info(name: str = "c1", event: str = "alive", state: str = "running") -> Announcement:

@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
-from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id
+from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id, publish_once
 from msgbus.schema import ProbeResult
 from msgbus.security import verify
 from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
@@ -200,3 +200,31 @@ def test_metrics_are_served_over_http(tmp_path: Path) -> None:
     assert "msgbus_publisher_spooled_total 1.0" in text
     assert "msgbus_publisher_spool_messages 1.0" in text
     assert "msgbus_publisher_confirm_latency_seconds_bucket" in text
+
+
+def test_publish_once_spools_what_no_broker_took(tmp_path: Path) -> None:
+    # Connection and publisher settings given as keywords each reach their section.
+    report = publish_once(
+        [_probe(1), _probe(2)],
+        f"stomp://127.0.0.1:{_closed_port()}",
+        destination="/queue/x",
+        reconnect_initial_delay=0.01,
+        spool_dir=tmp_path / "spool",
+        retry_for=0,
+    )
+    assert (report.confirmed, report.spooled) == (0, 2)
+    with Spool(tmp_path / "spool", 1 << 20) as spool:
+        assert len(spool) == 2
+
+
+def test_publish_once_without_spool_reports_the_failure(tmp_path: Path) -> None:
+    report = publish_once(
+        [_probe(1)],
+        f"stomp://127.0.0.1:{_closed_port()}",
+        destination="/queue/x",
+        spool=False,
+        retry_for=0,
+    )
+    assert (report.accepted, report.failed) == (0, 1)
+    with pytest.raises(ConnectError):
+        report.raise_for_failures()

@@ -360,6 +360,7 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         f"maximumConnections={limits.max_connections}"
         f"&wireFormat.maxFrameSize={limits.max_frame_bytes}"
         f"&wireFormat.maxDataLength={limits.max_frame_bytes}"
+        f"&transport.connectAttemptTimeout={limits.login_timeout_ms}"
     )
     # OpenWire carries the bridges: room for a whole STOMP frame plus the JMS envelope.
     openwire_limits = (

@@ -55,10 +55,16 @@ class Ports(_Model):
 
 class BrokerLimits(_Model):
     """Bounds rendered on every transport connector (ActiveMQ's DoS protection): a STOMP
-    frame or body over ``max_frame_bytes`` is refused, as by the embedded broker."""
+    frame or body over ``max_frame_bytes`` is refused, as by the embedded broker.
+
+    ActiveMQ counts sockets that never log in against ``max_connections`` too (it has
+    no separate budget for them, unlike the embedded broker): the cap is set well above
+    the clients a broker serves, and ``login_timeout_ms`` closes a silent socket early.
+    """
 
     max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_connections: int = Field(default=1000, ge=1)
+    max_connections: int = Field(default=4096, ge=1)
+    login_timeout_ms: int = Field(default=10_000, ge=1000)
 
 
 class Broker(_Model):

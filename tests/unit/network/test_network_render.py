@@ -104,9 +104,10 @@ def test_secure_by_default_auth_and_loopback() -> None:
     # ActiveMQ's own DoS bounds, which it leaves off by default.
     stomp = dict(p.split("=") for p in uris[1].split("?")[1].split("&"))
     assert stomp == {
-        "maximumConnections": "1000",
+        "maximumConnections": "4096",
         "wireFormat.maxFrameSize": str(4 << 20),
         "wireFormat.maxDataLength": str(4 << 20),
+        "transport.connectAttemptTimeout": "10000",
     }
     kahadb = _find(broker, "a:persistenceAdapter/a:kahaDB")
     assert kahadb.get("journalDiskSyncStrategy") == "always"

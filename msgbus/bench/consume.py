@@ -340,14 +340,26 @@ def run_consume_bench(
     metavar="URL",
     help="SQLAlchemy URL of the store (its tables are created if missing).",
 )
-@click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Messages each consumer drains per round.",
+)
 @click.option(
     "--naive-count",
     type=click.IntRange(min=1),
     default=None,
     help="Messages the naive peer handles (default count/4; the rest is discarded).",
 )
-@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="msgbus.Consumer's batch (consumer.batch).",
+)
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),

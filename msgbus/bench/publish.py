@@ -358,7 +358,13 @@ def run_publish_bench(
     help="stomp://[user:pass@]host:port to measure against; default: start a "
     "temporary local ActiveMQ.",
 )
-@click.option("--count", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Messages per sender and round.",
+)
 @click.option(
     "--size",
     type=click.IntRange(min=1),

@@ -28,7 +28,13 @@ bench.add_command(consume_bench)
     default=None,
     help="stomp://[user:pass@]host:port of a running ActiveMQ; default: start a local one.",
 )
-@click.option("--count", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=50_000,
+    show_default=True,
+    help="Messages through each broker per round.",
+)
 @click.option(
     "--size",
     type=click.IntRange(min=1),

@@ -26,7 +26,13 @@ __all__ = ["dashboard"]
 @broker_option("Take live updates from this broker's probe topic (else poll the store).")
 @click.option("--destination", help="Probe topic for live updates (default: consumer.destination).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="HTTP port of the page and its API (0: any free port).",
+)
 @click.option(
     "--poll",
     type=click.FloatRange(min=0.2),

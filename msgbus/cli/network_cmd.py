@@ -28,7 +28,11 @@ _state_opt = click.option(
     help="Where brokers keep config, logs and data [default: .msgbus/network/NAME].",
 )
 _broker_opt = click.option(
-    "--broker", "brokers", multiple=True, help="Only this broker (repeatable)."
+    "--only",
+    "brokers",
+    multiple=True,
+    metavar="NAME",
+    help="Only this broker of the topology (repeatable).",
 )
 
 
@@ -220,7 +224,13 @@ def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
 @_state_opt
 @click.option("--from", "source", required=True, help="Broker to publish on.")
 @click.option("--to", "target", required=True, help="Broker to consume on.")
-@click.option("--count", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Messages sent over the path and over the same-broker baseline.",
+)
 @click.option(
     "--size",
     type=click.IntRange(min=1),

@@ -247,7 +247,12 @@ def spool_drain(**opts: Any) -> None:
 @click.option("--metric", default=None, help="Metric name (default: the plugin's file name).")
 @click.option("--host", default=None, help="Host the result is about (default: this host).")
 @click.option("--site", default=None, help="Site name (default: the configured site).")
-@click.option("--service-flavour", default="host", show_default=True)
+@click.option(
+    "--service-flavour",
+    default="host",
+    show_default=True,
+    help="The result's serviceFlavour (the kind of service probed, e.g. CE, SRM).",
+)
 @click.option("--service-uri", default=None, help="Default: the host.")
 @click.option(
     "--timeout",

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
+from msgbus.cli.options import config_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.presence.messages import default_name
@@ -33,25 +34,28 @@ def broker() -> None:
     help="Directory of the SQLite store; without it persistent messages live in memory only.",
 )
 @click.option(
-    "--config",
-    "config_file",
+    "--broker-config",
+    "broker_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="YAML file with broker settings (users, tls, limits, ...); flags override it.",
+    help="YAML file with the broker's settings (users, permissions, tls, limits, ...); "
+    "flags override it.",
 )
+@config_option
 @click.option("--name", default=None, help="Broker name, used in message ids and metrics.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.option(
     "--presence/--no-presence",
     default=True,
     help="Announce the broker for `msgbus status` and answer control requests, with the "
-    "control settings of msgbus.yaml (MSGBUS_* environment).",
+    "control settings of --config (msgbus.yaml, MSGBUS_* environment).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors.")
 def serve(
     host: str | None,
     port: int | None,
     data_dir: Path | None,
+    broker_file: Path | None,
     config_file: Path | None,
     name: str | None,
     metrics_port: int | None,
@@ -60,14 +64,14 @@ def serve(
 ) -> None:
     """Run the broker until interrupted (Ctrl-C or SIGTERM)."""
     config = load_broker_config(
-        config_file, host=host, port=port, data_dir=data_dir, name=name, metrics_port=metrics_port
+        broker_file, host=host, port=port, data_dir=data_dir, name=name, metrics_port=metrics_port
     )
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Read before starting, so a bad msgbus.yaml is reported before anything listens.
-    client_config = load_config(overrides={"name": name}) if presence else None
+    client_config = load_config(config_file, {"name": name}) if presence else None
     asyncio.run(_serve(EmbeddedBroker(config), client_config))
 
 

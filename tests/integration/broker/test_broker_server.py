@@ -166,7 +166,7 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     config.write_text("limits:\n  max_connections: 0\n")
     result = subprocess.run(
         [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-         "broker", "serve", "--config", str(config)],
+         "broker", "serve", "--broker-config", str(config)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 1

@@ -33,9 +33,16 @@ def test_dashboard_on_a_backbone(
         assert metrics and page, lines
         with urlopen(page.group(1) + "api/latest", timeout=10) as r:
             assert len(json.load(r)["cells"]) == 4
-        with urlopen(metrics.group(1), timeout=10) as r:
-            text = r.read().decode()
-        assert 'msgbus_dashboard_http_requests_total{code="200",route="latest"} 1.0' in text
+        counted = 'msgbus_dashboard_http_requests_total{code="200",route="latest"} 1.0'
+        # The server counts a request once its answer is written: poll, do not race it.
+        until = time.monotonic() + 5
+        while True:
+            with urlopen(metrics.group(1), timeout=10) as r:
+                text = r.read().decode()
+            if counted in text or time.monotonic() > until:
+                break
+            time.sleep(0.1)
+        assert counted in text
         deadline = time.monotonic() + 30
         while True:
             status = subprocess.run(

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.chaos",
     "tests.fixtures.hostile",
     "tests.fixtures.pki",
+    "tests.fixtures.broker",
     "tests.fixtures.proxy",
 ]
 

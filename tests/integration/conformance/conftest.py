@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from msgbus.broker import BrokerConfig, BrokerThread
+from msgbus.broker import BrokerThread
 from msgbus.transport.url import BrokerURL
 from tests.integration.conformance.clients import Target
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[BrokerThread]:
-    with BrokerThread(BrokerConfig(port=0, name="conformance")) as broker:
-        yield broker
 
 
 @pytest.fixture(
@@ -27,7 +20,7 @@ def embedded() -> Iterator[BrokerThread]:
 )
 def target(request: pytest.FixtureRequest) -> Target:
     if request.param == "embedded":
-        broker: BrokerThread = request.getfixturevalue("embedded")
+        broker: BrokerThread = request.getfixturevalue("shared_embedded_broker")
         return Target("embedded", "127.0.0.1", broker.port)
     if request.param == "activemq":
         amq = request.getfixturevalue("activemq")

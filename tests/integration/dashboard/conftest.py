@@ -1,4 +1,4 @@
-"""A running dashboard over a seeded SQLite store, and an embedded broker."""
+"""A running dashboard over a seeded SQLite store."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from msgbus.broker import BrokerConfig, BrokerThread
 from msgbus.dashboard.server import Dashboard
 from msgbus.store import Store
-from tests.unit.dashboard.results import seeded_store
+from tests.fixtures.results import seeded_store
 
 
 @pytest.fixture
@@ -26,9 +25,3 @@ def dashboard(store: Store) -> Iterator[Dashboard]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def embedded_broker() -> Iterator[BrokerThread]:
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        yield broker

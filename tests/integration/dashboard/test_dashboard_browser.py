@@ -10,8 +10,8 @@ import pytest
 
 from msgbus.dashboard.server import Dashboard
 from msgbus.store import Store
+from tests.fixtures.results import probe, write
 from tests.integration.dashboard.browser import COLOURS, Chromium, chromium_or_skip, grid, read_png
-from tests.unit.dashboard.results import probe, write
 
 pytestmark = pytest.mark.browser
 

@@ -21,7 +21,7 @@ from msgbus.schema import encode_body
 from msgbus.store import Store
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
-from tests.unit.dashboard.results import probe, write
+from tests.fixtures.results import probe, write
 
 
 def _get(dashboard: Dashboard, path: str) -> tuple[int, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from msgbus.schema import ProbeResult
 from msgbus.store import Store
-from tests.unit.dashboard.results import probe, seeded_store
+from tests.fixtures.results import probe, seeded_store
 
 
 @pytest.fixture

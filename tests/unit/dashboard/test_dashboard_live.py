@@ -97,7 +97,7 @@ def test_broker_feed_shows_only_what_the_consumer_would_store() -> None:
     from msgbus.schema import encode_body
     from msgbus.security import SignatureError
     from msgbus.stomp.frames import MessageFrame
-    from tests.unit.dashboard.results import probe
+    from tests.fixtures.results import probe
 
     def verify(body: bytes) -> bytes:
         if not body.startswith(b"SIGNED\n"):

@@ -8,11 +8,9 @@ status written every second. What the bridge submits must show up in status.dat.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from msgbus.broker import BrokerConfig
 from msgbus.broker.server import BrokerThread
 from msgbus.schema.models import ProbeResult
 from msgbus.schema.wlcg import encode_wlcg
-from tests.fixtures.pipeline import run_msgbus, wait_until
+from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
 from tests.fixtures.services import require_service
 
 NAGIOS = "/usr/sbin/nagios4"
@@ -82,10 +80,31 @@ define service {{
 """
 
 
-@dataclass
 class Nagios:
-    command_file: Path
-    status_file: Path
+    """nagios4 in the foreground on a configuration in ``root``; stopped and started again
+    as a site's Nagios is (each start makes a new command FIFO)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.main = _config(root)
+        self.command_file = root / "nagios.cmd"
+        self.status_file = root / "status.dat"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.status_file.unlink(missing_ok=True)
+        with (self.root / "nagios.out").open("ab") as log:
+            self.proc = subprocess.Popen([NAGIOS, str(self.main)], stdout=log, stderr=log)
+        wait_until(
+            lambda: self.command_file.is_fifo() and self.status_file.exists(),
+            30,
+            "Nagios' command FIFO",
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
 
     def service(self, host: str, service: str) -> dict[str, str]:
         """The servicestatus block of ``host``/``service`` in status.dat ({} before any)."""
@@ -125,28 +144,16 @@ def nagios(tmp_path: Path) -> Iterator[Nagios]:
     require_service(
         f"Nagios ({NAGIOS}, Debian package nagios4-core)", lambda: os.access(NAGIOS, os.X_OK)
     )
-    require_service(
-        "root (Nagios refuses to run as root unless told, and drops to nagios_user)",
-        lambda: os.geteuid() == 0,
-    )
+    # The configuration runs Nagios as root (nagios_user=root), as CI containers are.
+    require_service("root, to run Nagios as nagios_user=root", lambda: os.geteuid() == 0)
     root = tmp_path / "nagios"
     root.mkdir()
-    main = _config(root)
-    log = (tmp_path / "nagios.out").open("w")
-    proc = subprocess.Popen([NAGIOS, str(main)], stdout=log, stderr=subprocess.STDOUT)
-    running = Nagios(root / "nagios.cmd", root / "status.dat")
+    running = Nagios(root)
     try:
-        wait_until(
-            lambda: running.command_file.is_fifo() and running.status_file.exists(),
-            30,
-            "Nagios' command FIFO",
-        )
+        running.start()
         yield running
     finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        running.stop()
 
 
 @pytest.fixture
@@ -155,11 +162,13 @@ def broker_url() -> Iterator[str]:
         yield broker.url
 
 
-def _publish(tmp_path: Path, url: str, destination: str, status: str) -> None:
+def _publish(
+    tmp_path: Path, url: str, destination: str, status: str, summary: str = "job submission failed"
+) -> None:
     result = ProbeResult.model_validate({
         "serviceURI": f"{HOST}:8443", "hostName": HOST, "serviceFlavour": "CREAM-CE",
         "siteName": "MY-SITE", "metricStatus": status, "metricName": SERVICE,
-        "summaryData": "job submission failed", "detailsData": "CE said: queue closed\nretry later",
+        "summaryData": summary, "detailsData": "CE said: queue closed\nretry later",
         "timestamp": "2026-12-05T10:00:00Z",
     })  # fmt: skip
     path = tmp_path / f"result-{uuid.uuid4().hex[:6]}.txt"
@@ -191,3 +200,25 @@ def test_a_critical_result_from_the_bus_shows_in_nagios(
     assert status["long_plugin_output"] == "CE said: queue closed\\nretry later"
     assert status["check_type"] == "1"  # passive
     assert status["last_check"] == "1796464800"  # the probe's time, not the bridge's
+
+
+def test_a_result_nagios_did_not_take_is_not_acknowledged_and_comes_back(
+    tmp_path: Path, nagios: Nagios, broker_url: str
+) -> None:
+    destination = f"/topic/probes.{uuid.uuid4().hex[:8]}"
+    args = ["nagios-bridge", "--broker", broker_url, "--destination", destination,
+            "--subscription", f"nagios-{uuid.uuid4().hex[:6]}",
+            "--command-file", str(nagios.command_file), "--until", "60s"]  # fmt: skip
+    bridge = MsgbusProcess(tmp_path / "bridge.log", args)
+    bridge.wait_for_output("bridging ")
+    _publish(tmp_path, broker_url, destination, "OK", "first")
+    wait_until(lambda: nagios.service(HOST, SERVICE).get("plugin_output") == "first", 30, "first")
+    nagios.stop()  # the bridge's next write finds no reader
+    _publish(tmp_path, broker_url, destination, "CRITICAL", "second")
+    assert bridge.proc.wait(30) == 1, bridge.output()
+    assert "is Nagios still running?" in bridge.output()
+    nagios.start()  # fresh state: only what the bridge submits from now on
+    again = run_msgbus([*args, "--count", "1"])
+    assert again.returncode == 0 and "submitted 1 check result" in again.stdout, again.stdout
+    wait_until(lambda: nagios.service(HOST, SERVICE).get("current_state") == "2", 30, "second")
+    assert nagios.service(HOST, SERVICE)["plugin_output"] == "second"

@@ -222,3 +222,33 @@ def test_a_result_nagios_did_not_take_is_not_acknowledged_and_comes_back(
     assert again.returncode == 0 and "submitted 1 check result" in again.stdout, again.stdout
     wait_until(lambda: nagios.service(HOST, SERVICE).get("current_state") == "2", 30, "second")
     assert nagios.service(HOST, SERVICE)["plugin_output"] == "second"
+
+
+def test_what_is_not_a_probe_result_is_reported_and_not_submitted(
+    tmp_path: Path, broker_url: str
+) -> None:
+    destination = f"/queue/probes.{uuid.uuid4().hex[:8]}"
+    event = tmp_path / "event.json"
+    event.write_text(
+        '{"jobId": "j1", "state": "DONE", "owner": "/CN=Ann", "hostName": "ce1.example.org",'
+        ' "siteName": "MY-SITE", "timestamp": "2026-12-05T10:00:00Z"}'
+    )
+    done = run_msgbus(
+        ["publish", "--spool", str(tmp_path / "spool"), "--broker", broker_url, "--destination",
+         destination, "--type", "JobStatusEvent", str(event)]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    _publish(tmp_path, broker_url, destination, "WARNING", "disk 91% full")
+    commands = tmp_path / "nagios.cmd"  # a plain file takes the lines as the FIFO would
+    commands.touch()
+    bridged = run_msgbus(
+        ["nagios-bridge", "--broker", broker_url, "--destination", destination,
+         "--command-file", str(commands), "--count", "1", "--until", "60s",
+         "--host", "{siteName}", "--service", "{serviceFlavour}-{metricName}"]
+    )  # fmt: skip
+    assert bridged.returncode == 0, bridged.stdout
+    assert "skipped" in bridged.stdout and "a JobStatusEvent" in bridged.stdout
+    assert commands.read_text() == (
+        f"[1796464800] PROCESS_SERVICE_CHECK_RESULT;MY-SITE;CREAM-CE-{SERVICE};1;"
+        "disk 91% full\\nCE said: queue closed\\nretry later\n"
+    )

@@ -17,7 +17,7 @@ need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need+=("$1"); }
 for pkg in activemq libxstream-java libjettison-java default-jre-headless \
     monitoring-plugins-basic monitoring-plugins-standard chromium chromium-driver libxml2-utils \
-    libnet-stomp-perl; do
+    libnet-stomp-perl nagios4-core; do
     want "$pkg"
 done
 fresh_pg=0 fresh_maria=0

@@ -24,6 +24,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
     ├── StoreError                  the relational store failed
     │   └── StoreUnavailable        the database is away; retrying later may work
     ├── NetworkError                a broker-network topology is invalid or cannot run
+    ├── BridgeError                 a bridge could not hand a message on (Nagios command file)
     └── ControlError                a control command was refused or not answered
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BridgeError",
     "BrokerError",
     "ConfigError",
     "ConnectError",
@@ -56,6 +58,10 @@ __all__ = [
 
 class MsgbusError(Exception):
     """Root of every msgbus error."""
+
+
+class BridgeError(MsgbusError):
+    """A bridge could not hand a message on to the system it feeds (Nagios' command file)."""
 
 
 class ConfigError(MsgbusError):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-__all__ = ["broker_option", "config_option", "metrics_port_option"]
+__all__ = ["broker_option", "config_option", "metrics_port_option", "parse_duration"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 config_option: Callable[[F], F] = click.option(
     "--config",
@@ -32,3 +36,13 @@ def broker_option(
 ) -> Callable[[F], F]:
     """``--broker URL`` (repeatable) into the ``brokers`` tuple."""
     return click.option("--broker", "brokers", multiple=True, metavar="URL", help=help)
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds of an ``--until`` value (90s, 30m, 2h, 7d); None for none."""
+    if value is None:
+        return None
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 30m, 2h, 7d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]

@@ -10,13 +10,12 @@ registration, so none is left behind).
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import click
 
-from msgbus.cli.options import broker_option, config_option
+from msgbus.cli.options import broker_option, config_option, parse_duration
 from msgbus.config import load_config
 from msgbus.consume.subscription import Subscription, broker_kind
 from msgbus.errors import ConfigError
@@ -27,9 +26,6 @@ from msgbus.transport.connection import broker_error
 from msgbus.transport.failover import connect_first
 
 __all__ = ["watch"]
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _quoted(value: str) -> str:
@@ -48,15 +44,6 @@ def selector_for(
     if extra:
         clauses.append(f"({extra})")
     return " AND ".join(clauses) or None
-
-
-def _duration(value: str | None) -> float | None:
-    if value is None:
-        return None
-    match = _DURATION.match(value.strip())
-    if match is None:
-        raise click.BadParameter(f"{value!r} is not a duration like 90s, 30m, 2h, 7d")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
 @click.command()
@@ -97,7 +84,7 @@ def watch(
     subscription = Subscription(
         destination or config.publisher.destination, durable, selector=selector
     )
-    stop_at = None if (limit := _duration(until)) is None else time.monotonic() + limit
+    stop_at = None if (limit := parse_duration(until)) is None else time.monotonic() + limit
     conn = connect_first(config.connection, client_id=subscription.client_id(None))
     seen = 0
     try:

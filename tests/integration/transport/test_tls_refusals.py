@@ -3,6 +3,7 @@ retried quietly): against the embedded broker with TLS and client certificates."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from msgbus.config import ConnectionConfig
 from msgbus.errors import AuthenticationError
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
+from tests.chaos.harness import probe_text
+from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.pki import Pki
 
 
@@ -77,3 +80,19 @@ def test_a_broker_certificate_we_refuse_is_named(
         pytest.raises(AuthenticationError, match=said),
     ):
         _connect(thread.port, **tls)
+
+
+def test_msgbus_publish_with_a_refused_client_certificate_exits_1_naming_it(
+    broker: BrokerThread, pki: Pki, tmp_path: Path
+) -> None:
+    tls = {"ca_file": str(pki.ca), "cert": str(pki.stranger_cert), "key": str(pki.stranger_key)}
+    config = tmp_path / "msgbus.yaml"
+    config.write_text(json.dumps({"connection": {"tls": tls}}))  # JSON is YAML
+    message = tmp_path / "probe.txt"
+    message.write_text(probe_text("refused", 5))
+    result = run_msgbus(
+        ["publish", "--config", str(config), "--broker", f"stomp+ssl://127.0.0.1:{broker.port}",
+         "--spool", str(tmp_path / "spool"), "--destination", "/queue/p", str(message)]
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "refused our client certificate" in result.stdout

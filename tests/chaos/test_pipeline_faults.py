@@ -309,11 +309,13 @@ def test_database_stall(
     consumer = _mid_backlog(pipeline, CHUNK * 10)
     db_proxy.stall()
     pipeline.publish(CHUNK)  # a batch to write while the path hangs, however fast the rest
-    time.sleep(8)
+    # Hang until the consumer has noticed (a loaded machine may take a while to get there).
+    noticed = "the database may be stalled"
+    wait_until(lambda: noticed in consumer.output(), 60, "the consumer to notice the stall")
+    time.sleep(2)  # and stays stalled a little longer: retries meet it too
     db_proxy.resume()
     pipeline.recovered()
     pipeline.settle()
-    assert "the database may be stalled" in consumer.output()
     _record(pipeline, chaos_table)
 
 

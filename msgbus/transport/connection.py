@@ -506,14 +506,16 @@ class Connection:
         inbox = self._inbox
         cond = self._cond
         reason = "closed by the client"
+        # poll, not select: select() fails for descriptors above 1023, which a process
+        # holding many connections (or files) reaches.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
         try:
             while not self._stop.is_set():
                 wait = self._heartbeat_due()
                 pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-                if not pending:
-                    readable, _, _ = select.select([sock], [], [], wait)
-                    if not readable:
-                        continue
+                if not pending and not poller.poll(wait * 1000):
+                    continue
                 try:
                     data = sock.recv(_RECV_BYTES)
                 except (TimeoutError, ssl.SSLWantReadError):

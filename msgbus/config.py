@@ -107,7 +107,8 @@ class ConsumerConfig(_Section):
     selector: str | None = Field(
         None,
         description="JMS selector on message headers, e.g. \"voName = 'atlas'\" "
-        "(ActiveMQ and the embedded broker; refused on RabbitMQ, which has none)",
+        "(ActiveMQ and the embedded broker; refused on RabbitMQ, which has none); such a "
+        "consumer keeps no completeness ledger (it sees only part of each producer)",
     )
     ledger: bool = Field(
         True,

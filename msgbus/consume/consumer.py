@@ -349,7 +349,10 @@ class Consumer:
     def _flush(self, conn: Connection, frames: list[MessageFrame]) -> None:
         self._quiet_since = None
         self._count("received", len(frames))
-        ledger = self.config.consumer.ledger
+        settings = self.config.consumer
+        # A selector takes only part of each producer's numbers: the rest would show as
+        # gaps that are none, so such a consumer keeps no ledger.
+        ledger = settings.ledger and settings.selector is None
         batch = _Batch(conn, frames, sort_frames(frames, self._verify, ledger=ledger))
         with self._idle:
             self._in_flight += len(frames)

@@ -86,8 +86,8 @@ timeout 900 python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 log "ruff check msgbus tests"
 python -m ruff check msgbus tests
-log "mypy msgbus"
-python -m mypy msgbus
+log "mypy msgbus tests"
+python -m mypy msgbus tests
 log "pytest $*"
 # A hang guard only: pytest-timeout already bounds each test.
 exec timeout 2700 python -m pytest "$@"

@@ -215,8 +215,12 @@ def test_consumer_killed_repeatedly(pipeline: Pipeline, chaos_table: list[ChaosR
     while publishing.is_alive() or kills < 3:
         consumer = pipeline.start_consumer()
         before = pipeline.stored_count()
+
+        def grown(b: int = before) -> bool:
+            return pipeline.stored_count() > b
+
         with contextlib.suppress(AssertionError):  # nothing new to store yet: kill anyway
-            wait_until(lambda b=before: pipeline.stored_count() > b, 5, "rows to grow")
+            wait_until(grown, 5, "rows to grow")
         consumer.kill()
         kills += 1
         mid_stream += pipeline.stored_count() < CHUNK * 8

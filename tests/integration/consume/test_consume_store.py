@@ -231,7 +231,12 @@ def test_first_connection_waits_while_the_client_id_is_still_held(
     subscription = Subscription(f"/topic/{name}", name)
     holder = connect_first(config.connection, client_id=subscription.client_id(None))
     consumer = Consumer(config)
-    finished = threading.Thread(target=lambda: (consumer.drain(), consumer.run()))
+
+    def drain_then_run() -> None:
+        consumer.drain()
+        consumer.run()
+
+    finished = threading.Thread(target=drain_then_run)
     finished.start()
     try:
         wait_until(lambda: consumer.stats()["state"] == "connecting", 10, "a connection attempt")

@@ -21,6 +21,13 @@ def _status(name: str, store: str, env: dict[str, str], *extra: str) -> dict[str
     return dict(json.loads(done.stdout[done.stdout.index("{") :]))
 
 
+def _info(status: dict[str, object]) -> dict[str, object]:
+    """The ``info`` object of a status answer."""
+    info = status["info"]
+    assert isinstance(info, dict)
+    return info
+
+
 def test_a_killed_component_shows_its_last_state_marked_lost(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'central.db'}"
     assert run_msgbus(["db", "init", "--store", store]).returncode == 0
@@ -42,7 +49,7 @@ def test_a_killed_component_shows_its_last_state_marked_lost(tmp_path: Path) -> 
         consumer.wait_for_output("consuming ")
         wait_until(
             lambda: (
-                _status("store-1", store, env, "--source", "central")["info"].get("state")
+                _info(_status("store-1", store, env, "--source", "central")).get("state")
                 == "running"
             ),
             20,
@@ -55,6 +62,5 @@ def test_a_killed_component_shows_its_last_state_marked_lost(tmp_path: Path) -> 
         gone = _status("store-1", store, env)
         registry.stop()
     assert gone["source"] == "central" and float(str(gone["age"])) > 3
-    info = gone["info"]
-    assert isinstance(info, dict)
+    info = _info(gone)
     assert (info["state"], info["last_state"], info["kind"]) == ("lost", "running", "consumer")

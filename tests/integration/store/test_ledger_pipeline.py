@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -63,7 +64,29 @@ def _consume(url: str, destination: str, store: str) -> None:
     assert done.returncode == 0, done.stdout
 
 
-def _audit(store: str) -> tuple[int, dict[str, object]]:
+class _Gap(TypedDict):
+    first: int
+    last: int
+    site: str
+
+
+class _Stale(TypedDict):
+    site: str
+    metric: str
+    interval: float
+
+
+class _Report(TypedDict):
+    """The fields of ``msgbus audit --json`` (AuditReport.as_json) these tests read."""
+
+    producers: int
+    received: int
+    missing: int
+    gaps: list[_Gap]
+    stale: list[_Stale]
+
+
+def _audit(store: str) -> tuple[int, _Report]:
     done = run_msgbus(["audit", "--store", store, "--json"])
     return done.returncode, json.loads(done.stdout)
 
@@ -80,7 +103,7 @@ def test_messages_lost_in_flight_are_reported_with_their_range(
     _consume(url, destination, postgres_url)
     code, report = _audit(postgres_url)
     assert code == 1
-    [gap] = report["gaps"]  # type: ignore[misc]
+    [gap] = report["gaps"]
     assert (gap["first"], gap["last"], gap["site"]) == (100, 109, "CHAOS-SITE")
     assert (report["missing"], report["received"]) == (10, 140)
     # A second run (same spool, same producer) continues the numbering: no new gap,
@@ -89,7 +112,7 @@ def test_messages_lost_in_flight_are_reported_with_their_range(
     _consume(url, destination, postgres_url)
     _consume(url, destination, postgres_url)
     code, report = _audit(postgres_url)
-    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(100, 109)]  # type: ignore[union-attr]
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(100, 109)]
     assert (report["missing"], report["received"], report["producers"]) == (10, 160, 1)
 
 
@@ -103,7 +126,7 @@ def test_losing_the_last_messages_is_noticed_by_the_sync_record(
     _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
     code, report = _audit(postgres_url)
     assert code == 1
-    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 50)]  # type: ignore[union-attr]
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 50)]
 
 
 def test_nothing_lost_is_nothing_reported(
@@ -137,7 +160,7 @@ def test_a_site_whose_probes_stop_is_stale_within_twice_its_interval(
         time.sleep(0.5)
         code, report = _audit(postgres_url)
     noticed = time.time() - last_beat
-    [series] = report["stale"]  # type: ignore[misc]
+    [series] = report["stale"]
     assert (code, series["site"], series["metric"]) == (1, "CHAOS-SITE", "org.sam.CE-JobSubmit")
     # Timestamps have whole seconds: the learned interval is 6 +- 1 s, and the series
     # shows stale once silent for twice that (plus an audit's run time).

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from msgbus.broker import load_broker_config
-from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded
+from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner
 from msgbus.errors import ConfigError
+from msgbus.permissions import Action
 
 YAML = """
 name: site-broker
@@ -56,7 +57,7 @@ def test_gatekeeper_logins_and_limits(tmp_path: Path) -> None:
     gate = Gatekeeper(load_broker_config(path))
     probe = gate.authenticate("probe", "s3cret", "10.0.0.1")
     assert probe is not None
-    assert (probe.user, probe.groups) == ("probe", {"users"})
+    assert (probe.user, probe.groups) == ("probe", frozenset({"users"}))
     assert gate.authenticate("probe", "wrong", "10.0.0.1") is None
     assert gate.authenticate("nobody", "s3cret", "10.0.0.1") is None
     assert gate.authenticate(None, None, "10.0.0.1") is None
@@ -109,11 +110,12 @@ def test_users_with_groups_and_permissions(tmp_path: Path) -> None:
     plain = gate.authenticate("plain", "q", "h")
     assert probe is not None and plain is not None
     gate.authorize(probe, "write", "/queue/grid.a")
-    for owner, action, dest in [
+    refused: list[tuple[Owner, Action, str]] = [
         (probe, "read", "/queue/grid.a"),
         (plain, "write", "/queue/grid.a"),
         (probe, "write", "/queue/other"),
-    ]:
+    ]
+    for owner, action, dest in refused:
         with pytest.raises(AccessDenied, match=f"may not .* {dest}"):
             gate.authorize(owner, action, dest)
     # msgbus's control destinations are open to every user, as in rendered networks.

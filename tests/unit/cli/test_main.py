@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -14,8 +16,8 @@ def gc_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     the test process (monkeypatch also restores the module's ownership flag)."""
     calls: list[str] = []
     monkeypatch.setattr(cli_main, "_owns_process", False)
-    monkeypatch.setattr(cli_main.gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(cli_main.gc, "set_threshold", lambda *a: calls.append(f"threshold{a}"))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "set_threshold", lambda *a: calls.append(f"threshold{a}"))
     return calls
 
 

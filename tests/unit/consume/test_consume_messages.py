@@ -68,7 +68,7 @@ def test_invalid_messages_are_dead_lettered_and_the_rest_stored() -> None:
 
 @pytest.mark.parametrize("body", [b"", b"\n", b"EOT\n", b"[]"])
 def test_a_body_without_messages_is_dead_lettered_not_acked_away(body: bytes) -> None:
-    out = sort_frames([_frame(body, **{"msgbus-id": "pub-9"})])
+    out = sort_frames([_frame(body, {"msgbus-id": "pub-9"})])
     assert out.messages == []
     [dead] = out.dead
     assert (dead.msg_id, dead.body) == ("pub-9", body)

@@ -99,10 +99,10 @@ def test_secure_by_default_auth_and_loopback() -> None:
     )
     grid_topic = next(e for e in entries if e.get("topic") == "grid.>")
     assert grid_topic.get("write") == "admins,publishers"
-    uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
+    uris = [t.attrib["uri"] for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
     assert [u.split("?")[0] for u in uris] == ["tcp://127.0.0.1:62616", "stomp://127.0.0.1:62613"]
     # ActiveMQ's own DoS bounds, which it leaves off by default.
-    stomp = dict(p.split("=") for p in uris[1].split("?")[1].split("&"))
+    stomp = {k: v for k, v in (p.split("=") for p in uris[1].split("?")[1].split("&"))}
     assert stomp == {
         "maximumConnections": "4096",
         "wireFormat.maxFrameSize": str(4 << 20),
@@ -140,7 +140,7 @@ def test_children_in_schema_order_and_stomp_ssl() -> None:
     assert tags == sorted(tags, key=str.lower)
     ssl = _find(broker, "a:sslContext/a:sslContext")
     assert ssl.get("keyStore") == str(BROKERS / "tls" / "broker.p12")
-    uris = [t.get("uri") for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
+    uris = [t.attrib["uri"] for t in broker.iter(f"{{{NS['a']}}}transportConnector")]
     [stomp_ssl] = [u for u in uris if u.startswith("stomp+ssl://127.0.0.1:62663?")]
     # A truststore means client certificates are required; the bridges use TLS too.
     assert stomp_ssl.endswith("&needClientAuth=true")
@@ -228,7 +228,7 @@ def test_every_user_may_use_the_control_plane_msgbus_components_use() -> None:
 
         [entry] = [e for e in entries if covers(e)][:1]
         for right in ("read", "write", "admin"):
-            assert groups <= set(entry.get(right).split(",")), (dest, right)
+            assert groups <= set(entry.attrib[right].split(",")), (dest, right)
 
 
 @pytest.mark.parametrize("path", sorted(BROKERS.glob("*.yaml")), ids=lambda p: p.name)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from msgbus.errors import BrokerError, TimeoutException
 from msgbus.publish import ID_HEADER, Envelope
-from msgbus.publish.pipeline import Pipeline
+from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.stomp.codec import FrameParser
 from msgbus.stomp.frames import ErrorFrame, Frame, ReceiptFrame
+from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 
 
@@ -62,17 +65,21 @@ def _envs(n: int) -> list[Envelope]:
 
 
 def _pipeline(conn: ScriptedBroker, *, confirm: str, window: int = 8, batch: int = 3) -> Pipeline:
+    # ScriptedBroker provides only what Pipeline uses of a Connection (url, version,
+    # write_encoded, receive_many): a structural stand-in, not a subclass.
     return Pipeline(
-        conn,
+        cast(Connection, conn),
         window=window,
         batch=batch,
-        confirm=confirm,  # type: ignore[arg-type]
+        confirm=confirm,
         receipt_timeout=0.1,
         persistent=True,
     )
 
 
-def _run(pipe: Pipeline, envs: list[Envelope]) -> tuple[list[Envelope], object]:
+def _run(
+    pipe: Pipeline, envs: list[Envelope]
+) -> tuple[list[Envelope], tuple[Interrupted | None, list[tuple[Envelope, BrokerError]]]]:
     confirmed: list[Envelope] = []
     refused: list[tuple[Envelope, BrokerError]] = []
     outcome = pipe.run(

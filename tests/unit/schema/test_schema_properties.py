@@ -35,13 +35,13 @@ from msgbus.schema import (
 # Speed is not under test: hypothesis' per-example deadline would fail on a loaded machine.
 no_deadline = settings(deadline=None)
 
-_ANY_CHAR = st.characters(blacklist_categories=("Cs",))
-_LINE_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00")
+_ANY_CHAR = st.characters(blacklist_categories=["Cs"])
+_LINE_CHAR = st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x00")
 line = st.text(_LINE_CHAR, max_size=20)
 word = st.text(_LINE_CHAR, min_size=1, max_size=20)
 optional_line = st.none() | line
 details = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=60
 ).filter(lambda s: "EOT" not in s.replace("\r", "").split("\n"))
 timestamps = st.datetimes(
     min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(timezone.utc)

@@ -62,9 +62,9 @@ def test_heads_off_the_fast_path_read_the_same(wlcg_two: str, canonical: str, va
 
 def test_value_after_colon_keeps_inner_spacing(wlcg_two: str) -> None:
     [probe, _] = decode_wlcg(wlcg_two.replace("voName: ops", "voName:  ops "))
-    assert probe.voName == " ops "
+    assert isinstance(probe, ProbeResult) and probe.voName == " ops "
     [probe, _] = decode_wlcg(wlcg_two.replace("voName: ops", "voName:ops"))
-    assert probe.voName == "ops"
+    assert isinstance(probe, ProbeResult) and probe.voName == "ops"
 
 
 def test_problem_in_second_message_names_message_and_line(wlcg_two: str) -> None:
@@ -97,7 +97,7 @@ def test_missing_eot_between_messages_is_reported(wlcg_two: str) -> None:
     # two messages; elsewhere the repeated key gives it away.
     merged = wlcg_two.replace("(Success)\nEOT\n", "(Success)\n", 1)
     [only] = read_wlcg(merged)
-    assert only.ok and only.message is not None
+    assert only.ok and isinstance(only.message, ProbeResult)
     assert "serviceURI: se01.example.org" in str(only.message.detailsData)
     text2 = wlcg_two.replace("EOT\nserviceURI: se01", "serviceURI: se01", 1).replace(
         "detailsData: Job https://lb.example.org:9000/abc\n  finished: Done (Success)\n", ""
@@ -146,12 +146,13 @@ def test_encode_writes_bool_and_numbers(probe_fields: dict[str, Any]) -> None:
 
 
 def test_encode_refuses_what_text_cannot_carry(probe_fields: dict[str, Any]) -> None:
-    for extra, match in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"nested": {"a": 1}}, "holds dict"),
         ({"nothing": None}, "holds NoneType"),
         ({"multi": "a\nb"}, "spans lines"),
         ({"bad key": "v"}, "cannot be written as WLCG text"),
-    ]:
+    ]
+    for extra, match in cases:
         probe = build_message(ProbeResult, {**probe_fields, **extra})
         with pytest.raises(SchemaError, match=match):
             encode_wlcg([probe])

@@ -16,6 +16,7 @@ _OFF = HeartBeats()
 def _handshake(
     client_beats: HeartBeats = _OFF,
     server_beats: HeartBeats = _OFF,
+    /,
     **connect_headers: str,
 ) -> tuple[StompSession, StompSession]:
     client, server = StompSession("client"), StompSession("server")

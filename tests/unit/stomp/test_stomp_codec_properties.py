@@ -19,7 +19,7 @@ from msgbus.stomp.frames import (
 )
 
 VERSIONS = ("1.0", "1.1", "1.2")
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 header_dicts = st.dictionaries(text.filter(lambda name: name != "content-length"), text, max_size=6)
 
 
@@ -198,7 +198,7 @@ def test_batched_acks_equal_one_frame_each(ids: list[str], nack: bool) -> None:
 
 
 header_text = st.text(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\n\r\0:\\"), max_size=20
+    st.characters(exclude_categories=["Cs"], exclude_characters="\n\r\0:\\"), max_size=20
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, oracle, postgresql, sqlite
+from sqlalchemy.sql.expression import ClauseElement
 
 from msgbus.errors import ConfigError, StoreError
 from msgbus.schema.registry import MESSAGE_TYPES
@@ -12,6 +13,13 @@ from msgbus.store.database import Store
 from msgbus.store.insert import insert_ignore
 from msgbus.store.migrate import head_revision, upgrade_sql
 from msgbus.store.tables import KEY_COLUMNS, dead_letters, key_column_name, metadata, table_for
+
+
+def _sql(table: sa.Table, dialect: sa.Dialect) -> str:
+    """The insert-or-skip statement for ``table`` compiled for ``dialect``."""
+    statement = insert_ignore(table, KEY_COLUMNS, dialect.name)
+    assert isinstance(statement, ClauseElement)
+    return str(statement.compile(dialect=dialect))
 
 
 def test_one_table_per_registered_type_with_indexed_columns() -> None:
@@ -53,14 +61,12 @@ def test_one_table_per_registered_type_with_indexed_columns() -> None:
     ids=["postgresql", "sqlite", "mysql", "oracle"],
 )
 def test_insert_ignore_uses_the_native_form(dialect: sa.Dialect, expected: str) -> None:
-    sql = str(
-        insert_ignore(table_for("ProbeResult"), KEY_COLUMNS, dialect.name).compile(dialect=dialect)
-    )
+    sql = _sql(table_for("ProbeResult"), dialect)
     assert expected in sql
 
 
 def test_oracle_merge_inserts_only_unmatched_keys_and_quotes_reserved_names() -> None:
-    sql = str(insert_ignore(dead_letters, KEY_COLUMNS, "oracle").compile(dialect=oracle.dialect()))
+    sql = _sql(dead_letters, oracle.dialect())
     assert "ON (t.msg_id = s.msg_id AND t.part = s.part)" in sql
     assert "WHEN NOT MATCHED THEN INSERT (msg_id, part, destination, reason, headers, body" in sql
     assert " id" not in sql.split("INSERT", 1)[1]  # the identity column is left to Oracle

@@ -4,8 +4,9 @@ instructions with callgrind (deterministic on a noisy machine; see
 
 * ``consumer N``: N MESSAGE frames as bytes -> the shared STOMP parser -> decode and
   validate (``sort_frames``, ledger included) -> the store's rows (``message_row``).
-* ``publisher N``: N WLCG results as text -> ``read_stream`` -> the Publisher's
-  validate and encode (``_envelopes``) -> the SEND frame's head.
+* ``publisher N``: N WLCG results as text -> ``read_stream`` (validates) -> the
+  Publisher's envelopes as ``msgbus publish`` makes them (``publish_read``: the text
+  read is the body) -> the SEND frame's head.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 
 from msgbus.bench.publish import probe_files
 from msgbus.consume.messages import sort_frames
-from msgbus.publish.publisher import Publisher, PublishReport
+from msgbus.publish.publisher import Publisher
 from msgbus.schema import ProbeResult
 from msgbus.schema.stream import read_stream
 from msgbus.stomp import FrameParser, serialize
@@ -57,10 +58,9 @@ def consumer_path(count: int) -> int:
 def publisher_path(count: int) -> int:
     text = b"".join(_bodies(count))
     publisher = Publisher(spool=False)
-    messages = (d.message for d in read_stream(io.BytesIO(text), ProbeResult) if d.message)
-    # As `msgbus publish` does: read_stream validated the messages.
-    envelopes = publisher._envelopes(messages, None, PublishReport(), validated=True)
-    heads = [e.head("1.2") for e in envelopes]
+    records = (d for d in read_stream(io.BytesIO(text), ProbeResult) if d.message)
+    # As `msgbus publish` does (Publisher.publish_read).
+    heads = [e.head("1.2") for e in publisher._read_envelopes(records, None)]
     return len(heads)
 
 

@@ -20,9 +20,10 @@ from msgbus.errors import AuthenticationError, ConfigError, MsgbusError
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.publish import Publisher, PublishReport, Spool
 from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
-from msgbus.schema import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES, Message
+from msgbus.schema import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES
 from msgbus.schema.registry import model_for
 from msgbus.schema.stream import read_stream
+from msgbus.schema.validation import Decoded
 
 __all__ = ["probe", "publish", "spool"]
 
@@ -97,9 +98,9 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
         raise SystemExit(1)
 
 
-def _read_messages(
+def _read_records(
     sources: tuple[BinaryIO, ...], message_class: str, rejected: list[str]
-) -> Iterator[Message]:
+) -> Iterator[Decoded]:
     model = model_for(message_class)
     for source in sources:
         name = source.name if isinstance(source.name, str) else "-"
@@ -108,7 +109,7 @@ def _read_messages(
         for result in read_stream(source, model):
             empty = False
             if result.message is not None:
-                yield result.message
+                yield result
             else:
                 rejected.append(f"{name}: {result.reason}")
         if empty:
@@ -163,9 +164,8 @@ def publish(
         return
     rejected: list[str] = []
     with _publisher(config) as pub:
-        report = pub.publish(
-            _read_messages(inputs or (click.get_binary_stream("stdin"),), message_class, rejected),
-            validated=True,  # read_stream validated each one; nothing changes them since
+        report = pub.publish_read(
+            _read_records(inputs or (click.get_binary_stream("stdin"),), message_class, rejected)
         )
     for line in rejected:
         click.echo(f"msgbus: rejected: {line}", err=True)

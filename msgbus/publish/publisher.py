@@ -26,6 +26,8 @@ from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.publish.sequence import MemoryStreams, Sequencer
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
+from msgbus.schema.body import body_headers
+from msgbus.schema.validation import Decoded
 from msgbus.security import load_smime
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, make_ssl_context
@@ -188,46 +190,59 @@ class Publisher:
         return Envelope(destination or self.options.destination, body, merged)
 
     def _envelopes(
-        self,
-        messages: Iterable[Message],
-        destination: str | None,
-        report: PublishReport,
-        validated: bool = False,
+        self, messages: Iterable[Message], destination: str | None, report: PublishReport
     ) -> Iterator[Envelope]:
         for number, message in enumerate(messages, 1):
-            if not validated:
-                # Re-validate: model_construct and model_copy(update=...) bypass validation.
-                data = message.model_dump(warnings=False)
-                checked = validate_message(type(message), data, number)
-                if checked.message is None:
-                    report.rejected.append(f"message {number} not sent: {checked.reason}")
-                    self._count("rejected")
-                    continue
-                message = checked.message
+            # Re-validate: model_construct and model_copy(update=...) bypass validation.
+            data = message.model_dump(warnings=False)
+            checked = validate_message(type(message), data, number)
+            if checked.message is None:
+                report.rejected.append(f"message {number} not sent: {checked.reason}")
+                self._count("rejected")
+                continue
             try:
-                body, headers = encode_body(message, self.options.format)
+                body, headers = encode_body(checked.message, self.options.format)
             except SchemaError as exc:
                 report.rejected.append(f"message {number} not sent: {exc}")
                 self._count("rejected")
                 continue
             yield self.envelope(body, headers, destination=destination)
 
+    def _read_envelopes(
+        self, records: Iterable[Decoded], destination: str | None
+    ) -> Iterator[Envelope]:
+        wire_is_wlcg = self.options.format == "wlcg"
+        for record in records:
+            message = record.message
+            assert message is not None, "give only the records that hold a message"
+            if wire_is_wlcg and record.source is not None:
+                # The text that was just validated is the body: no second encoding.
+                body = (record.source.strip("\n") + "\nEOT\n").encode("utf-8")
+                headers = body_headers([message], "wlcg")
+            else:
+                body, headers = encode_body(message, self.options.format)
+            yield self.envelope(body, headers, destination=destination)
+
     # -- publishing ---------------------------------------------------------------
 
     def publish(
-        self,
-        messages: Iterable[Message],
-        *,
-        destination: str | None = None,
-        validated: bool = False,
+        self, messages: Iterable[Message], *, destination: str | None = None
     ) -> PublishReport:
         """Validate, encode and deliver messages; returns when each one is confirmed,
         spooled, rejected or failed (see the report). Invalid messages are rejected
-        with their schema error; the others still go. ``validated``: the messages were
-        validated when they were made (e.g. read by ``read_stream``), and not changed
-        since: not validated again."""
+        with their schema error; the others still go."""
         report = PublishReport()
-        self.send(self._envelopes(messages, destination, report, validated), report)
+        self.send(self._envelopes(messages, destination, report), report)
+        return report
+
+    def publish_read(
+        self, records: Iterable[Decoded], *, destination: str | None = None
+    ) -> PublishReport:
+        """Deliver the messages of records that ``read_stream`` read and validated:
+        not validated again, and sent as the text that was read when both it and the
+        wire are WLCG (as ``msgbus publish`` does)."""
+        report = PublishReport()
+        self.send(self._read_envelopes(records, destination), report)
         return report
 
     def send(

@@ -66,6 +66,13 @@ def encode_body(
         text = encode_json(batch)
     else:
         raise SchemaError(f"unknown body format {fmt!r}; expected 'wlcg' or 'json'")
+    return text.encode("utf-8"), body_headers(batch, fmt)
+
+
+def body_headers(batch: Sequence[Message], fmt: Format) -> dict[str, str]:
+    """The STOMP headers of a body of ``batch`` (one type) in ``fmt``: content-type,
+    messageClass, recordCount and, for a single message, its selector fields."""
+    kind = type(batch[0])
     headers = {
         HEADER_CONTENT_TYPE: CONTENT_TYPES[fmt],
         HEADER_MESSAGE_CLASS: kind.message_class,
@@ -76,7 +83,7 @@ def encode_body(
             value = getattr(batch[0], name)
             if value is not None:
                 headers[name] = value.value if isinstance(value, Enum) else str(value)
-    return text.encode("utf-8"), headers
+    return headers
 
 
 def format_of(text: str, content_type: str | None) -> Format:

@@ -68,7 +68,7 @@ def _shifted(result: Decoded, messages: int, lines: int) -> Decoded:
         for e in result.errors
     )
     number = None if result.message_no is None else result.message_no + messages
-    return Decoded(number, result.message, errors)
+    return Decoded(number, result.message, errors, result.source)
 
 
 def _at_line(result: Decoded, line_no: int) -> Decoded:
@@ -79,7 +79,7 @@ def _at_line(result: Decoded, line_no: int) -> Decoded:
         else DecodeError(e.reason, message_no=e.message_no, line_no=line_no, field=e.field)
         for e in result.errors
     )
-    return Decoded(result.message_no, result.message, errors)
+    return Decoded(result.message_no, result.message, errors, result.source)
 
 
 def _wlcg(

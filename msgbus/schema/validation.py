@@ -48,6 +48,9 @@ class Decoded:
     message_no: int | None
     message: Message | None
     errors: tuple[DecodeError, ...] = ()
+    source: str | None = None
+    """The message's own WLCG text (no EOT), when it was read from WLCG: a publisher
+    sending WLCG sends these validated bytes instead of encoding the model again."""
 
     @property
     def ok(self) -> bool:

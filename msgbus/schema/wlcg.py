@@ -127,7 +127,10 @@ def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
             end = last  # the final EOT may be missing
         chunk = padded[pos:end]
         if chunk and not chunk.isspace():
-            results.append(_read_message(chunk, line_no, len(results) + 1, model))
+            result = _read_message(chunk, line_no, len(results) + 1, model)
+            if result.message is not None:
+                result.source = chunk
+            results.append(result)
         line_no += chunk.count("\n") + 1
         pos = end + len(_EOT_LINE) - 1
     return results

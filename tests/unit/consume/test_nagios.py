@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -93,9 +94,25 @@ def test_lines_written_to_a_read_fifo_arrive_whole(tmp_path: Path) -> None:
     def read() -> None:
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         opened.set()
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb") as reader:
-            received.append(reader.read())
+        # Before the writer opens, a read finds no writer and returns b"" at once:
+        # read until the writer has written and closed (or time runs out).
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    data = None
+                if data:
+                    chunks.append(data)
+                elif data == b"" and chunks:
+                    break
+                else:
+                    time.sleep(0.01)
+        finally:
+            os.close(fd)
+        received.append(b"".join(chunks))
 
     reader = threading.Thread(target=read)
     reader.start()

@@ -13,15 +13,14 @@ from pathlib import Path
 import click
 
 from msgbus.cli.options import broker_option, config_option, parse_duration
+from msgbus.cli.receiving import message_frames
 from msgbus.config import load_config
 from msgbus.consume.nagios import DEFAULT_COMMAND_FILE, CommandFile, NameRule, check_result_line
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import SchemaError
 from msgbus.schema.body import decode_body
 from msgbus.schema.models import ProbeResult
-from msgbus.stomp.frames import ErrorFrame, MessageFrame
-from msgbus.stomp.headers import SYNC_HEADER
-from msgbus.transport.connection import broker_error
+from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.failover import connect_first
 
 __all__ = ["nagios_bridge"]
@@ -87,19 +86,13 @@ def nagios_bridge(
             # A small window: what is unacknowledged comes back if the bridge dies.
             source.subscribe(conn, prefetch=10)
             click.echo(f"bridging {source.destination} to {command_file}", err=True)
-            while count is None or submitted < count:
-                wait = 1.0 if stop_at is None else stop_at - time.monotonic()
-                if wait <= 0:
-                    break
-                frame = conn.receive(min(wait, 1.0))
-                if isinstance(frame, ErrorFrame):
-                    raise broker_error(conn.url, frame)
-                if not isinstance(frame, MessageFrame) or SYNC_HEADER in frame.headers:
-                    continue
+            for frame in message_frames(conn, stop_at):
                 lines = _lines(frame, rule)
                 commands.write(lines)
                 conn.ack([frame])  # only now: the lines are in Nagios' hands
                 submitted += len(lines)
+                if count is not None and submitted >= count:
+                    break
             click.echo(f"submitted {submitted} check result(s)", err=True)
         finally:
             conn.disconnect()

@@ -16,13 +16,11 @@ from pathlib import Path
 import click
 
 from msgbus.cli.options import broker_option, config_option, parse_duration
+from msgbus.cli.receiving import message_frames
 from msgbus.config import load_config
 from msgbus.consume.subscription import Subscription, broker_kind
 from msgbus.errors import ConfigError
 from msgbus.schema.body import decode_body
-from msgbus.stomp.frames import ErrorFrame, MessageFrame
-from msgbus.stomp.headers import SYNC_HEADER
-from msgbus.transport.connection import broker_error
 from msgbus.transport.failover import connect_first
 
 __all__ = ["watch"]
@@ -91,19 +89,13 @@ def watch(
         subscription.subscribe(conn, prefetch=100, ack="auto")
         kind = broker_kind(conn.server)
         click.echo(f"watching {subscription.destination} ({selector or 'everything'})", err=True)
-        while count is None or seen < count:
-            wait = 1.0 if stop_at is None else stop_at - time.monotonic()
-            if wait <= 0:
-                break
-            frame = conn.receive(min(wait, 1.0))
-            if isinstance(frame, ErrorFrame):
-                raise broker_error(conn.url, frame)
-            if not isinstance(frame, MessageFrame) or SYNC_HEADER in frame.headers:
-                continue
+        for frame in message_frames(conn, stop_at):
             for decoded in decode_body(frame.body, frame.headers):
                 if decoded.message is not None:
                     seen += 1
                     _show(decoded.message.model_dump(mode="json"), as_json)
+            if count is not None and seen >= count:
+                break
         if durable is not None and stop_at is not None and time.monotonic() >= stop_at:
             subscription.remove(conn, subscribed=True)  # expired: leave no registration
             click.echo(f"watch {durable} expired and was removed ({kind})", err=True)

@@ -27,8 +27,18 @@ class BrokerProcess:
 
     def __init__(self, data: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-             "broker", "serve", "--port", "0", "--data", str(data), "--no-presence"],
+            [
+                sys.executable,
+                "-c",
+                "from msgbus.cli.main import main; main()",
+                "broker",
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                str(data),
+                "--no-presence",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -72,9 +82,13 @@ def brokers(data_dir: Path) -> Iterator[list[BrokerProcess]]:
 
 
 def drain(client: RawClient, destination: str, expected: int, **extra: str) -> list[Frame]:
-    client.send_bytes(serialize(SubscribeFrame(
-        {"destination": destination, "id": "1", "ack": "auto", "receipt": "sub", **extra}
-    )))
+    client.send_bytes(
+        serialize(
+            SubscribeFrame(
+                {"destination": destination, "id": "1", "ack": "auto", "receipt": "sub", **extra}
+            )
+        )
+    )
     messages: list[Frame] = []
     while len(messages) < expected:
         messages += [f for f in client.read() if f.command == "MESSAGE"]
@@ -115,8 +129,15 @@ def test_persistent_sends_are_group_committed(data_dir: Path) -> None:
 
     with BrokerThread(BrokerConfig(port=0, data_dir=data_dir)) as thread:
         with RawClient("127.0.0.1", thread.port) as producer:
-            raw_send(producer, "/queue/batch", 2000, b"x" * 1024, persistent=True,
-                     receipts="each", window=500)
+            raw_send(
+                producer,
+                "/queue/batch",
+                2000,
+                b"x" * 1024,
+                persistent=True,
+                receipts="each",
+                window=500,
+            )
         commits = thread.broker.store.commits
     # One fsync per loop iteration's worth of SENDs, not one per message.
     assert 0 < commits < 2000 / 4, commits
@@ -132,14 +153,29 @@ def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path, name: str | None
     cli = [sys.executable, "-c", "from msgbus.cli.main import main; main()"]
     broker = subprocess.Popen(
         [*cli, "broker", "serve", "--port", str(port), *(["--name", name] if name else [])],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert broker.stdout is not None and "listening" in broker.stdout.readline()
         status = subprocess.run(
-            [*cli, "status", "--json", "--no-broker-stats", "--listen", "3",
-             "--state-file", str(tmp_path / "state.json")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+            [
+                *cli,
+                "status",
+                "--json",
+                "--no-broker-stats",
+                "--listen",
+                "3",
+                "--state-file",
+                str(tmp_path / "state.json"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         components = {c["name"]: c for c in json.loads(status.stdout)["components"]}
         # Without --name: kind@host:pid, like every other component.

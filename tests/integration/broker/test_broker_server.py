@@ -165,9 +165,18 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     config = tmp_path / "broker.yaml"
     config.write_text("limits:\n  max_connections: 0\n")
     result = subprocess.run(
-        [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-         "broker", "serve", "--broker-config", str(config)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from msgbus.cli.main import main; main()",
+            "broker",
+            "serve",
+            "--broker-config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("msgbus: error: invalid configuration")
@@ -192,10 +201,24 @@ def test_broker_sends_heart_beats_when_asked() -> None:
 
 def test_bench_broker_command_runs_against_a_given_activemq(activemq: Any) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from msgbus.cli.main import main; main()",
-         "bench", "broker", "--activemq", activemq.stomp_url, "--count", "300",
-         "--warmup", "0", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from msgbus.cli.main import main; main()",
+            "bench",
+            "broker",
+            "--activemq",
+            activemq.stomp_url,
+            "--count",
+            "300",
+            "--warmup",
+            "0",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}

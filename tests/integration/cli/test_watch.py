@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from msgbus.broker import BrokerConfig
-from msgbus.broker.server import BrokerThread
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus
 
 
-@pytest.fixture(params=["embedded", pytest.param("activemq", marks=pytest.mark.activemq)])
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "activemq":
-        yield request.getfixturevalue("activemq").stomp_url
-        return
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        yield broker.url
+@pytest.fixture
+def url(embedded_or_activemq: str) -> str:
+    return embedded_or_activemq
 
 
 def _event(job: str, state: str, previous: str | None, owner: str) -> dict[str, object]:

@@ -28,12 +28,29 @@ def test_perl_probe_result_is_decoded_by_msgbus(activemq: ActiveMQ) -> None:
         conn.subscribe(queue, id="perl", ack="client-individual")
         run = subprocess.run(
             [
-                "perl", str(SCRIPT), "--broker", activemq.stomp_url, "--destination", queue,
-                "--site", "PERL-SITE", "--host", "ce01.example.org",
-                "--metric", "org.sam.CE-JobSubmit", "--status", "CRITICAL",
-                "--summary", "job submission failed", "--id", "perl-fixed-id",
+                "perl",
+                str(SCRIPT),
+                "--broker",
+                activemq.stomp_url,
+                "--destination",
+                queue,
+                "--site",
+                "PERL-SITE",
+                "--host",
+                "ce01.example.org",
+                "--metric",
+                "org.sam.CE-JobSubmit",
+                "--status",
+                "CRITICAL",
+                "--summary",
+                "job submission failed",
+                "--id",
+                "perl-fixed-id",
             ],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert run.returncode == 0, run.stderr
         frame = conn.receive(10)

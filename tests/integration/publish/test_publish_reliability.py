@@ -41,8 +41,12 @@ def _queue() -> str:
 def _config(tmp_path: Path, *brokers: str, **publisher: object) -> MsgbusConfig:
     return load_config(
         overrides={
-            "connection": {"brokers": list(brokers), "reconnect_initial_delay": 0.2,
-                           "reconnect_max_delay": 2, "receipt_timeout": 10},
+            "connection": {
+                "brokers": list(brokers),
+                "reconnect_initial_delay": 0.2,
+                "reconnect_max_delay": 2,
+                "receipt_timeout": 10,
+            },
             "publisher": {"spool_dir": tmp_path / "spool", **publisher},
         }
     )
@@ -55,8 +59,7 @@ def _consume(url: str, destination: str, *, idle: float = 3.0) -> collections.Co
     conn.connect()
     seen: collections.Counter[str] = collections.Counter()
     try:
-        conn.subscribe(destination, id="t", ack="auto",
-                       headers={"activemq.prefetchSize": "1000"})
+        conn.subscribe(destination, id="t", ack="auto", headers={"activemq.prefetchSize": "1000"})
         while frames := conn.receive_many(1000, idle):
             for frame in frames:
                 if isinstance(frame, MessageFrame) and SYNC_HEADER not in frame.headers:
@@ -75,9 +78,16 @@ def _receive_one(url: str, destination: str) -> Frame | None:
 
 def _probe(i: int) -> ProbeResult:
     return ProbeResult.model_validate(
-        {"serviceURI": "h.example.org", "hostName": "h.example.org", "serviceFlavour": "host",
-         "siteName": "SITE", "metricStatus": "OK", "metricName": f"m{i}",
-         "summaryData": "fine", "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+        {
+            "serviceURI": "h.example.org",
+            "hostName": "h.example.org",
+            "serviceFlavour": "host",
+            "siteName": "SITE",
+            "metricStatus": "OK",
+            "metricName": f"m{i}",
+            "summaryData": "fine",
+            "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        }
     )
 
 
@@ -114,11 +124,12 @@ def test_broker_killed_mid_stream_loses_nothing_accepted(
     broker = activemq_broker_factory("killme")
     dest = _queue()
     envelopes = [Envelope(dest, b"m%d" % i) for i in range(20_000)]
-    config = _config(tmp_path, broker.stomp_url, retry_for=120, window=2048, batch=512,
-                     confirm=confirm)
-    config = config.model_copy(update={
-        "connection": config.connection.model_copy(update={"heartbeat_ms": (500, 500)})
-    })
+    config = _config(
+        tmp_path, broker.stomp_url, retry_for=120, window=2048, batch=512, confirm=confirm
+    )
+    config = config.model_copy(
+        update={"connection": config.connection.model_copy(update={"heartbeat_ms": (500, 500)})}
+    )
     reports: list[PublishReport] = []
     with Publisher(config) as pub:
         sender = threading.Thread(target=lambda: reports.append(pub.send(envelopes)))
@@ -216,7 +227,8 @@ def test_publisher_killed_mid_spool_write_leaves_a_usable_spool(
     accepted: list[str] = []
     with subprocess.Popen(
         [sys.executable, "-c", _SPOOL_WRITER, _closed_url(), str(tmp_path / "spool"), dest],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as writer:
         assert writer.stdout is not None
         try:
@@ -245,9 +257,22 @@ def test_cli_spool_drain_delivers_with_progress(activemq: ActiveMQ, tmp_path: Pa
     with Publisher(_config(tmp_path, _closed_url(), retry_for=0)) as pub:
         assert pub.send([Envelope(dest, b"%d" % i) for i in range(120)]).spooled == 120
     proc = subprocess.run(
-        [sys.executable, "-m", "msgbus", "spool", "drain", "--spool", str(tmp_path / "spool"),
-         "--broker", activemq.stomp_url],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "msgbus",
+            "spool",
+            "drain",
+            "--spool",
+            str(tmp_path / "spool"),
+            "--broker",
+            activemq.stomp_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "120 drained, 0 remaining"
@@ -264,9 +289,23 @@ def test_refused_login_is_one_clear_line(
         "metricName: m\nsummaryData: s\ntimestamp: 2026-01-01T00:00:00Z\nEOT\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "msgbus", "publish", "--broker", url,
-         "--spool", str(tmp_path / "spool"), "-"],
-        input=message, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "msgbus",
+            "publish",
+            "--broker",
+            url,
+            "--spool",
+            str(tmp_path / "spool"),
+            "-",
+        ],
+        input=message,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
         env={**os.environ, "MSGBUS_PUBLISHER__RETRY_FOR": "0"},
     )
     # Kept (spooled), but a refused login is permanent: exit 1, never a quiet retry.
@@ -283,11 +322,35 @@ PLUGINS = Path("/usr/lib/nagios/plugins")
 def test_probe_publishes_a_real_plugin_result(activemq: ActiveMQ, tmp_path: Path) -> None:
     dest = _queue()
     proc = subprocess.run(
-        [sys.executable, "-m", "msgbus", "probe", "--broker", activemq.stomp_url,
-         "--destination", dest, "--spool", str(tmp_path / "spool"), "--site", "SITE",
-         "--host", "broker.example.org", "--metric", "org.msgbus.STOMP-Port", "--",
-         str(PLUGINS / "check_tcp"), "-H", activemq.host, "-p", str(activemq.port)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "msgbus",
+            "probe",
+            "--broker",
+            activemq.stomp_url,
+            "--destination",
+            dest,
+            "--spool",
+            str(tmp_path / "spool"),
+            "--site",
+            "SITE",
+            "--host",
+            "broker.example.org",
+            "--metric",
+            "org.msgbus.STOMP-Port",
+            "--",
+            str(PLUGINS / "check_tcp"),
+            "-H",
+            activemq.host,
+            "-p",
+            str(activemq.port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "1 confirmed, 0 spooled, 0 rejected, 0 failed"
@@ -297,21 +360,41 @@ def test_probe_publishes_a_real_plugin_result(activemq: ActiveMQ, tmp_path: Path
     result = decoded.message
     assert isinstance(result, ProbeResult)
     assert (result.metricName, result.metricStatus.value, result.siteName) == (
-        "org.msgbus.STOMP-Port", "OK", "SITE"
+        "org.msgbus.STOMP-Port",
+        "OK",
+        "SITE",
     )
     assert result.summaryData.startswith("TCP OK")
     assert {p.label for p in result.perfdata} == {"time"}
 
 
-def test_probe_every_keeps_publishing_until_interrupted(
-    activemq: ActiveMQ, tmp_path: Path
-) -> None:
+def test_probe_every_keeps_publishing_until_interrupted(activemq: ActiveMQ, tmp_path: Path) -> None:
     dest = _queue()
     with subprocess.Popen(
-        [sys.executable, "-m", "msgbus", "probe", "--broker", activemq.stomp_url,
-         "--destination", dest, "--spool", str(tmp_path / "spool"), "--site", "SITE",
-         "--every", "0.5", "--", str(PLUGINS / "check_dummy"), "1", "still warm"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "msgbus",
+            "probe",
+            "--broker",
+            activemq.stomp_url,
+            "--destination",
+            dest,
+            "--spool",
+            str(tmp_path / "spool"),
+            "--site",
+            "SITE",
+            "--every",
+            "0.5",
+            "--",
+            str(PLUGINS / "check_dummy"),
+            "1",
+            "still warm",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     ) as proc:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(6)]

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypedDict
 
 import pytest
 
-from msgbus.broker import BrokerConfig
-from msgbus.broker.server import BrokerThread
 from msgbus.stomp import Frame
 from msgbus.stomp.headers import SEQ_HEADER
+from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
 from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.proxy import TcpProxy
@@ -24,14 +23,10 @@ from tests.fixtures.proxy import TcpProxy
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(params=["embedded", pytest.param("activemq", marks=pytest.mark.activemq)])
-def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
+@pytest.fixture
+def broker_port(embedded_or_activemq: str) -> int:
     """The STOMP port of an embedded broker or of the session's ActiveMQ."""
-    if request.param == "activemq":
-        yield request.getfixturevalue("activemq").port
-        return
-    with BrokerThread(BrokerConfig(port=0)) as broker:
-        yield broker.port
+    return BrokerURL.model_validate(embedded_or_activemq).port
 
 
 def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:

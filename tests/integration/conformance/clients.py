@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from dataclasses import dataclass
@@ -107,4 +108,7 @@ class Client:
 
     def close(self) -> None:
         if self.conn.is_connected():
-            self.conn.disconnect(receipt="bye")
+            # A broker that sent ERROR may close the socket under us (the embedded one
+            # does, as the spec asks): the DISCONNECT then has nowhere to go.
+            with contextlib.suppress(OSError, stomp.exception.StompException):
+                self.conn.disconnect(receipt="bye")

@@ -154,6 +154,12 @@ class ControlConfig(_Section):
     max_clock_skew: float = Field(120.0, gt=0)
     log_lines: int = Field(1000, ge=10, le=1_000_000)
 
+    def destinations(self) -> list[str]:
+        """Every presence and control destination, as wildcards: each component needs
+        them (brokers open them to every user, networks forward them), and each
+        component authorizes control requests itself (msgbus.presence.auth)."""
+        return [self.presence_topic, f"/queue/{self.prefix}.>", f"/topic/{self.prefix}.>"]
+
 
 class MsgbusConfig(BaseSettings):
     """The whole msgbus configuration."""

@@ -71,7 +71,7 @@ class Gatekeeper:
         }
         self.limits = config.limits
         self.policy = (
-            AccessPolicy(config.permissions, open_to_all=_control_destinations())
+            AccessPolicy(config.permissions, open_to_all=ControlConfig().destinations())
             if config.permissions
             else None
         )
@@ -175,10 +175,3 @@ class Gatekeeper:
                 f"{name} holds {depth} messages, the limit is {self.limits.max_queue_depth}; "
                 "consume from it or raise limits.max_queue_depth"
             )
-
-
-def _control_destinations() -> list[str]:
-    """msgbus's presence and control destinations: every component needs them, and each
-    authorizes control requests itself (msgbus.presence.auth)."""
-    control = ControlConfig()
-    return [control.presence_topic, f"/queue/{control.prefix}.>", f"/topic/{control.prefix}.>"]

@@ -244,12 +244,7 @@ def _bridge_user(topology: Topology) -> tuple[str, str] | None:
 
 def _control() -> list[tuple[str, str]]:
     """msgbus's presence and control destinations: every component needs them."""
-    control = ControlConfig()
-    return [
-        split_destination(control.presence_topic),
-        ("queue", f"{control.prefix}.>"),
-        ("topic", f"{control.prefix}.>"),
-    ]
+    return [split_destination(d) for d in ControlConfig().destinations()]
 
 
 def _bridged(link: Link) -> list[tuple[str, str]]:

@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from msgbus.numbering import merge_ranges
 from msgbus.publish.envelope import Envelope
 from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
-from msgbus.store.gaps import merge_ranges
 
 __all__ = ["MemoryStreams", "Sequencer", "Stream", "StreamStore"]
 

@@ -3,7 +3,7 @@
 Per producer and epoch the store keeps the highest number seen, the missing ranges
 (``ledger_gaps``) and when each was first noticed, the site and host it speaks for and
 when it was last heard of. Messages of clients that do not number them are counted
-(``ledger_totals.unsequenced``). The arithmetic is :mod:`msgbus.store.gaps`; this module
+(``ledger_totals.unsequenced``). The arithmetic is :mod:`msgbus.numbering`; this module
 reads the affected producers (locked ``FOR UPDATE``, so consumers sharing a queue do not
 undo each other), applies a batch and writes back what changed.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from msgbus.store.gaps import Numbering, Range
+from msgbus.numbering import Numbering, Range
 from msgbus.store.insert import insert_ignore
 from msgbus.store.tables import TEXT_LENGTH, ledger_gaps, ledger_producers, ledger_totals
 

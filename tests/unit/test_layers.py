@@ -17,11 +17,12 @@ import msgbus
 PACKAGE = Path(__file__).resolve().parents[2] / "msgbus"
 
 _BASE = {"errors"}
-_FOUNDATION = _BASE | {"stomp", "metrics", "permissions", "schema", "security"}
+_FOUNDATION = _BASE | {"stomp", "metrics", "numbering", "permissions", "schema", "security"}
 _SPINE = _FOUNDATION | {"transport", "config"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "permissions": set(),
+    "numbering": set(),
     "stomp": _BASE,
     "metrics": _BASE,
     "schema": _BASE,
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "transport": _BASE | {"stomp"},
     "config": _BASE | {"transport"},
     "store": _FOUNDATION,
-    # The publisher numbers messages with the ledger's arithmetic (store.gaps).
+    # The publisher drains directory queues through store.dirq (loaded for --dirq only).
     "publish": _SPINE | {"store"},
     "consume": _SPINE | {"store"},
     "broker": _SPINE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msgbus.store.gaps import Numbering, merge_ranges
+from msgbus.numbering import Numbering, merge_ranges
 
 
 def test_a_hole_is_reported_and_late_arrivals_close_it() -> None:

@@ -1,4 +1,5 @@
-"""Which numbers of a producer's sequence are missing: the ledger's arithmetic, pure.
+"""Which numbers of a producer's sequence are missing: the ledger's arithmetic, pure
+(no imports: the publisher uses it too, and must not load the store's SQLAlchemy).
 
 A producer numbers its messages 1, 2, 3, ... (per epoch). The consumer records each
 number it stores; a number above the highest seen opens a gap for the ones skipped

@@ -350,7 +350,9 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
     tcs = _sub(root, "transportConnectors")
     ports, limits = broker.ports, broker.limits
     # DoS bounds on every connector: ActiveMQ 5.17 takes a STOMP frame of any size
-    # (maxFrameSize defaults to Long.MAX_VALUE) and any number of connections.
+    # (maxFrameSize defaults to Long.MAX_VALUE) and any number of connections. STOMP
+    # runs on NIO: the plain transport holds a thread per socket, and 10,000 idle
+    # sockets slowed logins past 1 s and then filled the connection cap.
     stomp_limits = (
         f"maximumConnections={limits.max_connections}"
         f"&wireFormat.maxFrameSize={limits.max_frame_bytes}"
@@ -376,12 +378,12 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         tcs,
         "transportConnector",
         name="stomp",
-        uri=f"stomp://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
+        uri=f"stomp+nio://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
     )
     if ports.stomp_ssl is not None:
         _sub(
             tcs,
             "transportConnector",
             name="stomp+ssl",
-            uri=f"stomp+ssl://{broker.stomp_bind}:{ports.stomp_ssl}?{stomp_limits}{client_auth}",
+            uri=f"stomp+nio+ssl://{broker.stomp_bind}:{ports.stomp_ssl}?{stomp_limits}{client_auth}",
         )

@@ -26,8 +26,9 @@ from tests.fixtures.hostile import SIZES, HostileTarget, raw_login, read_frame, 
 pytestmark = pytest.mark.hostile
 
 # Growth of the broker's resident memory an attack may cause. The JVM's heap is capped
-# (128 MiB for test brokers) but its RSS grows towards the cap and beyond with threads.
-_GROWTH_MB = {"embedded": 64, "activemq": 320}
+# (256 MiB, the topology default) but its RSS grows towards the cap and beyond with
+# threads, metaspace and NIO buffers (+334 MB seen with 10,000 idle sockets).
+_GROWTH_MB = {"embedded": 64, "activemq": 448}
 
 
 @pytest.fixture
@@ -91,7 +92,8 @@ def test_slowloris_does_not_block_logins(bounded: HostileTarget) -> None:
 def test_idle_sockets_do_not_take_the_slots_of_clients(bounded: HostileTarget) -> None:
     idle = _sockets(bounded, SIZES.sockets)
     try:
-        assert len(idle) >= min(SIZES.sockets, 500), f"only {len(idle)} sockets opened"
+        # The attack at its full size, or the run proves nothing about that size.
+        assert len(idle) == SIZES.sockets, f"only {len(idle)} of {SIZES.sockets} sockets opened"
         served_within(bounded)
     finally:
         for sock in idle:

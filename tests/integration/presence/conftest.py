@@ -8,26 +8,14 @@ from typing import Any
 
 import pytest
 
-from msgbus.broker import BrokerConfig, BrokerThread
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent
-
-
-@pytest.fixture(params=["embedded", "activemq"])
-def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The embedded broker and a real ActiveMQ: control must work on both."""
-    if request.param == "embedded":
-        with BrokerThread(BrokerConfig(port=0)) as broker:
-            yield broker.url
-    else:
-        yield request.getfixturevalue("activemq").stomp_url
-
 
 ConfigFactory = Callable[..., MsgbusConfig]
 
 
 @pytest.fixture
-def make_config(broker_url: str) -> ConfigFactory:
+def make_config(embedded_or_activemq: str) -> ConfigFactory:
     """Configurations sharing this test's own control destinations."""
     prefix = "t" + uuid.uuid4().hex[:10]
 
@@ -39,7 +27,8 @@ def make_config(broker_url: str) -> ConfigFactory:
             **control,
         }
         return load_config(
-            None, {"site": site, "connection": {"brokers": [broker_url]}, "control": settings}
+            None,
+            {"site": site, "connection": {"brokers": [embedded_or_activemq]}, "control": settings},
         )
 
     return make

@@ -170,7 +170,7 @@ def test_replies_fall_back_to_a_queue_where_the_prefix_is_refused(
 
 
 def test_replies_come_back_on_a_control_queue_unless_a_prefix_is_chosen(
-    make_config: ConfigFactory, broker_url: str
+    make_config: ConfigFactory,
 ) -> None:
     # A control queue crosses a network's bridges (a temporary queue does not) and the
     # embedded broker has no temporary queues; a chosen prefix is kept where it works.
@@ -182,7 +182,7 @@ def test_replies_come_back_on_a_control_queue_unless_a_prefix_is_chosen(
 
 
 def test_agent_and_client_leave_the_components_client_id_alone(
-    make_config: ConfigFactory, start_agent: AgentFactory, broker_url: str
+    make_config: ConfigFactory, start_agent: AgentFactory
 ) -> None:
     from msgbus.transport.connection import Connection
 

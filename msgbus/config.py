@@ -82,6 +82,15 @@ class PublisherConfig(_Section):
         "for the consumers' ledger; off when other consumers read the destination and "
         "cannot skip messages carrying the msgbus-sync header",
     )
+    pack: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Messages per body (WLCG texts ended by EOT, or a JSON list, with a "
+        "recordCount header), as MSG publishers packed bulk results: fewer, larger frames "
+        "for the brokers and the consumers; only one-message bodies carry the selector "
+        "headers (siteName, metricStatus, ...) that selectors and routing read",
+    )
     sign_cert: Path | None = None
     sign_key: Path | None = None
 

@@ -140,12 +140,20 @@ def _read_records(
     help="Drain this directory queue (dirq QueueSimple, as stompclt/SSM senders use): "
     "each element is removed once every message in it is confirmed.",
 )
+@click.option(
+    "--pack",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Messages per body, as MSG publishers packed bulk results (default: "
+    "publisher.pack, 1). Packed bodies carry no selector headers (siteName, ...).",
+)
 @click.argument("inputs", nargs=-1, type=click.File("rb"))
 def publish(
     destination: str | None,
     fmt: str | None,
     message_class: str,
     dirq: Path | None,
+    pack: int | None,
     inputs: tuple[BinaryIO, ...],
     **opts: Any,
 ) -> None:
@@ -156,7 +164,7 @@ def publish(
     exit 1 when a message was invalid or refused by the broker (too large, not
     authorized: reported, not retried) or the login was refused (spooled, not lost).
     """
-    config = _load(opts, {"destination": destination, "format": fmt})
+    config = _load(opts, {"destination": destination, "format": fmt, "pack": pack})
     if dirq is not None:
         if inputs:
             raise ConfigError("give INPUTS or --dirq, not both")

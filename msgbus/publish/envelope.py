@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from msgbus.schema.body import HEADER_RECORD_COUNT
 from msgbus.stomp.codec import encode_headers
 from msgbus.stomp.headers import ID_HEADER
 
@@ -79,6 +80,12 @@ class Envelope:
     msgbus_id: str = field(default_factory=new_id)
     _head: bytes = field(default=b"", init=False, repr=False, compare=False)
     _head_version: str = field(default="", init=False, repr=False, compare=False)
+
+    @property
+    def records(self) -> int:
+        """Messages in the body: its recordCount header (several when packed), else 1."""
+        count = self.headers.get(HEADER_RECORD_COUNT, "1")
+        return int(count) if count.isdigit() else 1
 
     @property
     def size(self) -> int:

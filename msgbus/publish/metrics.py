@@ -30,4 +30,6 @@ class PublisherMetrics:
             "confirm_latency_seconds",
             "Time from writing a unit (a message, or a transaction of messages) to its receipt",
         )
-        self.spool_messages = r.gauge("spool_messages", "Messages waiting in the spool")
+        self.spool_messages = r.gauge(
+            "spool_messages", "Bodies waiting in the spool (a packed body holds several messages)"
+        )

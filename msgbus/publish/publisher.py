@@ -22,11 +22,11 @@ from msgbus.config import MsgbusConfig, config_for
 from msgbus.errors import AuthenticationError, BrokerError, ConnectError, MsgbusError, SchemaError
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
+from msgbus.publish.packing import pack_bodies
 from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.publish.sequence import MemoryStreams, Sequencer
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
-from msgbus.schema.body import body_headers
 from msgbus.schema.validation import Decoded
 from msgbus.security import load_smime
 from msgbus.transport.backoff import Backoff
@@ -192,6 +192,11 @@ class Publisher:
     def _envelopes(
         self, messages: Iterable[Message], destination: str | None, report: PublishReport
     ) -> Iterator[Envelope]:
+        return self._packed(self._encoded(messages, report), destination)
+
+    def _encoded(
+        self, messages: Iterable[Message], report: PublishReport
+    ) -> Iterator[tuple[Message, bytes]]:
         for number, message in enumerate(messages, 1):
             # Re-validate: model_construct and model_copy(update=...) bypass validation.
             data = message.model_dump(warnings=False)
@@ -201,26 +206,33 @@ class Publisher:
                 self._count("rejected")
                 continue
             try:
-                body, headers = encode_body(checked.message, self.options.format)
+                body, _ = encode_body(checked.message, self.options.format)
             except SchemaError as exc:
                 report.rejected.append(f"message {number} not sent: {exc}")
                 self._count("rejected")
                 continue
-            yield self.envelope(body, headers, destination=destination)
+            yield checked.message, body
 
     def _read_envelopes(
         self, records: Iterable[Decoded], destination: str | None
     ) -> Iterator[Envelope]:
+        return self._packed(self._read_bodies(records), destination)
+
+    def _read_bodies(self, records: Iterable[Decoded]) -> Iterator[tuple[Message, bytes]]:
         wire_is_wlcg = self.options.format == "wlcg"
         for record in records:
             message = record.message
             assert message is not None, "give only the records that hold a message"
             if wire_is_wlcg and record.source is not None:
                 # The text that was just validated is the body: no second encoding.
-                body = (record.source.strip("\n") + "\nEOT\n").encode("utf-8")
-                headers = body_headers([message], "wlcg")
+                yield message, (record.source.strip("\n") + "\nEOT\n").encode("utf-8")
             else:
-                body, headers = encode_body(message, self.options.format)
+                yield message, encode_body(message, self.options.format)[0]
+
+    def _packed(
+        self, items: Iterator[tuple[Message, bytes]], destination: str | None
+    ) -> Iterator[Envelope]:
+        for body, headers in pack_bodies(items, self.options.format, self.options.pack):
             yield self.envelope(body, headers, destination=destination)
 
     # -- publishing ---------------------------------------------------------------
@@ -259,13 +271,13 @@ class Publisher:
                 return report
 
         def confirmed(envs: list[Envelope], latency: float) -> None:
-            report.confirmed += len(envs)
+            report.confirmed += _records(envs)
             self._confirmed(envs, latency)
 
         def refused(env: Envelope, error: BrokerError) -> None:
             report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
             self._sequencer.skip(env)
-            self._count("failed")
+            self._count("failed", env.records)
 
         leftover = self._deliver(iter(envelopes), confirmed, refused)
         if leftover is not None:
@@ -274,8 +286,7 @@ class Publisher:
         return report
 
     def _confirmed(self, envs: list[Envelope], latency: float) -> None:
-        n = len(envs)
-        self._count("confirmed", n)
+        self._count("confirmed", _records(envs))
         self.metrics.confirm_latency.observe(latency)
 
     def _spool_all(
@@ -293,8 +304,9 @@ class Publisher:
             return
         while chunk := list(itertools.islice(rest, _SPOOL_CHUNK)):
             stored = self.spool.add(chunk)
-            report.spooled += stored
-            self._count("spooled", stored)
+            records = _records(chunk[:stored])
+            report.spooled += records
+            self._count("spooled", records)
             if stored < len(chunk):
                 failed = self._give_up(itertools.chain(chunk[stored:], rest))
                 report.failed += failed
@@ -324,7 +336,7 @@ class Publisher:
         failed = 0
         for env in envelopes:
             self._sequencer.skip(env)
-            failed += 1
+            failed += env.records
         return failed
 
     # -- draining the spool ---------------------------------------------------------
@@ -346,9 +358,11 @@ class Publisher:
                 return report
             last_seq = 0
             done: list[str] = []
+            drained = [0]  # messages, which a packed body holds several of
 
             def confirmed(envs: list[Envelope], latency: float) -> None:
                 done.extend(e.msgbus_id for e in envs)
+                drained[0] += _records(envs)
                 self._confirmed(envs, latency)
                 if progress is not None:
                     progress(len(envs))
@@ -365,9 +379,10 @@ class Publisher:
                 # Removed per batch, not per receipt: a crash in between re-sends a few
                 # messages under the same msgbus-id, which consumers drop.
                 spool.remove(done)
-                report.drained += len(done)
-                self._count("drained", len(done))
+                report.drained += drained[0]
+                self._count("drained", drained[0])
                 done.clear()
+                drained[0] = 0
                 if leftover is not None:
                     report.error = leftover[1]
                     break
@@ -494,6 +509,10 @@ def publish_once(
     """
     with Publisher.from_url(*urls, spool=spool, destination=destination, **settings) as pub:
         return pub.publish(messages)
+
+
+def _records(envelopes: Iterable[Envelope]) -> int:
+    return sum(env.records for env in envelopes)
 
 
 def _ignore(env: Envelope, error: BrokerError) -> None:

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from msgbus.stomp.headers import SYNC_HEADER
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.fixtures.activemq import ActiveMQ, BrokerFactory
+from tests.fixtures.results import numbered
 
 
 def _closed_url() -> str:
@@ -76,28 +76,13 @@ def _receive_one(url: str, destination: str) -> Frame | None:
         return conn.receive(10)
 
 
-def _probe(i: int) -> ProbeResult:
-    return ProbeResult.model_validate(
-        {
-            "serviceURI": "h.example.org",
-            "hostName": "h.example.org",
-            "serviceFlavour": "host",
-            "siteName": "SITE",
-            "metricStatus": "OK",
-            "metricName": f"m{i}",
-            "summaryData": "fine",
-            "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc),
-        }
-    )
-
-
 @pytest.mark.parametrize("confirm", ["transaction", "receipt"])
 def test_every_message_is_confirmed_and_arrives_once(
     activemq: ActiveMQ, tmp_path: Path, confirm: str
 ) -> None:
     dest = _queue()
     with Publisher(_config(tmp_path, activemq.stomp_url, confirm=confirm)) as pub:
-        report = pub.publish([_probe(i) for i in range(300)], destination=dest)
+        report = pub.publish([numbered(i) for i in range(300)], destination=dest)
         stats = pub.stats()
     assert (report.confirmed, report.spooled, report.failed, report.rejected) == (300, 0, 0, [])
     assert stats["confirmed"] == 300 and stats["sent"] == 300
@@ -108,13 +93,13 @@ def test_every_message_is_confirmed_and_arrives_once(
 def test_bodies_arrive_decodable_with_selector_headers(activemq: ActiveMQ, tmp_path: Path) -> None:
     dest = _queue()
     with Publisher(_config(tmp_path, activemq.stomp_url)) as pub:
-        pub.publish([_probe(7)], destination=dest)
+        pub.publish([numbered(7)], destination=dest)
     frame = _receive_one(activemq.stomp_url, dest)
     assert isinstance(frame, MessageFrame)
     assert frame.headers["persistent"] == "true"
     assert frame.headers["metricName"] == "m7"
     (decoded,) = decode_body(frame.body, frame.headers)
-    assert decoded.message == _probe(7)
+    assert decoded.message == numbered(7)
 
 
 @pytest.mark.parametrize("confirm", ["transaction", "cumulative"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
+import sqlalchemy as sa
 
 from msgbus.stomp import Frame
 from msgbus.stomp.headers import SEQ_HEADER
@@ -38,7 +39,14 @@ def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:
 
 
 def _publish(
-    tmp_path: Path, url: str, destination: str, n: int, tag: str, *, timestamp: str | None = None
+    tmp_path: Path,
+    url: str,
+    destination: str,
+    n: int,
+    tag: str,
+    *,
+    timestamp: str | None = None,
+    pack: int = 1,
 ) -> None:
     path = tmp_path / f"{tag}.txt"
     text = "".join(probe_text(f"{tag} #{i}", 10) for i in range(n))
@@ -46,9 +54,8 @@ def _publish(
         text = text.replace("timestamp: 2026-12-01T00:00:00Z", f"timestamp: {timestamp}")
     path.write_text(text)
     spool = str(tmp_path / "spool")
-    done = run_msgbus(
-        ["publish", "--spool", spool, "--broker", url, "--destination", destination, str(path)]
-    )
+    args = ["publish", "--spool", spool, "--broker", url, "--destination", destination]
+    done = run_msgbus([*args, "--pack", str(pack), str(path)])
     assert done.returncode == 0 and f"{n} confirmed" in done.stdout, done.stdout
 
 
@@ -133,6 +140,30 @@ def test_nothing_lost_is_nothing_reported(
     _consume(url, destination, postgres_url)
     code, report = _audit(postgres_url)
     assert (code, report["gaps"], report["received"], report["missing"]) == (0, [], 30, 0)
+
+
+def test_packed_bodies_are_stored_whole_and_a_lost_one_is_named(
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
+) -> None:
+    # 95 results in bodies of 10 (the last of 5): body 3 is dropped in flight.
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    destination = f"/queue/ledger.packed.{tmp_path.name}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(3, 3))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 95, "packed", pack=10)
+    assert lossy.dropped == 1
+    _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(sa.text("SELECT msg_id, message FROM probe_results")).all()
+    finally:
+        engine.dispose()
+    stored = sorted(json.loads(message)["summaryData"] for _, message in rows)
+    assert stored == sorted(f"packed #{i}" for i in [*range(20), *range(30, 95)])
+    assert len({msg_id for msg_id, _ in rows}) == 9  # one message per body
+
+    code, report = _audit(postgres_url)
+    assert code == 1 and [(g["first"], g["last"]) for g in report["gaps"]] == [(3, 3)]
 
 
 def test_a_site_whose_probes_stop_is_stale_within_twice_its_interval(

@@ -15,10 +15,10 @@ from cryptography.x509.oid import NameOID
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id, publish_once
-from msgbus.schema import ProbeResult
 from msgbus.security import verify
 from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from tests.fixtures.metrics import scrape
+from tests.fixtures.results import numbered
 
 
 def _closed_port() -> int:
@@ -40,24 +40,9 @@ def _config(tmp_path: Path, **publisher: object) -> MsgbusConfig:
     )
 
 
-def _probe(i: int) -> ProbeResult:
-    return ProbeResult.model_validate(
-        {
-            "serviceURI": "h.example.org",
-            "hostName": "h.example.org",
-            "serviceFlavour": "host",
-            "siteName": "SITE",
-            "metricStatus": "OK",
-            "metricName": f"m{i}",
-            "summaryData": "fine",
-            "timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc),
-        }
-    )
-
-
 def test_without_a_broker_everything_is_spooled_in_order(tmp_path: Path) -> None:
     with Publisher(_config(tmp_path)) as pub:
-        report = pub.publish([_probe(i) for i in range(5)])
+        report = pub.publish([numbered(i) for i in range(5)])
         stats = pub.stats()
     assert (report.confirmed, report.spooled, report.failed) == (0, 5, 0)
     assert isinstance(report.spool_reason, ConnectError)
@@ -70,9 +55,9 @@ def test_without_a_broker_everything_is_spooled_in_order(tmp_path: Path) -> None
 
 def test_an_invalid_message_is_rejected_and_the_others_still_go(tmp_path: Path) -> None:
     # model_copy(update=...) skips validation, as model_construct does.
-    bad = _probe(1).model_copy(update={"metricStatus": "SUPERB"})
+    bad = numbered(1).model_copy(update={"metricStatus": "SUPERB"})
     with Publisher(_config(tmp_path)) as pub:
-        report = pub.publish([_probe(0), bad, _probe(2)])
+        report = pub.publish([numbered(0), bad, numbered(2)])
         assert pub.stats()["rejected"] == 1
     assert report.spooled == 2
     assert len(report.rejected) == 1
@@ -205,7 +190,7 @@ def test_metrics_are_served_over_http(tmp_path: Path) -> None:
 def test_publish_once_spools_what_no_broker_took(tmp_path: Path) -> None:
     # Connection and publisher settings given as keywords each reach their section.
     report = publish_once(
-        [_probe(1), _probe(2)],
+        [numbered(1), numbered(2)],
         f"stomp://127.0.0.1:{_closed_port()}",
         destination="/queue/x",
         reconnect_initial_delay=0.01,
@@ -219,7 +204,7 @@ def test_publish_once_spools_what_no_broker_took(tmp_path: Path) -> None:
 
 def test_publish_once_without_spool_reports_the_failure(tmp_path: Path) -> None:
     report = publish_once(
-        [_probe(1)],
+        [numbered(1)],
         f"stomp://127.0.0.1:{_closed_port()}",
         destination="/queue/x",
         spool=False,

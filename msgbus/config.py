@@ -100,10 +100,11 @@ class ConsumerConfig(_Section):
     subscription: str | None = None
     batch: int = Field(500, ge=1, le=100_000)
     max_wait: float = Field(1.0, gt=0)
-    ack: Literal["client-individual", "client"] = Field(
-        "client-individual",
-        description="How committed batches are acknowledged: one ACK per message, or one "
-        "cumulative ACK per batch (ActiveMQ spends ~20 us less CPU per message, measured)",
+    ack: Literal["client", "client-individual"] = Field(
+        "client",
+        description="How committed batches are acknowledged: one cumulative ACK of the "
+        "batch's last message (batches commit in order, so it covers exactly the committed "
+        "ones; ActiveMQ spends ~20 us less CPU per message, measured), or one ACK per message",
     )
     allowed_signers: list[str] = Field(
         default_factory=list,

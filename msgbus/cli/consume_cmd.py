@@ -68,9 +68,9 @@ __all__ = ["consume"]
 )
 @click.option(
     "--ack",
-    type=click.Choice(["client-individual", "client"]),
+    type=click.Choice(["client", "client-individual"]),
     default=None,
-    help="One ACK per message (default) or one cumulative ACK per committed batch.",
+    help="One cumulative ACK per committed batch (default) or one ACK per message.",
 )
 @click.option("--name", default=None, help="This consumer's name (metrics, presence).")
 @metrics_port_option

@@ -4,8 +4,8 @@ Two threads. The receive thread (the one calling :meth:`Consumer.run`) takes MES
 frames from the transport, cuts them into batches (``batch`` messages or
 ``max_wait`` seconds after the first, whichever comes first) and decodes them. The
 writer thread commits each batch in one transaction and only then acknowledges its
-frames (client-individual, or with ``consumer.ack: client`` one cumulative ACK of the
-batch's last frame), so a crash at any point leaves the broker to redeliver
+frames (one cumulative ACK of the batch's last frame, or with ``consumer.ack:
+client-individual`` one ACK per frame), so a crash at any point leaves the broker to redeliver
 whatever was not committed, and the store's unique key drops what was. While the
 writer commits one batch the receive thread reads the next, so database latency
 overlaps network work. The queue between them holds one batch: when the database

@@ -207,7 +207,21 @@ def test_poison_between_valid_messages(pipeline: Pipeline, chaos_table: list[Cha
 
 def test_consumer_killed_repeatedly(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     """kill -9 of the consumer, again and again, while probes publish: what it had not
-    acked comes again, and insert-ignore keeps one row per message."""
+    acked comes again, and insert-ignore keeps one row per message. (Cumulative ACKs,
+    the default, here and in every other scenario.)"""
+    _killed_repeatedly(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", KINDS, indirect=True)
+def test_consumer_acking_each_killed_repeatedly(
+    pipeline: Pipeline, chaos_table: list[ChaosRow]
+) -> None:
+    """The same with one ACK per message (``consumer.ack: client-individual``)."""
+    pipeline.consumer_env["MSGBUS_CONSUMER__ACK"] = "client-individual"
+    _killed_repeatedly(pipeline, chaos_table)
+
+
+def _killed_repeatedly(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
     pipeline.start_consumer().stop()  # the durable subscription now keeps what comes
     publishing = threading.Thread(target=lambda: [pipeline.publish(CHUNK) for _ in range(8)])
     publishing.start()

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
-from msgbus.broker.selector import Selector
+from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
 from msgbus.stomp import Version, encode_headers
@@ -39,6 +39,10 @@ ACK_MODES = ("auto", "client", "client-individual")
 # ActiveMQ virtual topics: /topic/VirtualTopic.X feeds /queue/Consumer.<any>.VirtualTopic.X.
 _VIRTUAL_CONSUMER = re.compile(r"^/queue/Consumer\.[^.]+\.(VirtualTopic\..+)$")
 _subscription_serials = itertools.count(1)
+
+
+def _text(selector: Selector | None) -> str | None:
+    return selector.text if selector is not None else None
 
 
 def _check_queue_name(name: str) -> None:
@@ -446,12 +450,16 @@ class Router:
         if destination.startswith("/topic/") and len(destination) > len("/topic/"):
             dlq = "/queue/DLQ." + destination[7:]
             if durable_name is not None:
-                queue = self._durable_queue(durable_name, destination, dlq)
+                queue = self._durable_queue(durable_name, destination, dlq, selector=selector)
                 if queue.consumers:
                     raise DestinationError(
                         f"durable subscription {durable_name!r} is already in use by another "
                         "connection; use another subscription name or client-id"
                     )
+                if _text(queue.selector) != _text(selector):
+                    # Kept with the subscription: while its subscriber is away, and
+                    # across restarts, the queue takes only what the selector selects.
+                    self.store.add_durable(durable_name, destination, _text(selector))
             else:
                 self._temp += 1
                 queue = MessageQueue(
@@ -476,14 +484,21 @@ class Router:
         return sub
 
     def _durable_queue(
-        self, name: str, topic: str, dlq: str | None, *, recovered: bool = False
+        self,
+        name: str,
+        topic: str,
+        dlq: str | None,
+        *,
+        selector: Selector | None = None,
+        recovered: bool = False,
     ) -> MessageQueue:
         queue = self.queues.get(name)
         if queue is None:
             queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
+            queue.selector = selector
             self.topics.setdefault(topic, []).append(queue)
             if not recovered:  # a recovered one is in the store already
-                self.store.add_durable(name, topic)
+                self.store.add_durable(name, topic, _text(selector))
         return queue
 
     def unsubscribe(self, sub: Subscription, *, destroy: bool = False) -> None:
@@ -531,7 +546,14 @@ class Router:
         """Rebuild durable subscriptions and stored messages after a restart."""
         for record in durables:
             dlq = "/queue/DLQ." + record.topic[7:]
-            self._durable_queue(record.queue, record.topic, dlq, recovered=True)
+            selector = None
+            if record.selector is not None:
+                try:
+                    selector = Selector.parse(record.selector)
+                except InvalidSelector as exc:  # stored once parsed: a grammar change
+                    # Everything rather than nothing: extra messages, none lost.
+                    log.error("durable subscription %s: %s; it selects all", record.queue, exc)
+            self._durable_queue(record.queue, record.topic, dlq, selector=selector, recovered=True)
         for stored in messages:
             queue = self.queues.get(stored.queue)
             if queue is None:

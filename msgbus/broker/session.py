@@ -409,7 +409,9 @@ class Session(asyncio.Protocol):
         self.subs[sub_id] = self.router.subscribe(
             self, sub_id, destination, ack_mode, prefetch, durable_name, owner, selector
         )
-        self._receipt(frame, durable=False)
+        # A durable subscription is confirmed once on disk: a consumer told it exists
+        # must not lose what is published after a crash of the broker.
+        self._receipt(frame, durable=durable_name is not None)
 
     def _authorize(self, owner: Owner, action: Action, destination: str) -> None:
         gate = self.broker.gate

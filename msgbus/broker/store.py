@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS durable_subscriptions (
     queue TEXT PRIMARY KEY,
-    topic TEXT NOT NULL
+    topic TEXT NOT NULL,
+    selector TEXT
 );
 """
 
@@ -43,7 +44,9 @@ _SQL = {
     "insert": "INSERT INTO messages (seq, queue, headers, body, redeliveries) VALUES (?,?,?,?,?)",
     "delete": "DELETE FROM messages WHERE seq = ?",
     "redeliver": "UPDATE messages SET redeliveries = ? WHERE seq = ?",
-    "subscribe": "INSERT OR REPLACE INTO durable_subscriptions (queue, topic) VALUES (?, ?)",
+    "subscribe": (
+        "INSERT OR REPLACE INTO durable_subscriptions (queue, topic, selector) VALUES (?, ?, ?)"
+    ),
     "unsubscribe": "DELETE FROM durable_subscriptions WHERE queue = ?",
     "purge": "DELETE FROM messages WHERE queue = ?",
 }
@@ -60,6 +63,7 @@ class StoredMessage(NamedTuple):
 class DurableRecord(NamedTuple):
     queue: str
     topic: str
+    selector: str | None = None
 
 
 Op = tuple[str, tuple[Any, ...]]
@@ -103,9 +107,12 @@ class MessageStore:
             # FULL: the WAL is fsynced at every commit, so a RECEIPT means on disk.
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(durable_subscriptions)")}
+            if "selector" not in columns:  # a store written before selectors were kept
+                db.execute("ALTER TABLE durable_subscriptions ADD COLUMN selector TEXT")
             subs = [
                 DurableRecord(*row)
-                for row in db.execute("SELECT queue, topic FROM durable_subscriptions")
+                for row in db.execute("SELECT queue, topic, selector FROM durable_subscriptions")
             ]
             messages = [
                 StoredMessage(seq, queue, json.loads(headers), bytes(body), redeliveries)
@@ -142,9 +149,10 @@ class MessageStore:
         if seq:
             self._queue_op("redeliver", (count, seq))
 
-    def add_durable(self, queue: str, topic: str) -> None:
+    def add_durable(self, queue: str, topic: str, selector: str | None = None) -> None:
+        """Record a durable subscription, or its new selector."""
         if self.path is not None:
-            self._queue_op("subscribe", (queue, topic))
+            self._queue_op("subscribe", (queue, topic, selector))
 
     def remove_durable(self, queue: str) -> None:
         if self.path is not None:

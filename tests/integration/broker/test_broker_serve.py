@@ -17,7 +17,7 @@ from msgbus.bench.raw import RawClient, raw_send
 from msgbus.errors import TimeoutException
 from msgbus.network.activemq import free_port
 from msgbus.stomp import serialize
-from msgbus.stomp.frames import Frame, SubscribeFrame
+from msgbus.stomp.frames import Frame, SendFrame, SubscribeFrame, UnsubscribeFrame
 
 _LISTENING = re.compile(r"listening on stomp://[^:]+:(\d+)")
 
@@ -187,3 +187,68 @@ def test_broker_serve_shows_up_in_msgbus_status(tmp_path: Path, name: str | None
         broker.wait(20)
         assert broker.stdout is not None
         broker.stdout.close()
+
+
+def test_a_durable_subscription_keeps_its_selector_across_a_restart(
+    data_dir: Path, brokers: list[BrokerProcess]
+) -> None:
+    durable = {"activemq.subscriptionName": "crit", "selector": "metricStatus = 'CRITICAL'"}
+    first = BrokerProcess(data_dir)
+    brokers.append(first)
+    with first.client(**{"client-id": "nagios"}) as subscriber:
+        drain(subscriber, "/topic/results", 0, **durable)
+        while not any(f.command == "RECEIPT" for f in subscriber.read()):
+            pass  # confirmed: the subscription is on disk, kill -9 or not
+    first.kill()
+
+    second = BrokerProcess(data_dir)
+    brokers.append(second)
+    with second.client() as producer:  # sent while the subscriber is away
+        for n, status in enumerate(["OK", "CRITICAL", "WARNING"]):
+            headers = {"destination": "/topic/results", "persistent": "true"}
+            headers |= {"metricStatus": status, "receipt": str(n)}
+            producer.send_bytes(serialize(SendFrame(headers, status.encode())))
+            while not any(f.command == "RECEIPT" for f in producer.read()):
+                pass
+    with second.client(**{"client-id": "nagios"}) as subscriber:
+        [only] = drain(subscriber, "/topic/results", 1, **durable)
+        assert only.body == b"CRITICAL"
+        subscriber.sock.settimeout(0.5)  # type: ignore[union-attr]
+        later: list[Frame] = []
+        with pytest.raises(TimeoutException):  # nothing the selector does not select
+            while True:
+                later += subscriber.read()
+        assert [f.command for f in later] in ([], ["RECEIPT"])
+    second.stop()
+
+
+def test_a_confirmed_durable_subscription_survives_kill_9(
+    data_dir: Path, brokers: list[BrokerProcess]
+) -> None:
+    # Its RECEIPT told the consumer it exists: what is published after a crash is kept.
+    first = BrokerProcess(data_dir)
+    brokers.append(first)
+    names = [f"sub{n}" for n in range(20)]
+    with first.client(**{"client-id": "store"}) as subscriber:
+        for n, name in enumerate(names):
+            headers = {"destination": "/topic/kept", "id": str(n), "ack": "auto"}
+            headers |= {"receipt": name, "activemq.subscriptionName": name}
+            subscriber.send_bytes(serialize(SubscribeFrame(headers)))
+        receipts: set[str] = set()
+        while len(receipts) < len(names):
+            receipts |= {f.headers["receipt-id"] for f in subscriber.read()}
+        first.kill()
+
+    second = BrokerProcess(data_dir)
+    brokers.append(second)
+    with second.client() as producer:
+        headers = {"destination": "/topic/kept", "persistent": "true", "receipt": "r"}
+        producer.send_bytes(serialize(SendFrame(headers, b"after the crash")))
+        while not any(f.command == "RECEIPT" for f in producer.read()):
+            pass
+    with second.client(**{"client-id": "store"}) as subscriber:
+        for name in names:
+            [got] = drain(subscriber, "/topic/kept", 1, **{"activemq.subscriptionName": name})
+            assert got.body == b"after the crash", name
+            subscriber.send_bytes(serialize(UnsubscribeFrame({"id": "1"})))
+    second.stop()

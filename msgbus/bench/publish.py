@@ -12,7 +12,8 @@ Two workloads of 1 KB messages to a queue, each run by every sender in one proce
 * files: the command users run, ``msgbus publish FILES`` as a whole process (start-up,
   reading, validating, encoding, confirmed persistent delivery, exit), on WLCG probe
   results in four files, vs the raw sender of the same encoded bodies, persistent,
-  without receipts.
+  without receipts; and ``msgbus publish --pack 100 FILES`` against that sender and
+  against a raw sender of the same bodies packed 100 per frame.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 RAW = "raw socket, no receipts"
+PACK = 100
+"""Results per body in the packed files workload."""
 RAW_WITH_ID = "raw socket + msgbus-id, no receipts"
 
 
@@ -187,8 +190,8 @@ def probe_files(base: Path, count: int, files: int = 4) -> list[bytes]:
     return bodies
 
 
-def _cli_publish(url: BrokerURL, dest: str, files: list[Path], spool: Path) -> float:
-    """``msgbus publish FILES``, start to exit."""
+def _cli_publish(url: BrokerURL, dest: str, files: list[Path], spool: Path, *extra: str) -> float:
+    """``msgbus publish [EXTRA] FILES``, start to exit."""
     login = f"{url.user}:{url.password.get_secret_value()}@" if url.user and url.password else ""
     args = [
         sys.executable,
@@ -198,7 +201,7 @@ def _cli_publish(url: BrokerURL, dest: str, files: list[Path], spool: Path) -> f
         "--broker",
         f"stomp://{login}{url.host}:{url.port}",
     ]
-    args += ["--destination", dest, "--spool", str(spool), *map(str, files)]
+    args += ["--destination", dest, "--spool", str(spool), *extra, *map(str, files)]
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
@@ -323,6 +326,28 @@ def run_publish_bench(
             lambda dest: _cli_publish(url, dest, files, files_dir / "spool"),
         )
     )
+    # MSG publishers packed bulk results: measured against both the raw sender of the
+    # bodies one by one (the same results delivered) and one of the same packed bodies.
+    packed = [b"".join(bodies[i : i + PACK]) for i in range(0, len(bodies), PACK)]
+    plan.append(
+        (
+            f"files, {PACK} per body",
+            "raw socket, same packed bodies, no receipts",
+            count,
+            partial(_raw_bodies, url, bodies=packed),
+        )
+    )
+    for workload in ("files", f"files, {PACK} per body"):
+        plan.append(
+            (
+                workload,
+                f"msgbus publish --pack {PACK} FILES (whole process)",
+                count,
+                lambda dest: _cli_publish(
+                    url, dest, files, files_dir / "spool", "--pack", str(PACK)
+                ),
+            )
+        )
     # Warm the broker's JIT and journal so the first measured sender is not penalised.
     warm = f"{prefix}.warmup"
     _raw_rate(url, warm, count, body, True, "last")
@@ -331,10 +356,10 @@ def run_publish_bench(
     # round of each sender is reported.
     best: dict[int, float] = {}
     for round_no in range(rounds):
-        for number, (_, _, n, run) in enumerate(plan):
+        for number, (_, sender, n, run) in enumerate(plan):
             dest = f"{prefix}.{round_no}.{number}"
             seconds = run(dest)
-            _empty(url, dest, n)
+            _empty(url, dest, -(-n // PACK) if "pack" in sender else n)
             best[number] = min(seconds, best.get(number, seconds))
         if progress is not None:
             progress(round_no + 1)
@@ -344,6 +369,7 @@ def run_publish_bench(
             RAW: "raw",
             RAW_WITH_ID: "headers",
             "raw socket, same bodies, no receipts": "raw",
+            "raw socket, same packed bodies, no receipts": "raw",
         }.get(sender)
         out.append(Measurement(workload, sender, n, best[number], baseline=role))
     return out
@@ -409,14 +435,14 @@ def publish_bench(
             rounds=rounds,
             progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
         )
-        click.echo(f"{'workload':<16}{'sender':<38}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}")
+        click.echo(f"{'workload':<20}{'sender':<50}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}")
         base = {(m.workload, m.baseline): m.rate for m in results if m.baseline}
         for m in results:
             raw = base[m.workload, "raw"]
             headers = base.get((m.workload, "headers"))
             with_id = f"{m.rate / headers:>10.2f}x" if headers else f"{'-':>11}"
             click.echo(
-                f"{m.workload:<16}{m.sender:<38}{m.rate:>10,.0f}{m.rate / raw:>8.2f}x{with_id}"
+                f"{m.workload:<20}{m.sender:<50}{m.rate:>10,.0f}{m.rate / raw:>8.2f}x{with_id}"
             )
         click.echo(
             "vs raw: the bare raw sender (identical frames, no id); vs raw+id: the raw "

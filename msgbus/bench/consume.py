@@ -7,8 +7,12 @@ in the same run, once for each of:
 * a raw-socket subscriber that ACKs each message (client-individual, the Consumer's
   prefetch) as it arrives: the protocol work the Consumer must do, without decoding
   or storing anything;
+* a raw-socket subscriber that sends one cumulative ACK (ack:client) per ``batch``
+  messages, the protocol work of the Consumer's default;
 * msgbus.Consumer (batched transactions, individual acks after commit), and again
-  with one cumulative ACK per batch (``consumer.ack: client``);
+  with one cumulative ACK per batch (``consumer.ack: client``, the default);
+* ``msgbus consume --drain`` as users run it, a whole process with default settings,
+  timed from its start to its last row (``received_at``);
 * a naive stomp.py peer: per message decode, one INSERT, COMMIT, ACK.
 
 The naive peer writes to a scratch table of its own; msgbus.Consumer's rows carry
@@ -19,7 +23,10 @@ subscriptions, so the bench can run against a live store.
 from __future__ import annotations
 
 import dataclasses
+import resource
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,8 +56,10 @@ from msgbus.transport.failover import connect_first
 from msgbus.transport.url import BrokerURL
 
 __all__ = [
+    "CLI",
     "NAIVE",
     "RAW_ACKS",
+    "RAW_CUMULATIVE",
     "RAW_DRAIN",
     "consume_bench",
     "ours_name",
@@ -62,6 +71,8 @@ _PROBES = table_for(ProbeResult.message_class)
 
 RAW_DRAIN = "raw socket, ack:auto, counting only"
 RAW_ACKS = "raw socket, client-individual ACK each"
+RAW_CUMULATIVE = "raw socket, ack:client, one ACK per batch"
+CLI = "msgbus consume (whole process)"
 NAIVE = "naive stomp.py: INSERT+COMMIT+ACK each"
 
 
@@ -119,18 +130,25 @@ def _publish(conn: Connection, topic: str, tag: str, count: int, size: int) -> N
 
 
 def _raw_drain(
-    url: BrokerURL, topic: str, sub: Subscription, count: int, *, ack_prefetch: int | None = None
+    url: BrokerURL,
+    topic: str,
+    sub: Subscription,
+    count: int,
+    *,
+    ack_prefetch: int | None = None,
+    ack_every: int | None = None,
 ) -> Result:
     """ack:auto and only counting frames (the broker's limit); with ``ack_prefetch``, the
     protocol work the Consumer cannot skip: client-individual ACKs of every message as
-    soon as it arrives, with the Consumer's prefetch."""
+    soon as it arrives, with the Consumer's prefetch; with ``ack_every`` too, one
+    cumulative ACK (ack:client) of every ``ack_every``-th message instead."""
     client_id = sub.client_id(None)
     assert client_id is not None and sub.name is not None
     password = url.password.get_secret_value() if url.password else None
     headers = {
         "destination": topic,
         "id": sub.id,
-        "ack": "auto" if ack_prefetch is None else "client-individual",
+        "ack": "auto" if ack_prefetch is None else "client" if ack_every else "client-individual",
         # A prefetch of 1000 is what ActiveMQ 5.17 takes as "unset" on a durable
         # subscription: its default applies, the broker's fastest for ack:auto.
         **sub.headers("activemq", ack_prefetch or 1000),
@@ -143,6 +161,16 @@ def _raw_drain(
         if ack_prefetch is None:
             finished = raw_drain(client, count).finished
             name = RAW_DRAIN
+        elif ack_every is not None:
+            seen = 0
+            while seen < count:
+                for frame in client.read():
+                    if frame.command == "MESSAGE":
+                        seen += 1
+                        if seen % ack_every == 0 or seen == count:
+                            client.send_bytes(encode_acks([frame.headers["ack"]]))
+            finished = time.monotonic()
+            name = RAW_CUMULATIVE
         else:
             seen = 0
             while seen < count:
@@ -173,6 +201,31 @@ def _ours(
         raise TimeoutException(f"msgbus.Consumer stored {stats['stored']} of {count} messages")
     finished = datetime.fromisoformat(stats["last_commit"]).timestamp()
     return Result(ours_name(cfg.consumer.batch, ack, ledger), count, finished - started)
+
+
+def _cli(config: MsgbusConfig, store: Store, sub: Subscription, count: int) -> Result:
+    """``msgbus consume --drain`` with default settings, from its start to its last row;
+    CPU is the child's (user + system)."""
+    url = config.connection.brokers[0]
+    login = f"{url.user}:{url.password.get_secret_value()}@" if url.user and url.password else ""
+    args = [sys.executable, "-m", "msgbus", "consume", "--drain"]
+    args += ["--broker", f"stomp://{login}{url.host}:{url.port}", "--store", config.store_url]
+    args += ["--destination", sub.destination, "--subscription", str(sub.name)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise TimeoutException(f"msgbus consume failed: {done.stdout}{done.stderr}")
+    mine = _PROBES.c.msg_id.startswith(f"{sub.name}-")
+    with store.engine.connect() as db:
+        stored, last = db.execute(
+            sa.select(sa.func.count(), sa.func.max(_PROBES.c.received_at)).where(mine)
+        ).one()
+    if stored != count or last is None:
+        raise TimeoutException(f"msgbus consume stored {stored} of {count} messages")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Result(CLI, count, last.timestamp() - started, cpu_seconds=cpu)
 
 
 def ours_name(batch: int, ack: str, ledger: bool = True) -> str:
@@ -272,10 +325,12 @@ def run_consume_bench(
     counts = {
         "raw": count,
         "raw-ack": count,
+        "raw-cumulative": count,
         "ours": count,
         "ours-cumulative": count,
         "ours-no-ledger": count,
         "naive": naive_count,
+        "cli": count,
     }
     # A topic of its own per consumer, published just before it drains: on a shared
     # topic the first subscription drained pays for paging the messages in from the
@@ -297,7 +352,8 @@ def run_consume_bench(
         conn.disconnect()
         return sub
 
-    prefetch = prefetch_for(config.consumer.batch)
+    batch = config.consumer.batch
+    prefetch = prefetch_for(batch)
     try:
         sub = published("raw")
         yield _timed(lambda: _raw_drain(url, sub.destination, sub, count))
@@ -312,6 +368,14 @@ def run_consume_bench(
         yield _timed(lambda: _ours(config, sub, count, "client-individual", ledger=False))
         sub = published("naive")
         yield _timed(lambda: _naive(url, store, sub, naive_count))
+        sub = published("raw-cumulative")
+        yield _timed(
+            lambda: _raw_drain(
+                url, sub.destination, sub, count, ack_prefetch=prefetch, ack_every=batch
+            )
+        )
+        sub = published("cli")
+        yield _cli(config, store, sub, count)
     finally:
         for sub in subs.values():
             conn = connect_first(config.connection, client_id=sub.client_id(None))
@@ -413,7 +477,12 @@ def consume_bench(
         f"{median['acks']:.2f}x   / naive peer: {median['naive']:.1f}x"
     )
     click.echo(
-        f"with ack:client (one cumulative ACK per batch): {median['cumulative']:.2f}x the default"
+        f"with ack:client (one cumulative ACK per batch, the default): {median['cumulative']:.2f}x"
+        " ACK each"
+    )
+    click.echo(
+        f"msgbus consume, whole process, defaults / raw with one ACK per batch: "
+        f"{median['cli']:.2f}x   / raw drain: {median['cli_drain']:.2f}x"
     )
     click.echo(
         f"with the completeness ledger / without it: {median['ledger']:.2f}x (its cost, "
@@ -441,4 +510,6 @@ def _ratios(
         "cumulative": rates[cumulative] / rates[ours],
         "ack_cost": rates[RAW_ACKS] / rates[RAW_DRAIN],
         "ledger": rates[ours] / rates[no_ledger],
+        "cli": rates[CLI] / rates[RAW_CUMULATIVE],
+        "cli_drain": rates[CLI] / rates[RAW_DRAIN],
     }

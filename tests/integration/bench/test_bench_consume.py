@@ -8,7 +8,7 @@ import re
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from msgbus.bench.consume import NAIVE, RAW_ACKS, RAW_DRAIN, ours_name
+from msgbus.bench.consume import CLI, NAIVE, RAW_ACKS, RAW_CUMULATIVE, RAW_DRAIN, ours_name
 from msgbus.cli.bench_cmd import bench
 from msgbus.store.tables import ledger_gaps, ledger_producers, table_for
 from tests.fixtures.activemq import ActiveMQ
@@ -42,7 +42,7 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
         match = re.match(r"(.+?)\s+(\d+)\s+([\d,]+)\s+([\d,]+)$", line)
         if match:
             rows.append((match.group(1), int(match.group(2))))
-    assert len(rows) == 2 * 6  # every consumer in each round
+    assert len(rows) == 2 * 8  # every consumer in each round
     assert dict(rows) == {
         RAW_DRAIN: 400,
         RAW_ACKS: 400,
@@ -50,9 +50,15 @@ def test_bench_consume_drains_each_subscription_and_cleans_up(
         ours_name(100, "client"): 400,
         ours_name(100, "client-individual", ledger=False): 400,
         NAIVE: 40,
+        RAW_CUMULATIVE: 400,
+        CLI: 400,
     }
     assert re.search(r"with the completeness ledger / without it: [\d.]+x", result.output)
-    assert re.search(r"with ack:client .*: [\d.]+x the default", result.output)
+    assert re.search(r"with ack:client .*: [\d.]+x ACK each", result.output)
+    assert re.search(
+        r"msgbus consume, whole process, defaults / raw with one ACK per batch: [\d.]+x",
+        result.output,
+    )
     assert re.search(
         r"raw drain: [\d.]+x +/ raw with ACK each: [\d.]+x +/ naive peer: [\d.]+x", result.output
     )

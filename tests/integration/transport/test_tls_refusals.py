@@ -1,5 +1,7 @@
 """Each way TLS can refuse a connection is named as such (an AuthenticationError, never
-retried quietly): against the embedded broker with TLS and client certificates."""
+retried quietly): against the embedded broker with TLS and client certificates, and the
+client-certificate cases against the rendered ActiveMQ's STOMP+SSL connector too (a
+truststore in the topology means client certificates are required)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from msgbus.errors import AuthenticationError
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
+from tests.fixtures.activemq import ActiveMQ, _require_activemq
 from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.pki import Pki
 
@@ -33,15 +36,46 @@ def broker(pki: Pki) -> Iterator[BrokerThread]:
         yield thread
 
 
+@pytest.fixture(scope="module")
+def activemq_tls(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ]:
+    _require_activemq()
+    base = tmp_path_factory.mktemp("activemq-tls")
+    keystore, truststore = pki.java_stores(base, "changeit")
+    tls = {"keystore": str(keystore), "keystore_password": "changeit"}
+    tls |= {"truststore": str(truststore), "truststore_password": "changeit"}
+    broker = ActiveMQ(base, "tls", tls=tls)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+@pytest.fixture(params=["embedded", pytest.param("activemq", marks=pytest.mark.activemq)])
+def client_auth_port(request: pytest.FixtureRequest) -> int:
+    """The STOMP+SSL port of a broker that requires client certificates from our CA."""
+    if request.param == "embedded":
+        thread: BrokerThread = request.getfixturevalue("broker")
+        return thread.port
+    amq: ActiveMQ = request.getfixturevalue("activemq_tls")
+    assert amq.ssl_port is not None
+    return amq.ssl_port
+
+
 def _connect(port: int, **tls: Any) -> Connection:
     url = BrokerURL.model_validate(f"stomp+ssl://127.0.0.1:{port}")
-    conn = Connection(url, ConnectionConfig(brokers=[url], tls=tls, connect_timeout=5))
+    conn = Connection(url, ConnectionConfig(brokers=[url], tls=tls, connect_timeout=10))
     conn.connect()
     return conn
 
 
-def test_a_trusted_client_gets_in(broker: BrokerThread, pki: Pki) -> None:
-    _connect(broker.port, ca_file=pki.ca, cert=pki.client_cert, key=pki.client_key).close()
+def test_a_trusted_client_gets_in(client_auth_port: int, pki: Pki) -> None:
+    conn = _connect(client_auth_port, ca_file=pki.ca, cert=pki.client_cert, key=pki.client_key)
+    try:
+        conn.send("/queue/tls.check", b"over TLS", receipt="r")
+        conn.wait_for_receipt("r", 10)
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize(
@@ -52,13 +86,13 @@ def test_a_trusted_client_gets_in(broker: BrokerThread, pki: Pki) -> None:
     ],
 )
 def test_a_client_certificate_the_broker_refuses_is_named(
-    broker: BrokerThread, pki: Pki, client: str, said: str
+    client_auth_port: int, pki: Pki, client: str, said: str
 ) -> None:
     tls: dict[str, Any] = {"ca_file": pki.ca}
     if client == "stranger":
         tls |= {"cert": pki.stranger_cert, "key": pki.stranger_key}
     with pytest.raises(AuthenticationError, match=said):
-        _connect(broker.port, **tls)
+        _connect(client_auth_port, **tls)
 
 
 @pytest.mark.parametrize(

@@ -7,21 +7,18 @@ metrics only when scraped, so a message costs no metric-library call.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from msgbus.broker.session import Broker
 from msgbus.metrics import MetricsRegistry
-
-if TYPE_CHECKING:
-    from msgbus.broker.server import EmbeddedBroker
 
 __all__ = ["BrokerCollector", "broker_metrics"]
 
 
 class BrokerCollector(Collector):
-    def __init__(self, broker: EmbeddedBroker) -> None:
+    def __init__(self, broker: Broker) -> None:
         self._broker = broker
 
     def collect(self) -> Iterator[Metric]:
@@ -57,7 +54,7 @@ class BrokerCollector(Collector):
         yield depth
 
 
-def broker_metrics(broker: EmbeddedBroker) -> MetricsRegistry:
+def broker_metrics(broker: Broker) -> MetricsRegistry:
     """A registry of its own (never the global one) holding the broker's metrics."""
     metrics = MetricsRegistry(prefix="msgbus_broker")
     metrics.registry.register(BrokerCollector(broker))

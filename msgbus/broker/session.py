@@ -12,21 +12,20 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from msgbus import __version__
-from msgbus.broker.auth import AccessDenied, LimitExceeded, Owner
-from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Subscription
+from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.config import BrokerConfig
+from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
 from msgbus.broker.selector import InvalidSelector, Selector
+from msgbus.broker.store import MessageStore
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
 from msgbus.stomp.frames import ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
-if TYPE_CHECKING:
-    from msgbus.broker.server import EmbeddedBroker
-
-__all__ = ["Session"]
+__all__ = ["Broker", "Session"]
 
 log = logging.getLogger("msgbus.broker")
 
@@ -47,10 +46,28 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
+class Broker(Protocol):
+    """What a session uses of the broker running it (``EmbeddedBroker``), typed here so
+    that the session does not import the server that imports it."""
+
+    @property
+    def config(self) -> BrokerConfig: ...
+    @property
+    def id_prefix(self) -> str: ...
+    @property
+    def gate(self) -> Gatekeeper: ...
+    @property
+    def router(self) -> Router: ...
+    @property
+    def store(self) -> MessageStore: ...
+    @property
+    def sessions(self) -> set[Session]: ...
+
+
 class Session(asyncio.Protocol):
     """The broker side of one STOMP connection."""
 
-    def __init__(self, broker: EmbeddedBroker) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.router = broker.router
         config = broker.config

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,9 +30,9 @@ from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
 from msgbus.schema.validation import Decoded
 from msgbus.security import load_smime
-from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, make_ssl_context
 from msgbus.transport.failover import connect_first
+from msgbus.transport.reconnect import Reconnect
 
 if TYPE_CHECKING:
     from msgbus.security.smime import Signer
@@ -109,11 +110,14 @@ class Publisher:
         self._sequencer = Sequencer(self.spool if self.spool is not None else MemoryStreams())
         self._reachable = False  # whether the last delivery reached a broker
         self._conn: Connection | None = None
-        self._backoff = Backoff(
-            self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay
+        # Failures are in each report (spooled because ...): logged at INFO only.
+        self._reconnect = Reconnect(
+            "publishing",
+            self.settings,
+            threading.Event(),
+            on_reconnect=lambda: self._count("reconnects"),
+            level=logging.INFO,
         )
-        self._next_attempt = 0.0
-        self._connected_once = False
         self._spool_count = 0
         if self.spool is not None:
             self._spool_changed()
@@ -463,30 +467,24 @@ class Publisher:
             conn.close()  # dropped while idle (e.g. a broker restart between sends)
             self._conn = None
         give_up = time.monotonic() + retry_for
+        reconnect = self._reconnect
         while True:
-            now = time.monotonic()
-            if now < self._next_attempt:
-                if self._next_attempt > give_up:
-                    raise ConnectError(
-                        "no broker reachable (backing off after earlier failures, next "
-                        f"attempt in {self._next_attempt - now:.1f} s); start a broker or "
-                        "check connection.brokers"
-                    )
-                time.sleep(self._next_attempt - now)
+            if not reconnect.wait(until=give_up):
+                raise ConnectError(
+                    "no broker reachable (backing off after earlier failures, next attempt "
+                    f"in {reconnect.next_attempt - time.monotonic():.1f} s); start a broker "
+                    "or check connection.brokers"
+                )
             try:
                 conn = connect_first(self.settings)
             except AuthenticationError:
                 raise  # permanent: waiting out retry_for would only hide it
-            except ConnectError:
-                self._next_attempt = time.monotonic() + self._backoff.next_delay()
-                if self._next_attempt > give_up:
+            except ConnectError as exc:
+                reconnect.failed(exc)
+                if reconnect.next_attempt > give_up:
                     raise
                 continue
-            self._backoff.reset()
-            self._next_attempt = 0.0
-            if self._connected_once:
-                self._count("reconnects")
-            self._connected_once = True
+            reconnect.up(conn.url)
             self._conn = conn
             return conn
 

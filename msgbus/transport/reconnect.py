@@ -1,8 +1,12 @@
-"""The reconnect policy of every long-running component (consumer, presence agent,
-dashboard feed): back-off with jitter between attempts, capped; the back-off starts
-over only after a connection stayed healthy for a while, so a broker that accepts the
-login and then refuses the subscription is retried slowly, not in a tight loop; one
-log line per change of state or of error, not one per attempt.
+"""The reconnect policy of every component that connects (consumer, publisher, presence
+agent, dashboard feed): back-off with jitter between attempts, capped; the back-off
+starts over only after a connection stayed healthy for a while, so a broker that
+accepts the login and then refuses the subscription is retried slowly, not in a tight
+loop; one log line per change of state or of error, not one per attempt.
+
+Long-running components call :meth:`Reconnect.down` (note the failure, wait). The
+publisher, which may only try until a deadline and keeps its back-off between calls,
+uses the two halves: :meth:`Reconnect.failed` and :meth:`Reconnect.wait`.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ class Reconnect:
         on_reconnect: Callable[[], None] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        level: int = logging.WARNING,
     ) -> None:
         self.what = what
+        self.level = level
         self.stop = stop
         self.on_reconnect = on_reconnect
         self.backoff = Backoff(
@@ -46,6 +52,8 @@ class Reconnect:
         self.healthy_after = settings.reconnect_max_delay
         self.delay = 0.0
         """The wait before the next attempt (0 while connected)."""
+        self.next_attempt = 0.0
+        """When (on ``clock``) the next attempt may be made."""
         self._clock = clock
         self._up_since: float | None = None
         self._ever_up = False
@@ -64,19 +72,29 @@ class Reconnect:
         self._up_since = self._clock()
         self._error = None
         self.delay = 0.0
+        self.next_attempt = 0.0
 
     def down(self, error: BaseException) -> bool:
         """Wait before the next attempt; the first failure and each new error are logged."""
+        self.failed(error)
+        return self.wait()
+
+    def failed(self, error: BaseException) -> float:
+        """Note a failed attempt or a lost connection; returns the wait before the next
+        attempt. The first failure and each new error are logged."""
         was_up = self._up_since is not None
-        if self._up_since is not None and self._clock() - self._up_since >= self.healthy_after:
+        now = self._clock()
+        if self._up_since is not None and now - self._up_since >= self.healthy_after:
             self.backoff.reset()
         self._up_since = None
         self.delay = self.backoff.next_delay()
+        self.next_attempt = now + self.delay
         text = " ".join(str(error).split())
         if text != self._error or was_up:
-            log.warning(
-                "%s %s: %s; retrying in %.1f s, then with back-off up to %g s (logged again "
-                "when the error changes)",
+            log.log(
+                self.level,
+                "%s %s: %s; next attempt in %.1f s, then with back-off up to %g s (logged "
+                "again when the error changes)",
                 self.what,
                 "lost" if was_up else "failed",
                 text,
@@ -84,4 +102,14 @@ class Reconnect:
                 self.backoff.maximum,
             )
         self._error = text
-        return not self.stop.wait(self.delay)
+        return self.delay
+
+    def wait(self, until: float | None = None) -> bool:
+        """Wait until the next attempt is due: False once ``stop`` is set, or at once when
+        it would come after ``until`` (a time on ``clock``)."""
+        if until is not None and self.next_attempt > until:
+            return False
+        left = self.next_attempt - self._clock()
+        if left <= 0:
+            return not self.stop.is_set()
+        return not self.stop.wait(left)

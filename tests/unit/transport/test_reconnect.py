@@ -90,3 +90,31 @@ def test_down_returns_false_once_stopped() -> None:
     policy, stop, _ = _policy()
     stop.set()
     assert policy.down(ConnectError("refused")) is False
+
+
+def test_a_deadline_before_the_next_attempt_returns_at_once() -> None:
+    """The publisher's way: try until ``retry_for`` runs out, never wait past it."""
+    policy, stop, clock = _policy()
+    delay = policy.failed(ConnectError("refused"))
+    assert policy.wait(until=clock.now + delay / 2) is False
+    assert stop.waits == []
+    assert policy.wait(until=clock.now + delay + 1) is True
+    assert stop.waits == [delay]
+
+
+def test_the_back_off_outlives_the_call_that_failed() -> None:
+    """A later call waits out what is left of the wait, instead of trying at once."""
+    policy, stop, clock = _policy()
+    delay = policy.failed(ConnectError("refused"))
+    clock.now += delay / 4
+    assert policy.wait() is True
+    assert stop.waits == [pytest.approx(delay * 3 / 4)]
+    clock.now += delay  # past it: no wait at all
+    assert policy.wait() is True and len(stop.waits) == 1
+
+
+def test_failures_are_logged_at_the_level_asked_for(caplog: pytest.LogCaptureFixture) -> None:
+    policy, _, _ = _policy(level=logging.INFO)
+    with caplog.at_level(logging.INFO, "msgbus"):
+        policy.failed(ConnectError("refused"))
+    assert [r.levelno for r in caplog.records] == [logging.INFO]

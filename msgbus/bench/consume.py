@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import resource
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,12 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import click
 import sqlalchemy as sa
 
 from msgbus.bench import stomp_py
 from msgbus.bench.raw import RawClient, raw_drain
-from msgbus.config import MsgbusConfig, load_config
+from msgbus.config import MsgbusConfig
 from msgbus.consume.consumer import Consumer, prefetch_for
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import TimeoutException
@@ -61,9 +59,9 @@ __all__ = [
     "RAW_ACKS",
     "RAW_CUMULATIVE",
     "RAW_DRAIN",
-    "consume_bench",
     "ours_name",
     "probe_body",
+    "round_ratios",
     "run_consume_bench",
 ]
 
@@ -388,118 +386,7 @@ def run_consume_bench(
         store.close()
 
 
-@click.command("consume")
-@click.option(
-    "--broker",
-    "brokers",
-    multiple=True,
-    required=True,
-    metavar="URL",
-    help="stomp://[user:pass@]host:port of the broker to measure against.",
-)
-@click.option(
-    "--store",
-    "store_url",
-    required=True,
-    metavar="URL",
-    help="SQLAlchemy URL of the store (its tables are created if missing).",
-)
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=20_000,
-    show_default=True,
-    help="Messages each consumer drains per round.",
-)
-@click.option(
-    "--naive-count",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Messages the naive peer handles (default count/4; the rest is discarded).",
-)
-@click.option(
-    "--batch",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="msgbus.Consumer's batch (consumer.batch).",
-)
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Rounds of every consumer in turn; ratios are taken within a round, then the "
-    "median over rounds is shown (load from elsewhere hits a round's consumers alike).",
-)
-def consume_bench(
-    brokers: tuple[str, ...],
-    store_url: str,
-    count: int,
-    naive_count: int | None,
-    batch: int,
-    rounds: int,
-) -> None:
-    """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
-    stomp_py()  # missing stomp.py fails now, not after minutes of measuring
-    config = load_config(
-        overrides={
-            "connection": {"brokers": list(brokers)},
-            "consumer": {"batch": batch, "max_wait": 0.5},
-            "store_url": store_url,
-        }
-    )
-    click.echo(
-        f"{count} persistent {1024}-byte ProbeResults, durable topic subscriptions on "
-        f"{config.connection.brokers[0]}, store {Store(store_url).display_url}"
-    )
-    ours, cumulative = ours_name(batch, "client-individual"), ours_name(batch, "client")
-    no_ledger = ours_name(batch, "client-individual", ledger=False)
-    ratios: dict[str, list[float]] = {}
-    for round_no in range(1, rounds + 1):
-        click.echo(f"round {round_no}/{rounds}")
-        click.echo(f"{'consumer':<42}{'msgs':>8}{'msgs/s':>10}{'CPU µs/msg':>12}")
-        rates: dict[str, float] = {}
-        for item in run_consume_bench(config, count, naive_count or max(1, count // 4)):
-            if isinstance(item, str):
-                click.echo(item)
-                continue
-            rates[item.consumer] = item.rate
-            click.echo(
-                f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
-                f"{item.cpu_us_per_message:>12,.0f}"
-            )
-        for name, ratio in _ratios(rates, ours, cumulative, no_ledger).items():
-            ratios.setdefault(name, []).append(ratio)
-    median = {name: statistics.median(values) for name, values in ratios.items()}
-    click.echo(
-        f"msgbus.Consumer / raw drain: {median['drain']:.2f}x   / raw with ACK each: "
-        f"{median['acks']:.2f}x   / naive peer: {median['naive']:.1f}x"
-    )
-    click.echo(
-        f"with ack:client (one cumulative ACK per batch, the default): {median['cumulative']:.2f}x"
-        " ACK each"
-    )
-    click.echo(
-        f"msgbus consume, whole process, defaults / raw with one ACK per batch: "
-        f"{median['cli']:.2f}x   / raw drain: {median['cli_drain']:.2f}x"
-    )
-    click.echo(
-        f"with the completeness ledger / without it: {median['ledger']:.2f}x (its cost, "
-        "same messages, same run)"
-    )
-    click.echo(
-        f"raw with ACK each / raw drain: {median['ack_cost']:.2f}x (what the client-individual "
-        "ACKs alone leave of the drain rate, with no decoding or storing)"
-    )
-    if rounds > 1:
-        spread = ", ".join(
-            f"{name} {min(values):.2f}-{max(values):.2f}x" for name, values in ratios.items()
-        )
-        click.echo(f"medians of {rounds} rounds; ranges: {spread}")
-
-
-def _ratios(
+def round_ratios(
     rates: dict[str, float], ours: str, cumulative: str, no_ledger: str
 ) -> dict[str, float]:
     """The ratios of one round, from its msgs/s by row name."""

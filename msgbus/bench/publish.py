@@ -30,12 +30,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import click
-
 from msgbus.bench import stomp_py
-from msgbus.bench.broker import local_activemq
 from msgbus.bench.raw import RawClient, Receipts, raw_drain, raw_send, subscribe
-from msgbus.config import MsgbusConfig, load_config
+from msgbus.config import MsgbusConfig
 from msgbus.errors import ConnectError, TimeoutException
 from msgbus.publish import Envelope, Publisher
 from msgbus.stomp import serialize
@@ -48,7 +45,6 @@ __all__ = [
     "RAW_WITH_ID",
     "Measurement",
     "probe_files",
-    "publish_bench",
     "run_publish_bench",
 ]
 
@@ -373,79 +369,3 @@ def run_publish_bench(
         }.get(sender)
         out.append(Measurement(workload, sender, n, best[number], baseline=role))
     return out
-
-
-@click.command("publish")
-@click.option(
-    "--broker",
-    "brokers",
-    multiple=True,
-    metavar="URL",
-    help="stomp://[user:pass@]host:port to measure against; default: start a "
-    "temporary local ActiveMQ.",
-)
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=20_000,
-    show_default=True,
-    help="Messages per sender and round.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="Message body size in bytes.",
-)
-@click.option(
-    "--slow-count",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Messages for the stop-and-wait senders; default count/10.",
-)
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Interleaved rounds; the best round of each sender is shown.",
-)
-def publish_bench(
-    brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
-) -> None:
-    """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
-    stomp_py()  # missing stomp.py fails now, not after starting ActiveMQ and measuring
-    with contextlib.ExitStack() as stack:
-        if not brokers:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-"))
-            click.echo("starting a temporary ActiveMQ ...", err=True)
-            endpoint = stack.enter_context(local_activemq(Path(tmp)))
-            brokers = (f"stomp://{endpoint.host}:{endpoint.port}",)
-        config = load_config(overrides={"connection": {"brokers": list(brokers)}})
-        click.echo(
-            f"{count} messages of {size} bytes to a queue on {config.connection.brokers[0]}, "
-            f"best of {rounds} interleaved rounds"
-        )
-        results = run_publish_bench(
-            config,
-            count,
-            size,
-            slow_count=slow_count,
-            rounds=rounds,
-            progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
-        )
-        click.echo(f"{'workload':<20}{'sender':<50}{'msgs/s':>10}{'vs raw':>9}{'vs raw+id':>11}")
-        base = {(m.workload, m.baseline): m.rate for m in results if m.baseline}
-        for m in results:
-            raw = base[m.workload, "raw"]
-            headers = base.get((m.workload, "headers"))
-            with_id = f"{m.rate / headers:>10.2f}x" if headers else f"{'-':>11}"
-            click.echo(
-                f"{m.workload:<20}{m.sender:<50}{m.rate:>10,.0f}{m.rate / raw:>8.2f}x{with_id}"
-            )
-        click.echo(
-            "vs raw: the bare raw sender (identical frames, no id); vs raw+id: the raw "
-            "sender with a unique msgbus-id header per message, as the Publisher sends",
-            err=True,
-        )

@@ -62,6 +62,19 @@ def test_bench_publish_reports_every_sender_against_both_baselines(activemq: Act
     assert set(files) == {
         "raw socket, same bodies, no receipts",
         "msgbus publish FILES (whole process)",
+        "msgbus publish --pack 100 FILES (whole process)",
     }
     assert files["raw socket, same bodies, no receipts"][1] == 1.0
     assert files["msgbus publish FILES (whole process)"][0] > 0
+    # Packed, against a raw sender of the same packed bodies too.
+    packed = {
+        m.group(1): float(m.group(3))
+        for m in re.finditer(
+            r"^files, 100 per body\s+(.+?)\s+([\d,]+)\s+([\d.]+)x\s+-$", result.output, re.M
+        )
+    }
+    assert set(packed) == {
+        "raw socket, same packed bodies, no receipts",
+        "msgbus publish --pack 100 FILES (whole process)",
+    }
+    assert packed["raw socket, same packed bodies, no receipts"] == 1.0

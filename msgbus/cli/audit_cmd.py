@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from msgbus.cli.options import config_option
+from msgbus.cli.options import config_option, metrics_textfile_option
 from msgbus.config import load_config
 from msgbus.store.audit import AuditReport, audit, audit_metrics
 from msgbus.store.database import Store
@@ -64,11 +64,7 @@ def _expect(values: tuple[str, ...]) -> dict[str, float]:
     "results); repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option(
-    "--metrics-textfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the numbers as Prometheus gauges for node-exporter's textfile collector.",
-)
+@metrics_textfile_option
 def audit_cmd(
     store_url: str | None,
     config_file: Path | None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
-from msgbus.cli.options import config_option
+from msgbus.cli.options import config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.presence.messages import default_name
@@ -43,7 +43,7 @@ def broker() -> None:
 )
 @config_option
 @click.option("--name", default=None, help="Broker name, used in message ids and metrics.")
-@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@metrics_port_option
 @click.option(
     "--presence/--no-presence",
     default=True,

@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["broker_option", "config_option", "metrics_port_option", "parse_duration"]
+__all__ = [
+    "broker_option",
+    "config_option",
+    "metrics_port_option",
+    "metrics_textfile_option",
+    "parse_duration",
+    "spool_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +35,20 @@ metrics_port_option: Callable[[F], F] = click.option(
     type=click.IntRange(0, 65535),
     default=None,
     help="Serve Prometheus metrics on this port while running.",
+)
+
+metrics_textfile_option: Callable[[F], F] = click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the metrics to this file at the end, for node-exporter's textfile collector.",
+)
+
+spool_option: Callable[[F], F] = click.option(
+    "--spool",
+    "spool_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory (default: publisher.spool_dir, per user).",
 )
 
 

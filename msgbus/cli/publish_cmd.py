@@ -13,7 +13,13 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
-from msgbus.cli.options import broker_option, config_option, metrics_port_option
+from msgbus.cli.options import (
+    broker_option,
+    config_option,
+    metrics_port_option,
+    metrics_textfile_option,
+    spool_option,
+)
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import AuthenticationError, ConfigError, MsgbusError
 from msgbus.publish import Publisher, PublishReport, Spool
@@ -34,19 +40,9 @@ def _connection_options(func: F) -> F:
         [
             broker_option(),
             config_option,
-            click.option(
-                "--spool",
-                "spool_dir",
-                type=click.Path(file_okay=False, path_type=Path),
-                help="Spool directory (default: publisher.spool_dir, per user).",
-            ),
+            spool_option,
             metrics_port_option,
-            click.option(
-                "--metrics-textfile",
-                type=click.Path(dir_okay=False, path_type=Path),
-                default=None,
-                help="Write metrics here (node-exporter) at the end.",
-            ),
+            metrics_textfile_option,
         ]
     ):
         func = option(func)
@@ -199,12 +195,7 @@ def spool() -> None:
 
 
 @spool.command("status")
-@click.option(
-    "--spool",
-    "spool_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Spool directory (default: publisher.spool_dir).",
-)
+@spool_option
 @config_option
 def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
     """How many messages wait in the spool, and since when."""

@@ -364,6 +364,7 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         f"maximumConnections={limits.max_connections}"
         f"&wireFormat.maxFrameSize={2 * limits.max_frame_bytes}"
     )
+    stomp = "stomp+nio" if limits.stomp_nio else "stomp"
     tls = topology.tls
     client_auth = f"&needClientAuth={str(tls.client_auth).lower()}" if tls else ""
     # With TLS the bridges (OpenWire) run over it too.
@@ -378,12 +379,12 @@ def _transports(root: ET.Element, topology: Topology, broker: Broker) -> None:
         tcs,
         "transportConnector",
         name="stomp",
-        uri=f"stomp+nio://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
+        uri=f"{stomp}://{broker.stomp_bind}:{ports.stomp}?{stomp_limits}",
     )
     if ports.stomp_ssl is not None:
         _sub(
             tcs,
             "transportConnector",
             name="stomp+ssl",
-            uri=f"stomp+nio+ssl://{broker.stomp_bind}:{ports.stomp_ssl}?{stomp_limits}{client_auth}",
+            uri=f"{stomp}+ssl://{broker.stomp_bind}:{ports.stomp_ssl}?{stomp_limits}{client_auth}",
         )

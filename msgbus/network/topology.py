@@ -67,6 +67,13 @@ class BrokerLimits(_Model):
     max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=16384, ge=1)
     login_timeout_ms: int = Field(default=10_000, ge=1000)
+    stomp_nio: bool = Field(
+        default=True,
+        description="STOMP on NIO (stomp+nio://): idle sockets cost heap, not a thread "
+        "each, so 10,000 of them do not lock clients out. Off (stomp://, a thread per "
+        "socket) gave 1.4x the persistent and 2.3x the non-persistent throughput of one "
+        "connection on 2026-12-05, for networks no stranger can reach",
+    )
 
 
 class Broker(_Model):

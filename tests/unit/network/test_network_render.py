@@ -153,6 +153,19 @@ def test_children_in_schema_order_and_stomp_ssl() -> None:
     assert nc.get("uri", "").startswith("static:(ssl://127.0.0.1:62666)")
 
 
+def test_stomp_leaves_nio_only_when_the_topology_says_so() -> None:
+    topo = load_topology(BROKERS / "failover-pair.yaml")
+    bio = [
+        b.model_copy(update={"limits": b.limits.model_copy(update={"stomp_nio": False})})
+        for b in topo.brokers
+    ]
+    topo = topo.model_copy(update={"brokers": bio})
+    uris = [
+        t.attrib["uri"] for t in _broker(topo, "site1").iter(f"{{{NS['a']}}}transportConnector")
+    ]
+    assert [u.split(":")[0] for u in uris] == ["ssl", "stomp", "stomp+ssl"]
+
+
 def test_data_dir_is_a_placeholder_unless_given() -> None:
     base: dict[str, Any] = {
         "security": {"authentication": False},

@@ -34,6 +34,8 @@ __all__ = [
     "ConnectionConfig",
     "ConsumerConfig",
     "ControlConfig",
+    "GatewayConfig",
+    "GatewayUser",
     "MetricsConfig",
     "MsgbusConfig",
     "PublisherConfig",
@@ -171,6 +173,37 @@ class ControlConfig(_Section):
         return [self.presence_topic, f"/queue/{self.prefix}.>", f"/topic/{self.prefix}.>"]
 
 
+class GatewayUser(_Section):
+    """One user of ``msgbus gateway``: the token it sends (``x-api-key`` or ``?key=``)
+    and, for X.509 logins, the certificate DN that is given that token."""
+
+    token: SecretStr = Field(repr=False, description="The user's AMS token")
+    dn: str | None = Field(
+        None, description="Certificate DN (either notation) exchanged for the token"
+    )
+
+
+class GatewayConfig(_Section):
+    """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers."""
+
+    project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")
+    topic_prefix: str = Field(
+        "/topic/ams.",
+        pattern=r"^/topic/[A-Za-z0-9_.-]*$",
+        description="AMS topic T is the STOMP destination <topic_prefix>T",
+    )
+    users: dict[str, GatewayUser] = Field(default_factory=dict, description="By user name")
+    validate_bodies: bool = Field(
+        True,
+        description="Published data must be valid messages (WLCG text or JSON, by the "
+        "messageClass and content-type attributes), as msgbus publish checks them",
+    )
+    ack_deadline: int = Field(10, ge=1, le=600, description="Default ackDeadlineSeconds")
+    state_dir: Path = Field(
+        Path("gateway-state"), description="Where topics and subscriptions are kept"
+    )
+
+
 class MsgbusConfig(BaseSettings):
     """The whole msgbus configuration."""
 
@@ -187,6 +220,7 @@ class MsgbusConfig(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.pki",
     "tests.fixtures.broker",
     "tests.fixtures.proxy",
+    "tests.fixtures.gateway",
 ]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`

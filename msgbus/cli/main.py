@@ -27,6 +27,7 @@ COMMANDS = {
     "dashboard": "msgbus.cli.dashboard_cmd:dashboard",
     "db": "msgbus.cli.db_cmd:db",
     "demo": "msgbus.cli.demo_cmd:demo",
+    "gateway": "msgbus.cli.gateway_cmd:gateway",
     "nagios-bridge": "msgbus.cli.nagios_cmd:nagios_bridge",
     "network": "msgbus.cli.network_cmd:network",
     "probe": "msgbus.cli.publish_cmd:probe",

@@ -39,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "dashboard": _SPINE | {"store", "consume"},
     "demo": _SPINE | {"store", "consume", "publish", "broker"},
     "bench": _SPINE | {"store", "consume", "publish", "broker", "network"},
+    "gateway": _SPINE | {"consume", "publish"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the top: it may use every layer
 

@@ -1,0 +1,257 @@
+"""The HTTP side of ``msgbus gateway``: the subset of the ARGO Messaging Service (AMS)
+v1 API that publishers and pull consumers use, with its OpenAPI document at
+``/openapi.json``. Every request carries a user's token (``x-api-key`` header or
+``?key=``); errors are AMS error bodies (``{"error": {"code", "message", "status"}}``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from msgbus import __version__
+from msgbus.errors import MsgbusError
+from msgbus.gateway.service import AmsError, Gateway
+
+__all__ = ["make_app"]
+
+_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+class _NameConvertor(Convertor[str]):
+    """Path segments that are AMS names: no ``:``, so ``{sub}:pull`` routes only to pull."""
+
+    regex = "[A-Za-z0-9_.-]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", _NameConvertor())
+_MAX_BODY = 32 * 1024 * 1024  # a publish of many messages, base64: well above any real one
+Name = Annotated[str, Path(pattern=_NAME)]
+
+
+class MessageIn(BaseModel):
+    attributes: dict[str, str] = Field(default_factory=dict)
+    data: str = Field(description="The body, base64-encoded")
+
+
+class PublishRequest(BaseModel):
+    messages: list[MessageIn] = Field(min_length=1, max_length=10_000)
+
+
+class PublishResponse(BaseModel):
+    messageIds: list[str]
+
+
+class TopicOut(BaseModel):
+    name: str
+
+
+class TopicList(BaseModel):
+    topics: list[TopicOut]
+
+
+class SubscriptionIn(BaseModel):
+    topic: str = Field(description="projects/PROJECT/topics/TOPIC")
+    ackDeadlineSeconds: int | None = Field(None, ge=1, le=600)
+
+
+class SubscriptionOut(BaseModel):
+    name: str
+    topic: str
+    pushConfig: dict[str, Any]
+    ackDeadlineSeconds: int
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionOut]
+
+
+class PullRequest(BaseModel):
+    # argo-ams-library sends both as strings ("1", "false").
+    maxMessages: int = Field(1, ge=1, le=10_000)
+    returnImmediately: bool = False
+
+
+class MessageOut(BaseModel):
+    messageId: str
+    attributes: dict[str, str]
+    data: str
+    publishTime: str
+
+
+class Received(BaseModel):
+    ackId: str
+    message: MessageOut
+
+
+class PullResponse(BaseModel):
+    receivedMessages: list[Received]
+
+
+class AckRequest(BaseModel):
+    ackIds: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class DeadlineRequest(BaseModel):
+    ackDeadlineSeconds: int = Field(ge=1, le=600)
+
+
+class ErrorDetail(BaseModel):
+    code: int
+    message: str
+    status: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _user(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+    key: Annotated[str | None, Query()] = None,
+) -> str:
+    """The user whose token the request carries (``x-api-key``, else ``?key=``)."""
+    given = x_api_key or key
+    tokens: dict[str, str] = request.app.state.tokens
+    for token, name in tokens.items():
+        if given is not None and secrets.compare_digest(given.encode(), token.encode()):
+            return name
+    raise AmsError(401, "Unauthorized: a valid token (x-api-key header or ?key=) is needed")
+
+
+# Module level: FastAPI resolves the (string) annotations of routes in this namespace.
+User = Annotated[str, Depends(_user)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 408, 409, 503)
+}
+
+
+def make_app(gateway: Gateway) -> FastAPI:
+    """The FastAPI application serving ``gateway``."""
+    app = FastAPI(
+        title="msgbus gateway (ARGO AMS v1 subset)",
+        version=__version__,
+        responses=_ERRORS,
+        # argo-ams-library sends JSON without a Content-Type; the CSRF this check guards
+        # against needs a browser's cookies, and the API takes tokens only.
+        strict_content_type=False,
+        max_body_size=_MAX_BODY,
+    )
+    tokens = {user.token.get_secret_value(): name for name, user in gateway.settings.users.items()}
+
+    @app.exception_handler(AmsError)
+    async def _ams(request: Request, exc: AmsError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.code)
+
+    @app.exception_handler(MsgbusError)
+    async def _msgbus(request: Request, exc: MsgbusError) -> JSONResponse:
+        # A broker that cannot be reached: the client may retry (AMS uses 503 too).
+        return JSONResponse(AmsError(503, str(exc)).body(), status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (unparsable JSON, unknown path, wrong method): AMS bodies.
+        return JSONResponse(
+            AmsError(exc.status_code, str(exc.detail)).body(),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return JSONResponse(AmsError(400, f"Invalid argument: {where}").body(), status_code=400)
+
+    app.state.tokens = tokens
+    base = "/v1/projects/{project:name}"
+
+    def project_of(project: str) -> None:
+        if project != gateway.project:
+            raise AmsError(404, "Project doesn't exist")
+
+    @app.get(f"{base}/topics", response_model=TopicList)
+    def list_topics(project: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.list_topics()
+
+    @app.put(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
+    def create_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.create_topic(topic)
+
+    @app.get(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
+    def get_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.get_topic(topic)
+
+    @app.delete(f"{base}/topics/{{topic:name}}")
+    def delete_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        gateway.delete_topic(topic)
+        return {}
+
+    @app.post(f"{base}/topics/{{topic:name}}:publish", response_model=PublishResponse)
+    def publish(project: Name, topic: Name, body: PublishRequest, who: User) -> dict[str, Any]:
+        project_of(project)
+        ids = gateway.publish(topic, [m.model_dump() for m in body.messages])
+        return {"messageIds": ids}
+
+    @app.get(f"{base}/subscriptions", response_model=SubscriptionList)
+    def list_subs(project: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.list_subs()
+
+    @app.put(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
+    def create_sub(project: Name, sub: Name, body: SubscriptionIn, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.create_sub(sub, body.topic, body.ackDeadlineSeconds)
+
+    @app.get(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
+    def get_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        return gateway.get_sub(sub)
+
+    @app.delete(f"{base}/subscriptions/{{sub:name}}")
+    def delete_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        gateway.delete_sub(sub)
+        return {}
+
+    @app.post(f"{base}/subscriptions/{{sub:name}}:pull", response_model=PullResponse)
+    def pull(project: Name, sub: Name, body: PullRequest, who: User) -> dict[str, Any]:
+        project_of(project)
+        got = gateway.pull(sub, body.maxMessages, body.returnImmediately)
+        return {"receivedMessages": got}
+
+    @app.post(f"{base}/subscriptions/{{sub:name}}:acknowledge")
+    def acknowledge(project: Name, sub: Name, body: AckRequest, who: User) -> dict[str, Any]:
+        project_of(project)
+        gateway.acknowledge(sub, body.ackIds)
+        return {}
+
+    @app.post(f"{base}/subscriptions/{{sub:name}}:modifyAckDeadline")
+    def modify_ack_deadline(
+        project: Name, sub: Name, body: DeadlineRequest, who: User
+    ) -> dict[str, Any]:
+        project_of(project)
+        gateway.modify_ack_deadline(sub, body.ackDeadlineSeconds)
+        return {}
+
+    return app

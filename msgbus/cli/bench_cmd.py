@@ -271,3 +271,55 @@ def consume_bench(
             f"{name} {min(values):.2f}-{max(values):.2f}x" for name, values in ratios.items()
         )
         click.echo(f"medians of {rounds} rounds; ranges: {spread}")
+
+
+@bench.command("gateway")
+@click.option(
+    "--broker",
+    "broker_url",
+    default=None,
+    metavar="URL",
+    help="stomp://host:port of the broker behind the gateway; default: an embedded one.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Messages per sender and round.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Messages per publish request to the gateway.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Rounds of both senders; the ratio of each round and their median are shown.",
+)
+def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -> None:
+    """msgbus gateway (HTTPS, AMS JSON) vs msgbus.Publisher over STOMP, same bodies."""
+    from msgbus.bench.gateway import run_gateway_bench
+    from msgbus.broker import BrokerConfig, BrokerThread
+
+    with contextlib.ExitStack() as stack:
+        if broker_url is None:
+            broker_url = stack.enter_context(BrokerThread(BrokerConfig(port=0))).url
+        click.echo(f"{count} WLCG probe results (~1 KB), persistent, confirmed, on {broker_url}")
+        click.echo(f"{'round':<7}{'sender':<38}{'msgs/s':>10}")
+        ratios = []
+        for round_no, direct, through in run_gateway_bench(broker_url, count, batch, rounds):
+            for result in (direct, through):
+                click.echo(f"{round_no:<7}{result.sender:<38}{result.rate:>10,.0f}")
+            ratios.append(through.rate / direct.rate)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
+        click.echo(
+            f"gateway / direct STOMP: {statistics.median(ratios):.2f}x (median of {rounds} "
+            f"rounds, range {spread})"
+        )
+

@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "presence": _SPINE,
     "dashboard": _SPINE | {"store", "consume"},
     "demo": _SPINE | {"store", "consume", "publish", "broker"},
-    "bench": _SPINE | {"store", "consume", "publish", "broker", "network"},
+    "bench": _SPINE | {"store", "consume", "publish", "broker", "network", "gateway"},
     "gateway": _SPINE | {"consume", "publish"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the top: it may use every layer

@@ -1,0 +1,175 @@
+"""``msgbus bench gateway``: publishing through ``msgbus gateway`` (HTTPS, AMS JSON with
+base64 bodies, validated, confirmed by the broker before the answer) against
+publishing the same WLCG bodies straight over STOMP with msgbus.Publisher (persistent,
+confirmed), to topics of the same broker in the same run. The gateway runs in this
+process on its own thread (uvicorn, TLS with a throw-away certificate); the client is
+one keep-alive HTTPS session that publishes ``batch`` messages per request, as
+argo-ams-library users do.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import ipaddress
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msgbus.bench.consume import probe_body
+from msgbus.config import MsgbusConfig, load_config
+from msgbus.errors import ConfigError, TimeoutException
+from msgbus.network.activemq import free_port
+from msgbus.publish import Envelope, Publisher
+
+__all__ = ["GatewayResult", "run_gateway_bench"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    sender: str
+    count: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / max(self.seconds, 1e-9)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@contextlib.contextmanager
+def _serving(config: MsgbusConfig, directory: Path) -> Iterator[tuple[int, Path]]:
+    """The gateway on a free port, on a thread of this process, until the block ends."""
+    try:
+        import uvicorn
+
+        from msgbus.gateway.app import make_app
+        from msgbus.gateway.service import Gateway
+    except ImportError:
+        raise ConfigError(
+            "the gateway bench needs the gateway extra: pip install 'msgbus[gateway]'"
+        ) from None
+    cert, key = _self_signed(directory)
+    port = free_port()
+    service = Gateway(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            make_app(service),
+            host="127.0.0.1",
+            port=port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="msgbus-bench-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise TimeoutException("the benchmark gateway did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield port, cert
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        service.close()
+
+
+def _through_gateway(port: int, cert: Path, topic: str, bodies: list[bytes], batch: int) -> float:
+    import requests
+
+    url = f"https://127.0.0.1:{port}/v1/projects/bench/topics/{topic}"
+    with requests.Session() as http:
+        http.headers["x-api-key"] = "bench"
+        http.put(url, verify=str(cert)).raise_for_status()
+        started = time.monotonic()
+        for start in range(0, len(bodies), batch):
+            messages = [
+                {"attributes": {}, "data": base64.b64encode(b).decode("ascii")}
+                for b in bodies[start : start + batch]
+            ]
+            answer = http.post(f"{url}:publish", json={"messages": messages}, verify=str(cert))
+            answer.raise_for_status()
+        return time.monotonic() - started
+
+
+def _direct(config: MsgbusConfig, destination: str, bodies: list[bytes]) -> float:
+    with Publisher(config, spool=False) as pub:
+        started = time.monotonic()
+        report = pub.send(Envelope(destination, body) for body in bodies)
+        elapsed = time.monotonic() - started
+    if report.confirmed != len(bodies):
+        raise TimeoutException(f"the direct publisher confirmed {report.confirmed} messages")
+    return elapsed
+
+
+def run_gateway_bench(
+    broker_url: str, count: int, batch: int, rounds: int
+) -> Iterator[tuple[int, GatewayResult, GatewayResult]]:
+    """Per round: (round, direct STOMP result, gateway result), each publishing ``count``
+    persistent ~1 KB WLCG probe results to a queue its subscriber empties afterwards."""
+    with tempfile.TemporaryDirectory(prefix="msgbus-bench-gateway-") as tmp:
+        settings: dict[str, Any] = {
+            "connection": {"brokers": [broker_url]},
+            "gateway": {
+                "project": "bench",
+                "topic_prefix": "/topic/bench.gateway.",
+                "users": {"bench": {"token": "bench"}},
+                "state_dir": str(Path(tmp) / "state"),
+            },
+        }
+        config = load_config(overrides=settings)
+        bodies = [probe_body(1024, i)[0] for i in range(count)]
+        with _serving(config, Path(tmp)) as (port, cert):
+            for round_no in range(1, rounds + 1):
+                # Topics of the round's own and no subscriber on either: the broker does
+                # the same work for both senders (confirms, keeps nothing).
+                tag = f"r{round_no}.{time.time_ns()}"
+                direct = _direct(config, f"/topic/bench.gateway.{tag}-direct", bodies)
+                through = _through_gateway(port, cert, tag, bodies, batch)
+                yield (
+                    round_no,
+                    GatewayResult("msgbus.Publisher over STOMP", count, direct),
+                    GatewayResult(f"msgbus gateway, {batch} per request", count, through),
+                )

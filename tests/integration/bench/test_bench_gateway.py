@@ -1,0 +1,30 @@
+"""`msgbus bench gateway` against an embedded broker: both senders publish every
+message (the gateway answers only once the broker confirmed), the ratio prints."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from msgbus.broker import BrokerThread
+from msgbus.cli.bench_cmd import bench
+
+
+def test_bench_gateway_measures_both_senders_and_prints_the_ratio(
+    embedded_broker: BrokerThread,
+) -> None:
+    args = ["gateway", "--broker", embedded_broker.url, "--count", "300", "--batch", "50"]
+    result = CliRunner().invoke(bench, [*args, "--rounds", "2"])
+    assert result.exit_code == 0, result.output
+    rows = re.findall(r"^(\d)\s+(.+?)\s+([\d,]+)$", result.output, re.M)
+    assert [(r, s) for r, s, _ in rows] == [
+        ("1", "msgbus.Publisher over STOMP"),
+        ("1", "msgbus gateway, 50 per request"),
+        ("2", "msgbus.Publisher over STOMP"),
+        ("2", "msgbus gateway, 50 per request"),
+    ]
+    assert all(int(rate.replace(",", "")) > 0 for _, _, rate in rows)
+    assert re.search(r"gateway / direct STOMP: [\d.]+x \(median of 2 rounds", result.output)
+    received = embedded_broker.broker.router.received
+    assert received >= 2 * 2 * 300  # every message of both senders in both rounds

@@ -33,7 +33,7 @@ def _probes(n: int, tag: str) -> list[AmsMessage]:
     return [AmsMessage(data=probe_text(f"{tag} #{i}", 10), attributes={}) for i in range(n)]
 
 
-def test_1000_results_published_through_the_gateway_are_stored_by_msgbus_consume(
+def test_1000_results_published_through_the_gateway_are_pulled_and_stored(
     ams_gateway: Gateway, tmp_path: Path
 ) -> None:
     store = f"sqlite:///{tmp_path / 'store.db'}"
@@ -44,11 +44,22 @@ def test_1000_results_published_through_the_gateway_are_stored_by_msgbus_consume
     assert first.returncode == 0, first.stdout
     ams = _ams(ams_gateway)
     ams.create_topic("probes")
+    ams.create_sub("pull-all", "probes", ackdeadline=60)
     ids: list[str] = []
     messages = _probes(1000, "gw")
     for start in range(0, 1000, 100):
         ids += ams.publish("probes", messages[start : start + 100])["messageIds"]
     assert len(set(ids)) == 1000
+    # The same 1,000 pulled and acknowledged through a gateway subscription.
+    pulled: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(pulled) < 1000 and time.monotonic() < deadline:
+        batch = ams.pull_sub("pull-all", num=100)  # waits for the first of a batch
+        pulled += [m.get_msgid() for _, m in batch]
+        if batch:
+            ams.ack_sub("pull-all", [ack_id for ack_id, _ in batch])
+    assert sorted(pulled) == sorted(ids)
+    assert ams.pull_sub("pull-all", num=100, return_immediately=True) == []
     done = run_msgbus(consume)
     assert done.returncode == 0 and "stored 1000" in done.stdout, done.stdout
     engine = sa.create_engine(store)

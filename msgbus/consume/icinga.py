@@ -31,15 +31,15 @@ from msgbus.schema.nagios import perfdata_items
 from msgbus.transport.reconnect import Reconnect
 from msgbus.transport.settings import ConnectionConfig
 
-__all__ = ["ACTION", "IcingaApi", "IcingaSink", "check_result_payload"]
+__all__ = ["ACTION", "IcingaApi", "IcingaSink", "check_result_payload", "refusal"]
 
 ACTION = "/v1/actions/process-check-result"
 
 
 def check_result_payload(result: ProbeResult, rule: NameRule) -> dict[str, Any]:
-    """The process-check-result request for ``result``. The service is selected by a
-    filter with its names as variables, so no quoting of names is needed; execution
-    times are the probe's, so Icinga shows when the check ran."""
+    """The process-check-result request for ``result``. The service is named, not
+    filtered: Icinga answers 404 for an unknown name but 500 for a filter matching
+    nothing. Execution times are the probe's, so Icinga shows when the check ran."""
     host, service = rule.names(result)
     output = result.summaryData
     if result.detailsData:
@@ -47,8 +47,7 @@ def check_result_payload(result: ProbeResult, rule: NameRule) -> dict[str, Any]:
     when = result.timestamp.timestamp()
     return {
         "type": "Service",
-        "filter": "host.name == host_name && service.name == service_name",
-        "filter_vars": {"host_name": host, "service_name": service},
+        "service": f"{host}!{service}",
         "exit_status": RETURN_CODES[result.metricStatus],
         "plugin_output": output,
         "performance_data": perfdata_items(result.performanceData or ""),
@@ -56,11 +55,6 @@ def check_result_payload(result: ProbeResult, rule: NameRule) -> dict[str, Any]:
         "execution_start": when,
         "execution_end": when,
     }
-
-
-def _object_name(payload: dict[str, Any]) -> str:
-    names = payload["filter_vars"]
-    return f"{names['host_name']}!{names['service_name']}"
 
 
 class IcingaApi:
@@ -91,6 +85,7 @@ class IcingaApi:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Icinga's JSON answer to ``method path``, raising as the module docstring says."""
         data = None if body is None else json.dumps(body).encode("utf-8")
+        reused = self._conn is not None
         if self._conn is None:
             self._conn = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self._timeout, context=self._tls
@@ -107,6 +102,8 @@ class IcingaApi:
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.close()
+            if reused:  # Icinga closes idle connections: once more on a new one
+                return self.request(method, path, body)
             raise BridgeUnavailable(f"Icinga API {self.url} did not answer: {exc!r}") from exc
         try:
             answer = json.loads(text) if text else {}
@@ -114,7 +111,7 @@ class IcingaApi:
             answer = {}
         if status == 200:
             return answer
-        raise _refusal(self.url, path, status, answer if isinstance(answer, dict) else {})
+        raise refusal(self.url, path, status, answer if isinstance(answer, dict) else {})
 
     def close(self) -> None:
         if self._conn is not None:
@@ -122,7 +119,7 @@ class IcingaApi:
             self._conn = None
 
 
-def _refusal(url: str, path: str, status: int, answer: dict[str, Any]) -> BridgeError:
+def refusal(url: str, path: str, status: int, answer: dict[str, Any]) -> BridgeError:
     """The error for a non-200 answer (see the module docstring)."""
     results = [r for r in answer.get("results", ()) if isinstance(r, dict)]
     said = "; ".join(str(r.get("status", "")) for r in results) or str(answer.get("status", ""))
@@ -173,7 +170,7 @@ class IcingaSink:
                 self.api.request("POST", ACTION, payload)
             except BridgeRefused as exc:
                 raise BridgeRefused(
-                    f"Icinga refused the result for service {_object_name(payload)}: {exc}"
+                    f"Icinga refused the result for service {payload['service']}: {exc}"
                 ) from exc
             except BridgeUnavailable as exc:
                 self._retry.failed(exc)

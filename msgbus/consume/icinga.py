@@ -4,11 +4,11 @@ Each ProbeResult becomes one POST to ``/v1/actions/process-check-result``. What 
 answers decides what happens to the message:
 
 * 200: taken; the caller may acknowledge.
-* 404, other 4xx, or a 500 whose per-object results are all 4xx (Icinga answers 500
-  when every object refused, e.g. passive checks disabled): refused for this message
-  only (:class:`BridgeRefused`); reported, the others go on.
-* 401, 403 without per-object results, an untrusted certificate: the bridge's own
-  configuration is wrong (:class:`BridgeError`); it stops.
+* 404 (no such service), other 4xx, or any answer whose per-object results are all 4xx
+  (403 "Passive checks are disabled for object ..."): refused for this message only
+  (:class:`BridgeRefused`); reported, the others go on.
+* 401, 403 without per-object results (the ApiUser lacks a permission), an untrusted
+  certificate: the bridge's own configuration is wrong (:class:`BridgeError`); it stops.
 * other 5xx, connection errors, timeouts: Icinga is away (:class:`BridgeUnavailable`);
   :class:`IcingaSink` retries with the reconnect policy's back-off, nothing acknowledged.
 """
@@ -153,12 +153,12 @@ class IcingaSink:
         settings: ConnectionConfig,
         *,
         until: float | None = None,
-        stop: threading.Event | None = None,
     ) -> None:
         self.api = api
         self.rule = rule
         self.until = until
-        self._retry = Reconnect(f"Icinga API {api.url}", settings, stop or threading.Event())
+        # Only ``until`` ends the waits: a signal ends the process, with nothing acknowledged.
+        self._retry = Reconnect(f"Icinga API {api.url}", settings, threading.Event())
 
     def submit(self, result: ProbeResult) -> None:
         """Hand ``result`` to Icinga. Raises SchemaError (names it cannot carry) and
@@ -170,7 +170,8 @@ class IcingaSink:
                 self.api.request("POST", ACTION, payload)
             except BridgeRefused as exc:
                 raise BridgeRefused(
-                    f"Icinga refused the result for service {payload['service']}: {exc}"
+                    f"Icinga refused the result for service {payload['service']}: {exc}; define "
+                    "that service in Icinga with passive checks enabled, or change --host/--service"
                 ) from exc
             except BridgeUnavailable as exc:
                 self._retry.failed(exc)

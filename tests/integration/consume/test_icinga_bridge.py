@@ -43,14 +43,19 @@ def _publish(tmp_path: Path, url: str, destination: str, *results: ProbeResult) 
 
 
 def _bridge(
-    icinga: Icinga, url: str, destination: str, *args: str, password: str | None = None
+    icinga: Icinga,
+    url: str,
+    destination: str,
+    *args: str,
+    password: str | None = None,
+    ca: bool = True,
 ) -> str:
     """``exit N`` and the output of the bridge to ``icinga`` run to completion (the
     password from the environment, as a service unit would pass it)."""
     done = run_msgbus(
         ["nagios-bridge", "--broker", url, "--destination", destination,
-         "--icinga-url", icinga.url, "--icinga-user", icinga.user, "--icinga-ca", str(icinga.ca),
-         *args],
+         "--icinga-url", icinga.url, "--icinga-user", icinga.user,
+         *(["--icinga-ca", str(icinga.ca)] if ca else []), *args],
         env={"MSGBUS_ICINGA__PASSWORD": password or icinga.password},
     )  # fmt: skip
     return f"exit {done.returncode}\n{done.stdout}"
@@ -98,7 +103,7 @@ def test_what_icinga_refuses_is_reported_once_and_the_others_go_through(
     assert again.startswith("exit 0") and "submitted 0 check result" in again, again
 
 
-def test_wrong_credentials_stop_the_bridge_and_the_result_waits(
+def test_wrong_credentials_or_ca_stop_the_bridge_and_the_result_waits(
     tmp_path: Path, icinga: Icinga, broker_url: str
 ) -> None:
     destination = f"/queue/probes.{uuid.uuid4().hex[:8]}"
@@ -106,6 +111,9 @@ def test_wrong_credentials_stop_the_bridge_and_the_result_waits(
     out = _bridge(icinga, broker_url, destination, "--until", "60s", password="wrong")
     assert out.startswith("exit 1") and "answered 401" in out, out
     assert "the API user or password is wrong" in out, out
+    out = _bridge(icinga, broker_url, destination, "--until", "60s", ca=False)
+    assert out.startswith("exit 1") and "certificate is not trusted" in out, out
+    assert "--icinga-ca" in out, out
     out = _bridge(icinga, broker_url, destination, "--count", "1", "--until", "60s")
     assert out.startswith("exit 0") and "submitted 1 check result" in out, out
     assert icinga.last_check_result(HOST, SERVICES[0])["output"] == "kept"

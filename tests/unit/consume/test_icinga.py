@@ -51,9 +51,10 @@ def test_a_name_the_rule_refuses_is_refused_for_icinga_too() -> None:
     [
         (404, {"error": 404, "status": "No objects found."}, BridgeRefused, "No objects found"),
         (400, {"error": 400, "status": "Invalid exit_status"}, BridgeRefused, "Invalid"),
-        # Icinga answers 500 when every object refused; each says why in its own code.
-        (500, {"results": [{"code": 403, "status": "Passive checks are disabled"}]},
+        # The object refused, not the user (Icinga 2.13 for a passive-off service).
+        (403, {"results": [{"code": 403, "status": "Passive checks are disabled"}]},
          BridgeRefused, "Passive checks are disabled"),
+        (500, {"results": [{"code": 409, "status": "conflict"}]}, BridgeRefused, "conflict"),
         (500, {"results": []}, BridgeUnavailable, "answered 500"),
         (503, {}, BridgeUnavailable, "no reason given"),
         (401, {}, BridgeError, "the API user or password is wrong"),

@@ -100,8 +100,8 @@ def _to_icinga(sink: IcingaSink) -> Callable[[MessageFrame], int]:
               help="Icinga 2 REST API https://HOST:5665, not the command file.")  # fmt: skip
 @click.option("--icinga-user", help="Icinga API user (an ApiUser allowed "
               "actions/process-check-result).")  # fmt: skip
-@click.option("--icinga-password", envvar="MSGBUS_ICINGA__PASSWORD", show_envvar=True,
-              help="The API user's password (better from the environment).")  # fmt: skip
+@click.option("--icinga-password", help="The API user's password; better in the environment "
+              "as MSGBUS_ICINGA__PASSWORD, out of sight of ps.")  # fmt: skip
 @click.option("--icinga-ca", type=click.Path(dir_okay=False, path_type=Path),
               help="CA of Icinga's API certificate (/var/lib/icinga2/certs/ca.crt).")  # fmt: skip
 @click.option("--icinga-cert", type=click.Path(dir_okay=False, path_type=Path),

@@ -131,8 +131,8 @@ def refusal(url: str, path: str, status: int, answer: dict[str, Any]) -> BridgeE
         )
     if status == 403 and not results:
         return BridgeError(
-            f"{where}: the API user may not do this; grant its ApiUser the permissions "
-            '"actions/process-check-result" and "objects/query/*"'
+            f"{where}: the API user may not do this; grant its ApiUser the permission "
+            '"actions/process-check-result"'
         )
     per_object = [r.get("code") for r in results]
     if 400 <= status < 500 or (

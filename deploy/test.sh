@@ -11,13 +11,14 @@ die() { printf 'deploy/test.sh: %s\n' "$*" >&2; exit 1; }
 # Debian packages the tests use: ActiveMQ (plus the jars its STOMP map transformation
 # needs), the Nagios plugins the probe tests run, Chromium for the dashboard test,
 # Perl's Net::STOMP for the interop client test, xmllint for the rendered ActiveMQ
-# configuration, and the database/broker servers
+# configuration, Nagios and Icinga 2 for the nagios-bridge tests (each run by its test
+# with a configuration of its own, not as a system service), and the database/broker servers
 # when the machine does not have them yet.
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need+=("$1"); }
 for pkg in activemq libxstream-java libjettison-java default-jre-headless \
     monitoring-plugins-basic monitoring-plugins-standard chromium chromium-driver libxml2-utils \
-    libnet-stomp-perl nagios4-core; do
+    libnet-stomp-perl nagios4-core icinga2; do
     want "$pkg"
 done
 fresh_pg=0 fresh_maria=0

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -36,6 +36,7 @@ __all__ = [
     "ControlConfig",
     "GatewayConfig",
     "GatewayUser",
+    "IcingaConfig",
     "MetricsConfig",
     "MsgbusConfig",
     "PublisherConfig",
@@ -204,6 +205,29 @@ class GatewayConfig(_Section):
     )
 
 
+class IcingaConfig(_Section):
+    """Icinga 2's REST API, where ``msgbus nagios-bridge`` submits check results when
+    ``url`` is set (instead of Nagios' command file)."""
+
+    url: str | None = Field(None, pattern=r"^https://[^/?#]+/?$")
+    user: str | None = None
+    password: SecretStr | None = Field(None, repr=False)
+    # Icinga's own CA (its API certificates are signed by it), e.g. /var/lib/icinga2/certs/ca.crt.
+    ca: Path | None = None
+    # A client certificate, for an ApiUser with client_cn instead of a password.
+    cert: Path | None = None
+    key: Path | None = None
+    timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> IcingaConfig:
+        if self.url is not None and self.cert is None and (not self.user or not self.password):
+            raise ValueError("the Icinga API needs a user and a password, or a client cert")
+        if self.key is not None and self.cert is None:
+            raise ValueError("a client key needs its cert")
+        return self
+
+
 class MsgbusConfig(BaseSettings):
     """The whole msgbus configuration."""
 
@@ -221,6 +245,7 @@ class MsgbusConfig(BaseSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    icinga: IcingaConfig = Field(default_factory=IcingaConfig)
 
     @classmethod
     def settings_customise_sources(

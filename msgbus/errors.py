@@ -24,7 +24,9 @@ are mapped to this tree at the boundary where they occur, never leaked.
     ├── StoreError                  the relational store failed
     │   └── StoreUnavailable        the database is away; retrying later may work
     ├── NetworkError                a broker-network topology is invalid or cannot run
-    ├── BridgeError                 a bridge could not hand a message on (Nagios command file)
+    ├── BridgeError                 a bridge could not hand a message on (Nagios, Icinga)
+    │   ├── BridgeRefused           the receiver refused this one message: report it, go on
+    │   └── BridgeUnavailable       the receiver is away; retrying later may work
     └── ControlError                a control command was refused or not answered
 """
 
@@ -33,6 +35,8 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BridgeError",
+    "BridgeRefused",
+    "BridgeUnavailable",
     "BrokerError",
     "ConfigError",
     "ConnectError",
@@ -61,7 +65,17 @@ class MsgbusError(Exception):
 
 
 class BridgeError(MsgbusError):
-    """A bridge could not hand a message on to the system it feeds (Nagios' command file)."""
+    """A bridge could not hand a message on to the system it feeds (Nagios' command file,
+    Icinga's API)."""
+
+
+class BridgeRefused(BridgeError):
+    """The receiver refused one message for itself (an object it does not know): retrying
+    cannot help, the others still go through."""
+
+
+class BridgeUnavailable(BridgeError):
+    """The receiver cannot be reached or failed for now (5xx): retrying later may work."""
 
 
 class ConfigError(MsgbusError):

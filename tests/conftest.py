@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.proxy",
     "tests.fixtures.gateway",
+    "tests.fixtures.icinga",
 ]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`
@@ -30,6 +31,7 @@ _FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "mariadb_url": "mariadb",
     "rabbitmq_stomp": "rabbitmq",
+    "icinga": "icinga",
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "PluginOutput",
     "parse_perfdata",
     "parse_plugin_output",
+    "perfdata_items",
     "status_from_exit_code",
 ]
 
@@ -140,17 +141,27 @@ def _datum(m: re.Match[str]) -> PerfDatum:
     )
 
 
-def parse_perfdata(text: str) -> list[PerfDatum]:
-    """Parse Nagios performance data; raise DecodeError naming the bad item."""
-    items: list[PerfDatum] = []
+def _items(text: str) -> list[re.Match[str]]:
+    items: list[re.Match[str]] = []
     pos = _scan(_BLANKS_RE, text, 0)
     while pos < len(text):
         m = _ITEM_RE.match(text, pos)
         if m is None:
             _explain(text, pos)
-        items.append(_datum(m))
+        items.append(m)
         pos = _scan(_BLANKS_RE, text, m.end())
     return items
+
+
+def parse_perfdata(text: str) -> list[PerfDatum]:
+    """Parse Nagios performance data; raise DecodeError naming the bad item."""
+    return [_datum(m) for m in _items(text)]
+
+
+def perfdata_items(text: str) -> list[str]:
+    """The items of performance data as written (``'label'=value;warn;...``), one string
+    each, as Icinga 2's API takes them; raise DecodeError naming the bad item."""
+    return [m.group(0) for m in _items(text)]
 
 
 def parse_plugin_output(text: str) -> PluginOutput:

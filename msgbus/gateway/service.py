@@ -33,7 +33,7 @@ from msgbus.errors import MsgbusError
 from msgbus.publish import Envelope, Publisher
 from msgbus.schema import decode_body
 from msgbus.stomp.frames import MessageFrame
-from msgbus.stomp.headers import ID_HEADER
+from msgbus.stomp.headers import ID_HEADER, SYNC_HEADER
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import connect_first
 
@@ -310,6 +310,10 @@ class Gateway:
                 if frame is None:
                     break
                 if isinstance(frame, MessageFrame):
+                    if SYNC_HEADER in frame.headers:
+                        # A publisher's sync record is for consumers' ledgers, not AMS.
+                        conn.ack([frame])
+                        continue
                     out.append((self._ack_id(sub), frame))
                     wait = 0.0  # what is there already, no more waiting
             deadline = now + sub.ack_deadline
@@ -320,12 +324,14 @@ class Gateway:
     def acknowledge(self, name: str, ack_ids: Sequence[str]) -> None:
         sub = self._sub(name)
         with sub.lock:
+            # First: a connection made anew forgets what the old one handed out.
+            conn = self._connect(sub)
             missing = [a for a in ack_ids if a not in sub.outstanding]
             if missing:
                 # Expired (handed out again) or never given: AMS says so with a 408.
                 raise AmsError(408, f"ack timeout: {', '.join(missing[:5])}")
             frames = [sub.outstanding.pop(a).frame for a in ack_ids]
-            self._connect(sub).ack(frames)
+            conn.ack(frames)
 
     def _ack_id(self, sub: _Sub) -> str:
         return f"projects/{self.project}/subscriptions/{sub.name}:{next(self._ack_ids)}"

@@ -143,3 +143,25 @@ def test_the_api_keeps_to_its_openapi_document(ams_gateway: Gateway, pki: Pki) -
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def test_results_a_stomp_publisher_sends_are_pulled_without_its_sync_record(
+    ams_gateway: Gateway, tmp_path: Path
+) -> None:
+    ams = _ams(ams_gateway)
+    ams.create_topic("mixed")
+    ams.create_sub("readers", "mixed")
+    results = tmp_path / "results.txt"
+    results.write_text(probe_text("over STOMP #1", 5) + probe_text("over STOMP #2", 5))
+    sent = run_msgbus(
+        ["publish", "--broker", ams_gateway.broker_url, "--destination", "/topic/ams.mixed",
+         "--spool", str(tmp_path / "spool"), str(results)]
+    )  # fmt: skip
+    assert sent.returncode == 0 and "2 confirmed" in sent.stdout, sent.stdout
+    got = ams.pull_sub("readers", num=10)
+    time.sleep(0.5)  # the sync record, had it been kept, is here by now
+    got += ams.pull_sub("readers", num=10, return_immediately=True)
+    assert [m.get_data().split(b"\n")[6] for _, m in got] == [
+        b"summaryData: over STOMP #1",
+        b"summaryData: over STOMP #2",
+    ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +21,20 @@ from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
 from msgbus.bench.publish import run_publish_bench
 from msgbus.config import load_config
 from msgbus.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _count_option(default: int, help: str) -> Callable[[F], F]:
+    return click.option(
+        "--count", type=click.IntRange(min=1), default=default, show_default=True, help=help
+    )
+
+
+def _rounds_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--rounds", type=click.IntRange(min=1), default=3, show_default=True, help=help
+    )
 
 
 @click.group()
@@ -33,13 +49,7 @@ def bench() -> None:
     default=None,
     help="stomp://[user:pass@]host:port of a running ActiveMQ; default: start a local one.",
 )
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=50_000,
-    show_default=True,
-    help="Messages through each broker per round.",
-)
+@_count_option(50_000, "Messages through each broker per round.")
 @click.option(
     "--size",
     type=click.IntRange(min=1),
@@ -95,13 +105,7 @@ def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int, r
     help="stomp://[user:pass@]host:port to measure against; default: start a "
     "temporary local ActiveMQ.",
 )
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=20_000,
-    show_default=True,
-    help="Messages per sender and round.",
-)
+@_count_option(20_000, "Messages per sender and round.")
 @click.option(
     "--size",
     type=click.IntRange(min=1),
@@ -115,13 +119,7 @@ def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int, r
     default=None,
     help="Messages for the stop-and-wait senders; default count/10.",
 )
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Interleaved rounds; the best round of each sender is shown.",
-)
+@_rounds_option("Interleaved rounds; the best round of each sender is shown.")
 def publish_bench(
     brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
 ) -> None:
@@ -178,13 +176,7 @@ def publish_bench(
     metavar="URL",
     help="SQLAlchemy URL of the store (its tables are created if missing).",
 )
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=20_000,
-    show_default=True,
-    help="Messages each consumer drains per round.",
-)
+@_count_option(20_000, "Messages each consumer drains per round.")
 @click.option(
     "--naive-count",
     type=click.IntRange(min=1),
@@ -198,13 +190,9 @@ def publish_bench(
     show_default=True,
     help="msgbus.Consumer's batch (consumer.batch).",
 )
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Rounds of every consumer in turn; ratios are taken within a round, then the "
-    "median over rounds is shown (load from elsewhere hits a round's consumers alike).",
+@_rounds_option(
+    "Rounds of every consumer in turn; ratios are taken within a round, then the "
+    "median over rounds is shown (load from elsewhere hits a round's consumers alike)."
 )
 def consume_bench(
     brokers: tuple[str, ...],
@@ -281,13 +269,7 @@ def consume_bench(
     metavar="URL",
     help="stomp://host:port of the broker behind the gateway; default: an embedded one.",
 )
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=10_000,
-    show_default=True,
-    help="Messages per sender and round.",
-)
+@_count_option(10_000, "Messages per sender and round.")
 @click.option(
     "--batch",
     type=click.IntRange(1, 10_000),
@@ -295,13 +277,7 @@ def consume_bench(
     show_default=True,
     help="Messages per publish request to the gateway.",
 )
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Rounds of both senders; the ratio of each round and their median are shown.",
-)
+@_rounds_option("Rounds of both senders; the ratio of each round and their median are shown.")
 def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -> None:
     """msgbus gateway (HTTPS, AMS JSON) vs msgbus.Publisher over STOMP, same bodies."""
     from msgbus.bench.gateway import run_gateway_bench
@@ -322,4 +298,3 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
             f"gateway / direct STOMP: {statistics.median(ratios):.2f}x (median of {rounds} "
             f"rounds, range {spread})"
         )
-

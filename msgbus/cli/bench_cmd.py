@@ -37,6 +37,15 @@ def _rounds_option(help: str) -> Callable[[F], F]:
     )
 
 
+_size_option: Callable[[F], F] = click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Message body size in bytes.",
+)
+
+
 @click.group()
 def bench() -> None:
     """Measure msgbus throughput against a baseline (prints msgs/s and the ratio)."""
@@ -50,13 +59,7 @@ def bench() -> None:
     help="stomp://[user:pass@]host:port of a running ActiveMQ; default: start a local one.",
 )
 @_count_option(50_000, "Messages through each broker per round.")
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="Message body size in bytes.",
-)
+@_size_option
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
@@ -106,13 +109,7 @@ def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int, r
     "temporary local ActiveMQ.",
 )
 @_count_option(20_000, "Messages per sender and round.")
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="Message body size in bytes.",
-)
+@_size_option
 @click.option(
     "--slow-count",
     type=click.IntRange(min=1),

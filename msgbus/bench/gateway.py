@@ -125,7 +125,7 @@ def _through_gateway(port: int, cert: Path, topic: str, bodies: list[bytes], bat
         http.put(url, verify=str(cert)).raise_for_status()
         started = time.monotonic()
         for start in range(0, len(bodies), batch):
-            messages = [
+            messages: list[dict[str, Any]] = [
                 {"attributes": {}, "data": base64.b64encode(b).decode("ascii")}
                 for b in bodies[start : start + batch]
             ]

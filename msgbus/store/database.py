@@ -187,6 +187,20 @@ class Store:
         except ImportError as exc:
             raise ConfigError(_driver_hint(url, exc)) from None
         self.dialect = self.engine.dialect.name
+        # Every driver connection this engine holds, so that a stall can be cut wherever
+        # it hangs, the pool's pre-ping at checkout included (no Connection exists yet).
+        # Keyed by id: sqlite3 connections take no weak references.
+        self._driver_connections: dict[int, Any] = {}
+        pool = self.engine.pool
+        sa.event.listen(pool, "connect", self._opened)
+        sa.event.listen(pool, "close", lambda dbapi_conn, _record: self._closed(dbapi_conn))
+        sa.event.listen(pool, "close_detached", self._closed)
+
+    def _opened(self, dbapi_connection: Any, _record: Any) -> None:
+        self._driver_connections[id(dbapi_connection)] = dbapi_connection
+
+    def _closed(self, dbapi_connection: Any) -> None:
+        self._driver_connections.pop(id(dbapi_connection), None)
 
     def __repr__(self) -> str:
         return f"<Store {self.display_url}>"
@@ -236,7 +250,7 @@ class Store:
         for item in messages:
             by_table.setdefault(item.message.message_class, []).append(message_row(item, now))
         result = WriteResult()
-        with self.errors("writing a batch"), self.engine.begin() as conn, self._watched(conn):
+        with self.errors("writing a batch"), self._watched(), self.engine.begin() as conn:
             for message_class, rows in by_table.items():
                 fresh = self._insert_fresh(conn, table_for(message_class), rows)
                 result.stored += fresh
@@ -257,8 +271,10 @@ class Store:
         return insert_rows(conn, table, KEY_COLUMNS, list(unique.values()))
 
     @contextlib.contextmanager
-    def _watched(self, conn: sa.Connection) -> Iterator[None]:
-        """Cut ``conn`` if the block outlives statement_timeout (see store.timeouts)."""
+    def _watched(self) -> Iterator[None]:
+        """Cut this store's connections if the block outlives statement_timeout (see
+        store.timeouts). All of them: the path to the database is what hangs, and an
+        idle one would only hang the next pre-ping."""
         started = time.monotonic()
 
         def stalled() -> None:
@@ -270,7 +286,8 @@ class Store:
             )
             if self.on_stall is not None:
                 self.on_stall()
-            cut_connection(conn.connection.driver_connection)
+            for driver_connection in list(self._driver_connections.values()):
+                cut_connection(driver_connection)
 
         timer = threading.Timer(self.statement_timeout, stalled)
         timer.daemon = True

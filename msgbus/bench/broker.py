@@ -30,7 +30,14 @@ from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import parse_topology
 from msgbus.transport.url import BrokerURL
 
-__all__ = ["Endpoint", "Measurement", "embedded_broker", "local_activemq", "measure"]
+__all__ = [
+    "Endpoint",
+    "Measurement",
+    "cpu_seconds",
+    "embedded_broker",
+    "local_activemq",
+    "measure",
+]
 
 _LISTENING = re.compile(r"listening on stomp://([^:\s]+):(\d+)")
 
@@ -79,7 +86,7 @@ class Measurement:
         return None if self.cpu_seconds is None else self.cpu_seconds / self.count * 1e6
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
+def cpu_seconds(pid: int | None) -> float | None:
     """User plus system CPU time of a process and its threads (Linux /proc)."""
     if pid is None:
         return None
@@ -109,7 +116,7 @@ def measure(endpoint: Endpoint, *, count: int, size: int, persistent: bool) -> M
         target=_drain_process, args=(endpoint, destination, count, theirs), daemon=True
     )
     consumer.start()
-    cpu_before = _cpu_seconds(endpoint.pid)
+    cpu_before = cpu_seconds(endpoint.pid)
     try:
         status = ours.recv() if ours.poll(60) else "no answer within 60s"
         if status != "ready":
@@ -132,15 +139,16 @@ def measure(endpoint: Endpoint, *, count: int, size: int, persistent: bool) -> M
         consumer.join(10)
         if consumer.is_alive():
             consumer.kill()
-    cpu_after = _cpu_seconds(endpoint.pid)
+    cpu_after = cpu_seconds(endpoint.pid)
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     workload = "persistent" if persistent else "non-persistent"
     return Measurement(endpoint.name, workload, count, drained.finished - sent.started, cpu)
 
 
 @contextlib.contextmanager
-def embedded_broker(data_dir: Path) -> Iterator[Endpoint]:
-    """``msgbus broker serve`` in a subprocess, with its store in ``data_dir``."""
+def embedded_broker(data_dir: Path, config: Path | None = None) -> Iterator[Endpoint]:
+    """``msgbus broker serve`` in a subprocess, with its store in ``data_dir`` and its
+    settings (limits, users) from the YAML file ``config``."""
     cmd = [
         sys.executable,
         "-c",
@@ -155,6 +163,8 @@ def embedded_broker(data_dir: Path) -> Iterator[Endpoint]:
         str(data_dir),
         "--no-presence",  # no traffic but the workload's
     ]
+    if config is not None:
+        cmd += ["--broker-config", str(config)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None

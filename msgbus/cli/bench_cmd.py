@@ -295,3 +295,160 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
             f"gateway / direct STOMP: {statistics.median(ratios):.2f}x (median of {rounds} "
             f"rounds, range {spread})"
         )
+
+
+def _display(store_url: str) -> str:
+    with contextlib.closing(Store(store_url)) as store:
+        return store.display_url
+
+
+@bench.command("sites")
+@click.option(
+    "--sites",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Sites, each one STOMP connection with heart-beats.",
+)
+@click.option(
+    "--metrics",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Metrics per site.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.001),
+    default=300.0,
+    show_default=True,
+    help="Seconds between two runs of one metric.",
+)
+@click.option(
+    "--steady",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds at the average rate.",
+)
+@click.option(
+    "--burst",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds of the burst after the steady phase.",
+)
+@click.option(
+    "--burst-factor",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="The burst's rate over the average.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Heart-beat interval of the sites' connections, in seconds.",
+)
+@_size_option
+@click.option(
+    "--topology",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An ActiveMQ network to start and measure (e.g. "
+    "brokers/core3.yaml); default: an embedded broker.",
+)
+@click.option("--site-user", default=None, help="Topology user the sites log in as.")
+@click.option("--store-user", default=None, help="Topology user the consumers log in as.")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Store the consumers write to; default: a new SQLite file.",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=1),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the store to catch up after the burst.",
+)
+def bench_sites(
+    sites: int,
+    metrics: int,
+    interval: float,
+    steady: float,
+    burst: float,
+    burst_factor: float,
+    heartbeat: int,
+    size: int,
+    topology: Path | None,
+    site_user: str | None,
+    store_user: str | None,
+    store_url: str | None,
+    drain_timeout: float,
+) -> None:
+    """Many sites at once: broker memory per connection, broker CPU, publish-to-row
+    latency and backlog drain; exits 1 if a confirmed message was not stored."""
+    from msgbus.bench.sites import SitesPlan, embedded_target, network_target, run
+
+    plan = SitesPlan(
+        sites=sites,
+        metrics=metrics,
+        interval=interval,
+        steady=steady,
+        burst_factor=burst_factor,
+        burst=burst,
+        heartbeat_ms=heartbeat * 1000,
+        size=size,
+        drain_timeout=drain_timeout,
+    )
+    with tempfile.TemporaryDirectory(prefix="msgbus-bench-sites-") as tmp:
+        base = Path(tmp)
+        url = store_url or f"sqlite:///{base / 'store.db'}"
+        if topology is None:
+            target_cm = embedded_target(base, sites)
+        else:
+            target_cm = network_target(topology, base, site_user=site_user, store_user=store_user)
+        with target_cm as target:
+            click.echo(
+                f"{sites:,} sites x {metrics} metrics / {interval:g} s = {plan.rate:,.0f} "
+                f"msgs/s, then {burst_factor:g}x for {burst:g} s; {target.name}; "
+                f"store {_display(url)}"
+            )
+            report = run(plan, target, url, base)
+    per_conn = report.rss_kib_per_connection
+    memory = "unknown" if per_conn is None else f"{per_conn:.1f} KiB"
+    click.echo(
+        f"connections: {report.connected:,} of {report.sites:,} in "
+        f"{report.connect_seconds:.1f} s; broker memory per idle connection {memory} "
+        f"(heart-beats {heartbeat} s)"
+    )
+    for error in report.connect_errors[:5]:
+        click.echo(f"  not connected: {error}")
+    click.echo(
+        f"{'phase':<8}{'offered/s':>11}{'sent/s':>9}{'broker cores':>14}"
+        f"{'p50 to row':>12}{'p99 to row':>12}"
+    )
+    for phase in report.phases:
+        p50, p99 = report.latency[phase.name]
+        cores = "-" if phase.cpu is None else f"{phase.cpu:.2f}"
+        click.echo(
+            f"{phase.name:<8}{phase.offered:>11,.0f}{phase.sent / phase.seconds:>9,.0f}"
+            f"{cores:>14}{p50:>10.2f} s{p99:>10.2f} s"
+        )
+    click.echo(
+        f"sent {report.sent:,}, confirmed {report.confirmed:,}, stored {report.stored:,}, "
+        f"lost {report.lost:,}; refused: {len(report.refused)}"
+    )
+    for refusal in report.refused[:5]:
+        click.echo(f"  {refusal}")
+    click.echo(
+        f"backlog when the last send was confirmed: {report.backlog:,}, "
+        f"drained in {report.drain_seconds:.1f} s"
+    )
+    if report.lost:
+        raise click.ClickException(f"{report.lost} confirmed messages were not stored")

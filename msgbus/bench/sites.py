@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -86,8 +86,12 @@ class Phase:
     name: str
     offered: float  # msgs/s planned
     seconds: float
-    sent: int = 0
+    sent: int = 0  # handed to the sites' sockets
+    began: float = 0.0  # wall clock
+    ended: float = 0.0
+    accepted: int = 0  # receipts that came back within the phase
     cpu: float | None = None  # broker cores used (CPU seconds per second)
+    latency: tuple[float, float] = (float("nan"), float("nan"))  # p50, p99 to the row
 
 
 @dataclass
@@ -98,15 +102,15 @@ class SitesReport:
     connect_seconds: float
     connect_errors: list[str]
     rss_kib_per_connection: float | None
+    peak_rss_mib: float | None  # of all brokers together
     phases: list[Phase]
     sent: int
     confirmed: int
     refused: list[str]
     stored: int
     lost: int  # confirmed, not stored
-    latency: dict[str, tuple[float, float]]  # phase -> (p50, p99) seconds, publish to row
-    backlog: int  # confirmed, not yet stored when the last send was confirmed
-    drain_seconds: float
+    backlog: int  # confirmed and not yet stored when the last phase ended
+    drain_seconds: float  # from the end of the last phase to the last row
 
 
 class _Site(asyncio.Protocol):
@@ -194,18 +198,17 @@ class _Run:
     plan: SitesPlan
     target: Target
     sent: dict[str, float] = field(default_factory=dict)  # message id -> wall time sent
-    confirmed: set[str] = field(default_factory=set)
+    confirmed: dict[str, float] = field(default_factory=dict)  # message id -> wall time
     refused: list[str] = field(default_factory=list)
-    last_confirmed: float = 0.0
 
     def confirm(self, msg_id: str) -> None:
-        self.confirmed.add(msg_id)
-        self.last_confirmed = time.time()
+        self.confirmed[msg_id] = time.time()
 
 
-def _rss_kib(pid: int) -> int:
+def _status_kib(pid: int, key: str = "VmRSS") -> int:
+    """A memory figure of ``/proc/PID/status`` (VmRSS now, VmHWM at its peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1])
     return 0
 
@@ -281,6 +284,10 @@ def _count(store: Store, tag: str) -> int:
         return int(db.execute(query).scalar_one())
 
 
+def _within(low: float, high: float) -> Callable[[float], bool]:
+    return lambda at: low <= at <= high
+
+
 def _percentiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return (values[0], values[0]) if values else (float("nan"), float("nan"))
@@ -315,12 +322,12 @@ def _consumers(target: Target, store_url: str, logs: Path) -> Iterator[None]:
 async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
     plan, target = run.plan, run.target
     pids = target.pids
-    rss_before = sum(_rss_kib(p) for p in pids) if pids else None
+    rss_before = sum(_status_kib(p) for p in pids) if pids else None
     started = time.monotonic()
     sites, errors = await _connect_all(run, tag)
     connect_seconds = time.monotonic() - started
     await asyncio.sleep(2)  # let the brokers settle what the connects allocated
-    rss_after = sum(_rss_kib(p) for p in pids) if pids else None
+    rss_after = sum(_status_kib(p) for p in pids) if pids else None
     per_conn = None
     if rss_before is not None and rss_after is not None and sites:
         per_conn = (rss_after - rss_before) / len(sites)
@@ -330,35 +337,36 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         Phase("steady", plan.rate, plan.steady),
         Phase("burst", plan.rate * plan.burst_factor, plan.burst),
     ]
-    bounds: list[tuple[str, float, float]] = []
     for phase in phases:
         cpu_before = _total([cpu_seconds(p) for p in pids])
-        began = time.time()
+        phase.began = time.time()
         await _offer(run, sites, phase, body, headers)
-        bounds.append((phase.name, began, time.time()))
+        phase.ended = time.time()
         cpu_after = _total([cpu_seconds(p) for p in pids])
         if cpu_before is not None and cpu_after is not None:
             phase.cpu = (cpu_after - cpu_before) / phase.seconds
-    # Every send answered (receipt or error), or a minute past the last send.
-    deadline = time.monotonic() + 60
-    while len(run.confirmed) + len(run.refused) < len(run.sent) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    backlog = len(run.confirmed) - await asyncio.to_thread(_count, store, tag)
-    drain_from = time.time()
+    # Every send answered (a receipt, or its site refused) and every confirmed message
+    # stored, within the drain timeout; the brokers may hold receipts back meanwhile.
     deadline = time.monotonic() + plan.drain_timeout
     while time.monotonic() < deadline:
-        if await asyncio.to_thread(_count, store, tag) >= len(run.confirmed):
+        answered = len(run.confirmed) + len(run.refused) >= len(run.sent)
+        if answered and await asyncio.to_thread(_count, store, tag) >= len(run.confirmed):
             break
         await asyncio.sleep(1)
     rows = await asyncio.to_thread(_stored, store, tag)
     beats.cancel()
     for site in sites:
         site.close()
-    last_row = max(rows.values(), default=drain_from)
-    latency: dict[str, tuple[float, float]] = {}
-    for name, began, ended in bounds:
-        waits = [rows[m] - at for m, at in run.sent.items() if began <= at <= ended and m in rows]
-        latency[name] = _percentiles(waits)
+    end = phases[-1].ended
+    for phase in phases:
+        window = _within(phase.began, phase.ended)
+        phase.accepted = sum(1 for at in run.confirmed.values() if window(at))
+        phase.latency = _percentiles(
+            [rows[m] - at for m, at in run.sent.items() if window(at) and m in rows]
+        )
+    stored_by_end = sum(1 for at in rows.values() if at <= end)
+    confirmed_by_end = sum(1 for at in run.confirmed.values() if at <= end)
+    peak = sum(_status_kib(p, "VmHWM") for p in pids) / 1024 if pids else None
     return SitesReport(
         target=target.name,
         sites=plan.sites,
@@ -366,15 +374,15 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         connect_seconds=connect_seconds,
         connect_errors=errors,
         rss_kib_per_connection=per_conn,
+        peak_rss_mib=peak,
         phases=phases,
         sent=len(run.sent),
         confirmed=len(run.confirmed),
         refused=run.refused,
         stored=len(rows),
-        lost=len(run.confirmed - rows.keys()),
-        latency=latency,
-        backlog=backlog,
-        drain_seconds=max(0.0, last_row - drain_from) if backlog > 0 else 0.0,
+        lost=len(run.confirmed.keys() - rows.keys()),
+        backlog=max(0, confirmed_by_end - stored_by_end),
+        drain_seconds=max(0.0, max(rows.values(), default=end) - end),
     )
 
 
@@ -391,13 +399,16 @@ def run(plan: SitesPlan, target: Target, store_url: str, logs: Path) -> SitesRep
 
 
 @contextlib.contextmanager
-def embedded_target(base: Path, sites: int) -> Iterator[Target]:
-    """``msgbus broker serve`` (persistent store) with room for ``sites`` connections."""
+def embedded_target(base: Path, plan: SitesPlan) -> Iterator[Target]:
+    """``msgbus broker serve`` (persistent store) with room for the plan's connections
+    and for everything it sends waiting in one queue, as an operator would size it."""
+    depth = max(100_000, int(plan.rate * (plan.steady + plan.burst_factor * plan.burst)) + 10_000)
+    limits = f"{{max_connections: {plan.sites + 100}, max_queue_depth: {depth}}}"
     config = base / "broker.yaml"
-    config.write_text(f"limits: {{max_connections: {sites + 100}}}\n", encoding="utf-8")
+    config.write_text(f"limits: {limits}\n", encoding="utf-8")
     with embedded_broker(base / "broker-data", config) as endpoint:
         yield Target(
-            "embedded broker",
+            f"embedded broker (limits: {limits})",
             [endpoint],
             [endpoint],
             "/topic/VirtualTopic.grid.metrics",

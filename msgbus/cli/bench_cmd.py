@@ -410,7 +410,7 @@ def bench_sites(
         base = Path(tmp)
         url = store_url or f"sqlite:///{base / 'store.db'}"
         if topology is None:
-            target_cm = embedded_target(base, sites)
+            target_cm = embedded_target(base, plan)
         else:
             target_cm = network_target(topology, base, site_user=site_user, store_user=store_user)
         with target_cm as target:
@@ -429,16 +429,18 @@ def bench_sites(
     )
     for error in report.connect_errors[:5]:
         click.echo(f"  not connected: {error}")
+    peak = "unknown" if report.peak_rss_mib is None else f"{report.peak_rss_mib:,.0f} MiB"
+    click.echo(f"broker memory at its peak: {peak}")
     click.echo(
-        f"{'phase':<8}{'offered/s':>11}{'sent/s':>9}{'broker cores':>14}"
-        f"{'p50 to row':>12}{'p99 to row':>12}"
+        f"{'phase':<8}{'offered/s':>11}{'written/s':>11}{'accepted/s':>12}"
+        f"{'broker cores':>14}{'p50 to row':>12}{'p99 to row':>12}"
     )
     for phase in report.phases:
-        p50, p99 = report.latency[phase.name]
+        p50, p99 = phase.latency
         cores = "-" if phase.cpu is None else f"{phase.cpu:.2f}"
         click.echo(
-            f"{phase.name:<8}{phase.offered:>11,.0f}{phase.sent / phase.seconds:>9,.0f}"
-            f"{cores:>14}{p50:>10.2f} s{p99:>10.2f} s"
+            f"{phase.name:<8}{phase.offered:>11,.0f}{phase.sent / phase.seconds:>11,.0f}"
+            f"{phase.accepted / phase.seconds:>12,.0f}{cores:>14}{p50:>10.2f} s{p99:>10.2f} s"
         )
     click.echo(
         f"sent {report.sent:,}, confirmed {report.confirmed:,}, stored {report.stored:,}, "
@@ -447,8 +449,8 @@ def bench_sites(
     for refusal in report.refused[:5]:
         click.echo(f"  {refusal}")
     click.echo(
-        f"backlog when the last send was confirmed: {report.backlog:,}, "
-        f"drained in {report.drain_seconds:.1f} s"
+        f"backlog at the end of the burst: {report.backlog:,} confirmed, not stored; "
+        f"last row {report.drain_seconds:.1f} s after it"
     )
     if report.lost:
         raise click.ClickException(f"{report.lost} confirmed messages were not stored")

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from msgbus.errors import ConfigError
+from msgbus.permissions import DEFAULT_GROUP, Permission, unknown_groups
 
 # Transport settings belong to the transport layer; the configuration composes them.
 from msgbus.transport.settings import ConnectionConfig, TLSConfig
@@ -175,17 +176,29 @@ class ControlConfig(_Section):
 
 
 class GatewayUser(_Section):
-    """One user of ``msgbus gateway``: the token it sends (``x-api-key`` or ``?key=``)
-    and, for X.509 logins, the certificate DN that is given that token."""
+    """One user of ``msgbus gateway``: the token it sends (``x-api-key`` or ``?key=``),
+    for X.509 logins the certificate DN that is given that token, and its groups."""
 
     token: SecretStr = Field(repr=False, description="The user's AMS token")
     dn: str | None = Field(
         None, description="Certificate DN (either notation) exchanged for the token"
     )
+    groups: list[str] = Field(
+        default_factory=list, description="Groups gateway.permissions name (none: users)"
+    )
+
+    def member_of(self) -> frozenset[str]:
+        return frozenset(self.groups or [DEFAULT_GROUP])
 
 
 class GatewayConfig(_Section):
-    """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers."""
+    """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers.
+
+    ``permissions`` are the embedded broker's (:mod:`msgbus.permissions`), on the STOMP
+    destination an AMS topic maps to: ``write`` publishes, ``read`` subscribes, pulls and
+    acknowledges, ``admin`` creates and deletes topics. Without them every user may do
+    everything, as before they existed.
+    """
 
     project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")
     topic_prefix: str = Field(
@@ -194,6 +207,11 @@ class GatewayConfig(_Section):
         description="AMS topic T is the STOMP destination <topic_prefix>T",
     )
     users: dict[str, GatewayUser] = Field(default_factory=dict, description="By user name")
+    permissions: list[Permission] = Field(
+        default_factory=list,
+        description="Per destination pattern (topic_prefix included, e.g. /topic/ams.>), "
+        "the groups that may read, write and admin; none: every user may do everything",
+    )
     validate_bodies: bool = Field(
         True,
         description="Published data must be valid messages (WLCG text or JSON, by the "
@@ -203,6 +221,16 @@ class GatewayConfig(_Section):
     state_dir: Path = Field(
         Path("gateway-state"), description="Where topics and subscriptions are kept"
     )
+
+    @model_validator(mode="after")
+    def _check_permissions(self) -> GatewayConfig:
+        unknown = unknown_groups((u.member_of() for u in self.users.values()), self.permissions)
+        if unknown:
+            raise ValueError(
+                f"permissions name groups no user is in: {unknown}; add them to users' "
+                "groups or correct the permissions"
+            )
+        return self
 
 
 class IcingaConfig(_Section):

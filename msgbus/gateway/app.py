@@ -137,7 +137,7 @@ def _user(
 User = Annotated[str, Depends(_user)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 408, 409, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 408, 409, 503)
 }
 
 
@@ -194,7 +194,7 @@ def make_app(gateway: Gateway) -> FastAPI:
     @app.put(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
     def create_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
         project_of(project)
-        return gateway.create_topic(topic)
+        return gateway.create_topic(who, topic)
 
     @app.get(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
     def get_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
@@ -204,13 +204,13 @@ def make_app(gateway: Gateway) -> FastAPI:
     @app.delete(f"{base}/topics/{{topic:name}}")
     def delete_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
         project_of(project)
-        gateway.delete_topic(topic)
+        gateway.delete_topic(who, topic)
         return {}
 
     @app.post(f"{base}/topics/{{topic:name}}:publish", response_model=PublishResponse)
     def publish(project: Name, topic: Name, body: PublishRequest, who: User) -> dict[str, Any]:
         project_of(project)
-        ids = gateway.publish(topic, [m.model_dump() for m in body.messages])
+        ids = gateway.publish(who, topic, [m.model_dump() for m in body.messages])
         return {"messageIds": ids}
 
     @app.get(f"{base}/subscriptions", response_model=SubscriptionList)
@@ -221,7 +221,7 @@ def make_app(gateway: Gateway) -> FastAPI:
     @app.put(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
     def create_sub(project: Name, sub: Name, body: SubscriptionIn, who: User) -> dict[str, Any]:
         project_of(project)
-        return gateway.create_sub(sub, body.topic, body.ackDeadlineSeconds)
+        return gateway.create_sub(who, sub, body.topic, body.ackDeadlineSeconds)
 
     @app.get(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
     def get_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
@@ -231,19 +231,19 @@ def make_app(gateway: Gateway) -> FastAPI:
     @app.delete(f"{base}/subscriptions/{{sub:name}}")
     def delete_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
         project_of(project)
-        gateway.delete_sub(sub)
+        gateway.delete_sub(who, sub)
         return {}
 
     @app.post(f"{base}/subscriptions/{{sub:name}}:pull", response_model=PullResponse)
     def pull(project: Name, sub: Name, body: PullRequest, who: User) -> dict[str, Any]:
         project_of(project)
-        got = gateway.pull(sub, body.maxMessages, body.returnImmediately)
+        got = gateway.pull(who, sub, body.maxMessages, body.returnImmediately)
         return {"receivedMessages": got}
 
     @app.post(f"{base}/subscriptions/{{sub:name}}:acknowledge")
     def acknowledge(project: Name, sub: Name, body: AckRequest, who: User) -> dict[str, Any]:
         project_of(project)
-        gateway.acknowledge(sub, body.ackIds)
+        gateway.acknowledge(who, sub, body.ackIds)
         return {}
 
     @app.post(f"{base}/subscriptions/{{sub:name}}:modifyAckDeadline")
@@ -251,7 +251,7 @@ def make_app(gateway: Gateway) -> FastAPI:
         project: Name, sub: Name, body: DeadlineRequest, who: User
     ) -> dict[str, Any]:
         project_of(project)
-        gateway.modify_ack_deadline(sub, body.ackDeadlineSeconds)
+        gateway.modify_ack_deadline(who, sub, body.ackDeadlineSeconds)
         return {}
 
     return app

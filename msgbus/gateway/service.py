@@ -9,6 +9,11 @@ acknowledge, mapped onto STOMP.
   unacknowledged at the broker until ``:acknowledge``; when its ack deadline passes the
   next pull hands it out again under a new ackId, and when the gateway dies the broker
   redelivers it. Nothing is acknowledged to the broker before the AMS client did.
+* With ``gateway.permissions``, each user's groups are checked on the STOMP destination
+  of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
+  subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
+  a topic; a refusal is a 403 before anything reaches the broker. Without permissions
+  every user may do everything. Reading what exists (get, list) is open to every user.
 * Topics and subscriptions (names, topic, deadline) are kept in ``state_dir`` so a
   restarted gateway serves the same ones; their messages live in the broker.
 """
@@ -30,6 +35,7 @@ from typing import Any
 from msgbus.config import MsgbusConfig
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import MsgbusError
+from msgbus.permissions import AccessPolicy, Action
 from msgbus.publish import Envelope, Publisher
 from msgbus.schema import decode_body
 from msgbus.stomp.frames import MessageFrame
@@ -50,6 +56,11 @@ _RESERVED = frozenset(
 _PULL_WAIT = 5.0
 """Seconds a pull without returnImmediately waits for a first message."""
 _PREFETCH = 1000
+_DOING: dict[Action, str] = {
+    "read": "read from",
+    "write": "publish to",
+    "admin": "create or delete",
+}
 
 
 class AmsError(MsgbusError):
@@ -104,6 +115,11 @@ class Gateway:
         self._lock = threading.Lock()
         self._publisher = Publisher(config, spool=False)
         self._ack_ids = itertools.count(1)
+        # No permissions: every user may do everything, as configs before them expect.
+        self._policy = (
+            AccessPolicy(self.settings.permissions) if self.settings.permissions else None
+        )
+        self._groups = {name: user.member_of() for name, user in self.settings.users.items()}
         self.topics: set[str] = set()
         self.subs: dict[str, _Sub] = {}
         self._load()
@@ -144,9 +160,23 @@ class Gateway:
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self._state)  # never a half-written state file
 
+    def authorize(self, user: str, action: Action, topic: str) -> None:
+        """A 403 unless ``user``'s groups may ``action`` the destination of ``topic``."""
+        if self._policy is None:
+            return
+        destination = self.destination(topic)
+        if not self._policy.allows(self._groups.get(user, frozenset()), action, destination):
+            raise AmsError(
+                403,
+                f"Access to this resource is forbidden: user {user} may not "
+                f"{_DOING[action]} topic {topic} ({destination}); it needs {action} "
+                "permission there (gateway.permissions)",
+            )
+
     # -- topics -----------------------------------------------------------------------
 
-    def create_topic(self, topic: str) -> dict[str, Any]:
+    def create_topic(self, user: str, topic: str) -> dict[str, Any]:
+        self.authorize(user, "admin", topic)
         with self._lock:
             if topic in self.topics:
                 raise AmsError(409, "Topic already exists")
@@ -158,7 +188,8 @@ class Gateway:
         self._topic(topic)
         return {"name": self.topic_name(topic)}
 
-    def delete_topic(self, topic: str) -> None:
+    def delete_topic(self, user: str, topic: str) -> None:
+        self.authorize(user, "admin", topic)
         with self._lock:
             self._topic(topic)
             self.topics.discard(topic)
@@ -171,9 +202,10 @@ class Gateway:
         if topic not in self.topics:
             raise AmsError(404, "Topic doesn't exist")
 
-    def publish(self, topic: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    def publish(self, user: str, topic: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
         """Validate every message, send them all and return their ids once the broker
         confirmed every one; nothing is sent when one is invalid."""
+        self.authorize(user, "write", topic)
         self._topic(topic)
         if not messages:
             raise AmsError(400, "Invalid Message Arguments: no messages")
@@ -212,11 +244,14 @@ class Gateway:
 
     # -- subscriptions ----------------------------------------------------------------
 
-    def create_sub(self, name: str, topic_path: str, ack_deadline: int | None) -> dict[str, Any]:
+    def create_sub(
+        self, user: str, name: str, topic_path: str, ack_deadline: int | None
+    ) -> dict[str, Any]:
         topic = topic_path.strip("/").rsplit("/", 1)[-1]
         expected = f"projects/{self.project}/topics/{topic}"
         if topic_path.strip("/") != expected:
             raise AmsError(400, f"topic must be {expected}")
+        self.authorize(user, "read", topic)
         deadline = ack_deadline if ack_deadline is not None else self.settings.ack_deadline
         if not 1 <= deadline <= 600:
             raise AmsError(400, "ackDeadlineSeconds must be between 1 and 600")
@@ -237,9 +272,10 @@ class Gateway:
         with self._lock:
             return {"subscriptions": [self._describe(s) for s in self.subs.values()]}
 
-    def delete_sub(self, name: str) -> None:
+    def delete_sub(self, user: str, name: str) -> None:
         with self._lock:
             sub = self._sub(name)
+            self.authorize(user, "read", sub.topic)
             with sub.lock:
                 conn = self._connect(sub)
                 self._stomp_sub(sub).remove(conn, subscribed=True)
@@ -248,11 +284,13 @@ class Gateway:
             del self.subs[name]
             self._save()
 
-    def modify_ack_deadline(self, name: str, seconds: int) -> None:
+    def modify_ack_deadline(self, user: str, name: str, seconds: int) -> None:
         if not 1 <= seconds <= 600:
             raise AmsError(400, "ackDeadlineSeconds must be between 1 and 600")
         with self._lock:
-            self._sub(name).ack_deadline = seconds
+            sub = self._sub(name)
+            self.authorize(user, "read", sub.topic)
+            sub.ack_deadline = seconds
             self._save()
 
     def _sub(self, name: str) -> _Sub:
@@ -291,8 +329,11 @@ class Gateway:
 
     # -- pull and acknowledge ---------------------------------------------------------
 
-    def pull(self, name: str, max_messages: int, return_immediately: bool) -> list[dict[str, Any]]:
+    def pull(
+        self, user: str, name: str, max_messages: int, return_immediately: bool
+    ) -> list[dict[str, Any]]:
         sub = self._sub(name)
+        self.authorize(user, "read", sub.topic)
         if max_messages < 1:
             raise AmsError(400, "maxMessages must be at least 1")
         with sub.lock:
@@ -321,8 +362,9 @@ class Gateway:
                 sub.outstanding[ack_id] = Pulled(frame, deadline)
         return [{"ackId": ack_id, "message": _message(frame)} for ack_id, frame in out]
 
-    def acknowledge(self, name: str, ack_ids: Sequence[str]) -> None:
+    def acknowledge(self, user: str, name: str, ack_ids: Sequence[str]) -> None:
         sub = self._sub(name)
+        self.authorize(user, "read", sub.topic)
         with sub.lock:
             # First: a connection made anew forgets what the old one handed out.
             conn = self._connect(sub)

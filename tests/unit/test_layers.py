@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "schema": _BASE,
     "security": _BASE,
     "transport": _BASE | {"stomp"},
-    "config": _BASE | {"transport"},
+    "config": _BASE | {"permissions", "transport"},
     "store": _FOUNDATION,
     # The publisher drains directory queues through store.dirq (loaded for --dirq only).
     "publish": _SPINE | {"store"},

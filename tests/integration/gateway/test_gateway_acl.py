@@ -1,0 +1,76 @@
+"""``msgbus gateway`` with ``gateway.permissions``, the unmodified argo-ams-library as the
+client: a writer publishes but may not pull, a reader pulls but may not publish (and
+its refused messages never reach the broker), each refusal a 403 naming user, action
+and topic."""
+
+from __future__ import annotations
+
+import pytest
+from argo_ams_library import (  # type: ignore[import-untyped]
+    AmsMessage,
+    AmsServiceException,
+    ArgoMessagingService,
+)
+
+from tests.chaos.harness import probe_text
+from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+
+READER = "r3ad3r-token"
+ACL = {
+    "users": {
+        "probe": {"token": TOKEN, "groups": ["probes", "operators"]},
+        "reader": {"token": READER, "groups": ["consumers"]},
+    },
+    "permissions": [
+        {"destination": "/topic/ams.>", "write": ["probes"], "read": ["consumers"],
+         "admin": ["operators"]},
+    ],
+}  # fmt: skip
+pytestmark = pytest.mark.parametrize("ams_gateway", [ACL], indirect=True, ids=["acl"])
+
+
+def _ams(gateway: Gateway, token: str) -> ArgoMessagingService:
+    return ArgoMessagingService(endpoint=gateway.endpoint, token=token, project=PROJECT)
+
+
+def _result(tag: str) -> AmsMessage:
+    return AmsMessage(data=probe_text(tag, 1), attributes={})
+
+
+def test_a_writer_publishes_but_gets_403_on_pull(ams_gateway: Gateway) -> None:
+    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe.create_topic("results")
+    reader.create_sub("db", "results", ackdeadline=30)
+    [sent] = probe.publish("results", [_result("allowed")])["messageIds"]
+    with pytest.raises(AmsServiceException) as refused:
+        probe.pull_sub("db", num=10, return_immediately=True)
+    assert refused.value.code == 403 and refused.value.status == "FORBIDDEN"
+    assert "user probe may not read from topic results (/topic/ams.results)" in refused.value.msg
+    with pytest.raises(AmsServiceException) as subscribing:
+        probe.create_sub("mine", "results")
+    assert subscribing.value.code == 403
+    # The allowed publish went through the broker to the reader's subscription.
+    [(ack_id, got)] = reader.pull_sub("db", num=10)
+    assert got.get_msgid() == sent and b"summaryData: allowed" in got.get_data()
+    reader.ack_sub("db", [ack_id])
+
+
+def test_a_reader_gets_403_on_publish_and_nothing_reaches_the_broker(
+    ams_gateway: Gateway,
+) -> None:
+    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe.create_topic("results")
+    reader.create_sub("db", "results", ackdeadline=30)
+    with pytest.raises(AmsServiceException) as refused:
+        reader.publish("results", [_result("refused")])
+    assert refused.value.code == 403
+    assert "user reader may not publish to topic results" in refused.value.msg
+    with pytest.raises(AmsServiceException) as creating:
+        reader.create_topic("mine")
+    assert creating.value.code == 403 and "may not create or delete" in creating.value.msg
+    # Published after the refused one: had that reached the broker, it would come first.
+    [sent] = probe.publish("results", [_result("allowed")])["messageIds"]
+    got = reader.pull_sub("db", num=10)
+    assert [m.get_msgid() for _, m in got] == [sent]
+    reader.ack_sub("db", [ack_id for ack_id, _ in got])
+    assert reader.pull_sub("db", num=10, return_immediately=True) == []

@@ -46,6 +46,7 @@ __all__ = ["SitesPlan", "SitesReport", "Target", "embedded_target", "network_tar
 
 _PROBES = table_for(ProbeResult.message_class)
 _CONNECTING = 50  # connects in flight: a broker closes the oldest unauthenticated sockets
+_QUIET = 60.0  # seconds without a receipt or a row that end the drain
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +109,8 @@ class SitesReport:
     confirmed: int
     refused: list[str]
     stored: int
-    lost: int  # confirmed, not stored
+    unconfirmed: int  # sent, never confirmed (refused, or its receipt never came)
+    missing: int  # confirmed, not stored
     backlog: int  # confirmed and not yet stored when the last phase ended
     drain_seconds: float  # from the end of the last phase to the last row
 
@@ -265,6 +267,21 @@ async def _beat(sites: list[_Site], every: float) -> None:
             site.beat(every / 2)
 
 
+async def _drain(run: _Run, store: Store, tag: str) -> None:
+    """Wait until every confirmed message is stored and every send confirmed, or until
+    neither moved for a minute (a receipt held back by flow control, or gone with its
+    connection, may never come), within the drain timeout."""
+    deadline = time.monotonic() + run.plan.drain_timeout
+    progress, moved = (-1, -1), time.monotonic()
+    while (now := time.monotonic()) < deadline and now - moved < _QUIET:
+        stored = await asyncio.to_thread(_count, store, tag)
+        if stored >= len(run.confirmed) == len(run.sent):
+            return
+        if (stored, len(run.confirmed)) != progress:
+            progress, moved = (stored, len(run.confirmed)), now
+        await asyncio.sleep(1)
+
+
 def _stored(store: Store, tag: str) -> dict[str, float]:
     """Message id -> row time (epoch seconds) of this run's rows."""
     query = sa.select(_PROBES.c.msg_id, _PROBES.c.received_at).where(
@@ -345,14 +362,7 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         cpu_after = _total([cpu_seconds(p) for p in pids])
         if cpu_before is not None and cpu_after is not None:
             phase.cpu = (cpu_after - cpu_before) / phase.seconds
-    # Every send answered (a receipt, or its site refused) and every confirmed message
-    # stored, within the drain timeout; the brokers may hold receipts back meanwhile.
-    deadline = time.monotonic() + plan.drain_timeout
-    while time.monotonic() < deadline:
-        answered = len(run.confirmed) + len(run.refused) >= len(run.sent)
-        if answered and await asyncio.to_thread(_count, store, tag) >= len(run.confirmed):
-            break
-        await asyncio.sleep(1)
+    await _drain(run, store, tag)
     rows = await asyncio.to_thread(_stored, store, tag)
     beats.cancel()
     for site in sites:
@@ -380,7 +390,8 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         confirmed=len(run.confirmed),
         refused=run.refused,
         stored=len(rows),
-        lost=len(run.confirmed.keys() - rows.keys()),
+        unconfirmed=len(run.sent) - len(run.confirmed),
+        missing=len(run.confirmed.keys() - rows.keys()),
         backlog=max(0, confirmed_by_end - stored_by_end),
         drain_seconds=max(0.0, max(rows.values(), default=end) - end),
     )

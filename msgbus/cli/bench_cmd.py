@@ -444,7 +444,8 @@ def bench_sites(
         )
     click.echo(
         f"sent {report.sent:,}, confirmed {report.confirmed:,}, stored {report.stored:,}, "
-        f"lost {report.lost:,}; refused: {len(report.refused)}"
+        f"confirmed but not stored {report.missing:,}; unconfirmed {report.unconfirmed:,}; "
+        f"sites refused or cut off: {len(report.refused)}"
     )
     for refusal in report.refused[:5]:
         click.echo(f"  {refusal}")
@@ -452,5 +453,8 @@ def bench_sites(
         f"backlog at the end of the burst: {report.backlog:,} confirmed, not stored; "
         f"last row {report.drain_seconds:.1f} s after it"
     )
-    if report.lost:
-        raise click.ClickException(f"{report.lost} confirmed messages were not stored")
+    if report.missing:
+        raise click.ClickException(
+            f"{report.missing} confirmed messages were not stored within "
+            f"--drain-timeout {drain_timeout:g} s"
+        )

@@ -1,10 +1,15 @@
 """Persistence of the embedded broker: SQLite in WAL mode with group commit.
 
 Changes (insert, delete, redelivery count, durable subscriptions) are queued by the
-event loop and written by one writer thread. Everything queued while the writer is
-busy goes into its next transaction, so a burst of persistent SENDs costs one fsync
-per batch, not one per message. ``when_durable`` runs a callback once everything
-queued so far is committed: that is when a RECEIPT for a persistent SEND may go out.
+event loop and written in batches: the loop runs a batch's statements, one writer
+thread its COMMIT (the fsync). Everything queued while a COMMIT is under way goes into
+the next batch, so a burst of persistent SENDs costs one fsync per batch, not one per
+message. ``when_durable`` runs a callback once everything queued so far is committed:
+that is when a RECEIPT for a persistent SEND may go out.
+
+The statements run on the loop, not the writer thread, because sqlite3 releases the GIL
+at every row: a writer thread would wait for the busy loop's GIL once per row (the
+convoy effect), which cut receipts to ~60/s under a burst from 10,000 connections.
 """
 
 from __future__ import annotations
@@ -101,7 +106,7 @@ class MessageStore:
             return [], []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # The writer thread owns the connection after this method returns.
+            # Used by the loop and the writer thread in turn, never at once (see _flush).
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: the WAL is fsynced at every commit, so a RECEIPT means on disk.
@@ -186,10 +191,16 @@ class MessageStore:
         ops, self._ops = self._ops, []
         self._in_flight, self._waiting = self._waiting, []
         self._idle.clear()
-        future = self._loop.run_in_executor(self._executor, self._write, ops)
-        future.add_done_callback(self._written)
+        try:
+            self._apply(ops)
+        except sqlite3.Error as exc:
+            self._written(exc)
+            return
+        future = self._loop.run_in_executor(self._executor, self._commit)
+        future.add_done_callback(lambda done: self._written(done.exception()))
 
-    def _write(self, ops: list[Op]) -> None:
+    def _apply(self, ops: list[Op]) -> None:
+        """Run ``ops`` in a new transaction (on the loop: no commit is under way)."""
         db = self._db
         assert db is not None
         db.execute("BEGIN")
@@ -197,15 +208,22 @@ class MessageStore:
             # Consecutive changes of one kind go in one executemany; order is preserved.
             for kind, group in itertools.groupby(ops, key=lambda op: op[0]):
                 db.executemany(_SQL[kind], [args for _, args in group])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _commit(self) -> None:
+        db = self._db
+        assert db is not None
+        try:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
-    def _written(self, future: asyncio.Future[None]) -> None:
+    def _written(self, exc: BaseException | None) -> None:
         callbacks, self._in_flight = self._in_flight or [], None
         self.commits += 1
-        exc = future.exception()
         if exc is not None:
             # Sticky: once a batch is lost, no later receipt may claim durability.
             self.failure = f"writing the broker store {self.path} failed: {exc}"

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from msgbus.errors import ConfigError
-from msgbus.permissions import DEFAULT_GROUP, Permission, unknown_groups
+from msgbus.permissions import DEFAULT_GROUP, Permission, require_known_groups
 
 # Transport settings belong to the transport layer; the configuration composes them.
 from msgbus.transport.settings import ConnectionConfig, TLSConfig
@@ -224,12 +224,7 @@ class GatewayConfig(_Section):
 
     @model_validator(mode="after")
     def _check_permissions(self) -> GatewayConfig:
-        unknown = unknown_groups((u.member_of() for u in self.users.values()), self.permissions)
-        if unknown:
-            raise ValueError(
-                f"permissions name groups no user is in: {unknown}; add them to users' "
-                "groups or correct the permissions"
-            )
+        require_known_groups((u.member_of() for u in self.users.values()), self.permissions)
         return self
 
 

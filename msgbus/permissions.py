@@ -28,6 +28,7 @@ __all__ = [
     "User",
     "check_destination",
     "destination_matches",
+    "require_known_groups",
     "unknown_groups",
 ]
 
@@ -94,6 +95,18 @@ def unknown_groups(
     """Groups the permissions name that no user is in (a typo locks everyone out)."""
     known = {g for groups in memberships for g in groups}
     return sorted({g for p in permissions for g in p.read + p.write + p.admin} - known)
+
+
+def require_known_groups(
+    memberships: Iterable[frozenset[str]], permissions: Iterable[Permission]
+) -> None:
+    """ValueError (for a pydantic validator) when the permissions name an unknown group."""
+    unknown = unknown_groups(memberships, permissions)
+    if unknown:
+        raise ValueError(
+            f"permissions name groups no user is in: {unknown}; add them to users' "
+            "groups or correct the permissions"
+        )
 
 
 class AccessPolicy:

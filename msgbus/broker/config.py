@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 # The YAML reading and error wording are shared with the client configuration.
 from msgbus.config import deep_merge, describe_validation_error, drop_none, read_yaml
 from msgbus.errors import ConfigError
-from msgbus.permissions import DEFAULT_GROUP, Permission, unknown_groups
+from msgbus.permissions import DEFAULT_GROUP, Permission, require_known_groups
 from msgbus.stomp import Limits
 
 __all__ = ["BrokerConfig", "BrokerLimits", "BrokerTLS", "BrokerUser", "load_broker_config"]
@@ -127,12 +127,7 @@ class BrokerConfig(_Section):
             raise ValueError(
                 "permissions need users: declare users with groups, or drop the permissions"
             )
-        unknown = unknown_groups((u.member_of() for u in self.users.values()), self.permissions)
-        if unknown:
-            raise ValueError(
-                f"permissions name groups no user is in: {unknown}; add them to users' "
-                "groups or correct the permissions"
-            )
+        require_known_groups((u.member_of() for u in self.users.values()), self.permissions)
         return self
 
 

@@ -248,15 +248,16 @@ async def _offer(
     what the generator cannot send in time is not sent (``phase.sent`` tells)."""
     turn = itertools.cycle(sites)
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start, turns = loop.time(), 0
     while (now := loop.time()) < start + phase.seconds:
-        due = int(phase.offered * (now - start)) - phase.sent
+        due = int(phase.offered * (now - start)) - turns
         wall = time.time()
         for _ in range(due):
             msg_id = next(turn).publish(run.target.topic, body, headers)
-            if msg_id is not None:
+            if msg_id is not None:  # a site cut off sends nothing
                 run.sent[msg_id] = wall
-            phase.sent += 1
+                phase.sent += 1
+        turns += due
         await asyncio.sleep(0.01)
 
 

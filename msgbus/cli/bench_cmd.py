@@ -19,6 +19,7 @@ from msgbus.bench import stomp_py
 from msgbus.bench.broker import local_activemq
 from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
 from msgbus.bench.publish import run_publish_bench
+from msgbus.cli.options import size_option
 from msgbus.config import load_config
 from msgbus.store import Store
 
@@ -37,15 +38,6 @@ def _rounds_option(help: str) -> Callable[[F], F]:
     )
 
 
-_size_option: Callable[[F], F] = click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="Message body size in bytes.",
-)
-
-
 @click.group()
 def bench() -> None:
     """Measure msgbus throughput against a baseline (prints msgs/s and the ratio)."""
@@ -59,7 +51,7 @@ def bench() -> None:
     help="stomp://[user:pass@]host:port of a running ActiveMQ; default: start a local one.",
 )
 @_count_option(50_000, "Messages through each broker per round.")
-@_size_option
+@size_option
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
@@ -109,7 +101,7 @@ def bench_broker(activemq_url: str | None, count: int, size: int, warmup: int, r
     "temporary local ActiveMQ.",
 )
 @_count_option(20_000, "Messages per sender and round.")
-@_size_option
+@size_option
 @click.option(
     "--slow-count",
     type=click.IntRange(min=1),
@@ -352,7 +344,7 @@ def _display(store_url: str) -> str:
     show_default=True,
     help="Heart-beat interval of the sites' connections, in seconds.",
 )
-@_size_option
+@size_option
 @click.option(
     "--topology",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

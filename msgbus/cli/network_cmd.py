@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from msgbus.cli.options import size_option
 from msgbus.errors import NetworkError
 from msgbus.network.advisories import advisories_for
 from msgbus.network.local import LocalNetwork
@@ -231,13 +232,7 @@ def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     show_default=True,
     help="Messages sent over the path and over the same-broker baseline.",
 )
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=1024,
-    show_default=True,
-    help="Message body size in bytes.",
-)
+@size_option
 def bench_cmd(
     topology: Path, state_dir: Path | None, source: str, target: str, count: int, size: int
 ) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "metrics_port_option",
     "metrics_textfile_option",
     "parse_duration",
+    "size_option",
     "spool_option",
 ]
 
@@ -42,6 +43,14 @@ metrics_textfile_option: Callable[[F], F] = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the metrics to this file at the end, for node-exporter's textfile collector.",
+)
+
+size_option: Callable[[F], F] = click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Message body size in bytes.",
 )
 
 spool_option: Callable[[F], F] = click.option(

@@ -193,13 +193,13 @@ class Store:
         self._driver_connections: dict[int, Any] = {}
         pool = self.engine.pool
         sa.event.listen(pool, "connect", self._opened)
-        sa.event.listen(pool, "close", lambda dbapi_conn, _record: self._closed(dbapi_conn))
+        sa.event.listen(pool, "close", self._closed)
         sa.event.listen(pool, "close_detached", self._closed)
 
     def _opened(self, dbapi_connection: Any, _record: Any) -> None:
         self._driver_connections[id(dbapi_connection)] = dbapi_connection
 
-    def _closed(self, dbapi_connection: Any) -> None:
+    def _closed(self, dbapi_connection: Any, _record: Any = None) -> None:
         self._driver_connections.pop(id(dbapi_connection), None)
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -93,6 +93,9 @@ class Phase:
     accepted: int = 0  # receipts that came back within the phase
     cpu: float | None = None  # broker cores used (CPU seconds per second)
     latency: tuple[float, float] = (float("nan"), float("nan"))  # p50, p99 to the row
+
+    def during(self, at: float) -> bool:
+        return self.began <= at <= self.ended
 
 
 @dataclass
@@ -302,10 +305,6 @@ def _count(store: Store, tag: str) -> int:
         return int(db.execute(query).scalar_one())
 
 
-def _within(low: float, high: float) -> Callable[[float], bool]:
-    return lambda at: low <= at <= high
-
-
 def _percentiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return (values[0], values[0]) if values else (float("nan"), float("nan"))
@@ -370,10 +369,9 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         site.close()
     end = phases[-1].ended
     for phase in phases:
-        window = _within(phase.began, phase.ended)
-        phase.accepted = sum(1 for at in run.confirmed.values() if window(at))
+        phase.accepted = sum(1 for at in run.confirmed.values() if phase.during(at))
         phase.latency = _percentiles(
-            [rows[m] - at for m, at in run.sent.items() if window(at) and m in rows]
+            [rows[m] - at for m, at in run.sent.items() if phase.during(at) and m in rows]
         )
     stored_by_end = sum(1 for at in rows.values() if at <= end)
     confirmed_by_end = sum(1 for at in run.confirmed.values() if at <= end)

@@ -19,9 +19,7 @@ def test_a_topic_named_with_schema_wlcg_is_validated_and_others_take_any_bytes()
     ("value", "instead"),
     [(True, "topics: {probes: {schema: wlcg}}"), (False, "remove it")],
 )
-def test_validate_bodies_is_refused_saying_what_to_write_instead(
-    value: bool, instead: str
-) -> None:
+def test_validate_bodies_is_refused_saying_what_to_write_instead(value: bool, instead: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(overrides={"gateway": {"validate_bodies": value}})
     message = str(refused.value)

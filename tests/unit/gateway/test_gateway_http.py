@@ -106,7 +106,9 @@ def test_a_message_larger_than_max_message_bytes_is_413_and_nothing_is_sent(
     assert answer.status_code == 413
     error = answer.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT"
-    assert "message 2 has 1025 bytes" in error["message"] and "max_message_bytes" in error["message"]
+    assert (
+        "message 2 has 1025 bytes" in error["message"] and "max_message_bytes" in error["message"]
+    )
 
 
 def test_topic_lists_page_as_ams_pages_them(client: TestClient) -> None:

@@ -264,7 +264,8 @@ class GatewayConfig(_Section):
                 if data["validate_bodies"]
                 else "remove it: topics not named under gateway.topics take any bytes"
             )
-            raise ValueError(f"gateway.validate_bodies is gone (topics are checked per topic); {instead}")
+            gone = "gateway.validate_bodies is gone (topics are checked per topic)"
+            raise ValueError(f"{gone}; {instead}")
         return data
 
     @model_validator(mode="after")

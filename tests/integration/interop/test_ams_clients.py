@@ -14,11 +14,11 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import avro.io  # type: ignore[import-untyped]
-import avro.schema  # type: ignore[import-untyped]
+import avro.io
+import avro.schema
 import pytest
 import requests
 from argo_ams_library import (  # type: ignore[import-untyped]
@@ -157,10 +157,11 @@ def test_what_argo_nagios_ams_publisher_publishes_comes_back_byte_for_byte(
     ams.create_sub(sub, topic, ackdeadline=60)
     results = [_metric_result(n) for n in range(5)]
     bodies: list[bytes | str] = [_avro(r) if encoding == "avro" else json.dumps(r) for r in results]
-    sent = [_as_published(body, r) for body, r in zip(bodies, results)]
+    sent = [_as_published(body, r) for body, r in zip(bodies, results, strict=True)]
     ids = ams.publish(topic, sent)["messageIds"]
     expected = [
-        (b if isinstance(b, bytes) else b.encode(), m.get_attr()) for b, m in zip(bodies, sent)
+        (b if isinstance(b, bytes) else b.encode(), m.get_attr())
+        for b, m in zip(bodies, sent, strict=True)
     ]
     got = _pull_all(ams, sub, len(sent))
     assert [m.get_msgid() for _, m in got] == ids
@@ -229,7 +230,7 @@ def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
     ams = _ams(ams_gateway)
     ams.create_topic("results")
     ams.create_sub("s", "results")
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "modifyoffset_sub": lambda: ams.modifyoffset_sub("s", 0),
         "time_to_offset_sub": lambda: ams.time_to_offset_sub("s", datetime.datetime(2026, 1, 1)),
         "modifyacl_topic": lambda: ams.modifyacl_topic("results", ["someone"]),

@@ -32,8 +32,10 @@ NAMES = ["type", "destination", "content-length", "msgbus-id", "message-id", "ac
 def _through_a_broker(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` sent, routed (broker headers set over them) and received."""
     [sent] = FrameParser(role="server").feed(serialize(SendFrame(dict(headers), b"x"), "1.2"))
+    assert isinstance(sent, SendFrame)
     delivered = MessageFrame({**sent.headers, **BROKER_HEADERS}, sent.body)
     [received] = FrameParser(role="client").feed(serialize(delivered, "1.2"))
+    assert isinstance(received, MessageFrame)
     return received.headers
 
 

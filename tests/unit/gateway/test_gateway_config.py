@@ -38,5 +38,5 @@ def test_validate_bodies_is_refused_saying_what_to_write_instead(value: bool, in
 def test_an_unknown_schema_or_topic_name_is_a_configuration_error(
     topics: dict[str, object],
 ) -> None:
-    with pytest.raises(ConfigError, match="gateway.topics"):
+    with pytest.raises(ConfigError, match=r"gateway\.topics"):
         load_config(overrides={"gateway": {"topics": topics}})

@@ -221,7 +221,8 @@ class GatewayConfig(_Section):
     ``permissions`` are the embedded broker's (:mod:`msgbus.permissions`), on the STOMP
     destination an AMS topic maps to: ``write`` publishes, ``read`` subscribes, pulls and
     acknowledges, ``admin`` creates and deletes topics. Without them every user may do
-    everything, as before they existed.
+    everything, as before they existed. A topic takes any bytes unless ``topics`` gives
+    it a schema, as on AMS.
     """
 
     project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")

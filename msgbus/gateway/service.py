@@ -3,12 +3,15 @@ acknowledge, mapped onto STOMP.
 
 * An AMS topic ``T`` is the STOMP topic ``<topic_prefix>T``; publishing goes through
   :class:`msgbus.Publisher` without a spool and answers only once the broker confirmed
-  every message (a transaction with a receipt).
+  every message (a transaction with a receipt). As on AMS a message is any attributes
+  (STOMP headers, :mod:`msgbus.gateway.attributes`) and any bytes; only a topic with a
+  schema in ``gateway.topics`` is validated.
 * An AMS subscription is a durable STOMP subscription on that topic, held by one
   connection of the gateway with client-individual ACKs. A pulled message stays
-  unacknowledged at the broker until ``:acknowledge``; when its ack deadline passes the
-  next pull hands it out again under a new ackId, and when the gateway dies the broker
-  redelivers it. Nothing is acknowledged to the broker before the AMS client did.
+  unacknowledged at the broker until ``:acknowledge`` (cumulative, as AMS's); when its
+  ack deadline passes the next pull hands it out again under a new ackId, and when the
+  gateway dies the broker redelivers it. Nothing is acknowledged to the broker before
+  the AMS client did. Push subscriptions are not served (501).
 * With ``gateway.permissions``, each user's groups are checked on the STOMP destination
   of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
   subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
@@ -200,11 +203,13 @@ class Gateway:
             self._save()
 
     def list_topics(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:
-        names, next_token = _page(sorted(self.topics), page_size, page_token)
+        with self._lock:
+            topics = sorted(self.topics)
+        names, next_token = _page(topics, page_size, page_token)
         return {
             "topics": [{"name": self.topic_name(t)} for t in names],
             "nextPageToken": next_token,
-            "totalSize": len(self.topics),
+            "totalSize": len(topics),
         }
 
     def _topic(self, topic: str) -> None:

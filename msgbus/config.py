@@ -12,10 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -36,6 +44,7 @@ __all__ = [
     "ConsumerConfig",
     "ControlConfig",
     "GatewayConfig",
+    "GatewayTopic",
     "GatewayUser",
     "IcingaConfig",
     "MetricsConfig",
@@ -191,13 +200,29 @@ class GatewayUser(_Section):
         return frozenset(self.groups or [DEFAULT_GROUP])
 
 
+_AMS_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+class GatewayTopic(_Section):
+    """What ``msgbus gateway`` checks on one AMS topic (``gateway.topics.<name>``)."""
+
+    schema_: Literal["wlcg"] | None = Field(
+        None,
+        alias="schema",
+        description="wlcg: published data must be valid msgbus messages (WLCG text or its "
+        "JSON form; the messageClass and content-type attributes choose model and format), "
+        "as msgbus publish checks them, else a 400 naming message and field; none: any bytes",
+    )
+
+
 class GatewayConfig(_Section):
     """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers.
 
     ``permissions`` are the embedded broker's (:mod:`msgbus.permissions`), on the STOMP
     destination an AMS topic maps to: ``write`` publishes, ``read`` subscribes, pulls and
     acknowledges, ``admin`` creates and deletes topics. Without them every user may do
-    everything, as before they existed.
+    everything, as before they existed. A topic takes any bytes unless ``topics`` gives
+    it a schema, as on AMS.
     """
 
     project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")
@@ -212,15 +237,37 @@ class GatewayConfig(_Section):
         description="Per destination pattern (topic_prefix included, e.g. /topic/ams.>), "
         "the groups that may read, write and admin; none: every user may do everything",
     )
-    validate_bodies: bool = Field(
-        True,
-        description="Published data must be valid messages (WLCG text or JSON, by the "
-        "messageClass and content-type attributes), as msgbus publish checks them",
+    topics: dict[Annotated[str, StringConstraints(pattern=_AMS_NAME)], GatewayTopic] = Field(
+        default_factory=dict,
+        description="Per AMS topic name, what the gateway checks on it; a topic not named "
+        "here takes any bytes, as an AMS topic without a schema does",
+    )
+    max_message_bytes: int = Field(
+        3 * 1024 * 1024,
+        ge=1024,
+        description="Largest message a publish takes (decoded data plus attribute names and "
+        "values); a larger one is a 413 for the request. Keep it under the broker's frame "
+        "limit (the embedded broker's max_frame_bytes, 4 MiB by default)",
     )
     ack_deadline: int = Field(10, ge=1, le=600, description="Default ackDeadlineSeconds")
     state_dir: Path = Field(
         Path("gateway-state"), description="Where topics and subscriptions are kept"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_validate_bodies(cls, data: Any) -> Any:
+        # Removed: AMS validates only topics that have a schema, so msgbus does too.
+        if isinstance(data, Mapping) and "validate_bodies" in data:
+            instead = (
+                "name each topic to validate under gateway.topics (e.g. topics: {probes: "
+                "{schema: wlcg}}) and remove validate_bodies"
+                if data["validate_bodies"]
+                else "remove it: topics not named under gateway.topics take any bytes"
+            )
+            gone = "gateway.validate_bodies is gone (topics are checked per topic)"
+            raise ValueError(f"{gone}; {instead}")
+        return data
 
     @model_validator(mode="after")
     def _check_permissions(self) -> GatewayConfig:

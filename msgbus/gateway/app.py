@@ -6,19 +6,21 @@ v1 API that publishers and pull consumers use, with its OpenAPI document at
 
 from __future__ import annotations
 
+import platform
 import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from msgbus import __version__
 from msgbus.errors import MsgbusError
 from msgbus.gateway.service import AmsError, Gateway
+from msgbus.gateway.unserved import add_unserved_routes
 
 __all__ = ["make_app"]
 
@@ -40,11 +42,15 @@ class _NameConvertor(Convertor[str]):
 register_url_convertor("name", _NameConvertor())
 _MAX_BODY = 32 * 1024 * 1024  # a publish of many messages, base64: well above any real one
 Name = Annotated[str, Path(pattern=_NAME)]
+PageSize = Annotated[int, Query(ge=0, description="Entries per page; 0: all")]
+PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
 
 class MessageIn(BaseModel):
-    attributes: dict[str, str] = Field(default_factory=dict)
-    data: str = Field(description="The body, base64-encoded")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Any names and values; pulls return them as given"
+    )
+    data: str | None = Field("", description="The body, base64-encoded: any bytes")
 
 
 class PublishRequest(BaseModel):
@@ -61,9 +67,15 @@ class TopicOut(BaseModel):
 
 class TopicList(BaseModel):
     topics: list[TopicOut]
+    nextPageToken: str = Field(description="pageToken of the next page; empty: the last")
+    totalSize: int
 
 
 class SubscriptionIn(BaseModel):
+    # Other fields are taken and, but for pushConfig (see create_sub), ignored, as AMS
+    # ignores what it does not know; pushConfig stays out of the OpenAPI document.
+    model_config = ConfigDict(extra="allow")
+
     topic: str = Field(description="projects/PROJECT/topics/TOPIC")
     ackDeadlineSeconds: int | None = Field(None, ge=1, le=600)
 
@@ -77,6 +89,8 @@ class SubscriptionOut(BaseModel):
 
 class SubscriptionList(BaseModel):
     subscriptions: list[SubscriptionOut]
+    nextPageToken: str = Field(description="pageToken of the next page; empty: the last")
+    totalSize: int
 
 
 class PullRequest(BaseModel):
@@ -103,6 +117,21 @@ class PullResponse(BaseModel):
 
 class AckRequest(BaseModel):
     ackIds: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class PushConfigRequest(BaseModel):
+    pushConfig: dict[str, Any] = Field(default_factory=dict)
+
+
+class StatusOut(BaseModel):
+    status: str
+
+
+class VersionOut(BaseModel):
+    release: str
+    compiler: str
+    os: str
+    architecture: str
 
 
 class DeadlineRequest(BaseModel):
@@ -137,7 +166,7 @@ def _user(
 User = Annotated[str, Depends(_user)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 408, 409, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 408, 409, 413, 503)
 }
 
 
@@ -186,10 +215,25 @@ def make_app(gateway: Gateway) -> FastAPI:
         if project != gateway.project:
             raise AmsError(404, "Project doesn't exist")
 
+    @app.get("/v1/status", response_model=StatusOut)
+    def status() -> dict[str, Any]:
+        return {"status": "ok"}  # AMS's health check: the service answers
+
+    @app.get("/v1/version", response_model=VersionOut)
+    def version() -> dict[str, Any]:
+        return {
+            "release": f"msgbus {__version__}",
+            "compiler": f"{platform.python_implementation()} {platform.python_version()}",
+            "os": platform.system().lower(),
+            "architecture": platform.machine(),
+        }
+
     @app.get(f"{base}/topics", response_model=TopicList)
-    def list_topics(project: Name, who: User) -> dict[str, Any]:
+    def list_topics(
+        project: Name, who: User, pageSize: PageSize = 0, pageToken: PageToken = ""
+    ) -> dict[str, Any]:
         project_of(project)
-        return gateway.list_topics()
+        return gateway.list_topics(pageSize, pageToken)
 
     @app.put(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
     def create_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
@@ -214,14 +258,19 @@ def make_app(gateway: Gateway) -> FastAPI:
         return {"messageIds": ids}
 
     @app.get(f"{base}/subscriptions", response_model=SubscriptionList)
-    def list_subs(project: Name, who: User) -> dict[str, Any]:
+    def list_subs(
+        project: Name, who: User, pageSize: PageSize = 0, pageToken: PageToken = ""
+    ) -> dict[str, Any]:
         project_of(project)
-        return gateway.list_subs()
+        return gateway.list_subs(pageSize, pageToken)
 
     @app.put(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
     def create_sub(project: Name, sub: Name, body: SubscriptionIn, who: User) -> dict[str, Any]:
         project_of(project)
-        return gateway.create_sub(who, sub, body.topic, body.ackDeadlineSeconds)
+        push = (body.model_extra or {}).get("pushConfig")
+        return gateway.create_sub(
+            who, sub, body.topic, body.ackDeadlineSeconds, push if isinstance(push, dict) else None
+        )
 
     @app.get(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
     def get_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
@@ -254,4 +303,14 @@ def make_app(gateway: Gateway) -> FastAPI:
         gateway.modify_ack_deadline(who, sub, body.ackDeadlineSeconds)
         return {}
 
+    # Out of the OpenAPI document: a push endpoint is a 501 (push is not served).
+    @app.post(f"{base}/subscriptions/{{sub:name}}:modifyPushConfig", include_in_schema=False)
+    def modify_push_config(
+        project: Name, sub: Name, body: PushConfigRequest, who: User
+    ) -> dict[str, Any]:
+        project_of(project)
+        gateway.modify_push_config(who, sub, body.pushConfig)
+        return {}
+
+    add_unserved_routes(app)
     return app

@@ -3,12 +3,15 @@ acknowledge, mapped onto STOMP.
 
 * An AMS topic ``T`` is the STOMP topic ``<topic_prefix>T``; publishing goes through
   :class:`msgbus.Publisher` without a spool and answers only once the broker confirmed
-  every message (a transaction with a receipt).
+  every message (a transaction with a receipt). As on AMS a message is any attributes
+  (STOMP headers, :mod:`msgbus.gateway.attributes`) and any bytes; only a topic with a
+  schema in ``gateway.topics`` is validated.
 * An AMS subscription is a durable STOMP subscription on that topic, held by one
   connection of the gateway with client-individual ACKs. A pulled message stays
-  unacknowledged at the broker until ``:acknowledge``; when its ack deadline passes the
-  next pull hands it out again under a new ackId, and when the gateway dies the broker
-  redelivers it. Nothing is acknowledged to the broker before the AMS client did.
+  unacknowledged at the broker until ``:acknowledge`` (cumulative, as AMS's); when its
+  ack deadline passes the next pull hands it out again under a new ackId, and when the
+  gateway dies the broker redelivers it. Nothing is acknowledged to the broker before
+  the AMS client did. Push subscriptions are not served (501).
 * With ``gateway.permissions``, each user's groups are checked on the STOMP destination
   of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
   subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
@@ -35,6 +38,7 @@ from typing import Any
 from msgbus.config import MsgbusConfig
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import MsgbusError
+from msgbus.gateway.attributes import from_headers, to_headers
 from msgbus.permissions import AccessPolicy, Action
 from msgbus.publish import Envelope, Publisher
 from msgbus.schema import decode_body
@@ -43,18 +47,17 @@ from msgbus.stomp.headers import ID_HEADER, SYNC_HEADER
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import connect_first
 
-__all__ = ["AmsError", "Gateway", "Pulled"]
+__all__ = ["AmsError", "Gateway", "Pulled", "not_served"]
 
-# STOMP and msgbus headers an attribute may not set, and that pulls do not return.
-_RESERVED = frozenset(
-    {
-        "destination", "content-length", "receipt", "transaction", "message-id",
-        "subscription", "ack", "timestamp", "expires", "priority", "persistent",
-        "redelivered", "correlation-id", "reply-to", "type",
-    }
-)  # fmt: skip
-_PULL_WAIT = 5.0
-"""Seconds a pull without returnImmediately waits for a first message."""
+_PULL_WAIT = 0.3
+"""Seconds a pull without returnImmediately waits for a first message in flight from the
+broker: AMS answers such a pull at once when nothing is there (and waits 300 ms with
+returnImmediately)."""
+_FRESH = 60.0
+"""Seconds after its creation during which a never-pulled subscription is removed again
+when a push endpoint is set on it: argo-ams-library creates a push subscription as a
+pull one (PUT) and then sets the endpoint (``:modifyPushConfig``)."""
+_SERVED = "topics, publish, pull subscriptions, pull and acknowledge"
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {
     "read": "read from",
@@ -79,7 +82,8 @@ class AmsError(MsgbusError):
             404: "NOT_FOUND",
             408: "TIMEOUT",
             409: "ALREADY_EXISTS",
-            413: "MESSAGE_TOO_LARGE",
+            413: "INVALID_ARGUMENT",  # AMS's word for a message too large
+            501: "NOT_IMPLEMENTED",
         }.get(self.code, "UNAVAILABLE")
 
     def body(self) -> dict[str, Any]:
@@ -101,6 +105,9 @@ class _Sub:
     ack_deadline: int
     conn: Connection | None = None
     outstanding: dict[str, Pulled] = field(default_factory=dict)
+    created: float | None = None
+    """time.monotonic() of its creation by this process (None: loaded from state)."""
+    pulled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -195,8 +202,15 @@ class Gateway:
             self.topics.discard(topic)
             self._save()
 
-    def list_topics(self) -> dict[str, Any]:
-        return {"topics": [{"name": self.topic_name(t)} for t in sorted(self.topics)]}
+    def list_topics(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:
+        with self._lock:
+            topics = sorted(self.topics)
+        names, next_token = _page(topics, page_size, page_token)
+        return {
+            "topics": [{"name": self.topic_name(t)} for t in names],
+            "nextPageToken": next_token,
+            "totalSize": len(topics),
+        }
 
     def _topic(self, topic: str) -> None:
         if topic not in self.topics:
@@ -210,7 +224,7 @@ class Gateway:
         if not messages:
             raise AmsError(400, "Invalid Message Arguments: no messages")
         envelopes = [
-            Envelope(self.destination(topic), *self._checked(number, message))
+            Envelope(self.destination(topic), *self._checked(topic, number, message))
             for number, message in enumerate(messages, 1)
         ]
         with self._lock:  # the Publisher is used from one thread at a time
@@ -220,33 +234,53 @@ class Gateway:
             raise AmsError(503, f"the broker did not confirm the messages: {why}")
         return [env.msgbus_id for env in envelopes]
 
-    def _checked(self, number: int, message: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    def _checked(
+        self, topic: str, number: int, message: Mapping[str, Any]
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and STOMP headers of one message: any attributes and any bytes, as
+        AMS takes them, unless the topic has a schema (``gateway.topics``)."""
         attributes = message.get("attributes") or {}
         if not isinstance(attributes, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
         ):
             raise AmsError(400, f"message {number}: attributes must map strings to strings")
-        bad = sorted(k for k in attributes if k.lower() in _RESERVED or k.startswith("msgbus-"))
-        if bad:
-            raise AmsError(400, f"message {number}: attribute(s) {', '.join(bad)} are reserved")
-        data = message.get("data")
+        data = message.get("data") or ""  # AMS takes a message of attributes alone
         if not isinstance(data, str):
             raise AmsError(400, f"message {number}: data must be a base64 string")
         try:
             body = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise AmsError(400, f"message {number}: data is not valid base64") from None
-        if self.settings.validate_bodies:
+        size = len(body) + sum(len(_utf8(k)) + len(_utf8(v)) for k, v in attributes.items())
+        limit = self.settings.max_message_bytes
+        if size > limit:
+            raise AmsError(
+                413,
+                f"Message size is too large: message {number} has {size} bytes (data and "
+                f"attributes), more than gateway.max_message_bytes ({limit}); nothing was sent",
+            )
+        settings = self.settings.topics.get(topic)
+        if settings is not None and settings.schema_ == "wlcg":
             problems = [r.reason for r in decode_body(body, attributes) if r.message is None]
             if problems:
                 raise AmsError(400, f"message {number}: {'; '.join(problems)}")
-        return body, dict(attributes)
+        return body, to_headers(attributes)
 
     # -- subscriptions ----------------------------------------------------------------
 
     def create_sub(
-        self, user: str, name: str, topic_path: str, ack_deadline: int | None
+        self,
+        user: str,
+        name: str,
+        topic_path: str,
+        ack_deadline: int | None,
+        push_config: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        if push_config and push_config.get("pushEndpoint"):
+            raise not_served(
+                "a push subscription (PUT subscriptions/{sub} with pushConfig.pushEndpoint)",
+                "nothing was created",
+            )
         topic = topic_path.strip("/").rsplit("/", 1)[-1]
         expected = f"projects/{self.project}/topics/{topic}"
         if topic_path.strip("/") != expected:
@@ -259,7 +293,7 @@ class Gateway:
             self._topic(topic)
             if name in self.subs:
                 raise AmsError(409, "Subscription already exists")
-            sub = _Sub(name, topic, deadline)
+            sub = _Sub(name, topic, deadline, created=time.monotonic())
             self._connect(sub)  # the durable subscription keeps what is published next
             self.subs[name] = sub
             self._save()
@@ -268,21 +302,50 @@ class Gateway:
     def get_sub(self, name: str) -> dict[str, Any]:
         return self._describe(self._sub(name))
 
-    def list_subs(self) -> dict[str, Any]:
+    def list_subs(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:
         with self._lock:
-            return {"subscriptions": [self._describe(s) for s in self.subs.values()]}
+            names, next_token = _page(sorted(self.subs), page_size, page_token)
+            return {
+                "subscriptions": [self._describe(self.subs[n]) for n in names],
+                "nextPageToken": next_token,
+                "totalSize": len(self.subs),
+            }
 
     def delete_sub(self, user: str, name: str) -> None:
         with self._lock:
             sub = self._sub(name)
             self.authorize(user, "read", sub.topic)
-            with sub.lock:
-                conn = self._connect(sub)
-                self._stomp_sub(sub).remove(conn, subscribed=True)
-                conn.close()
-                sub.conn = None
-            del self.subs[name]
-            self._save()
+            self._remove(sub)
+
+    def _remove(self, sub: _Sub) -> None:
+        """Forget ``sub`` and its durable STOMP subscription (under ``self._lock``)."""
+        with sub.lock:
+            conn = self._connect(sub)
+            self._stomp_sub(sub).remove(conn, subscribed=True)
+            conn.close()
+            sub.conn = None
+        del self.subs[sub.name]
+        self._save()
+
+    def modify_push_config(self, user: str, name: str, push_config: Mapping[str, Any]) -> None:
+        """An empty push configuration keeps a pull subscription one; a push endpoint is
+        a 501, and a subscription just made for it and never pulled from is removed, so
+        argo-ams-library's ``create_sub(push_endpoint=...)`` leaves nothing behind."""
+        with self._lock:
+            sub = self._sub(name)
+            self.authorize(user, "read", sub.topic)
+            if not push_config.get("pushEndpoint"):
+                return
+            fresh = sub.created is not None and time.monotonic() - sub.created < _FRESH
+            if fresh and not sub.pulled:
+                self._remove(sub)
+                left = f"subscription {name}, created for it and never pulled from, was removed"
+            else:
+                left = f"subscription {name} stays a pull subscription"
+        raise not_served(
+            "push delivery (POST subscriptions/{sub}:modifyPushConfig with a pushEndpoint)",
+            left,
+        )
 
     def modify_ack_deadline(self, user: str, name: str, seconds: int) -> None:
         if not 1 <= seconds <= 600:
@@ -337,6 +400,7 @@ class Gateway:
         if max_messages < 1:
             raise AmsError(400, "maxMessages must be at least 1")
         with sub.lock:
+            sub.pulled = True
             now = time.monotonic()
             out: list[tuple[str, MessageFrame]] = []
             # Handed out before, deadline passed: again, under a new ackId.
@@ -363,20 +427,35 @@ class Gateway:
         return [{"ackId": ack_id, "message": _message(frame)} for ack_id, frame in out]
 
     def acknowledge(self, user: str, name: str, ack_ids: Sequence[str]) -> None:
+        """Cumulative, as AMS documents it: the highest of ``ack_ids`` acknowledges every
+        message handed out under it or a lower one and not acknowledged yet."""
         sub = self._sub(name)
         self.authorize(user, "read", sub.topic)
+        if not ack_ids:
+            raise AmsError(400, "Invalid ack id")
+        top = max(self._ack_number(sub, a) for a in ack_ids)
         with sub.lock:
             # First: a connection made anew forgets what the old one handed out.
             conn = self._connect(sub)
-            missing = [a for a in ack_ids if a not in sub.outstanding]
-            if missing:
+            highest = f"{self._ack_prefix(sub)}{top}"
+            if highest not in sub.outstanding:
                 # Expired (handed out again) or never given: AMS says so with a 408.
-                raise AmsError(408, f"ack timeout: {', '.join(missing[:5])}")
-            frames = [sub.outstanding.pop(a).frame for a in ack_ids]
-            conn.ack(frames)
+                raise AmsError(408, f"ack timeout: {highest}")
+            done = [a for a in sub.outstanding if self._ack_number(sub, a) <= top]
+            conn.ack([sub.outstanding.pop(a).frame for a in done])
+
+    def _ack_prefix(self, sub: _Sub) -> str:
+        return f"projects/{self.project}/subscriptions/{sub.name}:"
 
     def _ack_id(self, sub: _Sub) -> str:
-        return f"projects/{self.project}/subscriptions/{sub.name}:{next(self._ack_ids)}"
+        return f"{self._ack_prefix(sub)}{next(self._ack_ids)}"
+
+    def _ack_number(self, sub: _Sub, ack_id: str) -> int:
+        prefix = self._ack_prefix(sub)
+        number = ack_id[len(prefix) :]
+        if not ack_id.startswith(prefix) or not (number.isascii() and number.isdigit()):
+            raise AmsError(400, f"Invalid ack id {ack_id[:200]!r}: not one of {prefix}N")
+        return int(number)
 
 
 def _message(frame: MessageFrame) -> dict[str, Any]:
@@ -384,12 +463,39 @@ def _message(frame: MessageFrame) -> dict[str, Any]:
     stamp = headers.get("timestamp", "")
     when = int(stamp) / 1000 if stamp.isdigit() else time.time()
     published = datetime.fromtimestamp(when, timezone.utc)
-    attributes = {
-        k: v for k, v in headers.items() if k not in _RESERVED and not k.startswith("msgbus-")
-    }
     return {
         "messageId": headers.get(ID_HEADER) or headers.get("message-id", ""),
-        "attributes": attributes,
+        "attributes": from_headers(headers),
         "data": base64.b64encode(frame.body).decode("ascii"),
         "publishTime": published.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _page(names: Sequence[str], size: int, token: str) -> tuple[list[str], str]:
+    """One page of sorted ``names`` as AMS pages lists: ``size`` 0 is all of them; the
+    token names the first of the next page, so a deleted name does not break paging."""
+    if size < 0:
+        raise AmsError(400, "Invalid page size")
+    start = 0
+    if token:
+        try:
+            first = base64.b64decode(token, altchars=b"-_", validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise AmsError(400, "Invalid page token") from None
+        start = next((i for i, n in enumerate(names) if n >= first), len(names))
+    if size == 0:
+        return list(names[start:]), ""
+    page, rest = list(names[start : start + size]), names[start + size :]
+    return page, base64.urlsafe_b64encode(rest[0].encode()).decode("ascii") if rest else ""
+
+
+def not_served(what: str, left: str) -> AmsError:
+    """The 501 for an AMS feature the gateway does not serve, saying what was left."""
+    return AmsError(
+        501,
+        f"Not implemented: msgbus gateway does not serve {what}; it serves {_SERVED}; {left}",
+    )

@@ -4,7 +4,9 @@ error bodies, topic bookkeeping kept across a restart, refusals before any send.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,11 +15,12 @@ from msgbus.config import load_config
 from msgbus.gateway.app import make_app
 from msgbus.gateway.authn import subject_dn
 from msgbus.gateway.service import Gateway
+from msgbus.gateway.unserved import UNSERVED
 
 BASE = "/v1/projects/grid"
 
 
-def _gateway(tmp_path: Path) -> Gateway:
+def _gateway(tmp_path: Path, **settings: Any) -> Gateway:
     # Port 1: nothing listens; no test here may reach a broker.
     config = load_config(
         overrides={
@@ -26,6 +29,7 @@ def _gateway(tmp_path: Path) -> Gateway:
                 "project": "grid",
                 "users": {"ops": {"token": "secret"}},
                 "state_dir": tmp_path / "state",
+                **settings,
             },
         }
     )
@@ -52,7 +56,9 @@ def test_topics_are_created_once_and_kept_across_a_restart(
     assert client.put(f"{BASE}/topics/probes").status_code == 409
     again = TestClient(make_app(_gateway(tmp_path)), headers={"x-api-key": "secret"})
     assert again.get(f"{BASE}/topics").json() == {
-        "topics": [{"name": "/projects/grid/topics/probes"}]
+        "topics": [{"name": "/projects/grid/topics/probes"}],
+        "nextPageToken": "",
+        "totalSize": 1,
     }
     assert again.get("/v1/projects/other/topics").status_code == 404
 
@@ -61,9 +67,8 @@ def test_topics_are_created_once_and_kept_across_a_restart(
     ("message", "said"),
     [
         ({"data": "not base64!"}, "not valid base64"),
-        ({"data": base64.b64encode(b"metricName: x\nEOT\n").decode()}, "message 1"),
-        ({"data": "", "attributes": {"destination": "/queue/elsewhere"}}, "reserved"),
-        ({"attributes": {}}, "data"),
+        ({"data": 5}, "data"),
+        ({"attributes": {"type": 5}}, "attributes"),
     ],
 )
 def test_a_bad_message_is_400_before_anything_is_sent(
@@ -72,6 +77,76 @@ def test_a_bad_message_is_400_before_anything_is_sent(
     client.put(f"{BASE}/topics/probes")
     answer = client.post(f"{BASE}/topics/probes:publish", json={"messages": [message]})
     assert answer.status_code == 400 and said in answer.json()["error"]["message"]
+
+
+def test_a_topic_with_the_wlcg_schema_refuses_an_invalid_body_naming_the_message(
+    tmp_path: Path,
+) -> None:
+    client = TestClient(
+        make_app(_gateway(tmp_path, topics={"probes": {"schema": "wlcg"}})),
+        headers={"x-api-key": "secret"},
+    )
+    client.put(f"{BASE}/topics/probes")
+    bad = {"data": base64.b64encode(b"metricName: x\nEOT\n").decode()}
+    answer = client.post(f"{BASE}/topics/probes:publish", json={"messages": [bad]})
+    assert answer.status_code == 400 and "message 1" in answer.json()["error"]["message"]
+
+
+def test_a_message_larger_than_max_message_bytes_is_413_and_nothing_is_sent(
+    tmp_path: Path,
+) -> None:
+    client = TestClient(
+        make_app(_gateway(tmp_path, max_message_bytes=1024)), headers={"x-api-key": "secret"}
+    )
+    client.put(f"{BASE}/topics/big")
+    small = {"data": base64.b64encode(b"x" * 10).decode()}
+    # 1,000 bytes of data and 25 of attribute: over by one.
+    large = {"data": base64.b64encode(b"\0" * 1000).decode(), "attributes": {"k" * 5: "v" * 20}}
+    answer = client.post(f"{BASE}/topics/big:publish", json={"messages": [small, large]})
+    assert answer.status_code == 413
+    error = answer.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert (
+        "message 2 has 1025 bytes" in error["message"] and "max_message_bytes" in error["message"]
+    )
+
+
+def test_topic_lists_page_as_ams_pages_them(client: TestClient) -> None:
+    for name in ("c", "a", "b"):
+        client.put(f"{BASE}/topics/{name}")
+    first = client.get(f"{BASE}/topics", params={"pageSize": 2}).json()
+    assert [t["name"][-1] for t in first["topics"]] == ["a", "b"]
+    assert first["totalSize"] == 3 and first["nextPageToken"]
+    rest = client.get(
+        f"{BASE}/topics", params={"pageSize": 2, "pageToken": first["nextPageToken"]}
+    ).json()
+    assert [t["name"][-1] for t in rest["topics"]] == ["c"] and rest["nextPageToken"] == ""
+    for bad in ({"pageSize": -1}, {"pageToken": "%%%"}):
+        assert client.get(f"{BASE}/topics", params=bad).status_code == 400
+
+
+def test_status_and_version_answer_without_a_token(client: TestClient) -> None:
+    assert client.get("/v1/status", headers={"x-api-key": ""}).json() == {"status": "ok"}
+    assert client.get("/v1/version").json()["release"].startswith("msgbus ")
+
+
+def test_every_unserved_ams_route_is_a_501_naming_it(client: TestClient) -> None:
+    for method, path, what in UNSERVED:
+        url = re.sub(r"\{(\w+)(:name)?\}", lambda m: "grid" if m[1] == "project" else "x", path)
+        answer = client.request(method, url, json={})
+        assert answer.status_code == 501, (method, url)
+        error = answer.json()["error"]
+        assert error["status"] == "NOT_IMPLEMENTED"
+        assert what in error["message"] and f"{method} {url}" in error["message"]
+
+
+def test_a_push_subscription_is_a_501_and_nothing_is_created(client: TestClient) -> None:
+    client.put(f"{BASE}/topics/probes")
+    body = {"topic": "projects/grid/topics/probes", "pushConfig": {"pushEndpoint": "https://x"}}
+    answer = client.put(f"{BASE}/subscriptions/pushed", json=body)
+    assert answer.status_code == 501 and "nothing was created" in answer.json()["error"]["message"]
+    assert client.get(f"{BASE}/subscriptions/pushed").status_code == 404
+    assert client.get(f"{BASE}/subscriptions").json()["subscriptions"] == []
 
 
 def test_json_without_a_content_type_is_read_as_argo_ams_library_sends_it(

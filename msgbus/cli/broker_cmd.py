@@ -11,10 +11,12 @@ from pathlib import Path
 import click
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
+from msgbus.broker.config import BrokerTLS
 from msgbus.cli.options import config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.presence.messages import default_name
+from msgbus.transport.settings import TLSConfig
 from msgbus.transport.url import BrokerURL
 
 
@@ -106,13 +108,12 @@ def _presence_agent(
     # The presence name is kind@host:pid unless --name or msgbus.yaml gives one; the broker's
     # own name (in message ids) defaults to "msgbus", which says nothing in `msgbus status`.
     name = client_config.name or default_name("broker")
+    connection = client_config.connection
+    update: dict[str, object] = {"brokers": [BrokerURL.model_validate(server.url)]}
+    if server.config.tls is not None and "tls" not in connection.model_fields_set:
+        update["tls"] = own_tls(server.config.tls)
     config = client_config.model_copy(
-        update={
-            "name": name,
-            "connection": client_config.connection.model_copy(
-                update={"brokers": [BrokerURL.model_validate(server.url)]}
-            ),
-        }
+        update={"name": name, "connection": connection.model_copy(update=update)}
     )
     router, gate = server.router, server.gate
     return ComponentAgent(
@@ -127,4 +128,18 @@ def _presence_agent(
             "queue_depth": sum(router.depths().values()),
         },
         handlers={"stop": no_args(stop)},
+    )
+
+
+def own_tls(tls: BrokerTLS) -> TLSConfig:
+    """How the broker's agent reaches the broker's own TLS listener when msgbus.yaml says
+    nothing of TLS: it shows the broker's certificate (a broker with ``client_ca`` wants
+    one, and a grid host certificate serves both ends) and trusts exactly that certificate,
+    by whatever address the broker listens on (0.0.0.0 is in no certificate)."""
+    return TLSConfig(
+        cert=tls.cert,
+        key=tls.key,
+        key_password=tls.key_password,
+        ca_file=tls.cert,
+        check_hostname=False,
     )

@@ -5,7 +5,6 @@ subscription, a selector and transactions."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,44 +15,12 @@ from msgbus.schema import ProbeResult, decode_body
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
-from tests.fixtures.services import require_service
 from tests.integration.conformance.clients import Target
+from tests.integration.interop.conftest import net_stomp
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("net_stomp_installed")]
 
 SCRIPT = Path(__file__).parents[3] / "clients" / "perl" / "send-probe-result.pl"
-STEPS = Path(__file__).with_name("net_stomp_steps.pl")
-
-Step = list[Any]
-
-
-def _net_stomp_available() -> bool:
-    probe = subprocess.run(["perl", "-MNet::Stomp", "-e", "1"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.fixture(autouse=True)
-def _net_stomp() -> None:
-    require_service("Perl Net::Stomp (Debian libnet-stomp-perl)", _net_stomp_available)
-
-
-def net_stomp(
-    target: Target, steps: list[Step], connect: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """One Net::Stomp session running ``steps``; the MESSAGE frames it received."""
-    login = {"login": target.login, "passcode": target.passcode} if target.login else {}
-    plan = {"host": target.host, "port": target.port, "connect": {**login, **(connect or {})}}
-    run = subprocess.run(
-        ["perl", str(STEPS)],
-        input=json.dumps({**plan, "steps": steps}),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    messages: list[dict[str, Any]] = json.loads(run.stdout)
-    return messages
 
 
 def bodies(messages: list[dict[str, Any]]) -> list[str]:

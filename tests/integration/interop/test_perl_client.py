@@ -105,6 +105,30 @@ def test_durable_subscription_gets_what_was_sent_while_away(target: Target, name
     net_stomp(target, [["unsubscribe", {**sub, "receipt": "u"}], ["disconnect"]], durable)
 
 
+def test_durable_subscription_removed_under_another_name_than_the_client_id(
+    target: Target, name: str
+) -> None:
+    target.differs(
+        {
+            "activemq": "over STOMP 1.0 its UNSUBSCRIBE takes the client id from "
+            "activemq.subscriptionName ('No durable subscription exists for clientID: <name>')"
+        }
+    )
+    topic = f"/topic/{name}"
+    durable = {"client-id": f"perl-{name}"}
+    sub = {"destination": topic, "activemq.subscriptionName": "grid"}
+    net_stomp(target, [["subscribe", {**sub, "receipt": "s"}], ["disconnect"]], durable)
+    net_stomp(target, [["unsubscribe", {**sub, "receipt": "u"}], ["disconnect"]], durable)
+    net_stomp(target, [["send_with_receipt", {"destination": topic, "body": "gone"}]])
+    again = net_stomp(
+        target,
+        [["subscribe", {**sub, "receipt": "s"}],
+         ["receive", {"count": 0, "timeout": 1, "quiet": 1}], ["disconnect"]],
+        durable,
+    )  # fmt: skip
+    assert again == []  # removed: nothing was kept for it
+
+
 # Net::Stomp's send_with_receipt takes the next frame for the receipt, so a session that
 # subscribed and sends with receipts may take a MESSAGE for it: the tests below send in
 # one session and receive in another, as such a client must.

@@ -1,62 +1,73 @@
 """The control agent connects wherever its component does: on a TLS broker that requires
-client certificates (``client_ca``), a consumer and the broker itself show up in ``msgbus
-status`` and answer ``msgbus ctl``, with the transport settings of their configuration."""
+client certificates (the embedded broker's ``client_ca``, ActiveMQ's needClientAuth), a
+consumer and the embedded broker itself show up in ``msgbus status`` and answer ``msgbus
+ctl``, with the transport settings of their configuration."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from msgbus.network.activemq import free_port
+from tests.fixtures.activemq import ActiveMQ
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
 from tests.fixtures.pki import Pki
 
 
-def test_components_on_a_client_certificate_broker_answer_status_and_ctl(
-    pki: Pki, tmp_path: Path
-) -> None:
-    port = free_port()
-    broker_yaml = tmp_path / "broker.yaml"
-    broker_yaml.write_text(
-        yaml.safe_dump(
-            {
-                "tls": {
-                    "cert": str(pki.server_cert),
-                    "key": str(pki.server_key),
-                    "client_ca": str(pki.ca),
-                }
-            }
-        )
-    )
+def _control() -> dict[str, Any]:
     prefix = "t" + uuid.uuid4().hex[:10]
-    control = {
-        "prefix": prefix,
-        "presence_topic": f"/topic/{prefix}.presence",
-        "presence_interval": 0.5,
-    }
+    return {"prefix": prefix, "presence_topic": f"/topic/{prefix}.presence",
+            "presence_interval": 0.5}  # fmt: skip
+
+
+def _client_config(path: Path, port: int, pki: Pki, control: dict[str, Any]) -> list[str]:
+    """msgbus.yaml of a client with the PKI's client certificate; its --config option."""
+    tls = {"cert": str(pki.client_cert), "key": str(pki.client_key), "ca_file": str(pki.ca)}
+    connection = {"brokers": [f"stomp+ssl://127.0.0.1:{port}"], "tls": tls}
+    path.write_text(yaml.safe_dump({"connection": connection, "control": control}))
+    return ["--config", str(path)]
+
+
+def _consumer(tmp_path: Path, config: list[str], destination: str) -> MsgbusProcess:
+    store = f"sqlite:///{tmp_path / 'results.db'}"
+    assert run_msgbus(["db", "init", "--store", store]).returncode == 0
+    return MsgbusProcess(
+        tmp_path / "consumer.log",
+        ["consume", "--store", store, "--destination", destination, "--name", "tls-consumer",
+         *config],
+    )  # fmt: skip
+
+
+def _answer_status_and_ctl(names: set[str], config: list[str], tmp_path: Path) -> None:
+    state = ["--state-file", str(tmp_path / "state.json")]
+
+    def listed() -> bool:
+        out = run_msgbus(["status", "--listen", "1", "--no-broker-stats", "--json", *state,
+                          *config])  # fmt: skip
+        return names <= {c["name"] for c in json.loads(out.stdout)["components"]}
+
+    wait_until(listed, 60, f"{sorted(names)} in msgbus status")
+    for name in sorted(names):
+        asked = run_msgbus(["ctl", name, "status", *config])
+        assert asked.returncode == 0, asked.stdout
+        assert asked.stdout.startswith(f"{name} ("), asked.stdout
+
+
+def test_components_on_an_embedded_broker_with_client_ca(pki: Pki, tmp_path: Path) -> None:
+    port = free_port()
+    broker_tls = {"cert": str(pki.server_cert), "key": str(pki.server_key),
+                  "client_ca": str(pki.ca)}  # fmt: skip
+    broker_yaml = tmp_path / "broker.yaml"
+    broker_yaml.write_text(yaml.safe_dump({"tls": broker_tls}))
+    control = _control()
     # The broker's msgbus.yaml says nothing of TLS: its agent must take the broker's own.
     broker_msgbus_yaml = tmp_path / "broker-msgbus.yaml"
     broker_msgbus_yaml.write_text(yaml.safe_dump({"control": control}))
-    msgbus_yaml = tmp_path / "msgbus.yaml"
-    msgbus_yaml.write_text(
-        yaml.safe_dump(
-            {
-                "connection": {
-                    "brokers": [f"stomp+ssl://127.0.0.1:{port}"],
-                    "tls": {
-                        "cert": str(pki.client_cert),
-                        "key": str(pki.client_key),
-                        "ca_file": str(pki.ca),
-                    },
-                },
-                "control": control,
-            }
-        )
-    )
-    config = ["--config", str(msgbus_yaml)]
+    config = _client_config(tmp_path / "msgbus.yaml", port, pki, control)
     broker = MsgbusProcess(
         tmp_path / "broker.log",
         ["broker", "serve", "--port", str(port), "--broker-config", str(broker_yaml),
@@ -65,27 +76,24 @@ def test_components_on_a_client_certificate_broker_answer_status_and_ctl(
     consumer = None
     try:
         broker.wait_for_output("listening on")
-        store = f"sqlite:///{tmp_path / 'results.db'}"
-        assert run_msgbus(["db", "init", "--store", store]).returncode == 0
-        consumer = MsgbusProcess(
-            tmp_path / "consumer.log",
-            ["consume", "--store", store, "--destination", f"/queue/{prefix}.data",
-             "--name", "tls-consumer", *config],
-        )  # fmt: skip
-
-        def both_listed() -> bool:
-            out = run_msgbus(["status", "--listen", "1", "--no-broker-stats", "--json",
-                              "--state-file", str(tmp_path / "state.json"), *config])  # fmt: skip
-            names = {c["name"] for c in json.loads(out.stdout)["components"]}
-            return {"tls-broker", "tls-consumer"} <= names
-
-        wait_until(both_listed, 60, "the broker and the consumer in msgbus status")
-        for name in ("tls-broker", "tls-consumer"):
-            asked = run_msgbus(["ctl", name, "status", *config])
-            assert asked.returncode == 0, asked.stdout
-            assert asked.stdout.startswith(f"{name} ("), asked.stdout
+        consumer = _consumer(tmp_path, config, f"/queue/{control['prefix']}.data")
+        _answer_status_and_ctl({"tls-broker", "tls-consumer"}, config, tmp_path)
     finally:
         if consumer is not None:
             consumer.stop()
         broker.stop()
     assert "control connection" not in broker.output(), broker.output()
+
+
+def test_a_consumer_on_activemq_with_need_client_auth(
+    activemq_tls: ActiveMQ, pki: Pki, tmp_path: Path
+) -> None:
+    assert activemq_tls.ssl_port is not None
+    control = _control()
+    config = _client_config(tmp_path / "msgbus.yaml", activemq_tls.ssl_port, pki, control)
+    consumer = _consumer(tmp_path, config, f"/queue/{control['prefix']}.data")
+    try:
+        _answer_status_and_ctl({"tls-consumer"}, config, tmp_path)
+    finally:
+        consumer.stop()
+    assert "control connection" not in consumer.output(), consumer.output()

@@ -50,7 +50,8 @@ def broker() -> None:
     "--presence/--no-presence",
     default=True,
     help="Announce the broker for `msgbus status` and answer control requests, with the "
-    "control settings of --config (msgbus.yaml, MSGBUS_* environment).",
+    "control settings of --config (msgbus.yaml, MSGBUS_* environment). On a TLS listener "
+    "it connects with the broker's own certificate unless that sets connection.tls.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors.")
 def serve(
@@ -111,7 +112,7 @@ def _presence_agent(
     connection = client_config.connection
     update: dict[str, object] = {"brokers": [BrokerURL.model_validate(server.url)]}
     if server.config.tls is not None and "tls" not in connection.model_fields_set:
-        update["tls"] = own_tls(server.config.tls)
+        update["tls"] = _own_tls(server.config.tls)
     config = client_config.model_copy(
         update={"name": name, "connection": connection.model_copy(update=update)}
     )
@@ -131,7 +132,7 @@ def _presence_agent(
     )
 
 
-def own_tls(tls: BrokerTLS) -> TLSConfig:
+def _own_tls(tls: BrokerTLS) -> TLSConfig:
     """How the broker's agent reaches the broker's own TLS listener when msgbus.yaml says
     nothing of TLS: it shows the broker's certificate (a broker with ``client_ca`` wants
     one, and a grid host certificate serves both ends) and trusts exactly that certificate,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from pydantic import SecretStr
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
-from msgbus.broker.config import BrokerTLS
+from msgbus.broker.config import BrokerConfig, BrokerTLS, BrokerUser
 from msgbus.cli.options import config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
@@ -50,8 +52,9 @@ def broker() -> None:
     "--presence/--no-presence",
     default=True,
     help="Announce the broker for `msgbus status` and answer control requests, with the "
-    "control settings of --config (msgbus.yaml, MSGBUS_* environment). On a TLS listener "
-    "it connects with the broker's own certificate unless that sets connection.tls.",
+    "control settings of --config (msgbus.yaml, MSGBUS_* environment). Unless that sets "
+    "connection.tls and connection.login, the agent uses the broker's own certificate and "
+    "a login of its own.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors.")
 def serve(
@@ -75,6 +78,8 @@ def serve(
     )
     # Read before starting, so a bad msgbus.yaml is reported before anything listens.
     client_config = load_config(config_file, {"name": name}) if presence else None
+    if client_config is not None:
+        config, client_config = _own_login(config, client_config)
     asyncio.run(_serve(EmbeddedBroker(config), client_config))
 
 
@@ -129,6 +134,21 @@ def _presence_agent(
             "queue_depth": sum(router.depths().values()),
         },
         handlers={"stop": no_args(stop)},
+    )
+
+
+def _own_login(broker: BrokerConfig, client: MsgbusConfig) -> tuple[BrokerConfig, MsgbusConfig]:
+    """A broker with users refuses an agent without a login: unless msgbus.yaml gives one,
+    the agent logs in as a user of its own, with a password only this process knows."""
+    if not broker.users or client.connection.login is not None:
+        return broker, client
+    login = f"msgbus-agent-{secrets.token_hex(4)}"
+    password = SecretStr(secrets.token_urlsafe(24))
+    users = {**broker.users, login: BrokerUser(password=password)}
+    connection = client.connection.model_copy(update={"login": login, "passcode": password})
+    return (
+        broker.model_copy(update={"users": users}),
+        client.model_copy(update={"connection": connection}),
     )
 
 

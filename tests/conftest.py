@@ -28,6 +28,7 @@ pytest_plugins = [
 _FIXTURE_MARKERS = {
     "activemq": "activemq",
     "activemq_broker_factory": "activemq",
+    "activemq_tls": "activemq",
     "postgres_url": "postgres",
     "mariadb_url": "mariadb",
     "rabbitmq_stomp": "rabbitmq",

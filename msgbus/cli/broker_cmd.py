@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from pydantic import SecretStr
 
 from msgbus.broker import EmbeddedBroker, load_broker_config
+from msgbus.broker.config import BrokerConfig, BrokerTLS, BrokerUser
 from msgbus.cli.options import config_option, metrics_port_option
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.presence.agent import ComponentAgent, no_args
 from msgbus.presence.messages import default_name
+from msgbus.transport.settings import TLSConfig
 from msgbus.transport.url import BrokerURL
 
 
@@ -48,7 +52,9 @@ def broker() -> None:
     "--presence/--no-presence",
     default=True,
     help="Announce the broker for `msgbus status` and answer control requests, with the "
-    "control settings of --config (msgbus.yaml, MSGBUS_* environment).",
+    "control settings of --config (msgbus.yaml, MSGBUS_* environment). Unless that sets "
+    "connection.tls and connection.login, the agent uses the broker's own certificate and "
+    "a login of its own.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and errors.")
 def serve(
@@ -72,6 +78,8 @@ def serve(
     )
     # Read before starting, so a bad msgbus.yaml is reported before anything listens.
     client_config = load_config(config_file, {"name": name}) if presence else None
+    if client_config is not None:
+        config, client_config = _own_login(config, client_config)
     asyncio.run(_serve(EmbeddedBroker(config), client_config))
 
 
@@ -106,13 +114,12 @@ def _presence_agent(
     # The presence name is kind@host:pid unless --name or msgbus.yaml gives one; the broker's
     # own name (in message ids) defaults to "msgbus", which says nothing in `msgbus status`.
     name = client_config.name or default_name("broker")
+    connection = client_config.connection
+    update: dict[str, object] = {"brokers": [BrokerURL.model_validate(server.url)]}
+    if server.config.tls is not None and "tls" not in connection.model_fields_set:
+        update["tls"] = _own_tls(server.config.tls)
     config = client_config.model_copy(
-        update={
-            "name": name,
-            "connection": client_config.connection.model_copy(
-                update={"brokers": [BrokerURL.model_validate(server.url)]}
-            ),
-        }
+        update={"name": name, "connection": connection.model_copy(update=update)}
     )
     router, gate = server.router, server.gate
     return ComponentAgent(
@@ -127,4 +134,33 @@ def _presence_agent(
             "queue_depth": sum(router.depths().values()),
         },
         handlers={"stop": no_args(stop)},
+    )
+
+
+def _own_login(broker: BrokerConfig, client: MsgbusConfig) -> tuple[BrokerConfig, MsgbusConfig]:
+    """A broker with users refuses an agent without a login: unless msgbus.yaml gives one,
+    the agent logs in as a user of its own, with a password only this process knows."""
+    if not broker.users or client.connection.login is not None:
+        return broker, client
+    login = f"msgbus-agent-{secrets.token_hex(4)}"
+    password = SecretStr(secrets.token_urlsafe(24))
+    users = {**broker.users, login: BrokerUser(password=password)}
+    connection = client.connection.model_copy(update={"login": login, "passcode": password})
+    return (
+        broker.model_copy(update={"users": users}),
+        client.model_copy(update={"connection": connection}),
+    )
+
+
+def _own_tls(tls: BrokerTLS) -> TLSConfig:
+    """How the broker's agent reaches the broker's own TLS listener when msgbus.yaml says
+    nothing of TLS: it shows the broker's certificate (a broker with ``client_ca`` wants
+    one, and a grid host certificate serves both ends) and trusts exactly that certificate,
+    by whatever address the broker listens on (0.0.0.0 is in no certificate)."""
+    return TLSConfig(
+        cert=tls.cert,
+        key=tls.key,
+        key_password=tls.key_password,
+        ca_file=tls.cert,
+        check_hostname=False,
     )

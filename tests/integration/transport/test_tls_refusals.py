@@ -20,7 +20,7 @@ from msgbus.errors import AuthenticationError
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
-from tests.fixtures.activemq import ActiveMQ, _require_activemq
+from tests.fixtures.activemq import ActiveMQ
 from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.pki import Pki
 
@@ -34,21 +34,6 @@ def _broker(cert: Path, key: Path, client_ca: Path | None) -> BrokerThread:
 def broker(pki: Pki) -> Iterator[BrokerThread]:
     with _broker(pki.server_cert, pki.server_key, pki.ca) as thread:
         yield thread
-
-
-@pytest.fixture(scope="module")
-def activemq_tls(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ]:
-    _require_activemq()
-    base = tmp_path_factory.mktemp("activemq-tls")
-    keystore, truststore = pki.java_stores(base, "changeit")
-    tls = {"keystore": str(keystore), "keystore_password": "changeit"}
-    tls |= {"truststore": str(truststore), "truststore_password": "changeit"}
-    broker = ActiveMQ(base, "tls", tls=tls)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.kill()
 
 
 @pytest.fixture(params=["embedded", pytest.param("activemq", marks=pytest.mark.activemq)])

@@ -480,7 +480,6 @@ class Router:
             selector=None if destination.startswith("/topic/") else selector,
         )
         queue.consumers.append(sub)
-        queue.dispatch()
         return sub
 
     def _durable_queue(

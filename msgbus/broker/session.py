@@ -423,12 +423,14 @@ class Session(asyncio.Protocol):
         durable_name = None
         if destination.startswith("/topic/"):
             durable_name = self._durable_name(headers, sub_id)
-        self.subs[sub_id] = self.router.subscribe(
+        sub = self.subs[sub_id] = self.router.subscribe(
             self, sub_id, destination, ack_mode, prefetch, durable_name, owner, selector
         )
         # A durable subscription is confirmed once on disk: a consumer told it exists
-        # must not lose what is published after a crash of the broker.
-        self._receipt(frame, durable=durable_name is not None)
+        # must not lose what is published after a crash of the broker. The backlog
+        # follows the RECEIPT, as ActiveMQ sends it: clients such as Net::Stomp take the
+        # next frame after a SUBSCRIBE for its receipt.
+        self._receipt(frame, durable=durable_name is not None, then=sub.queue.dispatch)
 
     def _authorize(self, owner: Owner, action: Action, destination: str) -> None:
         gate = self.broker.gate

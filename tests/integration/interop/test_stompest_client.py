@@ -39,10 +39,8 @@ def _receipt(client: Stomp, receipt: str) -> None:
 
 
 def _receipt_and_message(client: Stomp, receipt: str) -> StompFrame:
-    """The RECEIPT of a frame and the one MESSAGE it leads to, in either order: msgbus
-    broker serve delivers a queue's backlog before the SUBSCRIBE's RECEIPT, ActiveMQ
-    after it, and a broker may deliver a SEND to a subscriber of the same connection
-    before its RECEIPT (the spec orders neither)."""
+    """The RECEIPT of a SEND and the one MESSAGE it leads to on a subscription of the same
+    connection, in either order: the spec orders neither."""
     frames = [_next(client), _next(client)]
     [message] = [f for f in frames if f.command == StompSpec.MESSAGE]
     [done] = [f for f in frames if f.command == StompSpec.RECEIPT]
@@ -63,7 +61,10 @@ def test_sync_client_send_subscribe_ack_and_receipts(
         _receipt(client, "sent")
         headers = {StompSpec.ACK_HEADER: StompSpec.ACK_CLIENT_INDIVIDUAL, StompSpec.ID_HEADER: "1"}
         client.subscribe(queue, headers, receipt="subscribed")
-        message = _receipt_and_message(client, "subscribed")
+        # Both brokers send a SUBSCRIBE's RECEIPT before the queue's backlog.
+        _receipt(client, "subscribed")
+        message = _next(client)
+        assert message.command == StompSpec.MESSAGE, message.info()
         assert message.body == b"grid probe \xe2\x9c\x93"
         assert message.headers["x-site"] == "CERN-PROD"
         client.ack(message, receipt="acked")

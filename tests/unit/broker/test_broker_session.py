@@ -100,6 +100,34 @@ def test_receipt_on_any_frame_and_disconnect_closes_after_it() -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    ("destination", "durable"),
+    [("/queue/backlog", {}), ("/topic/backlog", {"activemq.subscriptionName": "d"})],
+)
+def test_subscribe_receipt_comes_before_the_backlog(
+    destination: str, durable: dict[str, str]
+) -> None:
+    # As ActiveMQ orders them: Net::Stomp reads the next frame after SUBSCRIBE as its receipt.
+    async def scenario() -> None:
+        broker = await open_broker()
+        producer = await connected(broker)
+        if durable:
+            away = await connected(broker, **{"client-id": "c"})
+            away.send("SUBSCRIBE", destination=destination, id="1", **durable)
+            away.send("DISCONNECT", receipt="gone")
+            await away.receive()
+        for i in range(3):
+            producer.send("SEND", b"%d" % i, destination=destination, receipt=f"p{i}")
+        await producer.receive()
+        sub = await connected(broker, **({"client-id": "c"} if durable else {}))
+        sub.send("SUBSCRIBE", destination=destination, id="1", receipt="s", **durable)
+        frames = await sub.receive()
+        assert [f.command for f in frames] == ["RECEIPT", "MESSAGE", "MESSAGE", "MESSAGE"]
+        assert bodies(frames) == [b"0", b"1", b"2"]
+
+    run(scenario)
+
+
 def test_queue_round_robin_between_competing_consumers() -> None:
     async def scenario() -> None:
         broker = await open_broker()

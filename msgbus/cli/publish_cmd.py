@@ -194,7 +194,8 @@ def _publish_dirq(config: MsgbusConfig, path: Path) -> None:
         report = publish_dirq(pub, path)
     click.echo(f"{report.elements} elements published and removed")
     if report.stopped is not None:
-        click.echo(f"msgbus: stopped, the rest stays queued: {report.stopped}", err=True)
+        reason = " ".join(report.stopped.split())  # one line: failover lists brokers on several
+        click.echo(f"msgbus: stopped, the rest stays queued: {reason}", err=True)
         raise SystemExit(1)
 
 

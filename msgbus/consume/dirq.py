@@ -19,12 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from msgbus.errors import StoreError
+from msgbus.errors import ConfigError, StoreError
 from msgbus.store.database import DeadLetter, RawMessage, StoredMessage, WriteResult
 from msgbus.store.dirq import (
     SSM_REJECT_SCHEMA,
     SSM_SCHEMA,
     DirqFormat,
+    layout_of,
     open_queue,
     open_schema_queue,
 )
@@ -51,6 +52,12 @@ class DirqSink:
         self._queue: Any
         self._rejected: Any
         if fmt == "ssm":
+            if layout_of(path) in ("queue", "simple"):
+                raise ConfigError(
+                    f"{path} is itself a directory queue; --dirq takes the directory that "
+                    "holds incoming/ and reject/ (SSM's messaging path, APEL's msgpath), or "
+                    "--dirq-format simple for a QueueSimple"
+                )
             self._queue = open_schema_queue(path / "incoming", SSM_SCHEMA)
             self._rejected = open_schema_queue(path / "reject", SSM_REJECT_SCHEMA)
         else:

@@ -12,6 +12,7 @@ The optional dependency is loaded here, on first use.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,10 @@ SSM_SCHEMA = {"body": "string", "signer": "string", "empaid": "string?"}
 SSM_REJECT_SCHEMA = {"body": "string", "signer": "string?", "empaid": "string?", "error": "string"}
 
 
+# The intermediate directories both kinds of queue keep their elements in.
+_INTERMEDIATE = re.compile(r"[0-9a-f]{8}")
+
+
 def _module(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -43,24 +48,39 @@ def _module(name: str) -> Any:
         ) from exc
 
 
-def layout_of(path: Path) -> Literal["queue", "simple", "none"]:
+def layout_of(path: Path) -> Literal["queue", "simple", "none", "other"]:
     """What is at ``path``: a dirq ``Queue`` (it keeps ``temporary`` and ``obsolete``
-    directories), a ``QueueSimple`` (or an empty or missing directory: ``none``)."""
+    directories), a ``QueueSimple`` (only 8-hex-digit directories), nothing yet (empty
+    or missing), or something else."""
     if (path / "temporary").is_dir() or (path / "obsolete").is_dir():
         return "queue"
-    if not path.is_dir() or not any(path.iterdir()):
+    if not path.is_dir():
+        return "other" if path.exists() else "none"
+    names = [entry.name for entry in path.iterdir()]
+    if not names:
         return "none"
-    return "simple"
+    return "simple" if all(_INTERMEDIATE.fullmatch(name) for name in names) else "other"
+
+
+def _not_a_queue(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path} is not a directory queue (it holds files that dirq does not make); "
+        "give the queue's own directory"
+    )
 
 
 def open_queue(path: Path) -> Any:
     """``dirq.QueueSimple.QueueSimple(path)`` (made when missing), or a ConfigError
     naming the extra it needs, or saying the directory holds another kind of queue."""
     module = _module("dirq.QueueSimple")
-    if layout_of(path) == "queue":
+    layout = layout_of(path)
+    if layout == "other":
+        raise _not_a_queue(path)
+    if layout == "queue":
         raise ConfigError(
-            f"{path} is a dirq Queue (as SSM's receiver writes), not a QueueSimple outgoing "
-            "queue (as SSM's sender and APEL's unloader use); give the outgoing queue's path"
+            f"{path} is a dirq Queue (the format of SSM's receiving side, incoming/ and "
+            "reject/), not a QueueSimple (the format of SSM's outgoing queue); give a "
+            "QueueSimple's directory"
         )
     try:
         return module.QueueSimple(str(path))
@@ -72,7 +92,10 @@ def open_schema_queue(path: Path, schema: dict[str, str]) -> Any:
     """``dirq.queue.Queue(path, schema=schema)`` (made when missing), or a ConfigError
     when ``path`` holds a QueueSimple or cannot be made."""
     module = _module("dirq.queue")
-    if layout_of(path) == "simple":
+    layout = layout_of(path)
+    if layout == "other":
+        raise _not_a_queue(path)
+    if layout == "simple":
         raise ConfigError(
             f"{path} holds a dirq QueueSimple, not a dirq Queue as SSM's receiver writes; "
             "give another directory, or --dirq-format simple"

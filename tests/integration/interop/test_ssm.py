@@ -223,24 +223,24 @@ def test_apel_records_are_kept_unmodified_in_the_foreign_table(
 def test_a_queue_of_the_wrong_format_is_one_error_line(tmp_path: Path) -> None:
     incoming = Queue(str(tmp_path / "apel" / "incoming"), schema=REJECT_SCHEMA)
     incoming.add({"body": SUMMARY, "signer": SIGNER, "empaid": "x", "error": "e"})
-    # An SSM receiver's queue given to publish, which drains SSM's outgoing queue.
-    wrong = run_msgbus(
-        [
-            "publish",
-            "--broker",
-            "stomp://127.0.0.1:1",
-            "--dirq",
-            str(tmp_path / "apel" / "incoming"),
-        ]
-    )
-    assert wrong.returncode != 0
-    _one_line_error(wrong.stdout)
-    assert "is a dirq Queue" in wrong.stdout
-    # A QueueSimple where consume --dirq (SSM format) keeps its incoming Queue.
     _outgoing(tmp_path / "simple" / "incoming", [SUMMARY])
-    consume = run_msgbus(
-        ["consume", "--broker", "stomp://127.0.0.1:1", "--dirq", str(tmp_path / "simple")]
-    )
-    assert consume.returncode != 0
-    _one_line_error(consume.stdout)
-    assert "holds a dirq QueueSimple" in consume.stdout
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a queue")
+    offline = ["--broker", "stomp://127.0.0.1:1"]
+    cases = {
+        # An SSM receiver's queue given to publish, which drains SSM's outgoing queue.
+        "is a dirq Queue": ["publish", *offline, "--dirq", str(tmp_path / "apel" / "incoming")],
+        "is not a directory queue": ["publish", *offline, "--dirq", str(tmp_path / "other")],
+        # A QueueSimple where consume --dirq (SSM format) keeps its incoming Queue ...
+        "holds a dirq QueueSimple": ["consume", *offline, "--dirq", str(tmp_path / "simple")],
+        # ... or given as the directory that should hold incoming/ and reject/.
+        "is itself a directory queue": [
+            "consume", *offline, "--dirq", str(tmp_path / "simple" / "incoming")
+        ],
+    }  # fmt: skip
+    for expected, args in cases.items():
+        run = run_msgbus(args)
+        assert run.returncode != 0, run.stdout
+        _one_line_error(run.stdout)
+        assert expected in run.stdout
+    assert not (tmp_path / "simple" / "incoming" / "incoming").exists()

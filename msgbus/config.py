@@ -132,10 +132,11 @@ class ConsumerConfig(_Section):
     decrypt_key: Path | None = Field(None, description="The private key of decrypt_cert")
     foreign: Literal["store", "dead-letter"] = Field(
         "store",
-        description="Bodies in no msgbus format (APEL records, Avro, any bytes; no messageClass "
-        "header, and no field of a msgbus message type in them): 'store' keeps them "
-        "unmodified in the foreign_messages table (raw body, headers, signer), 'dead-letter' "
-        "puts them among the dead letters as before",
+        description="Bodies in no msgbus format (APEL records, Avro, any bytes: no messageClass "
+        "header, not empty, no EOT line and no field of a msgbus message type in them; see "
+        "msgbus.schema.body.is_foreign): 'store' keeps them unmodified in the "
+        "foreign_messages table (body, headers, verified signer), 'dead-letter' puts them "
+        "among the dead letters as before",
     )
     selector: str | None = Field(
         None,

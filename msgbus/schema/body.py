@@ -112,26 +112,30 @@ _FIELDS = frozenset(name for model in MESSAGE_TYPES.values() for name in model.m
 
 
 def is_foreign(body: bytes, headers: Mapping[str, str]) -> bool:
-    """Whether ``body`` is somebody else's payload rather than a (possibly invalid)
-    msgbus message: no messageClass header, and no field name of a msgbus message type
-    in its first record (``key: value`` lines before the first EOT, or the keys of the
-    first JSON object). APEL records, Avro and other binary bodies are foreign."""
+    """Whether ``body`` is somebody else's payload rather than a (possibly broken) msgbus
+    message: no messageClass header, and either not UTF-8 (Avro, any binary) or text
+    with something in it but no EOT line (WLCG framing) and no field name of a msgbus
+    message type in its first record (``key: value`` lines, or the keys of the first
+    JSON object), as APEL records (``%%``-separated) are. Empty bodies, bare separators
+    and JSON that does not parse are broken messages of ours: dead letters."""
     if HEADER_MESSAGE_CLASS in headers:
         return False
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return True
+    if not text.strip():
+        return False
     if text.lstrip()[:1] in ("{", "["):
         try:
             data = json.loads(text)
         except ValueError:
-            return True
-        first = data[0] if isinstance(data, list) and data else data
-        return not (isinstance(first, dict) and _FIELDS & first.keys())
+            return False
+        items = data if isinstance(data, list) else [data]
+        return bool(items) and not (isinstance(items[0], dict) and _FIELDS & items[0].keys())
     for line in text.splitlines():
         if line.strip() == "EOT":
-            break
+            return False
         key, colon, _ = line.partition(":")
         if colon and key.strip() in _FIELDS:
             return False

@@ -204,14 +204,21 @@ def _signers(dns: tuple[str, ...], dn_file: TextIO | None) -> list[str] | None:
     """The DNs given, and those of a file in SSM's format (slash DNs; blank lines and
     # comments skipped; anything else is a mistake worth a clear error)."""
     allowed = list(dns)
-    for number, line in enumerate(dn_file or (), 1):
+    if dn_file is None:
+        return allowed or None
+    found = 0
+    for number, line in enumerate(dn_file, 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
         if not entry.startswith("/"):
             raise ConfigError(
-                f"{dn_file.name if dn_file else ''} line {number}: {entry!r} is not a "
-                "DN in slash notation (/C=X/O=Y/CN=Z)"
+                f"{dn_file.name} line {number}: {entry!r} is not a DN in slash notation "
+                "(/C=X/O=Y/CN=Z); fix or remove the line"
             )
         allowed.append(entry)
-    return allowed or None
+        found += 1
+    if not found:
+        # Else an emptied file would turn signature checks off; SSM refuses to start too.
+        raise ConfigError(f"{dn_file.name} holds no DN; list the signers to accept, one a line")
+    return allowed

@@ -220,13 +220,17 @@ def test_apel_records_are_kept_unmodified_in_the_foreign_table(
     assert len(dead) == 1 and "got '%%'" in dead[0]
 
 
-def test_a_queue_of_the_wrong_format_is_one_error_line(tmp_path: Path) -> None:
+def test_a_wrong_queue_or_dn_file_is_one_error_line(tmp_path: Path) -> None:
     incoming = Queue(str(tmp_path / "apel" / "incoming"), schema=REJECT_SCHEMA)
     incoming.add({"body": SUMMARY, "signer": SIGNER, "empaid": "x", "error": "e"})
     _outgoing(tmp_path / "simple" / "incoming", [SUMMARY])
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("not a queue")
     offline = ["--broker", "stomp://127.0.0.1:1"]
+    empty_dns = _dns_file(tmp_path)  # comments only: checks must not silently turn off
+    bad_dns = tmp_path / "bad-dns"
+    bad_dns.write_text("CN=probe\n")
+    signed = ["--signer-ca", str(tmp_path), "--dirq", str(tmp_path / "apel")]
     cases = {
         # An SSM receiver's queue given to publish, which drains SSM's outgoing queue.
         "is a dirq Queue": ["publish", *offline, "--dirq", str(tmp_path / "apel" / "incoming")],
@@ -236,6 +240,10 @@ def test_a_queue_of_the_wrong_format_is_one_error_line(tmp_path: Path) -> None:
         # ... or given as the directory that should hold incoming/ and reject/.
         "is itself a directory queue": [
             "consume", *offline, "--dirq", str(tmp_path / "simple" / "incoming")
+        ],
+        "holds no DN": ["consume", *offline, *signed, "--allow-signers-from", str(empty_dns)],
+        "is not a DN in slash notation": [
+            "consume", *offline, *signed, "--allow-signers-from", str(bad_dns)
         ],
     }  # fmt: skip
     for expected, args in cases.items():

@@ -78,7 +78,9 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that cannot be stored, kept with its headers, raw body and the reason."""
+    """A message that cannot be stored, kept with its headers, raw body and the reason
+    (the verified content instead of the raw body when only its signer was refused, as
+    SSM's receiver keeps it, so that it can be reloaded once the signer is allowed)."""
 
     msg_id: str
     part: int

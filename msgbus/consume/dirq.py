@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from msgbus.errors import ConfigError, StoreError
+from msgbus.stomp.headers import EMPAID_HEADER
 from msgbus.store.database import DeadLetter, RawMessage, StoredMessage, WriteResult
 from msgbus.store.dirq import (
     SSM_REJECT_SCHEMA,
@@ -33,7 +34,6 @@ from msgbus.store.ledger import LedgerBatch
 
 __all__ = ["DirqSink"]
 
-EMPAID_HEADER = "empa-id"
 # What SSM's receiver writes without a signer or an empa-id header. The empaid field
 # is optional in the schema, but APEL's loader reads data['empaid'] unconditionally.
 _NO_SIGNER = "Not available."

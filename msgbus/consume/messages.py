@@ -22,7 +22,14 @@ from msgbus.schema.body import decode_body, is_foreign
 from msgbus.schema.models import Message
 from msgbus.security import load_smime
 from msgbus.stomp.frames import MessageFrame
-from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
+from msgbus.stomp.headers import (
+    EMPAID_HEADER,
+    EPOCH_HEADER,
+    ID_HEADER,
+    PRODUCER_HEADER,
+    SEQ_HEADER,
+    SYNC_HEADER,
+)
 from msgbus.store.database import DeadLetter, RawMessage, StoredMessage, dedup_key
 from msgbus.store.ledger import LedgerBatch, SyncRecord
 
@@ -170,7 +177,13 @@ def _open(
 
 
 def _raw(frame: MessageFrame, key: str, body: bytes, signer: str | None) -> RawMessage:
+    """A body kept as it came. APEL SSM's sender resends an element it was not sure
+    of under the same ``empa-id`` (its queue element's name) but a new broker id: from
+    a verified signer, that pair is the key, so the resend is stored once."""
     headers = frame.headers
+    empaid = headers.get(EMPAID_HEADER)
+    if ID_HEADER not in headers and empaid and signer is not None:
+        key = dedup_key(f"empa-id:{signer}:{empaid}")
     return RawMessage(key, headers, body, signer, headers.get("destination"))
 
 

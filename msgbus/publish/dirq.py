@@ -21,11 +21,10 @@ from pathlib import Path
 from msgbus.errors import ConfigError
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.publisher import Publisher
+from msgbus.stomp.headers import EMPAID_HEADER
 from msgbus.store.dirq import open_queue
 
-__all__ = ["EMPAID_HEADER", "DirqReport", "publish_dirq"]
-
-EMPAID_HEADER = "empa-id"
+__all__ = ["DirqReport", "publish_dirq"]
 
 
 @dataclass(slots=True)

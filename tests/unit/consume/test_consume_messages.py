@@ -145,3 +145,19 @@ def test_opaque_sorting_decodes_nothing_and_keeps_the_signer() -> None:
 def test_publish_time_from_the_broker_timestamp(value: str, expected: float | None) -> None:
     assert publish_time(_frame(b"", timestamp=value)) == expected
     assert publish_time(_frame(b"")) is None
+
+
+def test_an_ssm_resend_from_a_verified_signer_has_one_key() -> None:
+    def verify(data: bytes) -> tuple[bytes, str]:
+        return data, "/CN=probe"
+
+    def frame(broker_id: str, empaid: str) -> MessageFrame:
+        return _frame(APEL_RECORDS, {"message-id": broker_id, "empa-id": empaid})
+
+    first, resent, other = sort_frames(
+        [frame("ID:1", "e/1"), frame("ID:2", "e/1"), frame("ID:3", "e/2")], verify, foreign=True
+    ).raw
+    assert first.msg_id == resent.msg_id != other.msg_id
+    # Unverified, the empa-id alone is no key: anyone may set it.
+    unsigned = sort_frames([frame("ID:1", "e/1"), frame("ID:2", "e/1")], foreign=True).raw
+    assert [r.msg_id for r in unsigned] == ["ID:1", "ID:2"]

@@ -106,6 +106,11 @@ class PublisherConfig(_Section):
     )
     sign_cert: Path | None = None
     sign_key: Path | None = None
+    encrypt_cert: Path | None = Field(
+        None,
+        description="Encrypt each (signed) body for this certificate's owner with AES-128, "
+        "as APEL SSM's sender does with its server certificate (openssl smime -encrypt)",
+    )
 
 
 class ConsumerConfig(_Section):
@@ -126,6 +131,21 @@ class ConsumerConfig(_Section):
     )
     signer_ca: Path | None = Field(
         default=None, description="CA file or directory the signers' certificates chain to"
+    )
+    decrypt_cert: Path | None = Field(
+        None,
+        description="This host's certificate: S/MIME-encrypted bodies (application/pkcs7-mime) "
+        "are decrypted with it and decrypt_key before the signature check, as APEL SSM's "
+        "receiver does",
+    )
+    decrypt_key: Path | None = Field(None, description="The private key of decrypt_cert")
+    foreign: Literal["store", "dead-letter"] = Field(
+        "store",
+        description="Bodies in no msgbus format (APEL records, Avro, any bytes: no messageClass "
+        "header, not empty, no EOT line and no field of a msgbus message type in them; see "
+        "msgbus.schema.body.is_foreign): 'store' keeps them unmodified in the "
+        "foreign_messages table (body, headers, verified signer), 'dead-letter' puts them "
+        "among the dead letters as before",
     )
     selector: str | None = Field(
         None,

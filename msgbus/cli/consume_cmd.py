@@ -6,7 +6,7 @@ import logging
 import signal
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -51,8 +51,23 @@ __all__ = ["consume"]
     "--dirq",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write each message into this directory queue (dirq QueueSimple, WLCG text, as "
-    "SSM receivers do) instead of the store.",
+    help="Write each body, unmodified, into directory queues here instead of the store: "
+    "DIR/incoming and DIR/reject as APEL SSM's receiver does (APEL's loader msgpath).",
+)
+@click.option(
+    "--dirq-format",
+    type=click.Choice(["ssm", "simple"]),
+    default="ssm",
+    show_default=True,
+    help="ssm: dirq Queue with SSM's schema (body, signer, empaid); simple: one "
+    "QueueSimple element per body in DIR, refused ones in DIR.rejected.",
+)
+@click.option(
+    "--foreign",
+    type=click.Choice(["store", "dead-letter"]),
+    default=None,
+    help="Bodies in no msgbus format (APEL records, Avro): kept unmodified in the "
+    "foreign_messages table (store, the default) or dead-lettered.",
 )
 @click.option(
     "--batch",
@@ -90,6 +105,25 @@ __all__ = ["consume"]
     help="CA file or directory the signers' certificates chain to.",
 )
 @click.option(
+    "--allow-signers-from",
+    "signers_file",
+    type=click.File("r"),
+    default=None,
+    help="Also accept the DNs in this file, one /C=X/O=Y/CN=Z a line (SSM's valid DNs file).",
+)
+@click.option(
+    "--decrypt-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="This host's certificate: encrypted bodies are decrypted with it (as SSM does).",
+)
+@click.option(
+    "--decrypt-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --decrypt-cert.",
+)
+@click.option(
     "--drain", is_flag=True, help="Exit once the broker has nothing more for this subscription."
 )
 def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
@@ -109,8 +143,11 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
             "batch": opts["batch"],
             "max_wait": opts["max_wait"],
             "ack": opts["ack"],
-            "allowed_signers": list(opts["allowed_signers"]) or None,
+            "allowed_signers": _signers(opts["allowed_signers"], opts["signers_file"]),
             "signer_ca": opts["signer_ca"],
+            "decrypt_cert": opts["decrypt_cert"],
+            "decrypt_key": opts["decrypt_key"],
+            "foreign": opts["foreign"],
         },
         "store_url": opts["store_url"],
         "metrics": {"port": opts["metrics_port"]},
@@ -121,7 +158,8 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     dirq: Path | None = opts["dirq"]
     if dirq is not None and opts["store_url"] is not None:
         raise ConfigError("give --store or --dirq, not both")
-    consumer = Consumer(config, store=DirqSink(dirq) if dirq is not None else None)
+    sink = DirqSink(dirq, opts["dirq_format"]) if dirq is not None else None
+    consumer = Consumer(config, store=sink)
     # Presence and control (msgbus status / msgbus ctl) on a connection of its own.
     agent = ComponentAgent(
         config,
@@ -160,3 +198,27 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
         f"dead-lettered {s['dead_lettered']}",
         err=True,
     )
+
+
+def _signers(dns: tuple[str, ...], dn_file: TextIO | None) -> list[str] | None:
+    """The DNs given, and those of a file in SSM's format (slash DNs; blank lines and
+    # comments skipped; anything else is a mistake worth a clear error)."""
+    allowed = list(dns)
+    if dn_file is None:
+        return allowed or None
+    found = 0
+    for number, line in enumerate(dn_file, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if not entry.startswith("/"):
+            raise ConfigError(
+                f"{dn_file.name} line {number}: {entry!r} is not a DN in slash notation "
+                "(/C=X/O=Y/CN=Z); fix or remove the line"
+            )
+        allowed.append(entry)
+        found += 1
+    if not found:
+        # Else an emptied file would turn signature checks off; SSM refuses to start too.
+        raise ConfigError(f"{dn_file.name} holds no DN; list the signers to accept, one a line")
+    return allowed

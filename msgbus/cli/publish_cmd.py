@@ -131,8 +131,15 @@ def _read_records(
 @click.option(
     "--dirq",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Drain this directory queue (dirq QueueSimple, as stompclt/SSM senders use): "
-    "each element is removed once every message in it is confirmed.",
+    help="Drain this outgoing directory queue as APEL SSM's sender does (dirq QueueSimple, "
+    "one body per element, sent unmodified with an empa-id header, signed and encrypted "
+    "as configured): each element is removed once confirmed.",
+)
+@click.option(
+    "--encrypt-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Encrypt each body for this certificate's owner (default: publisher.encrypt_cert).",
 )
 @click.option(
     "--pack",
@@ -147,6 +154,7 @@ def publish(
     fmt: str | None,
     message_class: str,
     dirq: Path | None,
+    encrypt_cert: Path | None,
     pack: int | None,
     inputs: tuple[BinaryIO, ...],
     **opts: Any,
@@ -158,12 +166,16 @@ def publish(
     exit 1 when a message was invalid or refused by the broker (too large, not
     authorized: reported, not retried) or the login was refused (spooled, not lost).
     """
-    config = _load(opts, {"destination": destination, "format": fmt, "pack": pack})
+    publisher: dict[str, Any] = {"destination": destination, "format": fmt, "pack": pack}
+    publisher["encrypt_cert"] = encrypt_cert
     if dirq is not None:
         if inputs:
             raise ConfigError("give INPUTS or --dirq, not both")
-        _publish_dirq(config, dirq, message_class)
+        # No sync record: SSM's receivers take every message on the destination for a
+        # signed record, and would put it in their reject queue.
+        _publish_dirq(_load(opts, {**publisher, "sync": False}), dirq)
         return
+    config = _load(opts, publisher)
     rejected: list[str] = []
     with _publisher(config) as pub:
         report = pub.publish_read(
@@ -174,18 +186,16 @@ def publish(
     _finish(report, len(rejected))
 
 
-def _publish_dirq(config: MsgbusConfig, path: Path, message_class: str) -> None:
+def _publish_dirq(config: MsgbusConfig, path: Path) -> None:
     from msgbus.publish.dirq import publish_dirq
 
     # No spool: an element stays in its queue until a broker confirmed it.
     with _publisher(config, spool=False) as pub:
-        report = publish_dirq(pub, path, message_class)
-    for line in report.invalid:
-        click.echo(f"msgbus: left in the queue: {line}", err=True)
-    click.echo(f"{report.elements} elements published and removed, {report.confirmed} confirmed")
+        report = publish_dirq(pub, path)
+    click.echo(f"{report.elements} elements published and removed")
     if report.stopped is not None:
-        click.echo(f"msgbus: stopped, the rest stays queued: {report.stopped}", err=True)
-    if report.stopped is not None or report.invalid:
+        reason = " ".join(report.stopped.split())  # one line: failover lists brokers on several
+        click.echo(f"msgbus: stopped, the rest stays queued: {reason}", err=True)
         raise SystemExit(1)
 
 

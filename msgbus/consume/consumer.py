@@ -21,9 +21,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Protocol
 
-from msgbus.config import MsgbusConfig, config_for
+from msgbus.config import ConsumerConfig, MsgbusConfig, config_for
 from msgbus.consume.messages import (
     Sorted,
     Verifier,
@@ -35,6 +36,7 @@ from msgbus.consume.metrics import ConsumerMetrics
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import (
     BrokerError,
+    ConfigError,
     ConnectError,
     ConnectionLost,
     StoreError,
@@ -43,6 +45,7 @@ from msgbus.errors import (
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
 from msgbus.store.database import (
     DeadLetter,
+    RawMessage,
     Store,
     StoredMessage,
     StoreUnavailable,
@@ -94,6 +97,8 @@ class Sink(Protocol):
     """Where batches go: the Store, or a directory queue (msgbus.consume.dirq)."""
 
     display_url: str
+    opaque: bool
+    """Takes every body as it came (RawMessage), decoding none."""
 
     def check(self) -> None: ...
 
@@ -104,6 +109,7 @@ class Sink(Protocol):
         messages: Sequence[StoredMessage],
         dead: Sequence[DeadLetter] = (),
         *,
+        foreign: Sequence[RawMessage] = (),
         received_at: datetime | None = None,
         ledger: LedgerBatch | None = None,
     ) -> WriteResult: ...
@@ -157,7 +163,14 @@ class Consumer:
             on_stall=lambda: self.metrics.counts.add("store_stalls"),
         )
         if verify is None and settings.allowed_signers:
-            verify = signature_verifier(settings.allowed_signers, settings.signer_ca)
+            verify = signature_verifier(
+                settings.allowed_signers, settings.signer_ca, _decrypt_with(settings)
+            )
+        elif settings.decrypt_cert is not None and verify is None:
+            raise ConfigError(
+                "consumer.decrypt_cert goes with signature checks, as in APEL SSM: set "
+                "consumer.allowed_signers and consumer.signer_ca too (--allow-signer, --signer-ca)"
+            )
         self._verify = verify
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -352,8 +365,19 @@ class Consumer:
         settings = self.config.consumer
         # A selector takes only part of each producer's numbers: the rest would show as
         # gaps that are none, so such a consumer keeps no ledger.
-        ledger = settings.ledger and settings.selector is None
-        batch = _Batch(conn, frames, sort_frames(frames, self._verify, ledger=ledger))
+        opaque = self.store.opaque
+        ledger = settings.ledger and settings.selector is None and not opaque
+        batch = _Batch(
+            conn,
+            frames,
+            sort_frames(
+                frames,
+                self._verify,
+                ledger=ledger,
+                foreign=settings.foreign == "store",
+                opaque=opaque,
+            ),
+        )
         with self._idle:
             self._in_flight += len(frames)
         self._hand_over(batch)
@@ -439,12 +463,14 @@ class Consumer:
         (a value one database will not take), write its messages one by one and
         dead-letter those refused, so one message cannot stop the consumer."""
         try:
-            return self.store.write(batch.messages, batch.dead, ledger=batch.ledger)
+            return self.store.write(
+                batch.messages, batch.dead, foreign=batch.raw, ledger=batch.ledger
+            )
         except StoreUnavailable:
             raise
         except StoreError as exc:
             log.warning("the store refused a batch (%s); writing it message by message", exc)
-        total = self.store.write([], batch.dead, ledger=batch.ledger)
+        total = self.store.write([], batch.dead, foreign=batch.raw, ledger=batch.ledger)
         for item, frame in zip(batch.messages, batch.origins, strict=True):
             try:
                 total.add(self.store.write([item]))
@@ -459,3 +485,9 @@ class Consumer:
 
     def _count(self, name: str, n: int = 1) -> None:
         self.metrics.counts.add(name, n)
+
+
+def _decrypt_with(settings: ConsumerConfig) -> tuple[Path, Path] | None:
+    if settings.decrypt_cert is None:
+        return None
+    return settings.decrypt_cert, settings.decrypt_key or settings.decrypt_cert

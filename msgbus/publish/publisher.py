@@ -185,13 +185,16 @@ class Publisher:
         *,
         destination: str | None = None,
     ) -> Envelope:
-        """An envelope for an already encoded body (signed when signing is configured)."""
+        """An envelope for an already encoded body (signed when signing is configured,
+        then encrypted when an encryption certificate is, as APEL SSM's sender does)."""
         merged = dict(headers or {})
         if self._signer is not None:
             from msgbus.security.smime import SIGNED_HEADER
 
             body = self._signer.sign(body)
             merged[SIGNED_HEADER] = "smime"
+        if self.options.encrypt_cert is not None:
+            body = load_smime().encrypt(body, self.options.encrypt_cert)
         return Envelope(destination or self.options.destination, body, merged)
 
     def _envelopes(

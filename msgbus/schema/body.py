@@ -8,6 +8,7 @@ store the valid messages of a bulk body and dead-letter the invalid ones.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 from msgbus.errors import DecodeError, SchemaError
 from msgbus.schema.jsoncodec import encode_json, read_json
 from msgbus.schema.models import Message
-from msgbus.schema.registry import DEFAULT_MESSAGE_CLASS, model_for
+from msgbus.schema.registry import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES, model_for
 from msgbus.schema.text import DEFAULT_MAX_BYTES, to_text
 from msgbus.schema.validation import Decoded
 from msgbus.schema.wlcg import encode_wlcg, read_wlcg
@@ -29,6 +30,7 @@ __all__ = [
     "decode_body",
     "encode_body",
     "format_of",
+    "is_foreign",
 ]
 
 Format = Literal["wlcg", "json"]
@@ -104,6 +106,40 @@ def _declared_format(content_type: str) -> Format | None:
     if media.startswith("text/"):
         return "wlcg"
     return None
+
+
+_FIELDS = frozenset(name for model in MESSAGE_TYPES.values() for name in model.model_fields)
+
+
+def is_foreign(body: bytes, headers: Mapping[str, str]) -> bool:
+    """Whether ``body`` is somebody else's payload rather than a (possibly broken) msgbus
+    message: no messageClass header, and either not UTF-8 (Avro, any binary) or text
+    with something in it but no EOT line (WLCG framing) and no field name of a msgbus
+    message type in its first record (``key: value`` lines, or the keys of the first
+    JSON object), as APEL records (``%%``-separated) are. Empty bodies, bare separators
+    and JSON that does not parse are broken messages of ours: dead letters."""
+    if HEADER_MESSAGE_CLASS in headers:
+        return False
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    if not text.strip():
+        return False
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return False
+        items = data if isinstance(data, list) else [data]
+        return bool(items) and not (isinstance(items[0], dict) and _FIELDS & items[0].keys())
+    for line in text.splitlines():
+        if line.strip() == "EOT":
+            return False
+        key, colon, _ = line.partition(":")
+        if colon and key.strip() in _FIELDS:
+            return False
+    return True
 
 
 def _record_count_problem(declared: str, found: int) -> Decoded | None:

@@ -16,13 +16,27 @@ from msgbus.errors import ConfigError
 
 if TYPE_CHECKING:
     from msgbus.security.dn import parse_dn, same_dn, slash_dn
-    from msgbus.security.smime import SIGNED_HEADER, SignatureError, Signer, Verified, verify
+    from msgbus.security.smime import (
+        SIGNED_HEADER,
+        SignatureError,
+        Signer,
+        SignerNotAllowed,
+        Verified,
+        decrypt,
+        encrypt,
+        is_encrypted,
+        verify,
+    )
 
 __all__ = [
     "SIGNED_HEADER",
     "SignatureError",
     "Signer",
+    "SignerNotAllowed",
     "Verified",
+    "decrypt",
+    "encrypt",
+    "is_encrypted",
     "load_smime",
     "parse_dn",
     "same_dn",

@@ -1,9 +1,11 @@
-"""S/MIME signing of message bodies (as APEL SSM does), and verification.
+"""S/MIME signing of message bodies (as APEL SSM does), verification, encryption.
 
 :func:`sign` uses ``cryptography`` (detached ``multipart/signed``, text mode, the
 format ``openssl smime -sign -text`` writes). :func:`verify` runs ``openssl smime
 -verify`` (``cryptography`` cannot verify PKCS#7 signatures), checks the signer's
 chain against a CA file or directory and returns the content and the signer's DN.
+:func:`encrypt` and :func:`decrypt` run ``openssl smime -encrypt -aes128`` and
+``-decrypt`` as SSM's sender and receiver do (ssm/crypto.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from msgbus.errors import ConfigError, SignatureError
 from msgbus.security.dn import same_dn, slash_dn
 
-__all__ = ["SIGNED_HEADER", "SignatureError", "Signer", "Verified", "verify"]
+__all__ = [
+    "SIGNED_HEADER",
+    "SignatureError",
+    "Signer",
+    "SignerNotAllowed",
+    "Verified",
+    "decrypt",
+    "encrypt",
+    "is_encrypted",
+    "verify",
+]
 
 SIGNED_HEADER = "msgbus-signed"
 """STOMP header a publisher sets (value ``smime``) on a signed body."""
@@ -35,6 +47,15 @@ class Verified:
     content: bytes
     signer_dn: str
     """Signer subject in slash notation, e.g. ``/C=UK/O=eScience/CN=probe.example.org``."""
+
+
+class SignerNotAllowed(SignatureError):
+    """A valid signature by a signer outside the allowed DNs; carries what was verified,
+    so a receiver can keep the content with the signer (SSM's reject queue does)."""
+
+    def __init__(self, message: str, verified: Verified) -> None:
+        super().__init__(message)
+        self.verified = verified
 
 
 class Signer:
@@ -99,33 +120,61 @@ def verify(
             args += ["-CApath", str(ca_path)]
         if check_crl:
             args.append("-crl_check_all")
-        try:
-            proc = subprocess.run(
-                args, input=signed, capture_output=True, timeout=_OPENSSL_TIMEOUT, check=False
-            )
-        except FileNotFoundError:
-            raise ConfigError("the openssl command is needed to verify signatures") from None
-        except subprocess.TimeoutExpired:
-            raise SignatureError(
-                f"openssl did not verify the signature within {_OPENSSL_TIMEOUT:g} s"
-            ) from None
-        if proc.returncode != 0 or not signer_pem.exists():
-            reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise SignatureError(
-                "signature verification failed: "
-                + (reason[0] if reason else f"openssl exit status {proc.returncode}")
-                + "; the body was altered or the signer is not trusted by the CA given"
-            )
+        content = _openssl(args, signed, "signature verification failed")
+        if not signer_pem.exists():
+            raise SignatureError("signature verification failed: openssl named no signer")
         cert = x509.load_pem_x509_certificate(signer_pem.read_bytes())
-    dn = slash_dn(cert.subject)
+    verified = Verified(_canonical_text(content), slash_dn(cert.subject))
     if allowed_dns is not None:
         allowed = list(allowed_dns)
-        if not any(same_dn(dn, a) for a in allowed):
-            raise SignatureError(
-                f"signer {dn} is not among the {len(allowed)} allowed DN(s); add it to the "
-                "allowed list if it should be trusted"
+        if not any(same_dn(verified.signer_dn, a) for a in allowed):
+            raise SignerNotAllowed(
+                f"signer {verified.signer_dn} is not among the {len(allowed)} allowed DN(s); "
+                "add it to the allowed list if it should be trusted",
+                verified,
             )
-    return Verified(_canonical_text(proc.stdout), dn)
+    return verified
+
+
+def is_encrypted(body: bytes) -> bool:
+    """Whether ``body`` is an S/MIME enveloped (encrypted) message; SSM's receiver tells
+    them by these content types too."""
+    head = body[:4096]
+    return b"application/pkcs7-mime" in head or b"application/x-pkcs7-mime" in head
+
+
+def encrypt(body: bytes, cert: Path) -> bytes:
+    """``body`` (usually signed first) encrypted for ``cert``'s owner with AES-128, as
+    SSM's sender does (``openssl smime -encrypt -aes128``)."""
+    args = ["openssl", "smime", "-encrypt", "-aes128", str(cert)]
+    return _openssl(args, body, "encryption failed")
+
+
+def decrypt(body: bytes, cert: Path, key: Path) -> bytes:
+    """An encrypted S/MIME body decrypted with this host's certificate and key."""
+    args = ["openssl", "smime", "-decrypt", "-recip", str(cert), "-inkey", str(key)]
+    return _openssl(args, body, "decryption failed")
+
+
+def _openssl(args: list[str], data: bytes, failure: str) -> bytes:
+    """Run an openssl command on ``data``; its output, or SignatureError starting with
+    ``failure`` (the message's fault) / ConfigError (no openssl)."""
+    try:
+        proc = subprocess.run(
+            args, input=data, capture_output=True, timeout=_OPENSSL_TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        raise ConfigError("the openssl command is needed for S/MIME messages") from None
+    except subprocess.TimeoutExpired:
+        raise SignatureError(f"{failure}: openssl took over {_OPENSSL_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SignatureError(
+            f"{failure}: "
+            + (reason[0] if reason else f"exit status {proc.returncode}")
+            + "; the message was altered, or is not for this certificate or CA"
+        )
+    return proc.stdout
 
 
 def _canonical_text(content: bytes) -> bytes:

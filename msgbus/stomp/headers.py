@@ -3,7 +3,17 @@
 
 from __future__ import annotations
 
-__all__ = ["EPOCH_HEADER", "ID_HEADER", "PRODUCER_HEADER", "SEQ_HEADER", "SYNC_HEADER"]
+__all__ = [
+    "EMPAID_HEADER",
+    "EPOCH_HEADER",
+    "ID_HEADER",
+    "PRODUCER_HEADER",
+    "SEQ_HEADER",
+    "SYNC_HEADER",
+]
+
+EMPAID_HEADER = "empa-id"
+"""The message id APEL's SSM sender sets: the name of its outgoing queue element."""
 
 ID_HEADER = "msgbus-id"
 """The publisher-assigned id; it never changes across retries and spooling, so

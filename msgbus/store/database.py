@@ -33,6 +33,7 @@ from msgbus.store.tables import (
     KEY_COLUMNS,
     TEXT_LENGTH,
     dead_letters,
+    foreign_messages,
     key_column_name,
     table_for,
 )
@@ -41,6 +42,7 @@ from msgbus.store.timeouts import connect_args, cut_connection
 __all__ = [
     "DEFAULT_STORE_URL",
     "DeadLetter",
+    "RawMessage",
     "Store",
     "StoreUnavailable",
     "StoredMessage",
@@ -76,7 +78,9 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that cannot be stored, kept with its headers, raw body and the reason."""
+    """A message that cannot be stored, kept with its headers, raw body and the reason
+    (the verified content instead of the raw body when only its signer was refused, as
+    SSM's receiver keeps it, so that it can be reloaded once the signer is allowed)."""
 
     msg_id: str
     part: int
@@ -84,11 +88,27 @@ class DeadLetter:
     headers: Mapping[str, str]
     body: bytes
     destination: str | None = None
+    signer: str | None = None
+    """The verified signer, when the signature was sound but the signer not allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A body kept as it came (decrypted and its signature checked, if configured): a
+    foreign payload for ``foreign_messages``, or any body for a directory queue."""
+
+    msg_id: str
+    headers: Mapping[str, str]
+    body: bytes
+    signer: str | None = None
+    """The verified S/MIME signer DN (slash notation)."""
+    destination: str | None = None
 
 
 @dataclass(slots=True)
 class WriteResult:
     stored: int = 0
+    """Messages stored, foreign ones included."""
     duplicates: int = 0
     dead_lettered: int = 0
     per_type: dict[str, int] = field(default_factory=dict)
@@ -139,6 +159,18 @@ def _dead_row(item: DeadLetter, received_at: datetime) -> dict[str, Any]:
     }
 
 
+def _foreign_row(item: RawMessage, received_at: datetime) -> dict[str, Any]:
+    return {
+        "msg_id": item.msg_id,
+        "part": 0,
+        "destination": _cut(item.destination),
+        "signer": _cut(item.signer),
+        "headers": json.dumps(dict(item.headers), ensure_ascii=False),
+        "body": item.body,
+        "received_at": received_at,
+    }
+
+
 def _driver_hint(url: str, exc: BaseException) -> str:
     scheme = url.split(":", 1)[0]
     extra = {"postgresql": "postgres", "mysql": "mysql", "oracle": "oracle"}.get(
@@ -158,6 +190,9 @@ def _redact(url: str) -> str:
 class Store:
     """Writes batches into the store at ``url`` (any SQLAlchemy URL: SQLite, PostgreSQL
     with psycopg 3, MariaDB/MySQL with PyMySQL, Oracle with oracledb or cx_Oracle)."""
+
+    opaque = False
+    """Messages are decoded into their tables (see Consumer's Sink)."""
 
     def __init__(
         self,
@@ -236,11 +271,13 @@ class Store:
         messages: Sequence[StoredMessage],
         dead: Sequence[DeadLetter] = (),
         *,
+        foreign: Sequence[RawMessage] = (),
         received_at: datetime | None = None,
         ledger: LedgerBatch | None = None,
     ) -> WriteResult:
         """Insert a batch in one transaction, skipping keys already stored, and account
         for it in the completeness ledger (``ledger``, see msgbus.store.ledger).
+        ``foreign`` bodies go to ``foreign_messages`` unmodified.
 
         Raises StoreUnavailable when the database cannot be reached (retry later) and
         StoreError for anything else; nothing of the batch is stored then.
@@ -256,6 +293,12 @@ class Store:
                 result.stored += fresh
                 result.duplicates += len(rows) - fresh
                 result.per_type[message_class] = fresh
+            if foreign:
+                rows = [_foreign_row(item, now) for item in foreign]
+                fresh = self._insert_fresh(conn, foreign_messages, rows)
+                result.stored += fresh
+                result.duplicates += len(rows) - fresh
+                result.per_type["foreign"] = fresh
             if dead:
                 rows = [_dead_row(item, now) for item in dead]
                 result.dead_lettered = self._insert_fresh(conn, dead_letters, rows)

@@ -4,7 +4,8 @@ One table per message type (``ProbeResult`` -> ``probe_results``) with the index
 columns each model names in its ``index`` (site, host, key, status, timestamp), the
 whole message as JSON, and a unique key on the publisher's message id plus the
 message's position in its body (one STOMP body may carry several messages).
-Rejected messages go to ``dead_letters``. Dashboards and reports query these names.
+Rejected messages go to ``dead_letters``; bodies in no msgbus format (APEL records,
+Avro, ...) to ``foreign_messages``, unmodified. Dashboards and reports query these names.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "UtcDateTime",
     "components",
     "dead_letters",
+    "foreign_messages",
     "key_column_name",
     "ledger_gaps",
     "ledger_producers",
@@ -138,6 +140,21 @@ dead_letters = sa.Table(
     *_dedup_columns(),
     sa.Column("destination", sa.String(TEXT_LENGTH)),
     sa.Column("reason", LONG_TEXT, nullable=False),
+    sa.Column("headers", LONG_TEXT, nullable=False),
+    sa.Column("body", LONG_BINARY, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint(*KEY_COLUMNS),
+    sa.Index(None, "received_at"),
+)
+
+foreign_messages = sa.Table(
+    "foreign_messages",
+    metadata,
+    _id_column(),
+    *_dedup_columns(),
+    sa.Column("destination", sa.String(TEXT_LENGTH)),
+    # The verified S/MIME signer (slash notation), when the consumer checks signatures.
+    sa.Column("signer", sa.String(TEXT_LENGTH)),
     sa.Column("headers", LONG_TEXT, nullable=False),
     sa.Column("body", LONG_BINARY, nullable=False),
     sa.Column("received_at", UtcDateTime(), nullable=False),

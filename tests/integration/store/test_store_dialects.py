@@ -15,10 +15,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from msgbus.schema.models import ProbeResult
-from msgbus.store.database import DeadLetter, Store, StoredMessage, StoreUnavailable
+from msgbus.store.database import (
+    DeadLetter,
+    RawMessage,
+    Store,
+    StoredMessage,
+    StoreUnavailable,
+)
 from msgbus.store.migrate import VERSION_TABLE, head_revision
 from msgbus.store.queries import latest_results, metric_history
-from msgbus.store.tables import dead_letters, metadata, table_for
+from msgbus.store.tables import dead_letters, foreign_messages, metadata, table_for
 
 
 def _probe(site: str, minute: int, status: str = "OK") -> ProbeResult:
@@ -72,14 +78,18 @@ def test_batches_deduplicate_and_keep_everything(store: Store) -> None:
     batch = [StoredMessage(f"{run}-{i}", 1, _probe(f"S{i % 2}", i)) for i in range(6)]
     body = b"\xff\x00\x80 raw" * 1000
     letter = DeadLetter(f"{run}-bad", 0, "not UTF-8", {"msgbus-id": f"{run}-bad"}, body)
-    first = store.write(batch + batch[:2], [letter])
-    assert (first.stored, first.duplicates, first.dead_lettered) == (6, 2, 1)
-    again = store.write(batch[3:], [letter])
-    assert (again.stored, again.duplicates, again.dead_lettered) == (0, 3, 0)
+    # A foreign payload (e.g. APEL records or Avro): the same bytes back, stored once.
+    foreign = RawMessage(f"{run}-apel", {"empa-id": "e1"}, body + b"%%\n", "/CN=probe")
+    first = store.write(batch + batch[:2], [letter], foreign=[foreign])
+    assert (first.stored, first.duplicates, first.dead_lettered) == (7, 2, 1)
+    again = store.write(batch[3:], [letter], foreign=[foreign])
+    assert (again.stored, again.duplicates, again.dead_lettered) == (0, 4, 0)
     probes = table_for("ProbeResult")
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(probes).order_by(probes.c.timestamp)).all()
         raw = conn.execute(sa.select(dead_letters.c.body)).scalar_one()
+        kept = conn.execute(sa.select(foreign_messages.c.body, foreign_messages.c.signer)).one()
+    assert (kept.body, kept.signer) == (body + b"%%\n", "/CN=probe")
     assert len(rows) == 6
     assert json.loads(rows[0].message)["summaryData"] == "OK: ✓ 4-byte 🚀 fine"
     assert len(json.loads(rows[0].message)["detailsData"]) == 70_000

@@ -85,17 +85,79 @@ def test_a_frame_without_any_id_is_dead_lettered_not_lost() -> None:
 def test_signature_refusal_dead_letters() -> None:
     body, headers = encode_body(_probe(), "wlcg")
 
-    def verify(data: bytes) -> bytes:
+    def verify(data: bytes) -> tuple[bytes, str]:
         if not data.startswith(b"SIGNED:"):
             raise SignatureError("not signed by an allowed DN")
-        return data.removeprefix(b"SIGNED:")
+        return data.removeprefix(b"SIGNED:"), "/CN=probe"
 
     out = sort_frames([_frame(b"SIGNED:" + body, headers), _frame(body, headers)], verify)
     assert len(out.messages) == 1
     assert out.dead[0].reason == "signature refused: not signed by an allowed DN"
 
 
+APEL_RECORDS = (
+    b"APEL-individual-job-message: v0.3\nSite: RAL-LCG2\nSubmitHost: ce01.example.org\n"
+    b"LocalJobId: 1\nWallDuration: 60\nCpuDuration: 50\n%%\nSite: RAL-LCG2\n"
+    b"SubmitHost: ce01.example.org\nLocalJobId: 2\nWallDuration: 61\nCpuDuration: 51\n%%\n"
+)
+
+
+@pytest.mark.parametrize("body", [APEL_RECORDS, b"Obj\x01\x04\x16avro.schema\xff\x00", b"[1, 2]"])
+def test_foreign_bodies_are_kept_as_they_came(body: bytes) -> None:
+    frame = _frame(body, {"msgbus-id": "apel-1", "destination": "/queue/apel"})
+    kept = sort_frames([frame], foreign=True)
+    assert kept.messages == [] and kept.dead == []
+    [raw] = kept.raw
+    assert (raw.msg_id, raw.body, raw.destination) == ("apel-1", body, "/queue/apel")
+    assert sort_frames([frame]).dead[0].body == body  # foreign: dead-letter
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"siteName: S\nmetricStatus: NOT-A-STATUS\nEOT\n",
+        b'{"siteName": "S"}',
+        b"",
+        b"\n",
+        b"EOT\n",
+        b"[]",
+        b"garbage: without a metric\nEOT\n",
+        b'{"truncated": ',
+    ],
+)
+def test_a_broken_msgbus_message_is_still_a_dead_letter_when_foreign_bodies_are_kept(
+    body: bytes,
+) -> None:
+    out = sort_frames([_frame(body, {"msgbus-id": "bad"})], foreign=True)
+    assert out.raw == [] and len(out.dead) >= 1
+
+
+def test_opaque_sorting_decodes_nothing_and_keeps_the_signer() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+    frames = [_frame(b"SIGNED:" + body, headers, **{"msgbus-id": "p1", "empa-id": "e1"})]
+    out = sort_frames(frames, lambda data: (data.removeprefix(b"SIGNED:"), "/CN=p"), opaque=True)
+    assert out.messages == []
+    [raw] = out.raw
+    assert (raw.body, raw.signer, raw.headers["empa-id"]) == (body, "/CN=p", "e1")
+
+
 @pytest.mark.parametrize(("value", "expected"), [("1700000000500", 1700000000.5), ("x", None)])
 def test_publish_time_from_the_broker_timestamp(value: str, expected: float | None) -> None:
     assert publish_time(_frame(b"", timestamp=value)) == expected
     assert publish_time(_frame(b"")) is None
+
+
+def test_an_ssm_resend_from_a_verified_signer_has_one_key() -> None:
+    def verify(data: bytes) -> tuple[bytes, str]:
+        return data, "/CN=probe"
+
+    def frame(broker_id: str, empaid: str) -> MessageFrame:
+        return _frame(APEL_RECORDS, {"message-id": broker_id, "empa-id": empaid})
+
+    first, resent, other = sort_frames(
+        [frame("ID:1", "e/1"), frame("ID:2", "e/1"), frame("ID:3", "e/2")], verify, foreign=True
+    ).raw
+    assert first.msg_id == resent.msg_id != other.msg_id
+    # Unverified, the empa-id alone is no key: anyone may set it.
+    unsigned = sort_frames([frame("ID:1", "e/1"), frame("ID:2", "e/1")], foreign=True).raw
+    assert [r.msg_id for r in unsigned] == ["ID:1", "ID:2"]

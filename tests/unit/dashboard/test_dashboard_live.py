@@ -99,10 +99,10 @@ def test_broker_feed_shows_only_what_the_consumer_would_store() -> None:
     from msgbus.stomp.frames import MessageFrame
     from tests.fixtures.results import probe
 
-    def verify(body: bytes) -> bytes:
+    def verify(body: bytes) -> tuple[bytes, str]:
         if not body.startswith(b"SIGNED\n"):
             raise SignatureError("not signed by an allowed DN")
-        return body.removeprefix(b"SIGNED\n")
+        return body.removeprefix(b"SIGNED\n"), "/CN=probe"
 
     hub = Hub()
     client = hub.subscribe()

@@ -30,6 +30,7 @@ from msgbus.schema import (
     parse_perfdata,
     parse_plugin_output,
 )
+from msgbus.schema.body import is_foreign
 
 # Everything UTF-8 can carry; line breaks other than LF (\x85, \u2028) are fair game.
 # Speed is not under test: hypothesis' per-example deadline would fail on a loaded machine.
@@ -157,6 +158,9 @@ transfers = st.tuples(
     _extras(TransferEvent),
 ).map(_build(TransferEvent))
 
+_HEADERS_FOR_FOREIGN = st.fixed_dictionaries(
+    {}, optional={"messageClass": st.sampled_from([*MESSAGE_TYPES])}
+)
 any_message_list = st.one_of(
     st.lists(probe_results, min_size=1, max_size=4),
     st.lists(job_events, min_size=1, max_size=4),
@@ -199,6 +203,22 @@ def test_every_type_round_trips_through_bodies(messages: list[Message], fmt: Any
     results = decode_body(body, headers)
     assert [r.message for r in results] == messages
     assert [r.message_no for r in results] == list(range(1, len(messages) + 1))
+
+
+@no_deadline
+@given(any_message_list, st.sampled_from(["wlcg", "json"]))
+def test_no_message_body_of_ours_is_foreign(messages: list[Message], fmt: Any) -> None:
+    body, headers = encode_body(messages, fmt=fmt)
+    assert not is_foreign(body, {})  # even without the messageClass header
+    assert not is_foreign(body, headers)
+
+
+@no_deadline
+@given(st.binary(max_size=2000), _HEADERS_FOR_FOREIGN)
+def test_any_bytes_are_foreign_or_not_never_an_exception(
+    body: bytes, headers: dict[str, str]
+) -> None:
+    assert isinstance(is_foreign(body, headers), bool)
 
 
 @no_deadline

@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from msgbus.errors import StoreError
 from msgbus.store.database import (
     DeadLetter,
+    RawMessage,
     Store,
     StoredMessage,
     StoreUnavailable,
     dedup_key,
 )
 from msgbus.store.migrate import VERSION_TABLE, head_revision
-from msgbus.store.tables import dead_letters, metadata, table_for
+from msgbus.store.tables import dead_letters, foreign_messages, metadata, table_for
 from tests.unit.store.conftest import ProbeFactory, make_probe
 
 PROBES = table_for("ProbeResult")
@@ -149,3 +150,16 @@ def test_rows_equal_distinct_keys_however_batches_are_cut(
         ).scalar_one()
     assert rows == stored == len(set(keys))
     assert duplicates == len(keys) - len(set(keys))
+
+
+def test_foreign_bodies_are_kept_byte_for_byte_and_never_twice(store: Store) -> None:
+    body = b"APEL-summary-job-message: v0.2\nSite: X\n%%\n\x00\xff"
+    item = RawMessage("ID:apel-1", {"empa-id": "e/1"}, body, "/CN=probe", "/queue/apel")
+    first = store.write([], foreign=[item, item])
+    again = store.write([], foreign=[item])  # a redelivery after a crash before the ack
+    assert (first.stored, first.duplicates, first.per_type) == (1, 1, {"foreign": 1})
+    assert (again.stored, again.duplicates) == (0, 1)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(foreign_messages)).one()
+    assert (bytes(row.body), row.signer, row.destination) == (body, "/CN=probe", "/queue/apel")
+    assert json.loads(row.headers) == {"empa-id": "e/1"}

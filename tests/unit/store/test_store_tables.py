@@ -28,6 +28,7 @@ def test_one_table_per_registered_type_with_indexed_columns() -> None:
         "job_status_events",
         "transfer_events",
         "dead_letters",
+        "foreign_messages",
         "ledger_producers",
         "ledger_gaps",
         "ledger_totals",

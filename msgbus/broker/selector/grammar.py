@@ -104,7 +104,9 @@ def _numeric(node: Expression) -> bool:
 def _show(node: Expression) -> str:
     if isinstance(node, Constant):
         value = node.value
-        return "NULL" if value is None else repr(value) if isinstance(value, str) else str(value)
+        if value is None or isinstance(value, bool):
+            return {None: "NULL", True: "TRUE", False: "FALSE"}[value]
+        return repr(value) if isinstance(value, str) else str(value)
     return type(node).__name__.lower()
 
 

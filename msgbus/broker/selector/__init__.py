@@ -41,6 +41,7 @@ timestamp header is the moment of selection (ActiveMQ: of the send).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,6 +78,16 @@ class Selector:
         try:
             return self.evaluate(headers, redeliveries=redeliveries)
         except EvaluationFailed as exc:
-            message_id = headers.get("message-id")
-            log.warning("selector %r skips message %s: %s", self.text, message_id, exc)
+            _warn_once(self.text, str(exc))
             return False
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_once(selector: str, reason: str) -> None:
+    # Unselected messages are tried again at every dispatch: once per selector is enough.
+    log.warning(
+        "selector %r cannot be evaluated on some messages (%s); they are not selected, "
+        "where ActiveMQ would stall the queue: fix the selector",
+        selector,
+        reason,
+    )

@@ -14,6 +14,8 @@ import unicodedata
 from decimal import Decimal
 from typing import Literal
 
+from msgbus.errors import MsgbusError
+
 __all__ = [
     "EvaluationFailed",
     "JInt",
@@ -52,7 +54,7 @@ _HEX_DOUBLE = re.compile(
 )
 
 
-class EvaluationFailed(Exception):
+class EvaluationFailed(MsgbusError):
     """ActiveMQ throws here (a RuntimeException or ClassCastException while evaluating)."""
 
 
@@ -213,10 +215,6 @@ def java_equals(a: JavaValue, b: JavaValue) -> bool:
     return a == b
 
 
-def _to_double(value: JavaNumber) -> float:
-    return float(value)
-
-
 def compare(op: str, lv: JavaValue, rv: JavaValue) -> bool:
     """ComparisonExpression.compare with STOMP's convert_string_expressions on: a pair of
     different types is brought to one (a string to the other side's number or boolean
@@ -282,15 +280,15 @@ def arithmetic(op: str, lv: JavaValue, rv: JavaValue) -> JavaValue:
     side must be a number and the right side too, or ActiveMQ throws."""
     if op == "+" and isinstance(lv, str):
         return lv + java_string(rv)
-    if not isinstance(lv, JInt | JLong | float | Decimal) or isinstance(lv, bool):
-        raise EvaluationFailed(f"cannot apply {op} to {java_string(lv)!r}")
-    if not isinstance(rv, JInt | JLong | float | Decimal) or isinstance(rv, bool):
-        raise EvaluationFailed(f"cannot convert {java_string(rv)!r} into a number")
+    if not isinstance(lv, JInt | JLong | float | Decimal):
+        raise EvaluationFailed(f"{op} on a string or boolean left side (a RuntimeException)")
+    if not isinstance(rv, JInt | JLong | float | Decimal):
+        raise EvaluationFailed(f"{op} with a string or boolean right side (a RuntimeException)")
     if op in ("/", "%"):
-        return _divide(op, _to_double(lv), _to_double(rv))
+        return _divide(op, float(lv), float(rv))
     result_type = _number_type(lv, rv)
     if result_type == "Double":
-        a, b = _to_double(lv), _to_double(rv)
+        a, b = float(lv), float(rv)
         return a + b if op == "+" else a - b if op == "-" else a * b
     bits = 64 if result_type == "Long" else 32
     # intValue()/longValue(): the low bits (a BigDecimal truncated first).
@@ -315,7 +313,7 @@ def _divide(op: str, a: float, b: float) -> float:
 
 def negate(value: JavaValue) -> JavaValue:
     """UnaryExpression.createNegate: a number negated (Integer and Long wrap); else null."""
-    if isinstance(value, bool) or not isinstance(value, JInt | JLong | float | Decimal):
+    if not isinstance(value, JInt | JLong | float | Decimal):
         return None
     if isinstance(value, JInt):
         return JInt(_wrap(-value, 32))

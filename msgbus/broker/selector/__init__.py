@@ -7,13 +7,13 @@ headers are read as its STOMP converter leaves them (``properties``). The rules 
 surprise, all checked against a real ActiveMQ by tests/integration/interop:
 
 * ActiveMQ prefixes every STOMP selector with ``convert_string_expressions:``: a string
-  compared with a number is converted to that number's type. ``prio >= 4`` and
-  ``prio = 5`` select ``prio:5`` (also ``+5`` and ``05``); against an integer literal
-  ``5.0``, `` 5`` or ``0x10`` parse as nothing and compare false, while a decimal literal
-  (``prio > 4.5``) reads the string as Java's Double.valueOf does (spaces trimmed, ``1e3``,
-  ``5d``, ``NaN``). A string that does not convert makes the comparison false (not unknown:
-  ``NOT`` of it is true). Compared with TRUE/FALSE, a string is true only if it is "true"
-  in any case (``flag = FALSE`` selects ``flag:5``).
+  compared with a number is converted to that number's Java type. ``prio >= 4`` and
+  ``prio = 5`` select ``prio:5`` (and ``+5``, ``05``). Against an integer literal the
+  string must be a plain integer (Integer.valueOf: ``5.0``, `` 5``, ``0x10``, ``1e3`` fail);
+  against a decimal literal (``prio > 4.5``) it is read by Double.valueOf (spaces trimmed,
+  ``1e3``, ``5d``, ``NaN`` accepted). A string that does not convert makes the comparison
+  false, not unknown, so ``NOT (prio = 5)`` selects ``prio:abc``. Against TRUE/FALSE a
+  string is true only if it reads "true" in any case (``flag = FALSE`` selects ``flag:5``).
 * Literal types are Java's: ``5`` an Integer, beyond 32 bits a Long, ``010`` octal (8),
   ``0x10`` hex, ``5.0``/``1e3`` a Double; a string header checked against an Integer must
   fit in 32 bits.

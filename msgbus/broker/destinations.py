@@ -284,7 +284,8 @@ class MessageQueue:
             for step in range(count):
                 consumer = consumers[(self._next + step) % count]
                 if consumer.ready() and (
-                    consumer.selector is None or consumer.selector.matches(message.headers)
+                    consumer.selector is None
+                    or consumer.selector.matches(message.headers, redeliveries=message.redeliveries)
                 ):
                     self._next = (self._next + step + 1) % count
                     consumer.deliver(message)

@@ -415,7 +415,10 @@ class Session(asyncio.Protocol):
             try:
                 selector = Selector.parse(headers["selector"])
             except InvalidSelector as exc:
-                raise Refused(f"invalid selector {headers['selector'][:80]!r}: {exc}") from None
+                raise Refused(
+                    f"invalid selector {headers['selector'][:80]!r}: {exc}; "
+                    "fix it (ActiveMQ's JMS selector syntax) and subscribe again"
+                ) from None
         owner = self.owner
         assert owner is not None  # frames before CONNECT are refused
         if self.broker.gate.policy is not None:

@@ -12,7 +12,9 @@ The last message of each stream in a run ends it (:meth:`Sequencer.end`): header
 that message, not a message of their own (consumers other than msgbus, such as APEL's
 SSM, would take one for data), state its number as the last and the numbers this
 publisher gave up on (refused by a broker, or neither delivered nor spooled: the user
-was told), so the ledger tells those from messages lost in transit.
+was told), so the ledger tells those from messages lost in transit. Numbers given up
+on after their run's end went (that last message refused itself, one refused while
+draining) are kept with the reservations and told by the next run's end.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,11 +54,20 @@ class Stream:
 
 
 class StreamStore(Protocol):
-    """Where reservations are kept (the spool, or memory)."""
+    """Where reservations, and the numbers given up on but not yet told, are kept (the
+    spool, so a later run tells them, or memory)."""
 
     def reserve(self, counts: dict[str, int]) -> dict[str, tuple[Stream, int]]:
         """Reserve ``counts[destination]`` numbers per destination; returns each
         destination's stream and the first number reserved."""
+        ...
+
+    def hold_skipped(self, stream: Stream, ranges: list[Range]) -> None:
+        """Keep ``ranges`` of ``stream``, given up on, until a run's end tells them."""
+        ...
+
+    def take_skipped(self, stream: Stream) -> list[Range]:
+        """The ranges held for ``stream``, no longer held."""
         ...
 
 
@@ -65,6 +76,7 @@ class MemoryStreams:
 
     def __init__(self) -> None:
         self._streams: dict[str, tuple[Stream, int]] = {}
+        self._skipped: dict[Stream, list[Range]] = {}
 
     def reserve(self, counts: dict[str, int]) -> dict[str, tuple[Stream, int]]:
         out = {}
@@ -73,6 +85,12 @@ class MemoryStreams:
             self._streams[destination] = (stream, last + n)
             out[destination] = (stream, last + 1)
         return out
+
+    def hold_skipped(self, stream: Stream, ranges: list[Range]) -> None:
+        self._skipped.setdefault(stream, []).extend(ranges)
+
+    def take_skipped(self, stream: Stream) -> list[Range]:
+        return self._skipped.pop(stream, [])
 
 
 def new_stream() -> Stream:
@@ -83,7 +101,6 @@ class Sequencer:
     def __init__(self, store: StreamStore) -> None:
         self._store = store
         self._ours: set[Stream] = set()  # numbered by this process: only these end runs
-        self._skipped: defaultdict[Stream, list[Range]] = defaultdict(list)  # not yet told
 
     def stamp(self, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:
         """``envelopes`` numbered (ones already numbered, and sync records, unchanged)."""
@@ -116,9 +133,8 @@ class Sequencer:
         stream, seq = _numbered(env)
         if stream is None:
             return
-        pending = self._skipped[stream]
-        pending.append((seq, seq))
-        pending.extend(parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or ())
+        told = parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or []
+        self._store.hold_skipped(stream, [(seq, seq), *told])
 
     def end(self, env: Envelope) -> Envelope:
         """``env``, the last of its stream in a run, with the end-of-run headers: its
@@ -128,7 +144,7 @@ class Sequencer:
         if stream is None or stream not in self._ours:
             return env  # numbered by someone else: not ours to speak for
         headers = {**env.headers, LAST_HEADER: str(seq)}
-        pending = coalesce(self._skipped.pop(stream, ()))
+        pending = coalesce(self._store.take_skipped(stream))
         told: list[Range] = []
         for piece in pending:
             if len(format_ranges([*told, piece])) > _MAX_SKIPPED_TEXT:
@@ -137,7 +153,7 @@ class Sequencer:
         if told:
             headers[SKIPPED_HEADER] = format_ranges(told)
         if len(told) < len(pending):
-            self._skipped[stream] = pending[len(told) :]
+            self._store.hold_skipped(stream, pending[len(told) :])
         return Envelope(env.destination, env.body, headers, env.msgbus_id)
 
 

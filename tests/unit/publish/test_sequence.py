@@ -4,8 +4,10 @@ message does, and no message of its own is made for it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from msgbus.numbering import parse_ranges
-from msgbus.publish import Envelope
+from msgbus.publish import Envelope, Spool
 from msgbus.publish.sequence import HeldBack, MemoryStreams, Sequencer
 from msgbus.stomp.headers import LAST_HEADER, PRODUCER_HEADER, SEQ_HEADER, SKIPPED_HEADER
 
@@ -53,7 +55,8 @@ def test_many_skips_are_told_a_bounded_header_at_a_time() -> None:
 
 def test_only_streams_this_publisher_numbered_are_ended() -> None:
     seq = Sequencer(MemoryStreams())
-    foreign = Envelope("/queue/a", b"x", {PRODUCER_HEADER: "p", "msgbus-epoch": "1", SEQ_HEADER: "9"})
+    numbered = {PRODUCER_HEADER: "p", "msgbus-epoch": "1", SEQ_HEADER: "9"}
+    foreign = Envelope("/queue/a", b"x", numbered)
     [same] = list(seq.stamp(iter([foreign])))
     assert seq.end(same) is same and LAST_HEADER not in same.headers
 
@@ -63,3 +66,20 @@ def test_held_back_keeps_each_destinations_last_and_the_order() -> None:
     held = HeldBack(iter(envs))
     assert [e.body for e in held] == [b"0", b"1", b"2"]
     assert {d: e.body for d, e in held.last.items()} == {"a": b"4", "b": b"3"}
+
+
+def test_with_a_spool_a_later_run_tells_the_skips_an_earlier_one_could_not(
+    tmp_path: Path,
+) -> None:
+    # A cron'd run whose last message was refused: the next run (another process,
+    # the same spool) tells it, and a third has nothing left to tell.
+    ends = []
+    for run in range(3):
+        with Spool(tmp_path, 1 << 20) as spool:
+            seq = Sequencer(spool)
+            envs = _numbered(seq, "/queue/a", "/queue/a")
+            end = seq.end(envs[-1])
+            if run == 0:
+                seq.skip(end)
+            ends.append(end.headers.get(SKIPPED_HEADER))
+    assert ends == [None, "2", None]

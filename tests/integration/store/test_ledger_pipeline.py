@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from msgbus.broker import BrokerConfig, BrokerLimits, BrokerThread
 from msgbus.stomp import Frame
-from msgbus.stomp.headers import SEQ_HEADER
+from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
+from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
 from tests.fixtures.pipeline import run_msgbus
@@ -155,6 +156,44 @@ def test_losing_a_runs_last_message_is_named_when_its_producer_next_publishes(
     code, report = _audit(postgres_url)
     assert code == 1
     assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 50)]
+
+
+def test_an_older_publishers_sync_record_still_ends_its_run_and_is_not_stored(
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
+) -> None:
+    # The record as publishers before end-of-run headers sent it at close, for a run
+    # whose last five messages were lost past the broker.
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.old.{tmp_path.name}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 50))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "old")
+    _consume(url, destination, postgres_url)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as db:
+            producer, epoch = db.execute(
+                sa.text("SELECT producer, epoch FROM ledger_producers")
+            ).one()
+        record = {"producer": producer, "epoch": epoch, "last": 50, "skipped": [[48, 48]]}
+        headers = {
+            SYNC_HEADER: "1",
+            PRODUCER_HEADER: producer,
+            EPOCH_HEADER: str(epoch),
+            ID_HEADER: "old-publisher-sync-1",
+            "content-type": "application/json",
+        }
+        with Connection(BrokerURL.model_validate(url)) as conn:
+            conn.send(destination, json.dumps(record).encode(), headers)
+        _consume(url, destination, postgres_url)
+        with engine.connect() as db:
+            stored = db.execute(sa.text("SELECT count(*) FROM probe_results")).scalar_one()
+            dead = db.execute(sa.text("SELECT count(*) FROM dead_letters")).scalar_one()
+    finally:
+        engine.dispose()
+    code, report = _audit(postgres_url)
+    assert (stored, dead) == (45, 0)
+    assert (code, report["skipped"]) == (1, 1)
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 47), (49, 50)]
 
 
 def test_numbers_given_up_on_are_skipped_not_missing(tmp_path: Path, postgres_url: str) -> None:

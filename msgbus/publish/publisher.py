@@ -106,7 +106,9 @@ class Publisher:
             self._signer = load_smime().Signer(
                 self.options.sign_cert, self.options.sign_key or self.options.sign_cert
             )
-        self._sequencer = Sequencer(self.spool if self.spool is not None else MemoryStreams())
+        self._sequencer = Sequencer(
+            self.spool if self.spool is not None else MemoryStreams(), ends=self.options.sync
+        )
         self._conn: Connection | None = None
         # Failures are in each report (spooled because ...): logged at INFO only.
         self._reconnect = Reconnect(
@@ -285,7 +287,7 @@ class Publisher:
 
         def refused(env: Envelope, error: BrokerError) -> None:
             report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
-            self._sequencer.skip(env)
+            self._sequencer.skip([env])
             self._count("failed", env.records)
 
         leftover = self._deliver(source, confirmed, refused)
@@ -339,9 +341,10 @@ class Publisher:
     def _give_up(self, envelopes: Iterator[Envelope]) -> int:
         """Count messages neither delivered nor spooled (the report says so)."""
         failed = 0
-        for env in envelopes:
-            self._sequencer.skip(env)
-            failed += env.records
+        # In chunks: one durable write for each, not for each message.
+        while chunk := list(itertools.islice(envelopes, _SPOOL_CHUNK)):
+            self._sequencer.skip(chunk)
+            failed += _records(chunk)
         return failed
 
     # -- draining the spool ---------------------------------------------------------
@@ -375,7 +378,7 @@ class Publisher:
             def refused(env: Envelope, error: BrokerError) -> None:
                 # Set aside, not retried: it must not hold up the messages behind it.
                 spool.reject(env.msgbus_id, str(error))
-                self._sequencer.skip(env)
+                self._sequencer.skip([env])
                 report.refused.append(f"message {env.msgbus_id} refused: {error}")
 
             while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):

@@ -23,7 +23,7 @@ import itertools
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +44,7 @@ _BLOCK = 1024
 """Messages numbered per reservation: one durable write each."""
 _MAX_SKIPPED_TEXT = 2048
 """Characters of skipped ranges one message carries: far below brokers' header limits
-(ActiveMQ's STOMP headers are cut at 10 KiB)."""
+(ActiveMQ refuses a STOMP header line over 10 KiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,12 @@ def new_stream() -> Stream:
 
 
 class Sequencer:
-    def __init__(self, store: StreamStore) -> None:
+    """Numbers envelopes per destination; with ``ends``, keeps the numbers given up on
+    for :meth:`end` to tell."""
+
+    def __init__(self, store: StreamStore, *, ends: bool = True) -> None:
         self._store = store
+        self._ends = ends
         self._ours: set[Stream] = set()  # numbered by this process: only these end runs
 
     def stamp(self, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:
@@ -127,14 +131,19 @@ class Sequencer:
                 }
                 yield Envelope(env.destination, env.body, headers, env.msgbus_id)
 
-    def skip(self, env: Envelope) -> None:
-        """This publisher gave up on ``env`` (the user is told): not lost in transit. The
-        numbers it announced as skipped, if it ended a run, are to be told again."""
-        stream, seq = _numbered(env)
-        if stream is None:
+    def skip(self, envelopes: Iterable[Envelope]) -> None:
+        """This publisher gave up on ``envelopes`` (the user is told): not lost in transit.
+        The numbers one announced as skipped, if it ended a run, are to be told again."""
+        if not self._ends:
             return
-        told = parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or []
-        self._store.hold_skipped(stream, [(seq, seq), *told])
+        given_up: dict[Stream, list[Range]] = {}
+        for env in envelopes:
+            stream, seq = _numbered(env)
+            if stream is not None:
+                told = parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or []
+                given_up.setdefault(stream, []).extend([(seq, seq), *told])
+        for stream, ranges in given_up.items():
+            self._store.hold_skipped(stream, coalesce(ranges))
 
     def end(self, env: Envelope) -> Envelope:
         """``env``, the last of its stream in a run, with the end-of-run headers: its

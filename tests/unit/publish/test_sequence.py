@@ -8,7 +8,7 @@ from pathlib import Path
 
 from msgbus.numbering import parse_ranges
 from msgbus.publish import Envelope, Spool
-from msgbus.publish.sequence import HeldBack, MemoryStreams, Sequencer
+from msgbus.publish.sequence import HeldBack, MemoryStreams, Sequencer, Stream
 from msgbus.stomp.headers import LAST_HEADER, PRODUCER_HEADER, SEQ_HEADER, SKIPPED_HEADER
 
 
@@ -20,7 +20,7 @@ def test_the_last_message_states_its_number_and_the_skips_known_once() -> None:
     seq = Sequencer(MemoryStreams())
     envs = _numbered(seq, *["/queue/a"] * 6)
     for refused in (envs[1], envs[2], envs[4]):
-        seq.skip(refused)
+        seq.skip([refused])
     end = seq.end(envs[5])
     assert (end.headers[LAST_HEADER], end.headers[SKIPPED_HEADER]) == ("6", "2-3,5")
     assert (end.msgbus_id, end.body, end.headers[SEQ_HEADER]) == (envs[5].msgbus_id, b"x", "6")
@@ -32,9 +32,9 @@ def test_the_last_message_states_its_number_and_the_skips_known_once() -> None:
 def test_skips_told_by_an_end_that_did_not_go_are_told_by_the_next() -> None:
     seq = Sequencer(MemoryStreams())
     envs = _numbered(seq, *["/queue/a"] * 3)
-    seq.skip(envs[0])
+    seq.skip([envs[0]])
     end = seq.end(envs[2])
-    seq.skip(end)  # refused itself, or neither delivered nor spooled
+    seq.skip([end])  # refused itself, or neither delivered nor spooled
     nxt = seq.end(_numbered(seq, "/queue/a")[0])
     assert (nxt.headers[LAST_HEADER], nxt.headers[SKIPPED_HEADER]) == ("4", "1,3")
 
@@ -42,8 +42,7 @@ def test_skips_told_by_an_end_that_did_not_go_are_told_by_the_next() -> None:
 def test_many_skips_are_told_a_bounded_header_at_a_time() -> None:
     seq = Sequencer(MemoryStreams())
     envs = _numbered(seq, *["/queue/a"] * 3001)
-    for env in envs[:3000:2]:  # 1500 separate ranges: too many for one header
-        seq.skip(env)
+    seq.skip(envs[:3000:2])  # 1500 separate ranges: too many for one header
     told = []
     end = seq.end(envs[-1])
     while SKIPPED_HEADER in end.headers:
@@ -80,6 +79,16 @@ def test_with_a_spool_a_later_run_tells_the_skips_an_earlier_one_could_not(
             envs = _numbered(seq, "/queue/a", "/queue/a")
             end = seq.end(envs[-1])
             if run == 0:
-                seq.skip(end)
+                seq.skip([end])
             ends.append(end.headers.get(SKIPPED_HEADER))
     assert ends == [None, "2", None]
+
+
+def test_without_ends_nothing_given_up_is_kept_to_tell() -> None:
+    for ends, kept in ((True, [(1, 2)]), (False, [])):  # False: publisher.sync: false
+        store = MemoryStreams()
+        seq = Sequencer(store, ends=ends)
+        envs = _numbered(seq, "/queue/a", "/queue/a")
+        seq.skip(envs)
+        stream = Stream(envs[0].headers[PRODUCER_HEADER], int(envs[0].headers["msgbus-epoch"]))
+        assert store.take_skipped(stream) == kept

@@ -91,9 +91,11 @@ class PublisherConfig(_Section):
     retry_for: float = Field(10.0, ge=0)
     sync: bool = Field(
         True,
-        description="At close, send each destination a sync record (the last number sent) "
-        "for the consumers' ledger; off when other consumers read the destination and "
-        "cannot skip messages carrying the msgbus-sync header",
+        description="End each run's last message per destination with the msgbus-last "
+        "and msgbus-skipped headers for the consumers' ledger (sent once the run's other "
+        "messages are confirmed, not as a message of their own: other consumers see only "
+        "the user's messages); "
+        "off: no end-of-run headers, and numbers given up on count as missing",
     )
     pack: int = Field(
         1,

@@ -4,10 +4,10 @@
 A producer numbers its messages 1, 2, 3, ... (per epoch). The consumer records each
 number it stores; a number above the highest seen opens a gap for the ones skipped
 over, a late one (failover, a network, a redelivery) closes or splits its gap, and a
-repeat changes nothing. A producer's sync record announces its last number, so losing
-the last messages before it goes quiet shows too, and names the numbers it gave up on
-itself (refused by a broker, or neither delivered nor spooled): those are skipped,
-reported to the user who published them, not missing in transit.
+repeat changes nothing. The last message of a producer's run announces the end of the
+run and names the numbers it gave up on itself (refused by a broker, or neither
+delivered nor spooled): those are skipped, reported to the user who published them, not
+missing in transit. Ranges travel in a header as text (:func:`format_ranges`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Numbering", "Range", "merge_ranges"]
+__all__ = ["Numbering", "Range", "coalesce", "format_ranges", "merge_ranges", "parse_ranges"]
 
 Range = tuple[int, int]
 """First and last number, both included."""
@@ -49,7 +49,7 @@ class Numbering:
         return new
 
     def announce(self, last: int, skipped: Iterable[Range] = ()) -> None:
-        """A sync record: the producer sent up to ``last`` and gave up on ``skipped``."""
+        """The end of a run: the producer sent up to ``last`` and gave up on ``skipped``."""
         if last > self.high:
             self.gaps.append((self.high + 1, last))
             self.high = last
@@ -79,10 +79,35 @@ class Numbering:
 
 def merge_ranges(numbers: Iterable[int]) -> list[Range]:
     """Numbers as the fewest ranges: ``[1, 2, 3, 7]`` -> ``[(1, 3), (7, 7)]``."""
+    return coalesce((n, n) for n in numbers)
+
+
+def coalesce(ranges: Iterable[Range]) -> list[Range]:
+    """Ranges as the fewest sorted, disjoint ones: ``(1, 2), (3, 5), (4, 9)`` -> ``(1, 9)``."""
     out: list[Range] = []
-    for n in sorted(set(numbers)):
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            if last > out[-1][1]:
+                out[-1] = (out[-1][0], last)
         else:
-            out.append((n, n))
+            out.append((first, last))
+    return out
+
+
+def format_ranges(ranges: Iterable[Range]) -> str:
+    """Ranges as header text: ``[(12, 12), (40, 45)]`` -> ``"12,40-45"``."""
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def parse_ranges(text: str) -> list[Range] | None:
+    """The ranges of :func:`format_ranges` text; None when it is not such text."""
+    out: list[Range] = []
+    for part in text.split(",") if text else ():
+        first, dash, last = part.partition("-")
+        if not part.isascii() or not first.isdigit() or (dash and not last.isdigit()):
+            return None
+        a, b = int(first), int(last) if dash else int(first)
+        if not 0 < a <= b:
+            return None
+        out.append((a, b))
     return out

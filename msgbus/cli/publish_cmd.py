@@ -171,9 +171,7 @@ def publish(
     if dirq is not None:
         if inputs:
             raise ConfigError("give INPUTS or --dirq, not both")
-        # No sync record: SSM's receivers take every message on the destination for a
-        # signed record, and would put it in their reject queue.
-        _publish_dirq(_load(opts, {**publisher, "sync": False}), dirq)
+        _publish_dirq(_load(opts, publisher), dirq)
         return
     config = _load(opts, publisher)
     rejected: list[str] = []

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from msgbus.errors import ConfigError, SchemaError
+from msgbus.numbering import parse_ranges
 from msgbus.schema.body import decode_body, is_foreign
 from msgbus.schema.models import Message
 from msgbus.security import load_smime
@@ -26,8 +27,10 @@ from msgbus.stomp.headers import (
     EMPAID_HEADER,
     EPOCH_HEADER,
     ID_HEADER,
+    LAST_HEADER,
     PRODUCER_HEADER,
     SEQ_HEADER,
+    SKIPPED_HEADER,
     SYNC_HEADER,
 )
 from msgbus.store.database import DeadLetter, RawMessage, StoredMessage, dedup_key
@@ -84,7 +87,7 @@ class Sorted:
     published: list[float] = field(default_factory=list)
     """Publish times (epoch seconds) of the frames that carried one, for the lag metric."""
     ledger: LedgerBatch = field(default_factory=LedgerBatch)
-    """What the frames tell the completeness ledger (numbers, sync records)."""
+    """What the frames tell the completeness ledger (numbers, ends of runs)."""
     raw: list[RawMessage] = field(default_factory=list)
     """Bodies kept as they came: foreign payloads, or every body when ``opaque``."""
 
@@ -118,7 +121,7 @@ def sort_frames(
     out = Sorted()
     for frame in frames:
         headers = frame.headers
-        if SYNC_HEADER in headers:
+        if SYNC_HEADER in headers:  # an older publisher's end of a run, not data
             sync = sync_record(frame)
             if sync is not None:
                 out.ledger.syncs.append(sync)
@@ -204,11 +207,19 @@ def _account(ledger: LedgerBatch, frame: MessageFrame, message: Message | None) 
             host if isinstance(host, str) else None,
             headers.get("destination"),
         )
+    last = headers.get(LAST_HEADER)
+    if last is not None and last.isascii() and last.isdigit():
+        # The run's last message: malformed skipped ranges are not taken on trust (those
+        # numbers then count as missing, the safe side).
+        skipped = parse_ranges(headers.get(SKIPPED_HEADER, "")) or ()
+        ledger.syncs.append(
+            SyncRecord(key[0], key[1], int(last), tuple(skipped), headers.get("destination"))
+        )
 
 
 def sync_record(frame: MessageFrame) -> SyncRecord | None:
-    """A producer's sync record (JSON: producer, epoch, last, skipped ranges); None when
-    it is malformed, so the frame is dead-lettered like any unreadable body."""
+    """An older publisher's sync record (JSON: producer, epoch, last, skipped ranges);
+    None when it is malformed, so the frame is dead-lettered like any unreadable body."""
     try:
         data = json.loads(frame.body)
         return SyncRecord(

@@ -25,7 +25,7 @@ from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.packing import pack_bodies
 from msgbus.publish.pipeline import Interrupted, Pipeline
-from msgbus.publish.sequence import MemoryStreams, Sequencer
+from msgbus.publish.sequence import HeldBack, MemoryStreams, Sequencer
 from msgbus.publish.spool import Spool
 from msgbus.schema import Message, encode_body, validate_message
 from msgbus.schema.body import body_headers
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from msgbus.security.smime import Signer
 
 __all__ = ["DrainReport", "PublishReport", "Publisher", "publish_once"]
-
-log = logging.getLogger("msgbus.publish")
 
 _SPOOL_CHUNK = 1000
 
@@ -108,8 +106,9 @@ class Publisher:
             self._signer = load_smime().Signer(
                 self.options.sign_cert, self.options.sign_key or self.options.sign_cert
             )
-        self._sequencer = Sequencer(self.spool if self.spool is not None else MemoryStreams())
-        self._reachable = False  # whether the last delivery reached a broker
+        self._sequencer = Sequencer(
+            self.spool if self.spool is not None else MemoryStreams(), ends=self.options.sync
+        )
         self._conn: Connection | None = None
         # Failures are in each report (spooled because ...): logged at INFO only.
         self._reconnect = Reconnect(
@@ -144,9 +143,7 @@ class Publisher:
         self.close()
 
     def close(self) -> None:
-        """Send the sync records (see :meth:`sync`), disconnect politely (bounded by
-        ``disconnect_timeout``) and close the spool."""
-        self.sync()
+        """Disconnect politely (bounded by ``disconnect_timeout``) and close the spool."""
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
@@ -273,14 +270,18 @@ class Publisher:
     def send(
         self, envelopes: Iterable[Envelope], report: PublishReport | None = None
     ) -> PublishReport:
-        """Deliver prepared envelopes (the caller vouches for their bodies)."""
+        """Deliver prepared envelopes (the caller vouches for their bodies). The last
+        one per destination ends the run (``publisher.sync``): it goes once the others
+        are settled, with the numbers given up on (see msgbus.publish.sequence)."""
         report = report if report is not None else PublishReport()
-        envelopes = self._sequencer.stamp(iter(envelopes))
+        stamped = self._sequencer.stamp(iter(envelopes))
+        held = HeldBack(stamped) if self.options.sync else None
+        source = iter(held) if held is not None else stamped
         if self.spool is not None and len(self.spool):
             drained = self.drain()
             if drained.error is not None or drained.busy:
                 # Keep the order: while older messages wait in the spool, new ones join them.
-                self._spool_all(iter(envelopes), report, drained.error)
+                self._spool_all(self._then_ends(source, held), report, drained.error)
                 return report
 
         def confirmed(envs: list[Envelope], latency: float) -> None:
@@ -289,14 +290,26 @@ class Publisher:
 
         def refused(env: Envelope, error: BrokerError) -> None:
             report.rejected.append(f"message {env.msgbus_id} refused by the broker: {error}")
-            self._sequencer.skip(env)
+            self._sequencer.skip([env])
             self._count("failed", env.records)
 
-        leftover = self._deliver(iter(envelopes), confirmed, refused)
+        leftover = self._deliver(source, confirmed, refused)
+        if leftover is None and held is not None and held.last:
+            # Every skip of the run is known now (the user told of any later one).
+            leftover = self._deliver(self._then_ends(iter(()), held), confirmed, refused)
+        elif leftover is not None:
+            leftover = self._then_ends(leftover[0], held), leftover[1]
         if leftover is not None:
             rest, error = leftover
             self._spool_all(rest, report, error)
         return report
+
+    def _then_ends(self, source: Iterator[Envelope], held: HeldBack | None) -> Iterator[Envelope]:
+        """``source``, then the held-back last messages ending the run (when it is over)."""
+        yield from source
+        if held is not None:
+            last, held.last = list(held.last.values()), {}
+            yield from (self._sequencer.end(env) for env in last)
 
     def _confirmed(self, envs: list[Envelope], latency: float) -> None:
         self._count("confirmed", _records(envs))
@@ -328,28 +341,13 @@ class Publisher:
                 break
         self._spool_changed()
 
-    def sync(self) -> None:
-        """Publish a sync record for every destination sent to since the last one: the
-        last number sent and the numbers given up on, so the consumers' ledger notices
-        lost last messages (``msgbus audit``). Only over a connection that is up: an
-        offline run must not wait for brokers for it, and its spooled messages are
-        announced by a later run's records."""
-        if not self._reachable or not self.options.sync:
-            return
-        try:
-            self._connection(0)  # one attempt at most: the last delivery went through
-        except ConnectError:
-            return
-        records = self._sequencer.sync_records()
-        if records and self._deliver(iter(records), lambda envs, latency: None, _ignore):
-            log.info("sync records not confirmed; a later run's records will cover them")
-
     def _give_up(self, envelopes: Iterator[Envelope]) -> int:
         """Count messages neither delivered nor spooled (the report says so)."""
         failed = 0
-        for env in envelopes:
-            self._sequencer.skip(env)
-            failed += env.records
+        # In chunks: one durable write for each, not for each message.
+        while chunk := list(itertools.islice(envelopes, _SPOOL_CHUNK)):
+            self._sequencer.skip(chunk)
+            failed += _records(chunk)
         return failed
 
     # -- draining the spool ---------------------------------------------------------
@@ -383,7 +381,7 @@ class Publisher:
             def refused(env: Envelope, error: BrokerError) -> None:
                 # Set aside, not retried: it must not hold up the messages behind it.
                 spool.reject(env.msgbus_id, str(error))
-                self._sequencer.skip(env)
+                self._sequencer.skip([env])
                 report.refused.append(f"message {env.msgbus_id} refused: {error}")
 
             while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):
@@ -432,9 +430,7 @@ class Publisher:
             try:
                 conn = self._connection(self.options.retry_for)
             except ConnectError as exc:
-                self._reachable = False
                 return source, exc
-            self._reachable = True
             pipeline = Pipeline(
                 conn,
                 window=self.options.window,
@@ -520,7 +516,3 @@ def publish_once(
 
 def _records(envelopes: Iterable[Envelope]) -> int:
     return sum(env.records for env in envelopes)
-
-
-def _ignore(env: Envelope, error: BrokerError) -> None:
-    log.info("a sync record was refused: %s", error)

@@ -8,31 +8,43 @@ spooled and drained later keeps its number), or in memory without a spool (a new
 per process). A block reserved and then lost with the process before its messages were
 handed over shows as a gap: that is what happened to them.
 
-A sync record per stream (:meth:`Sequencer.sync_records`) states the last number and the
-numbers this publisher gave up on (refused by a broker, or neither delivered nor
-spooled: the user was told), so the ledger tells those from messages lost in transit
-and notices the last messages of a producer that went quiet.
+The last message of each stream in a run ends it (:meth:`Sequencer.end`): headers on
+that message, not a message of their own (consumers other than msgbus, such as APEL's
+SSM, would take one for data), state its number as the last and the numbers this
+publisher gave up on (refused by a broker, or neither delivered nor spooled: the user
+was told), so the ledger tells those from messages lost in transit. Numbers given up
+on after their run's end went (that last message refused itself, one refused while
+draining) are kept with the reservations and told by the next run's end.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from msgbus.numbering import merge_ranges
+from msgbus.numbering import Range, coalesce, format_ranges, parse_ranges
 from msgbus.publish.envelope import Envelope
-from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
+from msgbus.stomp.headers import (
+    EPOCH_HEADER,
+    LAST_HEADER,
+    PRODUCER_HEADER,
+    SEQ_HEADER,
+    SKIPPED_HEADER,
+    SYNC_HEADER,
+)
 
-__all__ = ["MemoryStreams", "Sequencer", "Stream", "StreamStore"]
+__all__ = ["HeldBack", "MemoryStreams", "Sequencer", "Stream", "StreamStore"]
 
 _BLOCK = 1024
 """Messages numbered per reservation: one durable write each."""
+_MAX_SKIPPED_TEXT = 2048
+"""Characters of skipped ranges one message carries: far below brokers' header limits
+(ActiveMQ refuses a STOMP header line over 10 KiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +54,20 @@ class Stream:
 
 
 class StreamStore(Protocol):
-    """Where reservations are kept (the spool, or memory)."""
+    """Where reservations, and the numbers given up on but not yet told, are kept (the
+    spool, so a later run tells them, or memory)."""
 
     def reserve(self, counts: dict[str, int]) -> dict[str, tuple[Stream, int]]:
         """Reserve ``counts[destination]`` numbers per destination; returns each
         destination's stream and the first number reserved."""
+        ...
+
+    def hold_skipped(self, stream: Stream, ranges: list[Range]) -> None:
+        """Keep ``ranges`` of ``stream``, given up on, until a run's end tells them."""
+        ...
+
+    def take_skipped(self, stream: Stream) -> list[Range]:
+        """The ranges held for ``stream``, no longer held."""
         ...
 
 
@@ -55,6 +76,7 @@ class MemoryStreams:
 
     def __init__(self) -> None:
         self._streams: dict[str, tuple[Stream, int]] = {}
+        self._skipped: dict[Stream, list[Range]] = {}
 
     def reserve(self, counts: dict[str, int]) -> dict[str, tuple[Stream, int]]:
         out = {}
@@ -64,16 +86,25 @@ class MemoryStreams:
             out[destination] = (stream, last + 1)
         return out
 
+    def hold_skipped(self, stream: Stream, ranges: list[Range]) -> None:
+        self._skipped.setdefault(stream, []).extend(ranges)
+
+    def take_skipped(self, stream: Stream) -> list[Range]:
+        return self._skipped.pop(stream, [])
+
 
 def new_stream() -> Stream:
     return Stream(uuid.uuid4().hex, int(time.time() * 1000))
 
 
 class Sequencer:
-    def __init__(self, store: StreamStore) -> None:
+    """Numbers envelopes per destination; with ``ends``, keeps the numbers given up on
+    for :meth:`end` to tell."""
+
+    def __init__(self, store: StreamStore, *, ends: bool = True) -> None:
         self._store = store
-        self._last: dict[str, tuple[Stream, int]] = {}  # per destination, since last sync
-        self._skipped: defaultdict[tuple[str, int], list[int]] = defaultdict(list)
+        self._ends = ends
+        self._ours: set[Stream] = set()  # numbered by this process: only these end runs
 
     def stamp(self, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:
         """``envelopes`` numbered (ones already numbered, and sync records, unchanged)."""
@@ -84,6 +115,7 @@ class Sequencer:
                 if PRODUCER_HEADER not in e.headers and SYNC_HEADER not in e.headers
             )
             reserved = self._store.reserve(dict(fresh)) if fresh else {}
+            self._ours.update(stream for stream, _ in reserved.values())
             for env in block:
                 place = reserved.get(env.destination)
                 if place is None or PRODUCER_HEADER in env.headers or SYNC_HEADER in env.headers:
@@ -91,7 +123,6 @@ class Sequencer:
                     continue
                 stream, seq = place
                 reserved[env.destination] = (stream, seq + 1)
-                self._last[env.destination] = (stream, seq)
                 headers = {
                     **env.headers,
                     PRODUCER_HEADER: stream.producer,
@@ -100,34 +131,62 @@ class Sequencer:
                 }
                 yield Envelope(env.destination, env.body, headers, env.msgbus_id)
 
-    def skip(self, env: Envelope) -> None:
-        """This publisher gave up on ``env`` (the user is told): not lost in transit."""
-        headers = env.headers
-        seq = headers.get(SEQ_HEADER, "")
-        if PRODUCER_HEADER in headers and seq.isdigit():
-            stream = Stream(headers[PRODUCER_HEADER], int(headers.get(EPOCH_HEADER, "0")))
-            self._skipped[(stream.producer, stream.epoch)].append(int(seq))
-            known = self._last.get(env.destination)
-            if known is None or known[0] != stream or known[1] < int(seq):
-                self._last[env.destination] = (stream, int(seq))
+    def skip(self, envelopes: Iterable[Envelope]) -> None:
+        """This publisher gave up on ``envelopes`` (the user is told): not lost in transit.
+        The numbers one announced as skipped, if it ended a run, are to be told again."""
+        if not self._ends:
+            return
+        given_up: dict[Stream, list[Range]] = {}
+        for env in envelopes:
+            stream, seq = _numbered(env)
+            if stream is not None:
+                told = parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or []
+                given_up.setdefault(stream, []).extend([(seq, seq), *told])
+        for stream, ranges in given_up.items():
+            self._store.hold_skipped(stream, coalesce(ranges))
 
-    def sync_records(self) -> list[Envelope]:
-        """One sync record per stream numbered or skipped in since the last call."""
-        out = []
-        for destination, (stream, last) in self._last.items():
-            skipped = self._skipped.pop((stream.producer, stream.epoch), [])
-            body = {
-                "producer": stream.producer,
-                "epoch": stream.epoch,
-                "last": last,
-                "skipped": merge_ranges(skipped),
-            }
-            headers = {
-                SYNC_HEADER: "1",
-                PRODUCER_HEADER: stream.producer,
-                EPOCH_HEADER: str(stream.epoch),
-                "content-type": "application/json",
-            }
-            out.append(Envelope(destination, json.dumps(body).encode(), headers))
-        self._last.clear()
-        return out
+    def end(self, env: Envelope) -> Envelope:
+        """``env``, the last of its stream in a run, with the end-of-run headers: its
+        number as the last one, and the numbers given up on so far (as many as
+        :data:`_MAX_SKIPPED_TEXT` allows; the rest wait for the next run's end)."""
+        stream, seq = _numbered(env)
+        if stream is None or stream not in self._ours:
+            return env  # numbered by someone else: not ours to speak for
+        headers = {**env.headers, LAST_HEADER: str(seq)}
+        pending = coalesce(self._store.take_skipped(stream))
+        told: list[Range] = []
+        for piece in pending:
+            if len(format_ranges([*told, piece])) > _MAX_SKIPPED_TEXT:
+                break
+            told.append(piece)
+        if told:
+            headers[SKIPPED_HEADER] = format_ranges(told)
+        if len(told) < len(pending):
+            self._store.hold_skipped(stream, pending[len(told) :])
+        return Envelope(env.destination, env.body, headers, env.msgbus_id)
+
+
+class HeldBack:
+    """The envelopes of ``source`` but the last one of each destination: those wait in
+    :attr:`last` when ``source`` is exhausted, to end the run once the messages before
+    them are settled (:meth:`Sequencer.end`)."""
+
+    def __init__(self, source: Iterator[Envelope]) -> None:
+        self._source = source
+        self.last: dict[str, Envelope] = {}
+
+    def __iter__(self) -> Iterator[Envelope]:
+        last = self.last
+        for env in self._source:
+            previous = last.pop(env.destination, None)
+            last[env.destination] = env
+            if previous is not None:
+                yield previous
+
+
+def _numbered(env: Envelope) -> tuple[Stream | None, int]:
+    headers = env.headers
+    seq, epoch = headers.get(SEQ_HEADER, ""), headers.get(EPOCH_HEADER, "")
+    if PRODUCER_HEADER not in headers or not seq.isdigit() or not epoch.isdigit():
+        return None, 0
+    return Stream(headers[PRODUCER_HEADER], int(epoch)), int(seq)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msgbus.errors import PublishError, SpoolFull
+from msgbus.numbering import Range
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.sequence import Stream, new_stream
 
@@ -63,6 +64,12 @@ CREATE TABLE IF NOT EXISTS streams (
     producer TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    producer TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS spool_added AFTER INSERT ON messages BEGIN
     UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 1;
@@ -199,6 +206,29 @@ class Spool:
         except sqlite3.Error as exc:
             raise self._error("cannot write to", exc) from None
         return out
+
+    def hold_skipped(self, stream: Stream, ranges: list[Range]) -> None:
+        """Keep numbers given up on until a run's end tells them (this process's, or a
+        later one's: a refused last message, a message refused while draining)."""
+        rows = [(stream.producer, stream.epoch, first, last) for first, last in ranges]
+        try:
+            with self._transaction() as db:
+                db.executemany("INSERT INTO skipped VALUES (?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write to", exc) from None
+
+    def take_skipped(self, stream: Stream) -> list[Range]:
+        select = "SELECT first, last FROM skipped WHERE producer = ? AND epoch = ?"
+        key = (stream.producer, stream.epoch)
+        try:
+            if not self._db.execute(select, key).fetchone():
+                return []  # the common case, without a durable write at every run's end
+            with self._transaction() as db:
+                rows = db.execute(select, key).fetchall()
+                db.execute("DELETE FROM skipped WHERE producer = ? AND epoch = ?", key)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write to", exc) from None
+        return [(first, last) for first, last in rows]
 
     def full_error(self, unstored: int) -> SpoolFull:
         return SpoolFull(

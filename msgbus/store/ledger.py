@@ -1,11 +1,12 @@
 """The completeness ledger, written in the same transaction as the rows it accounts for.
 
 Per producer and epoch the store keeps the highest number seen, the missing ranges
-(``ledger_gaps``) and when each was first noticed, the site and host it speaks for and
-when it was last heard of. Messages of clients that do not number them are counted
-(``ledger_totals.unsequenced``). The arithmetic is :mod:`msgbus.numbering`; this module
-reads the affected producers (locked ``FOR UPDATE``, so consumers sharing a queue do not
-undo each other), applies a batch and writes back what changed.
+(``ledger_gaps``) and when each was first noticed, the site and host it speaks for,
+when it was last heard of and when it last ended a run (``last_sync``). Messages of
+clients that do not number them are counted (``ledger_totals.unsequenced``). The
+arithmetic is :mod:`msgbus.numbering`; this module reads the affected producers
+(locked ``FOR UPDATE``, so consumers sharing a queue do not undo each other), applies a
+batch and writes back what changed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ Key = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class SyncRecord:
-    """A producer's statement: it numbered up to ``last`` and gave up on ``skipped``."""
+    """A producer's end of a run: it numbered up to ``last`` and gave up on ``skipped``.
+    Carried by the run's last message (msgbus-last), or by the separate sync record
+    older publishers sent."""
 
     producer: str
     epoch: int

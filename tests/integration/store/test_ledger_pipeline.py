@@ -14,8 +14,10 @@ from typing import TypedDict
 import pytest
 import sqlalchemy as sa
 
+from msgbus.broker import BrokerConfig, BrokerLimits, BrokerThread
 from msgbus.stomp import Frame
-from msgbus.stomp.headers import SEQ_HEADER
+from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
+from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
 from tests.fixtures.pipeline import run_msgbus
@@ -47,16 +49,21 @@ def _publish(
     *,
     timestamp: str | None = None,
     pack: int = 1,
+    oversized: list[int] | None = None,
 ) -> None:
+    """``n`` results; those at ``oversized`` positions carry 100 KiB of details, which
+    the broker refuses."""
     path = tmp_path / f"{tag}.txt"
-    text = "".join(probe_text(f"{tag} #{i}", 10) for i in range(n))
+    big = oversized or []
+    text = "".join(probe_text(f"{tag} #{i}", 100_000 if i in big else 10) for i in range(n))
     if timestamp is not None:
         text = text.replace("timestamp: 2026-12-01T00:00:00Z", f"timestamp: {timestamp}")
     path.write_text(text)
     spool = str(tmp_path / "spool")
     args = ["publish", "--spool", spool, "--broker", url, "--destination", destination]
     done = run_msgbus([*args, "--pack", str(pack), str(path)])
-    assert done.returncode == 0 and f"{n} confirmed" in done.stdout, done.stdout
+    confirmed = f"{n - len(big)} confirmed"
+    assert done.returncode == (1 if big else 0) and confirmed in done.stdout, done.stdout
 
 
 def _consume(url: str, destination: str, store: str) -> None:
@@ -84,6 +91,7 @@ class _Report(TypedDict):
     producers: int
     received: int
     missing: int
+    skipped: int
     gaps: list[_Gap]
     stale: list[_Stale]
 
@@ -118,17 +126,92 @@ def test_messages_lost_in_flight_are_reported_with_their_range(
     assert (report["missing"], report["received"], report["producers"]) == (10, 160, 1)
 
 
-def test_losing_the_last_messages_is_noticed_by_the_sync_record(
+def test_messages_lost_before_a_runs_last_are_named_by_it(
     tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
 ) -> None:
     assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
     destination = f"/queue/ledger.tail.{tmp_path.name}"
-    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 50))
+    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 49))
     _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "tail")
     _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
     code, report = _audit(postgres_url)
     assert code == 1
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 49)]
+
+
+def test_losing_a_runs_last_message_is_named_when_its_producer_next_publishes(
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
+) -> None:
+    # The end of a run rides on its last message (no message of its own, which other
+    # consumers would take for data): lost with it, the loss shows at the next number.
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.end.{tmp_path.name}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 50))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "tail")
+    _consume(url, destination, postgres_url)
+    code, report = _audit(postgres_url)
+    assert (code, report["gaps"], report["received"]) == (0, [], 45)  # nothing tells yet
+    _publish(tmp_path, url, destination, 3, "next")  # the next cron run, same spool
+    _consume(url, destination, postgres_url)
+    code, report = _audit(postgres_url)
+    assert code == 1
     assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 50)]
+
+
+def test_an_older_publishers_sync_record_still_ends_its_run_and_is_not_stored(
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
+) -> None:
+    # The record as publishers before end-of-run headers sent it at close, for a run
+    # whose last five messages were lost past the broker.
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.old.{tmp_path.name}"
+    lossy = tcp_proxy(broker_port, drop=_in_flight(46, 50))
+    _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 50, "old")
+    _consume(url, destination, postgres_url)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as db:
+            producer, epoch = db.execute(
+                sa.text("SELECT producer, epoch FROM ledger_producers")
+            ).one()
+        record = {"producer": producer, "epoch": epoch, "last": 50, "skipped": [[48, 48]]}
+        headers = {
+            SYNC_HEADER: "1",
+            PRODUCER_HEADER: producer,
+            EPOCH_HEADER: str(epoch),
+            ID_HEADER: "old-publisher-sync-1",
+            "content-type": "application/json",
+        }
+        with Connection(BrokerURL.model_validate(url)) as conn:
+            conn.send(destination, json.dumps(record).encode(), headers)
+        _consume(url, destination, postgres_url)
+        with engine.connect() as db:
+            stored = db.execute(sa.text("SELECT count(*) FROM probe_results")).scalar_one()
+            dead = db.execute(sa.text("SELECT count(*) FROM dead_letters")).scalar_one()
+    finally:
+        engine.dispose()
+    code, report = _audit(postgres_url)
+    assert (stored, dead) == (45, 0)
+    assert (code, report["skipped"]) == (1, 1)
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(46, 47), (49, 50)]
+
+
+def test_numbers_given_up_on_are_skipped_not_missing(tmp_path: Path, postgres_url: str) -> None:
+    """Messages over the broker's frame limit are refused (``msgbus publish`` says so):
+    one inside a run is told by that run's last message, a run's last one by the next
+    run's last; the audit counts them skipped, never missing."""
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    limits = BrokerLimits(max_frame_bytes=64 * 1024)
+    with BrokerThread(BrokerConfig(port=0, limits=limits)) as broker:
+        url, destination = broker.url, f"/queue/ledger.skipped.{tmp_path.name}"
+        runs = [(30, [9]), (5, [4]), (3, [])]  # sizes, and which results are too large
+        expected: list[tuple[int, list[_Gap], int]] = [(0, [], 1), (0, [], 1), (0, [], 2)]
+        for (n, big), (code, gaps, skipped) in zip(runs, expected, strict=True):
+            _publish(tmp_path, url, destination, n, f"run{n}", oversized=big)
+            _consume(url, destination, postgres_url)
+            got, report = _audit(postgres_url)
+            assert (got, report["gaps"], report["skipped"]) == (code, gaps, skipped), report
+        assert (report["received"], report["missing"]) == (36, 0)
 
 
 def test_nothing_lost_is_nothing_reported(

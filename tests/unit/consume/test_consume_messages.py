@@ -161,3 +161,44 @@ def test_an_ssm_resend_from_a_verified_signer_has_one_key() -> None:
     # Unverified, the empa-id alone is no key: anyone may set it.
     unsigned = sort_frames([frame("ID:1", "e/1"), frame("ID:2", "e/1")], foreign=True).raw
     assert [r.msg_id for r in unsigned] == ["ID:1", "ID:2"]
+
+
+_NUMBERED = {"msgbus-producer": "p1", "msgbus-epoch": "7"}
+
+
+def test_the_last_message_of_a_run_is_stored_and_ends_the_run_in_the_ledger() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+    frames = [
+        _frame(body, {**headers, **_NUMBERED, "msgbus-seq": "1", "msgbus-id": "a"}),
+        _frame(
+            body,
+            {**headers, **_NUMBERED, "msgbus-seq": "5", "msgbus-id": "b"},
+            **{"msgbus-last": "5", "msgbus-skipped": "2,3-4"},
+        ),
+    ]
+    out = sort_frames(frames)
+    assert [m.msg_id for m in out.messages] == ["a", "b"] and out.dead == []
+    assert out.ledger.numbers == {("p1", 7): [1, 5]}
+    [end] = out.ledger.syncs
+    assert (end.producer, end.epoch, end.last, end.skipped) == ("p1", 7, 5, ((2, 2), (3, 4)))
+    assert end.destination == "/topic/t"
+
+
+def test_malformed_skipped_ranges_are_not_taken_on_trust() -> None:
+    body, headers = encode_body(_probe(), "wlcg")
+    end = {**headers, **_NUMBERED, "msgbus-seq": "5", "msgbus-last": "5"}
+    out = sort_frames([_frame(body, end, **{"msgbus-skipped": "2-x"})])
+    assert len(out.messages) == 1
+    assert [(s.last, s.skipped) for s in out.ledger.syncs] == [(5, ())]
+    # Without the ledger, nothing is gathered for it.
+    assert not sort_frames([_frame(body, end)], ledger=False).ledger
+
+
+def test_an_older_publishers_sync_record_is_understood_and_never_stored() -> None:
+    # What publishers before end-of-run headers sent at close (sequence.sync_records).
+    record = b'{"producer": "p1", "epoch": 7, "last": 150, "skipped": [[12, 12]]}'
+    sync = {"msgbus-sync": "1", **_NUMBERED, "content-type": "application/json"}
+    out = sort_frames([_frame(record, sync)])
+    assert (out.messages, out.dead) == ([], [])
+    [end] = out.ledger.syncs
+    assert (end.producer, end.epoch, end.last, end.skipped) == ("p1", 7, 150, ((12, 12),))

@@ -16,7 +16,7 @@ from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id, publish_once
 from msgbus.security import verify
-from msgbus.stomp.headers import EPOCH_HEADER, PRODUCER_HEADER, SEQ_HEADER
+from msgbus.stomp.headers import EPOCH_HEADER, LAST_HEADER, PRODUCER_HEADER, SEQ_HEADER
 from tests.fixtures.metrics import scrape
 from tests.fixtures.results import numbered
 
@@ -51,6 +51,21 @@ def test_without_a_broker_everything_is_spooled_in_order(tmp_path: Path) -> None
         spooled = [m.envelope for m in spool.peek(10)]
     assert [e.headers["metricName"] for e in spooled] == [f"m{i}" for i in range(5)]
     assert len({e.msgbus_id for e in spooled}) == 5
+
+
+def test_an_offline_run_spools_its_end_on_its_last_message_of_each_destination(
+    tmp_path: Path,
+) -> None:
+    for sync in (True, False):
+        with Publisher(_config(tmp_path / str(sync), sync=sync)) as pub:
+            pub.send([Envelope(d, b"x") for d in ["/queue/a", "/queue/b", "/queue/a"]])
+        with Spool(tmp_path / str(sync) / "spool", 1 << 20) as spool:
+            spooled = [m.envelope for m in spool.peek(10)]
+        ends = [(e.destination, e.headers.get(LAST_HEADER)) for e in spooled]
+        if sync:  # drained later, the last of each still ends the run
+            assert ends == [("/queue/a", None), ("/queue/b", "1"), ("/queue/a", "2")]
+        else:
+            assert ends == [("/queue/a", None), ("/queue/b", None), ("/queue/a", None)]
 
 
 def test_an_invalid_message_is_rejected_and_the_others_still_go(tmp_path: Path) -> None:

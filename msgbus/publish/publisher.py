@@ -289,7 +289,9 @@ class Publisher:
         source = iter(held) if held is not None else stamped
         if self.spool is not None and len(self.spool):
             drained = self.drain()
-            if drained.error is not None or drained.busy:
+            # Stopped because the spool's disk is full, a broker took what was sent: new
+            # messages go to it (they could not join the spool; order is not promised).
+            if (drained.error is not None and not drained.unmarked) or drained.busy:
                 # Keep the order: while older messages wait in the spool, new ones join them.
                 self._spool_all(self._then_ends(source, held), report, drained.error)
                 return report

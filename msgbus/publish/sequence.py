@@ -128,7 +128,11 @@ class Sequencer:
                 reserved = self._store.reserve(dict(fresh)) if fresh else {}
             except SpoolFull as exc:
                 if not self._unnumbered:  # once: the disk stays full for a while
-                    _log.warning("messages go unnumbered (outside the audit): %s", exc)
+                    _log.warning(
+                        "numbering without the spool: the audit will not count "
+                        "the messages that follow: %s",
+                        exc,
+                    )
                 self._unnumbered += len(block)
                 reserved = {}
             self._ours.update(stream for stream, _ in reserved.values())

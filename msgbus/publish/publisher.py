@@ -80,12 +80,14 @@ class DrainReport:
     refused: list[str] = field(default_factory=list)
     """Messages a broker refused for themselves; set aside in the spool's rejected part."""
     error: MsgbusError | None = None
-    """Why draining stopped early (no broker), None when every message was tried."""
+    """Why draining stopped early (no broker, the spool's disk full), None when every
+    message was tried."""
     busy: bool = False
     """Another process was draining this spool, so this call did nothing."""
     unmarked: int = 0
-    """Messages delivered but not marked so in the spool (its disk is full): they stay,
-    and go again (dropped as duplicates by msgbus-id) at a drain once space is freed."""
+    """Messages a broker took or refused but not marked so in the spool (its disk is
+    full): they stay, and go again (dropped as duplicates by msgbus-id) at a drain once
+    space is freed."""
 
 
 class Publisher:
@@ -552,9 +554,9 @@ def publish_once(
 
 def _unmarked_error(count: int, cause: SpoolFull) -> SpoolFull:
     return SpoolFull(
-        f"stopped draining: {count} message(s) were delivered but cannot be marked so in the "
-        f"spool ({cause}); they stay spooled and go once more, dropped by consumers as "
-        "duplicates, when a drain runs after space is freed"
+        f"stopped draining: {count} message(s) a broker took (or refused) cannot be marked so "
+        f"in the spool ({cause}); they stay spooled and go once more, dropped by consumers "
+        "as duplicates, when a drain runs after space is freed"
     )
 
 

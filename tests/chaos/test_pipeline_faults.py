@@ -330,7 +330,7 @@ def test_spool_disk_full(
         )
         assert stuck.returncode == 1, stuck.stdout
         assert f"0 drained, {full.spooled} remaining" in stuck.stdout, stuck.stdout
-        assert "stopped draining: 1 message(s) were delivered" in stuck.stdout
+        assert "stopped draining: 1 message(s) a broker took" in stuck.stdout
     disk.free()
     pipeline.recovered()
     assert f"{full.spooled} drained, 0 remaining" in pipeline.drain_spool()

@@ -1,12 +1,12 @@
-"""The reconnect policy of every component that connects (consumer, publisher, presence
-agent, dashboard feed): back-off with jitter between attempts, capped; the back-off
+"""The reconnect policy of every broker link (msgbus.transport.link) and of the Icinga
+bridge's retries: back-off with jitter between attempts, capped; the back-off
 starts over only after a connection stayed healthy for a while, so a broker that
 accepts the login and then refuses the subscription is retried slowly, not in a tight
 loop; one log line per change of state or of error, not one per attempt.
 
-Long-running components call :meth:`Reconnect.down` (note the failure, wait). The
-publisher, which may only try until a deadline and keeps its back-off between calls,
-uses the two halves: :meth:`Reconnect.failed` and :meth:`Reconnect.wait`.
+A retry loop notes each failure with :meth:`Reconnect.failed` and waits for the next
+attempt with :meth:`Reconnect.wait`, which may stop at a deadline (the link's callers
+and the Icinga bridge try until one); :meth:`Reconnect.up` says a connection is ready.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ log = logging.getLogger("msgbus.transport")
 
 
 class Reconnect:
-    """Say :meth:`up` when a connection is ready and :meth:`down` when one failed or
-    could not be made; ``down`` waits before the next attempt (False once ``stop`` is
-    set). ``on_reconnect`` is called for each connection after the first (a metric)."""
+    """Say :meth:`up` when a connection is ready and :meth:`failed` when one failed or
+    could not be made; :meth:`wait` waits before the next attempt (False once ``stop``
+    is set). ``on_reconnect`` is called for each connection after the first (a metric)."""
 
     def __init__(
         self,
@@ -63,6 +63,16 @@ class Reconnect:
     def connected(self) -> bool:
         return self._up_since is not None
 
+    @property
+    def ever_up(self) -> bool:
+        """A connection was made at least once."""
+        return self._ever_up
+
+    @property
+    def last_error(self) -> str | None:
+        """The error of the last failure, on one line (None while connected)."""
+        return self._error
+
     def up(self, where: object = "") -> None:
         if self._ever_up and self.on_reconnect is not None:
             self.on_reconnect()
@@ -73,11 +83,6 @@ class Reconnect:
         self._error = None
         self.delay = 0.0
         self.next_attempt = 0.0
-
-    def down(self, error: BaseException) -> bool:
-        """Wait before the next attempt; the first failure and each new error are logged."""
-        self.failed(error)
-        return self.wait()
 
     def failed(self, error: BaseException) -> float:
         """Note a failed attempt or a lost connection; returns the wait before the next

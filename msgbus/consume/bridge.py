@@ -10,6 +10,7 @@ Icinga refuses for itself (an unknown service), is reported and acknowledged.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from msgbus.errors import BridgeRefused, SchemaError
 from msgbus.schema.body import decode_body
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp.frames import MessageFrame
+from msgbus.stomp.headers import ID_HEADER
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import opener
 from msgbus.transport.link import Link
@@ -35,6 +37,8 @@ Submit = Callable[[MessageFrame], int]
 
 # A small window: what is unacknowledged comes back if the bridge dies.
 _PREFETCH = 10
+# Messages remembered as submitted: far more than can be in flight when a broker dies.
+_REMEMBERED = 10_000
 
 
 def _skipped(frame: MessageFrame, problem: object) -> None:
@@ -88,7 +92,8 @@ class Bridge:
 
     The first connection must succeed (a wrong broker or login is the user's to fix);
     after that a lost broker is reconnected with back-off and the subscription made
-    again, durable name and all. An error of ``submit`` (Nagios gone) ends the run.
+    again, durable name and all; what it redelivers of what was submitted already is
+    acknowledged only. An error of ``submit`` (Nagios gone) ends the run.
     """
 
     def __init__(
@@ -117,6 +122,9 @@ class Bridge:
             fail_first=True,
         )
         self._announced = False
+        # A broker that died before it took an ACK redelivers that message on the new
+        # connection: taken again by msgbus-id, it is acknowledged, not submitted twice.
+        self._done: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,7 +142,13 @@ class Bridge:
             log.info("bridging %s to %s", self.source.destination, self.target)
             self._announced = True
         for frame in message_frames(conn, self.stop_at, self._stop):
-            self.submitted += self.submit(frame)
+            key = frame.headers.get(ID_HEADER)
+            if key is None or key not in self._done:
+                self.submitted += self.submit(frame)
             conn.ack([frame])  # only now: its results are in Nagios' (Icinga's) hands
+            if key is not None:
+                self._done[key] = None
+                if len(self._done) > _REMEMBERED:
+                    self._done.popitem(last=False)
             if self.count is not None and self.submitted >= self.count:
                 return

@@ -122,6 +122,8 @@ class Link(Generic[C]):
         )  # fmt: skip
         self._conn: C | None = None
         self._first_failure: float | None = None
+        self._tried: TransportError | None = None
+        """The error of the last attempt of the current call, if it made one."""
         self._report(False)
 
     @property
@@ -136,19 +138,21 @@ class Link(Generic[C]):
 
     def connection(self, until: float | None = None) -> C:
         """The live connection, or a new one (failover, every subscription applied),
-        waiting out the back-off. ``until`` (on the link's clock): give up with
-        ConnectError when the next attempt would come later; None: wait until ``stop``."""
+        waiting out the back-off. ``until`` (on the link's clock): give up when the next
+        attempt would come later, raising the last attempt's error, or ConnectError when
+        none was due; None: wait until ``stop``."""
         conn = self._next(until)
-        if conn is None:
-            if self.stop.is_set():
-                raise ConnectError(f"{self.what}: stopped before a broker answered")
-            wait = self.policy.next_attempt - self._clock()
-            raise ConnectError(
-                f"{self.what}: no broker reachable ({self.policy.last_error or 'backing off'}; "
-                f"next attempt in {max(wait, 0):.1f} s); start a broker or check "
-                "connection.brokers"
-            )
-        return conn
+        if conn is not None:
+            return conn
+        if self.stop.is_set():
+            raise ConnectError(f"{self.what}: stopped before a broker answered")
+        if self._tried is not None:
+            raise self._tried
+        wait = max(self.policy.next_attempt - self._clock(), 0.0)
+        raise ConnectError(
+            f"no broker reachable (backing off after earlier failures, next attempt in "
+            f"{wait:.1f} s); start a broker or check connection.brokers"
+        )
 
     def run(
         self,
@@ -181,6 +185,15 @@ class Link(Generic[C]):
         self.policy.failed(error)
         self._report(False)
 
+    def retire(self, reason: str) -> None:
+        """Close the connection in use without counting a failure: its user gave it up
+        (the publisher, after the broker refused one of its messages and closed); the
+        next one is made at once."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close(reason)
+        self._report(False)
+
     def close(self) -> None:
         """Disconnect politely (bounded by ``disconnect_timeout``)."""
         conn, self._conn = self._conn, None
@@ -201,12 +214,18 @@ class Link(Generic[C]):
             self.lost(
                 ConnectionLost(f"connection to {conn.url} lost: {conn.closed_reason or 'closed'}")
             )
-        while self.policy.wait(until):
+        self._tried = None
+        # No wait owed (a first connection, or the loss of one that lasted longer than
+        # the wait): one attempt now, whatever ``until`` says.
+        due = self.policy.next_attempt <= self._clock()
+        while due or self.policy.wait(until):
+            due = False
             try:
                 conn = self._attempt()
             except TransportError as exc:
                 self._refused(exc)
                 self.policy.failed(exc)
+                self._tried = exc
                 continue
             self._conn = conn
             self._first_failure = None

@@ -1,6 +1,7 @@
 """The reconnect policy of every broker link (msgbus.transport.link) and of the Icinga
 bridge's retries: back-off with jitter between attempts, capped; the back-off
-starts over only after a connection stayed healthy for a while, so a broker that
+starts over (with one attempt at once) only after a connection stayed healthy for a
+while, so a broker that
 accepts the login and then refuses the subscription is retried slowly, not in a tight
 loop; one log line per change of state or of error, not one per attempt.
 
@@ -68,11 +69,6 @@ class Reconnect:
         """A connection was made at least once."""
         return self._ever_up
 
-    @property
-    def last_error(self) -> str | None:
-        """The error of the last failure, on one line (None while connected)."""
-        return self._error
-
     def up(self, where: object = "") -> None:
         if self._ever_up and self.on_reconnect is not None:
             self.on_reconnect()
@@ -91,9 +87,13 @@ class Reconnect:
         now = self._clock()
         if self._up_since is not None and now - self._up_since >= self.healthy_after:
             self.backoff.reset()
+        # The wait counts from the last attempt, for a lost connection the one that made
+        # it: a connection that lasted longer than the wait is tried again at once (a
+        # broker restart may be over already), as nats.py waits per server.
+        last_attempt = now if self._up_since is None else self._up_since
         self._up_since = None
-        self.delay = self.backoff.next_delay()
-        self.next_attempt = now + self.delay
+        self.next_attempt = max(now, last_attempt + self.backoff.next_delay())
+        self.delay = self.next_attempt - now
         text = " ".join(str(error).split())
         if text != self._error or was_up:
             log.log(

@@ -303,3 +303,31 @@ def test_run_ends_with_stop_and_retries_only_what_it_is_told(
         link.run(bug)
     stop.set()
     link.run(bug)  # stopped: serve is not called again
+
+
+def test_a_healthy_connection_dropped_while_idle_is_made_again_at_once(
+    clock: Clock, brokers: Brokers
+) -> None:
+    """A broker restarted between two sends of a publisher that may not wait (retry_for
+    0): one attempt at once, then the back-off."""
+    brokers.up = {"mq1"}
+    link, _ = _link(clock, brokers)
+    first = link.connection(until=clock.now)
+    clock.now += 60  # healthy for longer than the longest wait
+    first.close("the broker closed the connection")
+    again = link.connection(until=clock.now)
+    assert again is not first and again.connected
+    again.close("the broker closed the connection")  # at once: flapping now, so back off
+    with pytest.raises(ConnectError, match="backing off"):
+        link.connection(until=clock.now)
+
+
+def test_a_retired_connection_is_replaced_at_once(clock: Clock, brokers: Brokers) -> None:
+    """The publisher gives up a connection the broker closed after refusing a message:
+    no failure, no waiting."""
+    brokers.up = {"mq1"}
+    link, _ = _link(clock, brokers)
+    first = link.connection(until=clock.now)
+    link.retire("abandoned after: message too large")
+    assert not first.connected
+    assert link.connection(until=clock.now) is not first

@@ -1,5 +1,6 @@
 """The one reconnect policy: back-off between attempts, reset only after a healthy
-connection, one log line per change, never a tight loop."""
+connection, waits counted from the last attempt (a connection that lasted longer is
+tried again at once), one log line per change, never a tight loop."""
 
 from __future__ import annotations
 
@@ -79,8 +80,11 @@ def test_a_healthy_connection_starts_the_back_off_over() -> None:
         _down(policy, ConnectError("refused"))
     policy.up()
     clock.now += 8.0  # up for as long as the longest wait
+    waited = len(stop.waits)
     _down(policy, ConnectError("lost"))
-    assert stop.waits[-1] <= 1.0
+    assert policy.delay == 0.0 and len(stop.waits) == waited  # once at once
+    _down(policy, ConnectError("refused"))
+    assert stop.waits[-1] <= 2.0  # then from the start of the back-off (its second step)
 
 
 def test_reconnects_are_counted_after_the_first_connection() -> None:

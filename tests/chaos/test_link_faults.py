@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from argo_ams_library import AmsException, AmsMessage, ArgoMessagingService
+from argo_ams_library import AmsException, AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
 
 from tests.chaos.harness import Pipeline, PublishRun, probe_text
 from tests.fixtures.chaos import ChaosRow

@@ -6,6 +6,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from msgbus.schema import encode_body
 from msgbus.store import Store
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
+from tests.fixtures.pipeline import EmbeddedBroker, wait_until
 from tests.fixtures.results import probe, write
 
 
@@ -171,6 +173,42 @@ def test_events_from_the_broker_topic(store: Store, embedded_broker: BrokerThrea
         ("SITE-X", "org.sam.CE-JobSubmit", "WARNING"),
         ("SITE-X", "org.sam.SRM-Put", "OK"),
     ]
+
+
+def test_the_broker_feed_outlives_a_broker_kill(
+    store: Store, embedded_broker_process: Callable[..., EmbeddedBroker]
+) -> None:
+    """kill -9 of the broker under a live page: the feed's link reconnects by itself and
+    what is published after the restart reaches the page."""
+    broker = embedded_broker_process()
+    topic = "/topic/grid.probe.test.dashboard"
+    settings = ConnectionConfig(
+        brokers=[BrokerURL.model_validate(broker.stomp_url)],
+        reconnect_initial_delay=0.2,
+        reconnect_max_delay=1.0,
+    )
+    feed = BrokerFeed(settings, topic, Hub())
+    server = Dashboard(store, port=0, feed=feed)
+    server.start()
+    stream = EventStream(server)
+    try:
+        assert feed.connected.wait(10)
+        _wait_clients(server.hub, 1)
+        broker.kill()
+        wait_until(lambda: not feed.connected.is_set(), 10, "the feed to notice")
+        broker.start()
+        assert feed.connected.wait(10)
+        body, headers = encode_body(
+            [probe("SITE-Y", "org.sam.CE-JobSubmit", "CRITICAL", "2026-03-01T15:00:00Z")]
+        )
+        with Connection(settings.brokers[0], settings) as conn:
+            conn.send(topic, body, headers, receipt="sent")
+            conn.wait_for_receipt("sent", 10)
+        cells = stream.wait_for(1)
+    finally:
+        stream.close()
+        server.stop()
+    assert [(c["site"], c["status"]) for c in cells] == [("SITE-Y", "CRITICAL")]
 
 
 @pytest.mark.parametrize("path", ["/", "/index.html"])

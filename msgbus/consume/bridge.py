@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 from collections.abc import Callable
 
 from msgbus.consume.icinga import IcingaSink
@@ -88,7 +87,8 @@ def to_icinga(sink: IcingaSink) -> Submit:
 
 class Bridge:
     """Submit what ``source`` receives with ``submit`` until ``count`` results were
-    submitted, ``stop_at`` (``time.monotonic()``) passed or :meth:`stop` was called.
+    submitted or ``stop_at`` (``time.monotonic()``) passed; a signal ends the process
+    with nothing unsubmitted acknowledged.
 
     The first connection must succeed (a wrong broker or login is the user's to fix);
     after that a lost broker is reconnected with back-off and the subscription made
@@ -112,22 +112,17 @@ class Bridge:
         self.count = count
         self.stop_at = stop_at
         self.submitted = 0
-        self._stop = threading.Event()
         self._link = Link(
             "nagios-bridge: broker connection",
             settings,
             open=opener(settings, source.client_id(None)),
             subscriptions=[lambda conn: source.subscribe(conn, _PREFETCH)],
-            stop=self._stop,
             fail_first=True,
         )
         self._announced = False
         # A broker that died before it took an ACK redelivers that message on the new
         # connection: taken again by msgbus-id, it is acknowledged, not submitted twice.
         self._done: collections.OrderedDict[str, None] = collections.OrderedDict()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run(self) -> int:
         """Bridge until done; returns the number of check results submitted."""
@@ -141,7 +136,7 @@ class Bridge:
         if not self._announced:
             log.info("bridging %s to %s", self.source.destination, self.target)
             self._announced = True
-        for frame in message_frames(conn, self.stop_at, self._stop):
+        for frame in message_frames(conn, self.stop_at):
             key = frame.headers.get(ID_HEADER)
             if key is None or key not in self._done:
                 self.submitted += self.submit(frame)

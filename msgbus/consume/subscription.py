@@ -15,7 +15,6 @@ arrives while the consumer is away.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,13 +131,10 @@ class Subscription:
         conn.unsubscribe(id=self.id, headers={"activemq.subscriptionName": self.name})
 
 
-def message_frames(
-    conn: Connection, stop_at: float | None, stop: threading.Event | None = None
-) -> Iterator[MessageFrame]:
+def message_frames(conn: Connection, stop_at: float | None) -> Iterator[MessageFrame]:
     """The MESSAGE frames ``conn`` receives until ``stop_at`` (``time.monotonic()``; None:
-    for ever) or ``stop`` is set, publishers' sync records left out; an ERROR frame
-    raises BrokerError."""
-    while stop is None or not stop.is_set():
+    for ever), publishers' sync records left out; an ERROR frame raises BrokerError."""
+    while True:
         wait = 1.0 if stop_at is None else stop_at - time.monotonic()
         if wait <= 0:
             return

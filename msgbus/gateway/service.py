@@ -138,7 +138,6 @@ class Gateway:
         with self._lock:
             for sub in self.subs.values():
                 if sub.link is not None:
-                    sub.link.stop.set()
                     sub.link.close()
             self._publisher.close()
 

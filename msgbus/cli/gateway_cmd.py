@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ def gateway(
     config = load_config(config_file, overrides)
     if not config.gateway.users:
         raise ConfigError("no gateway users: add gateway.users (name: {token: ..., dn: ...})")
+    # One line per change of each broker link (lost, connected again), as consume logs.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     service = Gateway(config)
     authn = None
     if authn_port is not None and ca is not None:

@@ -1,11 +1,6 @@
 """``msgbus nagios-bridge``: probe results from the bus as Nagios passive check results,
-through Nagios' command file or Icinga 2's REST API (``--icinga-url``).
-
-At least once: a message is acknowledged only after its command lines are in Nagios'
-command file, or Icinga answered 200 for each of its results, so a bridge that dies in
-between gets it again (Nagios and Icinga take a repeated passive result as one more check
-of the same state). What Icinga refuses for itself (an unknown service) is reported and
-acknowledged, as a message that is not a probe result is.
+through Nagios' command file or Icinga 2's REST API (``--icinga-url``); the run loop is
+``msgbus.consume.bridge``, which survives broker restarts.
 """
 
 from __future__ import annotations
@@ -13,69 +8,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from msgbus.cli.options import broker_option, config_option, parse_duration
-from msgbus.cli.receiving import message_frames
 from msgbus.config import load_config
+from msgbus.consume.bridge import Bridge, to_command_file, to_icinga
 from msgbus.consume.icinga import IcingaApi, IcingaSink
-from msgbus.consume.nagios import DEFAULT_COMMAND_FILE, CommandFile, NameRule, check_result_line
+from msgbus.consume.nagios import DEFAULT_COMMAND_FILE, CommandFile, NameRule
 from msgbus.consume.subscription import Subscription
-from msgbus.errors import BridgeRefused, SchemaError
-from msgbus.schema.body import decode_body
-from msgbus.schema.models import ProbeResult
-from msgbus.stomp.frames import MessageFrame
-from msgbus.transport.failover import connect_first
 
 __all__ = ["nagios_bridge"]
-
-
-def _skipped(frame: MessageFrame, problem: object) -> None:
-    click.echo(f"skipped {frame.headers.get('message-id')}: {problem}", err=True)
-
-
-def _results(frame: MessageFrame) -> list[ProbeResult]:
-    """The probe results of one message; what is not one is reported, not sent."""
-    results = []
-    for decoded in decode_body(frame.body, frame.headers):
-        message = decoded.message
-        if isinstance(message, ProbeResult):
-            results.append(message)
-        else:
-            _skipped(frame, decoded.reason if message is None else f"a {type(message).__name__}")
-    return results
-
-
-def _to_command_file(commands: CommandFile, rule: NameRule) -> Callable[[MessageFrame], int]:
-    def submit(frame: MessageFrame) -> int:
-        lines = []
-        for result in _results(frame):
-            try:
-                lines.append(check_result_line(result, rule))
-            except SchemaError as exc:
-                _skipped(frame, exc)
-        commands.write(lines)
-        return len(lines)
-
-    return submit
-
-
-def _to_icinga(sink: IcingaSink) -> Callable[[MessageFrame], int]:
-    def submit(frame: MessageFrame) -> int:
-        submitted = 0
-        for result in _results(frame):
-            try:
-                sink.submit(result)
-            except (SchemaError, BridgeRefused) as exc:
-                _skipped(frame, exc)
-                continue
-            submitted += 1
-        return submitted
-
-    return submit
 
 
 @click.command("nagios-bridge")
@@ -138,27 +82,18 @@ def nagios_bridge(
     rule = NameRule(host, service)
     source = Subscription(destination or config.publisher.destination, subscription)
     stop_at = None if (limit := parse_duration(until)) is None else time.monotonic() + limit
+    # The link reports broker outages, the Icinga retries theirs: one line per change.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with contextlib.ExitStack() as stack:
         if config.icinga.url is not None:
-            # The retry policy logs Icinga outages (one line per change of error).
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
             sink = IcingaSink(IcingaApi(config.icinga), rule, config.connection, until=stop_at)
             stack.callback(sink.close)
-            submit, target = _to_icinga(sink), config.icinga.url
+            submit, target = to_icinga(sink), config.icinga.url
         else:
             commands = stack.enter_context(CommandFile(command_file))
-            submit, target = _to_command_file(commands, rule), str(command_file)
-        conn = connect_first(config.connection, client_id=source.client_id(None))
-        submitted = 0
-        try:
-            # A small window: what is unacknowledged comes back if the bridge dies.
-            source.subscribe(conn, prefetch=10)
-            click.echo(f"bridging {source.destination} to {target}", err=True)
-            for frame in message_frames(conn, stop_at):
-                submitted += submit(frame)
-                conn.ack([frame])  # only now: its results are in Nagios' (Icinga's) hands
-                if count is not None and submitted >= count:
-                    break
-            click.echo(f"submitted {submitted} check result(s)", err=True)
-        finally:
-            conn.disconnect()
+            submit, target = to_command_file(commands, rule), str(command_file)
+        bridge = Bridge(
+            config.connection, source, submit, target=target, count=count, stop_at=stop_at
+        )
+        submitted = bridge.run()
+    click.echo(f"submitted {submitted} check result(s)", err=True)

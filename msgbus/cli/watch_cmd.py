@@ -16,9 +16,8 @@ from pathlib import Path
 import click
 
 from msgbus.cli.options import broker_option, config_option, parse_duration
-from msgbus.cli.receiving import message_frames
 from msgbus.config import load_config
-from msgbus.consume.subscription import Subscription, broker_kind
+from msgbus.consume.subscription import Subscription, broker_kind, message_frames
 from msgbus.errors import ConfigError
 from msgbus.schema.body import decode_body
 from msgbus.transport.failover import connect_first

@@ -35,12 +35,11 @@ from msgbus.consume.messages import (
 from msgbus.consume.metrics import ConsumerMetrics
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import (
-    BrokerError,
     ConfigError,
-    ConnectError,
     ConnectionLost,
     StoreError,
     TimeoutException,
+    TransportError,
 )
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
 from msgbus.store.database import (
@@ -54,8 +53,8 @@ from msgbus.store.database import (
 from msgbus.store.ledger import LedgerBatch
 from msgbus.transport.backoff import Backoff
 from msgbus.transport.connection import Connection, broker_error
-from msgbus.transport.failover import connect_first
-from msgbus.transport.reconnect import Reconnect
+from msgbus.transport.failover import opener
+from msgbus.transport.link import Link
 
 __all__ = ["Consumer", "prefetch_for"]
 
@@ -67,14 +66,6 @@ _POLL = 0.2
 # as "not set", applies its durable-topic default instead, and then stalls after ~1100
 # unacknowledged messages (measured here); any other value is honoured.
 _ACTIVEMQ_UNSET_PREFETCH = 1000
-
-
-# ActiveMQ refuses a client-id still held by a connection whose end it has not noticed
-# yet ("Client: X already connected from ..."), as when a consumer is restarted right
-# after a crash. That clears within seconds (or the broker's inactivity timeout), so the
-# first connection waits for it rather than failing like a configuration error.
-_CLIENT_ID_BUSY = "already connected"
-_CLIENT_ID_WAIT = 60.0
 
 
 def prefetch_for(batch: int) -> int:
@@ -258,65 +249,45 @@ class Consumer:
         writer = threading.Thread(target=self._write_loop, name="msgbus-consumer-writer")
         writer.start()
         self._running.set()
+        self._state = "connecting"
+        link = self._link()
         try:
-            self._receive_loop()
+            link.run(self._serve)
         finally:
             self._hand_over(None)
             writer.join()
             self._running.clear()
-            if self._conn is not None:
-                self._conn.disconnect()
+            link.close()
             if self._owns_store:
                 self.store.close()
             self._state = "stopped"
         if self._failure is not None:
             raise self._failure
 
-    def _connect(self) -> Connection:
+    def _link(self) -> Link[Connection]:
         settings = self.config.connection
-        conn = connect_first(settings, client_id=self.subscription.client_id(settings.client_id))
-        try:
-            self.subscription.subscribe(conn, self.prefetch, self.config.consumer.ack)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _receive_loop(self) -> None:
-        policy = Reconnect(
+        client_id = self.subscription.client_id(settings.client_id)
+        ack = self.config.consumer.ack
+        return Link(
             "consumer: broker connection",
-            self.config.connection,
-            self._stop,
+            settings,
+            open=opener(settings, client_id),
+            subscriptions=[lambda conn: self.subscription.subscribe(conn, self.prefetch, ack)],
+            stop=self._stop,
+            fail_first=True,
+            metrics=self.metrics.link,
             on_reconnect=self._reconnected,
         )
-        first = True
-        busy_since: float | None = None
-        while not self._stop.is_set():
+
+    def _serve(self, conn: Connection) -> None:
+        self._conn = conn
+        log.info("consuming %s from %s", self.subscription.destination, conn.url)
+        try:
+            self._consume(conn)
+        except TransportError:
+            # Frames read but not committed are not acked: the broker redelivers them.
             self._state = "connecting"
-            try:
-                conn = self._connect()
-            except (ConnectError, TimeoutException, BrokerError, ConnectionLost) as exc:
-                if first:
-                    busy_since = busy_since or time.monotonic()
-                    if _CLIENT_ID_BUSY not in str(exc):
-                        raise
-                    if time.monotonic() - busy_since > _CLIENT_ID_WAIT:
-                        raise ConnectError(
-                            f"{exc}\nthe client-id stayed in use for {_CLIENT_ID_WAIT:g} s: "
-                            "is another consumer running with this subscription?"
-                        ) from None
-                policy.down(exc)
-                continue
-            first = False
-            policy.up(conn.url)
-            self._conn = conn
-            log.info("consuming %s from %s", self.subscription.destination, conn.url)
-            try:
-                self._consume(conn)
-            except (ConnectionLost, TimeoutException, BrokerError) as exc:
-                # Frames read but not committed are not acked: the broker redelivers them.
-                conn.close()
-                policy.down(exc)
+            raise
 
     def _reconnected(self) -> None:
         self._count("reconnects")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from msgbus.metrics import LATENCY_BUCKETS, Counts, MetricsRegistry
+from msgbus.transport.link import LinkMetrics
 
 __all__ = ["ConsumerMetrics"]
 
@@ -43,3 +44,4 @@ class ConsumerMetrics:
             "lag_seconds", "End-to-end lag: publish timestamp to commit", buckets=_LAG_BUCKETS
         )
         self.paused = r.gauge("paused", "1 while the consumer is paused")
+        self.link = LinkMetrics(r)

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from msgbus.config import ConnectionConfig
 from msgbus.consume.messages import Verifier, sort_frames
 from msgbus.dashboard.data import Cell, probe_cell
-from msgbus.errors import ConfigError, MsgbusError, TransportError
+from msgbus.errors import ConfigError, MsgbusError
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp.frames import MessageFrame
-from msgbus.transport.failover import connect_first
-from msgbus.transport.reconnect import Reconnect
+from msgbus.transport.connection import Connection
+from msgbus.transport.failover import opener
+from msgbus.transport.link import Link
 
 __all__ = ["BrokerFeed", "Hub", "StorePoller"]
 
@@ -104,26 +105,25 @@ class BrokerFeed(_Worker):
         self.connected = threading.Event()
 
     def _run(self) -> None:
-        policy = Reconnect("dashboard: live feed connection", self.settings, self._stop)
-        while not self._stop.is_set():
-            try:
-                conn = connect_first(self.settings)
-            except TransportError as exc:
-                policy.down(exc)
-                continue
-            try:
-                conn.subscribe(self.destination, id="dashboard")
-                policy.up(conn.url)
-                self.connected.set()
-                while not self._stop.is_set():
-                    frame = conn.receive(0.5)
-                    if isinstance(frame, MessageFrame):
-                        self._push(frame)
-            except TransportError as exc:
-                policy.down(exc)
-            finally:
-                self.connected.clear()
-                conn.close()
+        link = Link(
+            "dashboard: live feed connection",
+            self.settings,
+            open=opener(self.settings),
+            subscriptions=[lambda conn: conn.subscribe(self.destination, id="dashboard")],
+            stop=self._stop,
+        )
+        link.run(self._serve)
+        link.close()
+
+    def _serve(self, conn: Connection) -> None:
+        self.connected.set()
+        try:
+            while not self._stop.is_set():
+                frame = conn.receive(0.5)
+                if isinstance(frame, MessageFrame):
+                    self._push(frame)
+        finally:
+            self.connected.clear()
 
     def _push(self, frame: MessageFrame) -> None:
         for stored in sort_frames([frame], self.verify).messages:

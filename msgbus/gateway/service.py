@@ -45,7 +45,8 @@ from msgbus.schema import decode_body
 from msgbus.stomp.frames import MessageFrame
 from msgbus.stomp.headers import ID_HEADER, SYNC_HEADER
 from msgbus.transport.connection import Connection
-from msgbus.transport.failover import connect_first
+from msgbus.transport.failover import opener
+from msgbus.transport.link import Link
 
 __all__ = ["AmsError", "Gateway", "Pulled", "not_served"]
 
@@ -103,7 +104,9 @@ class _Sub:
     name: str
     topic: str
     ack_deadline: int
+    link: Link[Connection] | None = None
     conn: Connection | None = None
+    """The connection of what is in ``outstanding``: a new one forgets them."""
     outstanding: dict[str, Pulled] = field(default_factory=dict)
     created: float | None = None
     """time.monotonic() of its creation by this process (None: loaded from state)."""
@@ -134,8 +137,8 @@ class Gateway:
     def close(self) -> None:
         with self._lock:
             for sub in self.subs.values():
-                if sub.conn is not None:
-                    sub.conn.close()
+                if sub.link is not None:
+                    sub.link.close()
             self._publisher.close()
 
     # -- names and state --------------------------------------------------------------
@@ -322,8 +325,9 @@ class Gateway:
         with sub.lock:
             conn = self._connect(sub)
             self._stomp_sub(sub).remove(conn, subscribed=True)
-            conn.close()
-            sub.conn = None
+            assert sub.link is not None
+            sub.link.close()
+            sub.link = sub.conn = None
         del self.subs[sub.name]
         self._save()
 
@@ -374,20 +378,22 @@ class Gateway:
         return Subscription(self.destination(sub.topic), f"gateway.{self.project}.{sub.name}")
 
     def _connect(self, sub: _Sub) -> Connection:
-        """The subscription's connection, (re)made when lost; what was handed out and
-        not acknowledged goes back to the broker with the old connection."""
-        if sub.conn is not None and sub.conn.connected:
-            return sub.conn
-        if sub.conn is not None:
-            sub.conn.close()
+        """The subscription's connection, made again (with back-off: while the broker is
+        away each request is answered 503 at once) when lost; what was handed out and not
+        acknowledged goes back to the broker with the old connection."""
+        if sub.link is None:
+            stomp_sub = self._stomp_sub(sub)
+            settings = self.config.connection
+            sub.link = Link(
+                f"gateway: subscription {sub.name}",
+                settings,
+                open=opener(settings, stomp_sub.client_id(settings.client_id)),
+                subscriptions=[lambda conn: stomp_sub.subscribe(conn, _PREFETCH)],
+            )
+        conn = sub.link.connection(until=time.monotonic())
+        if conn is not sub.conn:
             sub.outstanding.clear()
-        stomp_sub = self._stomp_sub(sub)
-        conn = connect_first(
-            self.config.connection,
-            client_id=stomp_sub.client_id(self.config.connection.client_id),
-        )
-        stomp_sub.subscribe(conn, _PREFETCH)
-        sub.conn = conn
+            sub.conn = conn
         return conn
 
     # -- pull and acknowledge ---------------------------------------------------------

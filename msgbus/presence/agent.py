@@ -42,8 +42,8 @@ from msgbus.presence.messages import (
 )
 from msgbus.stomp.frames import ErrorFrame, MessageFrame
 from msgbus.transport.connection import Connection, broker_error
-from msgbus.transport.failover import connect_first
-from msgbus.transport.reconnect import Reconnect
+from msgbus.transport.failover import opener
+from msgbus.transport.link import Link
 
 __all__ = ["ComponentAgent", "Handler", "local_agent", "no_args"]
 
@@ -73,6 +73,10 @@ _LOCAL_LOCK = threading.Lock()
 def no_args(method: Callable[[], object]) -> Handler:
     """A handler calling ``method()`` (e.g. ``consumer.pause``) and answering its result."""
     return lambda args: method()
+
+
+def _subscriber(destination: str, id: str) -> Callable[[Connection], None]:
+    return lambda conn: conn.subscribe(destination, id=id)
 
 
 def local_agent(name: str) -> ComponentAgent | None:
@@ -244,45 +248,42 @@ class ComponentAgent:
 
     def _run(self) -> None:
         cfg = self._config.connection.without_client_id()
-        policy = Reconnect(f"{self.name}: control connection", cfg, self._stopping)
-        while not self._stopping.is_set():
-            try:
-                conn = connect_first(cfg)
-            except TransportError as exc:
-                policy.down(exc)
-                continue
-            try:
-                self._serve(conn, policy)
-            except TransportError as exc:
-                policy.down(exc)
-            except Exception as exc:  # a bug here must not silently end presence for good
-                log.exception("%s: control channel failed", self.name)
-                policy.down(exc)
-            finally:
-                self._connected.clear()
-                conn.close()
-
-    def _serve(self, conn: Connection, policy: Reconnect) -> None:
         targets = [self._dest.queue(self.name), self._dest.kind(self.kind), self._dest.everyone()]
         if self.site:
             targets.append(self._dest.site(self.site))
-        for i, destination in enumerate(targets):
-            conn.subscribe(destination, id=f"control-{i}")
-        self._announce(conn, "start")
-        policy.up(conn.url)
-        self._connected.set()
-        next_announce = time.monotonic() + self._config.control.presence_interval
-        while not self._stopping.is_set():
-            frame = conn.receive(min(0.25, max(next_announce - time.monotonic(), 0.0)))
-            if isinstance(frame, MessageFrame):
-                self._handle(conn, frame)
-            elif isinstance(frame, ErrorFrame):
-                raise broker_error(conn.url, frame)
-            if time.monotonic() >= next_announce:
-                self._announce(conn, "alive")
-                next_announce = time.monotonic() + self._config.control.presence_interval
-        self._announce(conn, "stop")
-        conn.disconnect()
+        link = Link(
+            f"{self.name}: control connection",
+            cfg,
+            open=opener(cfg),
+            subscriptions=[_subscriber(d, f"control-{i}") for i, d in enumerate(targets)],
+            stop=self._stopping,
+        )
+        # Any failure, a bug included, must not silently end presence for good.
+        link.run(self._serve, retry=(Exception,))
+        link.close()
+
+    def _serve(self, conn: Connection) -> None:
+        try:
+            self._announce(conn, "start")
+            self._connected.set()
+            next_announce = time.monotonic() + self._config.control.presence_interval
+            while not self._stopping.is_set():
+                frame = conn.receive(min(0.25, max(next_announce - time.monotonic(), 0.0)))
+                if isinstance(frame, MessageFrame):
+                    self._handle(conn, frame)
+                elif isinstance(frame, ErrorFrame):
+                    raise broker_error(conn.url, frame)
+                if time.monotonic() >= next_announce:
+                    self._announce(conn, "alive")
+                    next_announce = time.monotonic() + self._config.control.presence_interval
+            self._announce(conn, "stop")
+        except TransportError:
+            raise
+        except Exception:
+            log.exception("%s: control channel failed", self.name)
+            raise
+        finally:
+            self._connected.clear()
 
     def _announce(self, conn: Connection, event: str) -> None:
         body = self.announcement(event).model_dump_json().encode()

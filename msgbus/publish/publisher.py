@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,8 +38,8 @@ from msgbus.schema.body import body_headers
 from msgbus.schema.validation import Decoded
 from msgbus.security import load_smime
 from msgbus.transport.connection import Connection, make_ssl_context
-from msgbus.transport.failover import connect_first
-from msgbus.transport.reconnect import Reconnect
+from msgbus.transport.failover import opener
+from msgbus.transport.link import Link
 
 if TYPE_CHECKING:
     from msgbus.security.smime import Signer
@@ -121,12 +120,12 @@ class Publisher:
         self._sequencer = Sequencer(
             self.spool if self.spool is not None else MemoryStreams(), ends=self.options.sync
         )
-        self._conn: Connection | None = None
         # Failures are in each report (spooled because ...): logged at INFO only.
-        self._reconnect = Reconnect(
+        self._link = Link(
             "publishing",
             self.settings,
-            threading.Event(),
+            open=opener(self.settings),
+            permanent=(AuthenticationError,),  # waiting out retry_for would only hide it
             on_reconnect=lambda: self._count("reconnects"),
             level=logging.INFO,
         )
@@ -156,17 +155,15 @@ class Publisher:
 
     def close(self) -> None:
         """Disconnect politely (bounded by ``disconnect_timeout``) and close the spool."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.disconnect()
+        self._link.close()
         if self.spool is not None:
             self.spool.close()
 
     @property
     def broker(self) -> str | None:
         """The broker currently connected to, if any."""
-        conn = self._conn
-        return str(conn.url) if conn is not None and conn.connected else None
+        conn = self._link.current
+        return str(conn.url) if conn is not None else None
 
     def stats(self) -> dict[str, int]:
         """Counters since start: sent, confirmed, spooled, drained, failed, rejected,
@@ -495,41 +492,13 @@ class Publisher:
     def _after_interruption(
         self, outcome: Interrupted, source: Iterator[Envelope]
     ) -> Iterator[Envelope]:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close(f"abandoned after: {outcome.error}")
+        self._link.retire(f"abandoned after: {outcome.error}")
         return itertools.chain(outcome.pending, source)
 
     def _connection(self, retry_for: float) -> Connection:
         """The current connection, or a new one: failover over the broker list, with
         back-off between rounds for up to ``retry_for`` seconds."""
-        conn = self._conn
-        if conn is not None:
-            if conn.connected:
-                return conn
-            conn.close()  # dropped while idle (e.g. a broker restart between sends)
-            self._conn = None
-        give_up = time.monotonic() + retry_for
-        reconnect = self._reconnect
-        while True:
-            if not reconnect.wait(until=give_up):
-                raise ConnectError(
-                    "no broker reachable (backing off after earlier failures, next attempt "
-                    f"in {reconnect.next_attempt - time.monotonic():.1f} s); start a broker "
-                    "or check connection.brokers"
-                )
-            try:
-                conn = connect_first(self.settings)
-            except AuthenticationError:
-                raise  # permanent: waiting out retry_for would only hide it
-            except ConnectError as exc:
-                reconnect.failed(exc)
-                if reconnect.next_attempt > give_up:
-                    raise
-                continue
-            reconnect.up(conn.url)
-            self._conn = conn
-            return conn
+        return self._link.connection(until=time.monotonic() + retry_for)
 
 
 def publish_once(

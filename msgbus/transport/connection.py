@@ -192,6 +192,11 @@ class Connection:
     def connected(self) -> bool:
         return self._sock is not None and self._closed_reason is None
 
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the connection closed (a lost broker, missed heart-beats); None while open."""
+        return self._closed_reason
+
     def connect(self) -> ConnectedFrame:
         """Open the socket, log in and start the I/O thread.
 

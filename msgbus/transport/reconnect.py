@@ -1,12 +1,13 @@
-"""The reconnect policy of every component that connects (consumer, publisher, presence
-agent, dashboard feed): back-off with jitter between attempts, capped; the back-off
-starts over only after a connection stayed healthy for a while, so a broker that
+"""The reconnect policy of every broker link (msgbus.transport.link) and of the Icinga
+bridge's retries: back-off with jitter between attempts, capped; the back-off
+starts over (with one attempt at once) only after a connection stayed healthy for a
+while, so a broker that
 accepts the login and then refuses the subscription is retried slowly, not in a tight
 loop; one log line per change of state or of error, not one per attempt.
 
-Long-running components call :meth:`Reconnect.down` (note the failure, wait). The
-publisher, which may only try until a deadline and keeps its back-off between calls,
-uses the two halves: :meth:`Reconnect.failed` and :meth:`Reconnect.wait`.
+A retry loop notes each failure with :meth:`Reconnect.failed` and waits for the next
+attempt with :meth:`Reconnect.wait`, which may stop at a deadline (the link's callers
+and the Icinga bridge try until one); :meth:`Reconnect.up` says a connection is ready.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ log = logging.getLogger("msgbus.transport")
 
 
 class Reconnect:
-    """Say :meth:`up` when a connection is ready and :meth:`down` when one failed or
-    could not be made; ``down`` waits before the next attempt (False once ``stop`` is
-    set). ``on_reconnect`` is called for each connection after the first (a metric)."""
+    """Say :meth:`up` when a connection is ready and :meth:`failed` when one failed or
+    could not be made; :meth:`wait` waits before the next attempt (False once ``stop``
+    is set). ``on_reconnect`` is called for each connection after the first (a metric)."""
 
     def __init__(
         self,
@@ -63,6 +64,11 @@ class Reconnect:
     def connected(self) -> bool:
         return self._up_since is not None
 
+    @property
+    def ever_up(self) -> bool:
+        """A connection was made at least once."""
+        return self._ever_up
+
     def up(self, where: object = "") -> None:
         if self._ever_up and self.on_reconnect is not None:
             self.on_reconnect()
@@ -74,11 +80,6 @@ class Reconnect:
         self.delay = 0.0
         self.next_attempt = 0.0
 
-    def down(self, error: BaseException) -> bool:
-        """Wait before the next attempt; the first failure and each new error are logged."""
-        self.failed(error)
-        return self.wait()
-
     def failed(self, error: BaseException) -> float:
         """Note a failed attempt or a lost connection; returns the wait before the next
         attempt. The first failure and each new error are logged."""
@@ -86,9 +87,13 @@ class Reconnect:
         now = self._clock()
         if self._up_since is not None and now - self._up_since >= self.healthy_after:
             self.backoff.reset()
+        # The wait counts from the last attempt, for a lost connection the one that made
+        # it: a connection that lasted longer than the wait is tried again at once (a
+        # broker restart may be over already), as nats.py waits per server.
+        last_attempt = now if self._up_since is None else self._up_since
         self._up_since = None
-        self.delay = self.backoff.next_delay()
-        self.next_attempt = now + self.delay
+        self.next_attempt = max(now, last_attempt + self.backoff.next_delay())
+        self.delay = self.next_attempt - now
         text = " ".join(str(error).split())
         if text != self._error or was_up:
             log.log(

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": _BASE,
     "schema": _BASE,
     "security": _BASE,
-    "transport": _BASE | {"stomp"},
+    "transport": _BASE | {"stomp", "metrics"},
     "config": _BASE | {"permissions", "transport"},
     "store": _FOUNDATION,
     # The publisher drains directory queues through store.dirq (loaded for --dirq only).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from msgbus.schema import encode_body
 from msgbus.store import Store
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
+from tests.fixtures.pipeline import EmbeddedBroker, wait_until
 from tests.fixtures.results import probe, write
 
 
@@ -144,33 +147,69 @@ def test_events_push_results_as_the_store_receives_them(dashboard: Dashboard, st
     ]
 
 
-def test_events_from_the_broker_topic(store: Store, embedded_broker: BrokerThread) -> None:
-    topic = "/topic/grid.probe.test.dashboard"
-    settings = ConnectionConfig(brokers=[BrokerURL.model_validate(embedded_broker.url)])
-    feed = BrokerFeed(settings, topic, Hub())
+TOPIC = "/topic/grid.probe.test.dashboard"
+
+
+@contextlib.contextmanager
+def _live_page(
+    store: Store, settings: ConnectionConfig
+) -> Iterator[tuple[BrokerFeed, EventStream]]:
+    """A dashboard fed from ``TOPIC`` and a page following its events, both connected."""
+    feed = BrokerFeed(settings, TOPIC, Hub())
     server = Dashboard(store, port=0, feed=feed)
     server.start()
     stream = EventStream(server)
     try:
         assert feed.connected.wait(10)
         _wait_clients(server.hub, 1)
+        yield feed, stream
+    finally:
+        stream.close()
+        server.stop()
+
+
+def _send(settings: ConnectionConfig, *bodies: tuple[bytes, dict[str, str]]) -> None:
+    with Connection(settings.brokers[0], settings) as conn:
+        for n, (body, headers) in enumerate(bodies):
+            conn.send(TOPIC, body, headers, receipt=f"sent-{n}")
+            conn.wait_for_receipt(f"sent-{n}", 10)
+
+
+def test_events_from_the_broker_topic(store: Store, embedded_broker: BrokerThread) -> None:
+    settings = ConnectionConfig(brokers=[BrokerURL.model_validate(embedded_broker.url)])
+    with _live_page(store, settings) as (_, stream):
         results = [
             probe("SITE-X", "org.sam.CE-JobSubmit", "WARNING", "2026-03-01T14:00:00Z"),
             probe("SITE-X", "org.sam.SRM-Put", "OK", "2026-03-01T14:00:00Z"),
         ]
-        body, headers = encode_body(results)
-        with Connection(settings.brokers[0], settings) as conn:
-            conn.send(topic, body, headers, receipt="sent")
-            conn.wait_for_receipt("sent", 10)
-            conn.send(topic, b"not a probe result", {})
+        _send(settings, encode_body(results), (b"not a probe result", {}))
         cells = stream.wait_for(2)
-    finally:
-        stream.close()
-        server.stop()
     assert [(c["site"], c["metric"], c["status"]) for c in cells] == [
         ("SITE-X", "org.sam.CE-JobSubmit", "WARNING"),
         ("SITE-X", "org.sam.SRM-Put", "OK"),
     ]
+
+
+def test_the_broker_feed_outlives_a_broker_kill(
+    store: Store, embedded_broker_process: Callable[..., EmbeddedBroker]
+) -> None:
+    """kill -9 of the broker under a live page: the feed's link reconnects by itself and
+    what is published after the restart reaches the page."""
+    broker = embedded_broker_process()
+    settings = ConnectionConfig(
+        brokers=[BrokerURL.model_validate(broker.stomp_url)],
+        reconnect_initial_delay=0.2,
+        reconnect_max_delay=1.0,
+    )
+    with _live_page(store, settings) as (feed, stream):
+        broker.kill()
+        wait_until(lambda: not feed.connected.is_set(), 10, "the feed to notice")
+        broker.start()
+        assert feed.connected.wait(10)
+        critical = probe("SITE-Y", "org.sam.CE-JobSubmit", "CRITICAL", "2026-03-01T15:00:00Z")
+        _send(settings, encode_body([critical]))
+        cells = stream.wait_for(1)
+    assert [(c["site"], c["status"]) for c in cells] == [("SITE-Y", "CRITICAL")]
 
 
 @pytest.mark.parametrize("path", ["/", "/index.html"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -229,11 +229,14 @@ def test_a_refused_control_subscription_is_retried_slowly(
         def close(self, reason: str = "") -> None:
             pass
 
-    def connect(settings: object) -> Refusing:
-        attempts.append(time.monotonic())
-        return Refusing()
+    def opener(settings: object) -> Callable[[object], Refusing]:
+        def connect(url: object) -> Refusing:
+            attempts.append(time.monotonic())
+            return Refusing()
 
-    monkeypatch.setattr("msgbus.presence.agent.connect_first", connect)
+        return connect
+
+    monkeypatch.setattr("msgbus.presence.agent.opener", opener)
     fast = config.connection.model_copy(
         update={"reconnect_initial_delay": 0.1, "reconnect_max_delay": 1.0}
     )

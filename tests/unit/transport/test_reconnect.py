@@ -1,5 +1,6 @@
 """The one reconnect policy: back-off between attempts, reset only after a healthy
-connection, one log line per change, never a tight loop."""
+connection, waits counted from the last attempt (a connection that lasted longer is
+tried again at once), one log line per change, never a tight loop."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class Clock:
         return self.now
 
 
+def _down(policy: Reconnect, error: BaseException) -> bool:
+    """A failure, then the wait for the next attempt (what a retry loop does)."""
+    policy.failed(error)
+    return policy.wait()
+
+
 def _policy(**kw: object) -> tuple[Reconnect, RecordingStop, Clock]:
     settings = ConnectionConfig(reconnect_initial_delay=1.0, reconnect_max_delay=8.0)
     stop, clock = RecordingStop(), Clock()
@@ -45,11 +52,11 @@ def test_failures_wait_longer_up_to_the_cap_and_log_once(caplog: pytest.LogCaptu
     policy, stop, _ = _policy()
     with caplog.at_level(logging.INFO, "msgbus"):
         for _ in range(8):
-            assert policy.down(ConnectError("refused"))
+            assert _down(policy, ConnectError("refused"))
     assert all(1.0 <= w <= 8.0 for w in stop.waits)
     assert max(stop.waits[4:]) > 4.0  # grew
     assert [r.getMessage().split(";")[0] for r in caplog.records] == ["test failed: refused"]
-    policy.down(ConnectError("timed out"))
+    _down(policy, ConnectError("timed out"))
     assert caplog.records[-1].getMessage().startswith("test failed: timed out")
 
 
@@ -62,7 +69,7 @@ def test_a_connection_refused_right_after_login_does_not_reset_the_back_off(
         for _ in range(8):
             policy.up()
             clock.now += 0.01
-            policy.down(BrokerError("not authorized to read msgbus.control.x"))
+            _down(policy, BrokerError("not authorized to read msgbus.control.x"))
     assert min(stop.waits[3:]) >= 1.0 and max(stop.waits[3:]) > 4.0
     assert sum(stop.waits) > 20  # eight attempts took over 20 s, not milliseconds
 
@@ -70,18 +77,21 @@ def test_a_connection_refused_right_after_login_does_not_reset_the_back_off(
 def test_a_healthy_connection_starts_the_back_off_over() -> None:
     policy, stop, clock = _policy()
     for _ in range(6):
-        policy.down(ConnectError("refused"))
+        _down(policy, ConnectError("refused"))
     policy.up()
     clock.now += 8.0  # up for as long as the longest wait
-    policy.down(ConnectError("lost"))
-    assert stop.waits[-1] <= 1.0
+    waited = len(stop.waits)
+    _down(policy, ConnectError("lost"))
+    assert policy.delay == 0.0 and len(stop.waits) == waited  # once at once
+    _down(policy, ConnectError("refused"))
+    assert stop.waits[-1] <= 2.0  # then from the start of the back-off (its second step)
 
 
 def test_reconnects_are_counted_after_the_first_connection() -> None:
     counted: list[int] = []
     policy, _, _ = _policy(on_reconnect=lambda: counted.append(1))
     policy.up()
-    policy.down(ConnectError("lost"))
+    _down(policy, ConnectError("lost"))
     policy.up()
     assert counted == [1] and policy.connected and policy.delay == 0.0
 
@@ -89,7 +99,7 @@ def test_reconnects_are_counted_after_the_first_connection() -> None:
 def test_down_returns_false_once_stopped() -> None:
     policy, stop, _ = _policy()
     stop.set()
-    assert policy.down(ConnectError("refused")) is False
+    assert _down(policy, ConnectError("refused")) is False
 
 
 def test_a_deadline_before_the_next_attempt_returns_at_once() -> None:

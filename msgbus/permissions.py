@@ -55,10 +55,15 @@ class User(_Model):
 class Permission(_Model):
     """Who may read, write and administer (create) a destination or wildcard."""
 
-    destination: str
-    read: list[str] = Field(default_factory=list)
-    write: list[str] = Field(default_factory=list)
-    admin: list[str] = Field(default_factory=list)
+    destination: str = Field(
+        description="Destination or ActiveMQ wildcard: * is one name element, > the rest",
+    )
+    read: list[str] = Field(
+        default_factory=list,
+        description="Groups that may subscribe to it and receive from it",
+    )
+    write: list[str] = Field(default_factory=list, description="Groups that may send to it")
+    admin: list[str] = Field(default_factory=list, description="Groups that may create it")
 
     @model_validator(mode="after")
     def _check(self) -> Permission:

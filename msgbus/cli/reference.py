@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from msgbus.cli import handbook
 from msgbus.metrics import MetricsRegistry
 
 __all__ = [
@@ -86,8 +87,9 @@ def _command_section(name: str, command: click.Command) -> str:
     if isinstance(command, click.Group):
         out.append("Subcommands: " + ", ".join(f"`{s}`" for s in command.list_commands(ctx)))
         out.append("")
-    if command.epilog:
-        out.append(command.epilog + "\n")
+    page = handbook.PAGES.get(name.split(" ")[1]) if " " in name else "index.md"
+    if page:  # a link, so that mkdocs build --strict checks the page and the section
+        out.append(f"Explained in the handbook: [docs/{page}](../{page})\n")
     return "\n".join(out)
 
 
@@ -190,7 +192,8 @@ def config_page() -> str:
         out += ["| field | type | default | what |", "| --- | --- | --- | --- |"]
         for f in config_fields(model):
             what = f.description.replace("|", "\\|").replace("\n", " ")
-            out.append(f"| `{f.path}` | `{f.type.replace('|', '∣')}` | {f.default} | {what} |")
+            kind = f.type.replace("|", "or")  # a pipe would end the table cell
+            out.append(f"| `{f.path}` | `{kind}` | {f.default} | {what} |")
         out.append("")
     return "\n".join(out)
 
@@ -278,7 +281,7 @@ def _schema_type(spec: dict[str, Any]) -> str:
     if "anyOf" in spec:
         return " or ".join(_schema_type(s) for s in spec["anyOf"])
     if "$ref" in spec:
-        return spec["$ref"].rsplit("/", 1)[-1]
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
     if "enum" in spec:
         return " / ".join(f"`{v}`" for v in spec["enum"])
     kind = str(spec.get("type", "any"))
@@ -357,7 +360,7 @@ def _message_text(node: ast.expr) -> str | None:
         return node.value
     if isinstance(node, ast.JoinedStr):
         return "".join(
-            v.value if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
+            str(v.value) if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
             for v in node.values
             if isinstance(v, ast.Constant | ast.FormattedValue)
         )
@@ -414,4 +417,3 @@ PAGES: dict[str, Callable[[], str]] = {
     "reference/metrics.md": metrics_page,
     "reference/error-messages.md": error_messages_page,
 }
-

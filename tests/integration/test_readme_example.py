@@ -11,6 +11,7 @@ runs them (a venv without extras, then the test suite), which the last test chec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -69,7 +70,7 @@ RUNNABLE = [e for e in EXAMPLES if e.runs]
 def test_every_example_is_marked_and_some_run() -> None:
     unmarked = [e.where for e in EXAMPLES[1:] if e.mark is None]
     assert unmarked == [], "mark these 'example: runs' or 'example: not run: WHY'"
-    bad = [e.where for e in EXAMPLES if e.mark and not e.runs and not e.mark.startswith("not run: ")]
+    bad = [e.where for e in EXAMPLES if e.mark and not e.runs and not e.mark.startswith("not run:")]
     assert bad == []
     assert {e.lang for e in RUNNABLE} == {"sh", "python"}
     assert any(e.where.startswith("README.md") for e in RUNNABLE)
@@ -114,10 +115,8 @@ def _run_shell(example: Example, tmp_path: Path) -> str:
     try:
         out, _ = proc.communicate(timeout=120)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     assert proc.returncode == 0, f"{example.where} exited {proc.returncode}:\n{out}"
     return out

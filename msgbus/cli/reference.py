@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -149,6 +150,8 @@ def _type_name(annotation: Any) -> str:
     text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
     for noise in ("typing.", "pathlib.", "pydantic.types.", "msgbus.transport.url."):
         text = text.replace(noise, "")
+    # Literal['a', 'b'] reads better as its choices.
+    text = re.sub(r"Literal\[([^\]]*)\]", lambda m: m[1].replace(", ", " or "), text)
     return text.replace("NoneType", "None")
 
 
@@ -174,7 +177,7 @@ def _code(value: Any) -> str:
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, list | tuple):
-        value = [str(v) for v in value]
+        value = "[" + ", ".join(str(v) for v in value) + "]"  # as YAML writes it
     return "`" + str(value).replace("|", "\\|") + "`"
 
 

@@ -44,9 +44,12 @@ class _Model(BaseModel):
 
 
 class User(_Model):
-    name: str = Field(pattern=_NAME)
-    password: str = Field(min_length=1)
-    groups: list[str] = Field(default_factory=list)
+    name: str = Field(pattern=_NAME, description="Login name")
+    password: str = Field(min_length=1, description="Its password")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Groups permissions name (none: the default group)",
+    )
 
     def member_of(self) -> frozenset[str]:
         return frozenset(self.groups or [DEFAULT_GROUP])

@@ -117,10 +117,12 @@ def config_roots() -> dict[str, tuple[type[BaseModel], str]]:
     """Each configuration file's model: title -> (model, where it is read)."""
     from msgbus.broker.config import BrokerConfig
     from msgbus.config import MsgbusConfig
+    from msgbus.network.topology import Topology
 
     return {
         "msgbus.yaml": (MsgbusConfig, "`--config FILE`, `MSGBUS_*` variables, flags"),
         "broker.yaml": (BrokerConfig, "`msgbus broker serve --broker-config FILE`"),
+        "topology": (Topology, "`msgbus network COMMAND TOPOLOGY.yaml` (`brokers/*.yaml`)"),
     }
 
 

@@ -65,7 +65,10 @@ def _option_row(param: click.Option) -> str:
     kind = "flag" if param.is_flag else param.type.name.lower()
     if isinstance(param.type, click.Choice):
         kind = " \\| ".join(f"`{c}`" for c in param.type.choices)
-    default = "" if param.default in (None, (), False) or callable(param.default) else param.default
+    # to_info_dict, not .default: click 8.2+ keeps an UNSET sentinel there.
+    default = param.to_info_dict()["default"]
+    if default in (None, (), [], False) or callable(default):
+        default = ""
     extra = " (repeatable)" if param.multiple else ""
     help_text = (param.help or "").replace("|", "\\|").replace("\n", " ")
     return f"| {names} | {kind}{extra} | {_code(default)} | {help_text} |"
@@ -315,11 +318,19 @@ def api_page() -> str:
                 continue
             out.append(f"### `{module_name}.{name}`\n")
             out.append(f"```python\n{_signature(name, value)}\n```\n")
-            out.append(_escape_doc(inspect.getdoc(value) or "(no docstring)") + "\n")
+            doc = inspect.getdoc(value) or ""
+            if not doc.startswith(f"{name}("):  # a dataclass's generated one: the signature
+                out.append(_escape_doc(doc) + "\n")
+            if inspect.isclass(value) and issubclass(value, BaseModel):
+                fields = ", ".join(f"`{f.alias or n}`" for n, f in value.model_fields.items())
+                out.append(f"Fields: {fields}.\n")
     return "\n".join(out)
 
 
 def _signature(name: str, value: Callable[..., Any]) -> str:
+    if inspect.isclass(value) and issubclass(value, BaseModel):
+        # pydantic's generated __init__ spells out every validator: name the bases instead.
+        return f"class {name}({', '.join(b.__name__ for b in value.__bases__)})"
     try:
         signature = str(inspect.signature(value))
     except (TypeError, ValueError):
@@ -328,8 +339,8 @@ def _signature(name: str, value: Callable[..., Any]) -> str:
 
 
 def _escape_doc(doc: str) -> str:
-    # Docstrings are reStructuredText-ish: ``x`` reads as code in Markdown too.
-    return doc.replace("``", "`")
+    # Docstrings are reStructuredText-ish: ``x`` and :meth:`x` read as code in Markdown.
+    return re.sub(r":(?:meth|func|class|mod|attr|data|exc):`", "`", doc.replace("``", "`"))
 
 
 def errors_page() -> str:

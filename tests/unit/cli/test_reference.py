@@ -27,6 +27,12 @@ def test_every_cli_option_has_help() -> None:
     assert missing == []
 
 
+def test_the_cli_page_shows_defaults_not_sentinels() -> None:
+    page = reference.cli_page()
+    assert "<object" not in page and "Sentinel" not in page
+    assert "| `--port` | integer | `61613` |" in page  # msgbus broker serve
+
+
 @pytest.mark.parametrize("title", sorted(reference.config_roots()))
 def test_every_configuration_field_has_a_description(title: str) -> None:
     model, _source = reference.config_roots()[title]

@@ -387,16 +387,17 @@ def _message_text(node: ast.expr) -> str | None:
 
 
 def raise_sites() -> Iterator[RaiseSite]:
-    """Every ``raise <msgbus error>("message")`` in the package, found in its source."""
+    """Every msgbus error built with a written message (``raise SpoolFull("...")``, or
+    returned by a helper that builds it), found in the package's source."""
     import msgbus.errors as errors
 
     names = set(errors.__all__)
     root = Path(errors.__file__).resolve().parent
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+            if not isinstance(node, ast.Call):
                 continue
-            func, args = node.exc.func, node.exc.args
+            func, args = node.func, node.args
             if isinstance(func, ast.Name) and func.id in names and args:
                 text = _message_text(args[0])
                 if text is not None:
@@ -407,7 +408,7 @@ def raise_sites() -> Iterator[RaiseSite]:
 def error_messages_page() -> str:
     out = ["# Error messages\n", GENERATED]
     out.append(
-        "Every error message msgbus raises with a fixed text, read from the source "
+        "Every error message msgbus builds from written text, read from the source "
         "(`{...}` is filled in at run time), by error. What each kind means and what to do: "
         "[Troubleshooting](../troubleshooting.md).\n"
     )

@@ -4,9 +4,13 @@ Every ```sh and ```python block in README.md and docs/ carries a mark on the lin
 before it: ``<!-- example: runs ... -->`` (run here, on an embedded broker and SQLite;
 ``prints "TEXT"`` names a line the output must hold) or ``<!-- example: not run: WHY -->``
 (needs real grid hosts, or serves until stopped). An unmarked block fails the first test,
-so no example is left out by accident. The one exception is the README's first block,
-the two commands on a fresh machine, whose lines must stay exactly as they are: `.ci/run`
-runs them (a venv without extras, then the test suite), which the last test checks.
+so no example is left out by accident. A ```yaml block is marked
+``<!-- example: config msgbus.yaml -->`` (or another file of the configuration
+reference) and must validate against that file's model.
+
+The one exception is the README's first block, the two commands on a fresh machine,
+whose lines must stay exactly as they are: `.ci/run` runs them (a venv without extras,
+then the test suite), which the last test checks.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from msgbus.broker import BrokerConfig
 from msgbus.broker.server import BrokerThread
+from msgbus.cli.reference import config_roots
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _BLOCK = re.compile(
-    r"(?:<!-- example: (?P<mark>[^\n]*?) -->\n)?```(?P<lang>sh|python)\n(?P<code>.*?)```", re.S
+    r"(?:<!-- example: (?P<mark>[^\n]*?) -->\n)?```(?P<lang>sh|python|yaml)\n(?P<code>.*?)```",
+    re.S,
 )
 _PRINTS = re.compile(r'prints "([^"]+)"')
 PORT = "61613"  # the examples' broker port; each run swaps in a free one
@@ -62,7 +69,8 @@ def _examples() -> list[Example]:
     return found
 
 
-EXAMPLES = _examples()
+EXAMPLES = [e for e in _examples() if e.lang != "yaml"]
+CONFIGS = [e for e in _examples() if e.lang == "yaml"]
 FRESH_MACHINE = EXAMPLES[0]  # README.md's first block, run by .ci/run
 RUNNABLE = [e for e in EXAMPLES if e.runs]
 
@@ -74,6 +82,16 @@ def test_every_example_is_marked_and_some_run() -> None:
     assert bad == []
     assert {e.lang for e in RUNNABLE} == {"sh", "python"}
     assert any(e.where.startswith("README.md") for e in RUNNABLE)
+
+
+def test_every_configuration_example_validates() -> None:
+    roots = config_roots()
+    assert CONFIGS
+    for example in CONFIGS:
+        title = (example.mark or "").removeprefix("config ")
+        assert title in roots, f"{example.where}: mark it 'example: config FILE'"
+        model, _source = roots[title]
+        model.model_validate(yaml.safe_load(example.code))
 
 
 def _free_port() -> int:

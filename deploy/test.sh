@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suite needs on a Debian machine (as root), start the services
-# it talks to, then run ruff, mypy and pytest (arguments go to pytest).
+# it talks to, then run ruff, mypy, the handbook's build and pytest (arguments go to pytest).
 # Every step is skipped when already done, so a second run goes straight to the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +89,11 @@ log "ruff check msgbus tests"
 python -m ruff check msgbus tests
 log "mypy msgbus tests"
 python -m mypy msgbus tests
+# The handbook: its generated reference, every internal link and anchor; a warning fails.
+log "mkdocs build --strict"
+site=$(mktemp -d /tmp/msgbus-site.XXXXXX)
+NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$site"
+rm -rf "$site"
 log "pytest $*"
 # A hang guard only: pytest-timeout already bounds each test.
 exec timeout 2700 python -m pytest "$@"

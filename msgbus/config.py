@@ -76,19 +76,52 @@ class _Section(BaseModel):
 
 
 class PublisherConfig(_Section):
-    destination: str = DEFAULT_DESTINATION
-    format: Literal["wlcg", "json"] = "wlcg"
-    persistent: bool = True
-    # Unconfirmed messages in flight, and messages per confirmation unit. On ActiveMQ
-    # each unit costs a journal sync; large units keep confirmed sends near raw speed.
-    window: int = Field(8192, ge=1, le=65_536)
-    spool_dir: Path = Field(default_factory=default_spool_dir)
-    spool_max_bytes: int = Field(1 << 30, ge=1024)
-    # How receipts confirm messages (see msgbus.publish.pipeline): a transaction per
-    # batch, a receipt per SEND, or one receipt on the last SEND of a batch.
-    confirm: Literal["transaction", "receipt", "cumulative"] = "transaction"
-    batch: int = Field(2048, ge=1, le=4096)
-    retry_for: float = Field(10.0, ge=0)
+    destination: str = Field(
+        DEFAULT_DESTINATION,
+        description="STOMP destination results are sent to, unless --destination names another",
+    )
+    format: Literal["wlcg", "json"] = Field(
+        "wlcg",
+        description="Body format: WLCG key: value text, or JSON",
+    )
+    persistent: bool = Field(
+        True,
+        description="Send persistent messages (the broker keeps them on disk until delivered)",
+    )
+    window: int = Field(
+        8192,
+        ge=1,
+        le=65_536,
+        description="Unconfirmed messages in flight at most; on ActiveMQ each confirmation "
+        "unit costs a journal sync, so large units keep confirmed sends near raw speed",
+    )
+    spool_dir: Path = Field(
+        default_factory=default_spool_dir,
+        description="Directory of the on-disk spool, where accepted messages wait while no "
+        "broker answers",
+    )
+    spool_max_bytes: int = Field(
+        1 << 30,
+        ge=1024,
+        description="Size bound of the spool; beyond it publishing fails with SpoolFull",
+    )
+    confirm: Literal["transaction", "receipt", "cumulative"] = Field(
+        "transaction",
+        description="How receipts confirm messages: a transaction per batch, a receipt per "
+        "SEND, or one receipt on the last SEND of a batch (see msgbus.publish.pipeline)",
+    )
+    batch: int = Field(
+        2048,
+        ge=1,
+        le=4096,
+        description="Messages per confirmation unit (transaction or cumulative receipt)",
+    )
+    retry_for: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds to keep trying the brokers before unconfirmed messages go to the"
+        " spool",
+    )
     sync: bool = Field(
         True,
         description="End each run's last message per destination with the msgbus-last "
@@ -106,8 +139,12 @@ class PublisherConfig(_Section):
         "for the brokers and the consumers; only one-message bodies carry the selector "
         "headers (siteName, metricStatus, ...) that selectors and routing read",
     )
-    sign_cert: Path | None = None
-    sign_key: Path | None = None
+    sign_cert: Path | None = Field(
+        None,
+        description="Certificate (PEM) to S/MIME-sign every body with; needs sign_key and the"
+        " signing extra",
+    )
+    sign_key: Path | None = Field(None, description="Private key (PEM) of sign_cert")
     encrypt_cert: Path | None = Field(
         None,
         description="Encrypt each (signed) body for this certificate's owner with AES-128, "
@@ -116,10 +153,28 @@ class PublisherConfig(_Section):
 
 
 class ConsumerConfig(_Section):
-    destination: str = DEFAULT_DESTINATION
-    subscription: str | None = None
-    batch: int = Field(500, ge=1, le=100_000)
-    max_wait: float = Field(1.0, gt=0)
+    destination: str = Field(
+        DEFAULT_DESTINATION,
+        description="STOMP destination to consume: /queue/..., or /topic/... (durable with "
+        "subscription)",
+    )
+    subscription: str | None = Field(
+        None,
+        description="Name of a durable topic subscription; none: a plain subscription that "
+        "keeps nothing while away",
+    )
+    batch: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Messages written and committed in one transaction at most",
+    )
+    max_wait: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds to wait for a batch to fill after its first message; --drain "
+        "stops after this long without messages",
+    )
     ack: Literal["client", "client-individual"] = Field(
         "client",
         description="How committed batches are acknowledged: one cumulative ACK of the "
@@ -177,27 +232,71 @@ class StoreConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    port: int | None = Field(default=None, ge=0, le=65535)
-    textfile: Path | None = None
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics over HTTP on this port (0: any free one); none:"
+        " not served",
+    )
+    textfile: Path | None = Field(
+        None,
+        description="Write the metrics to this file for node-exporter's textfile collector "
+        "when the command ends",
+    )
 
 
 class ControlConfig(_Section):
     """Presence and the control channel (see msgbus.presence)."""
 
-    allowed_users: list[str] = Field(default_factory=list)
-    presence_topic: str = "/topic/msgbus.presence"
-    presence_interval: float = Field(10.0, gt=0)
-    lost_after: float = Field(30.0, gt=0)
-    # Prefix of the control destinations: /queue/<prefix>.<name>, /topic/<prefix>.kind.<k>...
-    prefix: str = Field("msgbus.control", pattern=r"^[A-Za-z0-9_.-]+$")
-    # Where replies come back; ActiveMQ and RabbitMQ both offer /temp-queue/.
-    reply_prefix: str = "/temp-queue/"
-    # Identity `msgbus ctl` claims (default: connection.login, else the OS user).
-    user: str | None = None
-    # Per-user HMAC secrets: a user with a secret must sign every command.
-    secrets: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
-    max_clock_skew: float = Field(120.0, gt=0)
-    log_lines: int = Field(1000, ge=10, le=1_000_000)
+    allowed_users: list[str] = Field(
+        default_factory=list,
+        description="Users whose control commands other than status a component runs",
+    )
+    presence_topic: str = Field(
+        "/topic/msgbus.presence",
+        description="Topic where components announce themselves",
+    )
+    presence_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between a component's presence announcements",
+    )
+    lost_after: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds without an announcement after which a component shows as lost",
+    )
+    prefix: str = Field(
+        "msgbus.control",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of the control destinations: /queue/<prefix>.<name>, "
+        "/topic/<prefix>.kind.<k>, ...",
+    )
+    reply_prefix: str = Field(
+        "/temp-queue/",
+        description="Where replies come back (ActiveMQ and RabbitMQ both offer /temp-queue/)",
+    )
+    user: str | None = Field(
+        None,
+        description="Identity msgbus ctl claims (default: connection.login, else the OS user)",
+    )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Per-user HMAC secrets: a user with a secret must sign every command with it",
+    )
+    max_clock_skew: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a signed command's time may differ from the component's clock",
+    )
+    log_lines: int = Field(
+        1000,
+        ge=10,
+        le=1_000_000,
+        description="Log lines a component keeps for msgbus ctl to read",
+    )
 
     def destinations(self) -> list[str]:
         """Every presence and control destination, as wildcards: each component needs
@@ -301,15 +400,25 @@ class IcingaConfig(_Section):
     """Icinga 2's REST API, where ``msgbus nagios-bridge`` submits check results when
     ``url`` is set (instead of Nagios' command file)."""
 
-    url: str | None = Field(None, pattern=r"^https://[^/?#]+/?$")
-    user: str | None = None
-    password: SecretStr | None = Field(None, repr=False)
-    # Icinga's own CA (its API certificates are signed by it), e.g. /var/lib/icinga2/certs/ca.crt.
-    ca: Path | None = None
-    # A client certificate, for an ApiUser with client_cn instead of a password.
-    cert: Path | None = None
-    key: Path | None = None
-    timeout: float = Field(30.0, gt=0)
+    url: str | None = Field(
+        None,
+        pattern=r"^https://[^/?#]+/?$",
+        description="Icinga 2 API (https://HOST:5665): nagios-bridge submits results there "
+        "instead of Nagios' command file",
+    )
+    user: str | None = Field(None, description="ApiUser name, allowed actions/process-check-result")
+    password: SecretStr | None = Field(None, repr=False, description="Its password")
+    ca: Path | None = Field(
+        None,
+        description="Icinga's own CA, which signs its API certificates, e.g. "
+        "/var/lib/icinga2/certs/ca.crt",
+    )
+    cert: Path | None = Field(
+        None,
+        description="Client certificate, for an ApiUser with client_cn instead of a password",
+    )
+    key: Path | None = Field(None, description="Private key of cert")
+    timeout: float = Field(30.0, gt=0, description="Seconds one API request may take")
 
     @model_validator(mode="after")
     def _credentials(self) -> IcingaConfig:
@@ -327,17 +436,48 @@ class MsgbusConfig(BaseSettings):
         env_prefix="MSGBUS_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    name: str | None = None
-    site: str | None = None
-    connection: ConnectionConfig = Field(default_factory=ConnectionConfig)
-    publisher: PublisherConfig = Field(default_factory=PublisherConfig)
-    consumer: ConsumerConfig = Field(default_factory=ConsumerConfig)
-    store_url: str = "sqlite:///msgbus.db"
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    control: ControlConfig = Field(default_factory=ControlConfig)
-    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
-    icinga: IcingaConfig = Field(default_factory=IcingaConfig)
+    name: str | None = Field(
+        None,
+        description="This component's name in presence and control (default: kind@host:pid)",
+    )
+    site: str | None = Field(
+        None,
+        description="The site this component runs at (presence; msgbus probe's siteName)",
+    )
+    connection: ConnectionConfig = Field(
+        default_factory=ConnectionConfig,
+        description="How to reach the brokers",
+    )
+    publisher: PublisherConfig = Field(
+        default_factory=PublisherConfig,
+        description="msgbus publish, msgbus probe and Publisher",
+    )
+    consumer: ConsumerConfig = Field(
+        default_factory=ConsumerConfig,
+        description="msgbus consume and Consumer",
+    )
+    store_url: str = Field(
+        "sqlite:///msgbus.db",
+        description="SQLAlchemy URL of the relational store, e.g. "
+        "postgresql+psycopg://user@host/db",
+    )
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Time limits of the store")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig,
+        description="Prometheus metrics of long-running and short-lived commands",
+    )
+    control: ControlConfig = Field(
+        default_factory=ControlConfig,
+        description="Presence and the control channel",
+    )
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig,
+        description="msgbus gateway, the ARGO AMS-compatible REST API",
+    )
+    icinga: IcingaConfig = Field(
+        default_factory=IcingaConfig,
+        description="Icinga 2's REST API for msgbus nagios-bridge",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -44,9 +44,12 @@ class _Model(BaseModel):
 
 
 class User(_Model):
-    name: str = Field(pattern=_NAME)
-    password: str = Field(min_length=1)
-    groups: list[str] = Field(default_factory=list)
+    name: str = Field(pattern=_NAME, description="Login name")
+    password: str = Field(min_length=1, description="Its password")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Groups permissions name (none: the default group)",
+    )
 
     def member_of(self) -> frozenset[str]:
         return frozenset(self.groups or [DEFAULT_GROUP])
@@ -55,10 +58,15 @@ class User(_Model):
 class Permission(_Model):
     """Who may read, write and administer (create) a destination or wildcard."""
 
-    destination: str
-    read: list[str] = Field(default_factory=list)
-    write: list[str] = Field(default_factory=list)
-    admin: list[str] = Field(default_factory=list)
+    destination: str = Field(
+        description="Destination or ActiveMQ wildcard: * is one name element, > the rest",
+    )
+    read: list[str] = Field(
+        default_factory=list,
+        description="Groups that may subscribe to it and receive from it",
+    )
+    write: list[str] = Field(default_factory=list, description="Groups that may send to it")
+    admin: list[str] = Field(default_factory=list, description="Groups that may create it")
 
     @model_validator(mode="after")
     def _check(self) -> Permission:

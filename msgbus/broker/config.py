@@ -23,17 +23,28 @@ class _Section(BaseModel):
 class BrokerTLS(_Section):
     """Server certificate; ``client_ca`` makes client certificates mandatory."""
 
-    cert: Path
-    key: Path
-    key_password: SecretStr | None = Field(default=None, repr=False)
-    client_ca: Path | None = None
+    cert: Path = Field(description="Server certificate (PEM)")
+    key: Path = Field(description="Its private key (PEM)")
+    key_password: SecretStr | None = Field(
+        default=None,
+        repr=False,
+        description="Passphrase of an encrypted key",
+    )
+    client_ca: Path | None = Field(
+        None,
+        description="CA certificates client certificates must chain to; set: client "
+        "certificates are mandatory",
+    )
 
 
 class BrokerUser(_Section):
     """A login with its groups, which ``permissions`` name."""
 
-    password: SecretStr = Field(repr=False)
-    groups: list[str] = Field(default_factory=list)
+    password: SecretStr = Field(repr=False, description="The user's STOMP passcode")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Groups permissions name (none: the default group)",
+    )
 
     def member_of(self) -> frozenset[str]:
         return frozenset(self.groups or [DEFAULT_GROUP])
@@ -52,16 +63,44 @@ class BrokerLimits(_Section):
     client shares), and control queues have a pool of ``max_destinations`` of their own.
     """
 
-    max_connections: int = Field(1000, ge=1)
-    max_pending_connections: int = Field(100, ge=1)
-    max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    max_header_bytes: int = Field(64 * 1024, ge=256)
-    max_headers: int = Field(256, ge=8)
-    max_queue_depth: int = Field(100_000, ge=1)
-    max_subscriptions: int = Field(1000, ge=1)
-    max_destinations: int = Field(10_000, ge=1)
-    max_destinations_per_connection: int = Field(1000, ge=1)
-    max_destinations_per_user: int = Field(2000, ge=1)
+    max_connections: int = Field(1000, ge=1, description="Logged-in connections at most")
+    max_pending_connections: int = Field(
+        100,
+        ge=1,
+        description="Sockets not logged in yet at most; when full the oldest is closed",
+    )
+    max_frame_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest frame (and body) a client may send",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=256,
+        description="Largest total size of a frame's headers",
+    )
+    max_headers: int = Field(256, ge=8, description="Most headers in one frame")
+    max_queue_depth: int = Field(
+        100_000,
+        ge=1,
+        description="Messages one queue may hold; a SEND beyond it earns an ERROR",
+    )
+    max_subscriptions: int = Field(1000, ge=1, description="Subscriptions per connection at most")
+    max_destinations: int = Field(
+        10_000,
+        ge=1,
+        description="Destinations in the broker at most (presence and control outside it)",
+    )
+    max_destinations_per_connection: int = Field(
+        1000,
+        ge=1,
+        description="New destinations one connection may create",
+    )
+    max_destinations_per_user: int = Field(
+        2000,
+        ge=1,
+        description="New destinations one user (anonymous: one address) may create",
+    )
 
     def frame_limits(self) -> Limits:
         return Limits(
@@ -95,19 +134,63 @@ class BrokerConfig(_Section):
         limits: {max_connections: 500, max_queue_depth: 200000}
     """
 
-    name: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$")
-    host: str = "127.0.0.1"
-    port: int = Field(61613, ge=0, le=65535)
-    data_dir: Path | None = None
-    users: dict[str, BrokerUser] = Field(default_factory=dict, repr=False)
-    permissions: list[Permission] = Field(default_factory=list)
-    tls: BrokerTLS | None = None
-    limits: BrokerLimits = Field(default_factory=BrokerLimits)
-    heartbeat_ms: tuple[int, int] = (10_000, 10_000)
-    connect_timeout: float = Field(30.0, gt=0)
-    default_prefetch: int = Field(1000, ge=1)
-    max_redeliveries: int = Field(6, ge=0)
-    metrics_port: int | None = Field(None, ge=0, le=65535)
+    name: str = Field(
+        "msgbus",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The broker's name (message ids, presence, metrics label)",
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(
+        61613,
+        ge=0,
+        le=65535,
+        description="STOMP port to listen on, 0 for any free one",
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="Directory of the SQLite store; none: in memory, persistent messages do "
+        "not survive a restart",
+    )
+    users: dict[str, BrokerUser] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Logins by name; none: anonymous logins are allowed",
+    )
+    permissions: list[Permission] = Field(
+        default_factory=list,
+        description="Who may read, write and create which destinations; none: every user may "
+        "use every destination",
+    )
+    tls: BrokerTLS | None = Field(None, description="Serve STOMP over TLS with this certificate")
+    limits: BrokerLimits = Field(
+        default_factory=BrokerLimits,
+        description="Bounds that protect the broker",
+    )
+    heartbeat_ms: tuple[int, int] = Field(
+        (10_000, 10_000),
+        description="STOMP heart-beats offered: (can send every, want every) ms",
+    )
+    connect_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a new socket has to log in before it is closed",
+    )
+    default_prefetch: int = Field(
+        1000,
+        ge=1,
+        description="Unacknowledged messages per subscription when the client names none",
+    )
+    max_redeliveries: int = Field(
+        6,
+        ge=0,
+        description="Redeliveries of a message before it is dead-lettered",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port; none: not served",
+    )
 
     @model_validator(mode="before")
     @classmethod

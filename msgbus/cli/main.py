@@ -13,6 +13,7 @@ import sys
 import click
 
 from msgbus import __version__
+from msgbus.cli import handbook
 from msgbus.errors import MsgbusError
 
 # command name -> "module:attribute". Commands load on first use: a short-lived
@@ -54,11 +55,15 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
-        return command
+        return handbook.with_epilog(cmd_name, command)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="msgbus")
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=handbook.ROOT_EPILOG,
+)
+@click.version_option(__version__, prog_name="msgbus", message=handbook.VERSION_MESSAGE)
 def cli() -> None:
     """msgbus: grid-probe messaging over STOMP brokers."""
     if _owns_process:

@@ -45,9 +45,18 @@ class _Model(BaseModel):
 class Ports(_Model):
     """Listening ports of one broker."""
 
-    stomp: int = Field(ge=1, le=65535)
-    openwire: int = Field(ge=1, le=65535)
-    stomp_ssl: int | None = Field(default=None, ge=1, le=65535)
+    stomp: int = Field(ge=1, le=65535, description="STOMP port")
+    openwire: int = Field(
+        ge=1,
+        le=65535,
+        description="OpenWire port, which carries the network bridges",
+    )
+    stomp_ssl: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="STOMP+SSL port (needs tls)",
+    )
 
     def all(self) -> list[int]:
         return [p for p in (self.stomp, self.openwire, self.stomp_ssl) if p is not None]
@@ -64,9 +73,21 @@ class BrokerLimits(_Model):
     silent socket early.
     """
 
-    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_connections: int = Field(default=16384, ge=1)
-    login_timeout_ms: int = Field(default=10_000, ge=1000)
+    max_frame_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest STOMP frame or body a client may send",
+    )
+    max_connections: int = Field(
+        default=16384,
+        ge=1,
+        description="Connections per transport connector, sockets not logged in included",
+    )
+    login_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Milliseconds a new socket has to log in before it is closed",
+    )
     stomp_nio: bool = Field(
         default=True,
         description="STOMP on NIO (stomp+nio://): idle sockets cost heap, not a thread "
@@ -79,30 +100,59 @@ class BrokerLimits(_Model):
 class Broker(_Model):
     """One ActiveMQ broker process."""
 
-    name: str = Field(pattern=_NAME)
-    host: str = "127.0.0.1"
-    ports: Ports
-    data_dir: Path | None = None
-    heap_mb: int = Field(default=256, ge=64, le=65536)
-    # OpenWire carries the network bridges; other hosts need it only when links cross hosts.
-    openwire_bind: str = "127.0.0.1"
-    stomp_bind: str = "127.0.0.1"
-    # Extra JVM flags, e.g. test brokers trade peak speed for a quicker start-up.
-    jvm_options: list[str] = Field(default_factory=list)
-    store_mb: int = Field(default=2048, ge=16)
-    temp_mb: int = Field(default=512, ge=16)
-    limits: BrokerLimits = Field(default_factory=BrokerLimits)
+    name: str = Field(pattern=_NAME, description="The broker's name in the network")
+    host: str = Field("127.0.0.1", description="Host the broker runs on")
+    ports: Ports = Field(description="Its listening ports")
+    data_dir: Path | None = Field(
+        None,
+        description="Directory of its KahaDB store and files (default: under the state directory)",
+    )
+    heap_mb: int = Field(default=256, ge=64, le=65536, description="JVM heap in MiB")
+    openwire_bind: str = Field(
+        "127.0.0.1",
+        description="Address OpenWire listens on; other hosts need it only when links cross hosts",
+    )
+    stomp_bind: str = Field("127.0.0.1", description="Address plain STOMP listens on")
+    jvm_options: list[str] = Field(
+        default_factory=list,
+        description="Extra JVM flags, e.g. test brokers trade peak speed for a quicker start-up",
+    )
+    store_mb: int = Field(
+        default=2048,
+        ge=16,
+        description="Persistent store limit in MiB (ActiveMQ storeUsage)",
+    )
+    temp_mb: int = Field(
+        default=512,
+        ge=16,
+        description="Temporary store limit in MiB, for non-persistent messages (tempUsage)",
+    )
+    limits: BrokerLimits = Field(
+        default_factory=BrokerLimits,
+        description="Bounds rendered on every transport connector",
+    )
 
 
 class Link(_Model):
     """A network connector: ``source`` forwards ``destinations`` to ``target``."""
 
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
-    duplex: bool = False
-    destinations: list[str] = Field(default_factory=lambda: ["/topic/>", "/queue/>"])
-    ttl: int = Field(default=1, ge=1, le=32)
-    conduit: bool = True
+    source: str = Field(alias="from", description="Broker that forwards (YAML key: from)")
+    target: str = Field(alias="to", description="Broker it forwards to (YAML key: to)")
+    duplex: bool = Field(False, description="Forward both ways over one connection")
+    destinations: list[str] = Field(
+        default_factory=lambda: ["/topic/>", "/queue/>"],
+        description="Destinations (wildcards allowed) the link forwards",
+    )
+    ttl: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Broker hops a message may cross (networkTTL)",
+    )
+    conduit: bool = Field(
+        True,
+        description="Fold the consumers behind a bridge into one demand (conduitSubscriptions)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Link:
@@ -116,13 +166,29 @@ class Link(_Model):
 class DestinationPolicy(_Model):
     """Policy for a destination or wildcard (``/queue/grid.>``)."""
 
-    name: str
-    dead_letter: Literal["individual", "shared", "discard"] = "individual"
-    # How often the broker sweeps this destination for expired messages (to the DLQ).
-    expire_check_ms: int | None = Field(default=None, ge=0)
-    memory_limit_mb: int | None = Field(default=None, ge=1)
-    # Non-persistent expired messages go to the DLQ only when asked: they are usually noise.
-    dead_letter_non_persistent: bool = False
+    name: str = Field(
+        description="Destination or wildcard the policy applies to, e.g. /queue/grid.>",
+    )
+    dead_letter: Literal["individual", "shared", "discard"] = Field(
+        "individual",
+        description="Dead-letter queue per destination, one shared queue, or discard expired "
+        "and undeliverable messages",
+    )
+    expire_check_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="How often the broker sweeps this destination for expired messages (to "
+        "the dead-letter queue)",
+    )
+    memory_limit_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="Memory this destination may use, in MiB",
+    )
+    dead_letter_non_persistent: bool = Field(
+        False,
+        description="Dead-letter expired non-persistent messages too (usually noise, so off)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DestinationPolicy:
@@ -137,8 +203,11 @@ class ConsumerGroup(_Model):
     was confirmed) and forwarded on demand towards the brokers its consumers use.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    brokers: list[str] = Field(min_length=1)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The group's name: its queues are Consumer.<name>.VirtualTopic.X",
+    )
+    brokers: list[str] = Field(min_length=1, description="Brokers its consumers attach to")
 
 
 class Tls(_Model):
@@ -146,11 +215,19 @@ class Tls(_Model):
     reads them). With a truststore, client certificates are required unless
     ``need_client_auth`` says otherwise."""
 
-    keystore: Path
-    keystore_password: str
-    truststore: Path | None = None
-    truststore_password: str | None = None
-    need_client_auth: bool | None = None
+    keystore: Path = Field(
+        description="Key store (JKS or PKCS12) with the brokers' key and certificate",
+    )
+    keystore_password: str = Field(description="Its password")
+    truststore: Path | None = Field(
+        None,
+        description="Trust store of the CAs that sign client and peer certificates",
+    )
+    truststore_password: str | None = Field(None, description="Its password")
+    need_client_auth: bool | None = Field(
+        None,
+        description="Require client certificates (default: when there is a truststore)",
+    )
 
     @property
     def client_auth(self) -> bool:
@@ -160,37 +237,67 @@ class Tls(_Model):
 
 
 class Security(_Model):
-    # Secure by default: turning authentication off must be said in the topology.
-    authentication: bool = True
-    # The user msgbus's own status/verify probes log in as.
-    admin_user: str = "admin"
-    # The user the brokers' bridges log in as: granted what bridging needs, nothing more
-    # (needed when there are links).
-    bridge_user: str = "bridge"
-    # With TLS, plaintext STOMP stays on the loopback interface (msgbus's own tools on
-    # the broker host use it) unless this says it may be reached from elsewhere.
-    plaintext_stomp: bool = False
+    authentication: bool = Field(
+        True,
+        description="Require logins; turning it off must be said in the topology",
+    )
+    admin_user: str = Field(
+        "admin",
+        description="The user msgbus's own status and verify probes log in as",
+    )
+    bridge_user: str = Field(
+        "bridge",
+        description="The user the bridges log in as (needed with links), granted only what "
+        "bridging needs",
+    )
+    plaintext_stomp: bool = Field(
+        False,
+        description="With TLS, let plain STOMP be reached from other hosts (else it stays on "
+        "the loopback interface)",
+    )
 
 
 class Topology(_Model):
     """A whole broker network."""
 
-    name: str = Field(default="msgbus", pattern=_NAME)
-    brokers: list[Broker] = Field(min_length=1)
-    links: list[Link] = Field(default_factory=list)
-    destinations: list[DestinationPolicy] = Field(default_factory=list)
-    users: list[User] = Field(default_factory=list)
-    permissions: list[Permission] = Field(default_factory=list)
-    security: Security = Field(default_factory=Security)
-    tls: Tls | None = None
-    # ActiveMQ has no per-destination default expiry: this one is broker-wide.
-    expiry_ms: int | None = Field(default=None, ge=1)
-    # Virtual topics (VirtualTopic.X, consumed as Consumer.<group>.VirtualTopic.X queues).
-    virtual_topics: list[str] = Field(default_factory=list)
-    consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
-    # Where `msgbus network` keeps pids, logs and rendered files (relative to the
-    # topology file); default: the user's state directory, whatever the cwd.
-    state_dir: Path | None = None
+    name: str = Field(default="msgbus", pattern=_NAME, description="The network's name")
+    brokers: list[Broker] = Field(min_length=1, description="Its brokers")
+    links: list[Link] = Field(default_factory=list, description="Network connectors between them")
+    destinations: list[DestinationPolicy] = Field(
+        default_factory=list,
+        description="Policies per destination or wildcard",
+    )
+    users: list[User] = Field(default_factory=list, description="Logins, the same on every broker")
+    permissions: list[Permission] = Field(
+        default_factory=list,
+        description="Who may read, write and create which destinations (the embedded broker's"
+        " words)",
+    )
+    security: Security = Field(
+        default_factory=Security,
+        description="Authentication and the users msgbus itself logs in as",
+    )
+    tls: Tls | None = Field(None, description="Key and trust stores for STOMP+SSL and the bridges")
+    expiry_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Broker-wide default message expiry in ms (ActiveMQ has no per-"
+        "destination default)",
+    )
+    virtual_topics: list[str] = Field(
+        default_factory=list,
+        description="Virtual topics (VirtualTopic.X, consumed as "
+        "Consumer.<group>.VirtualTopic.X queues)",
+    )
+    consumer_groups: list[ConsumerGroup] = Field(
+        default_factory=list,
+        description="Virtual-topic consumer groups and the brokers their consumers attach to",
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="Where msgbus network keeps pids, logs and rendered files, relative to "
+        "the topology file (default: the user's state directory)",
+    )
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
         """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses."""

@@ -3,7 +3,7 @@
 Each attack ends the same way: an authenticated client must still be served within 1 s
 and the broker's memory must stay bounded. The attacks run in order against one broker
 per kind, as they would hit a production broker one after the other.
-Long run (documented in the README): ``MSGBUS_HOSTILE_SOCKETS=10000
+Long run (documented in docs/testing.md): ``MSGBUS_HOSTILE_SOCKETS=10000
 MSGBUS_HOSTILE_DESTINATIONS=100000 python -m pytest -m hostile tests/hostile``.
 """
 

@@ -1,5 +1,5 @@
-"""No import runs against the layers the README draws (protocol -> transport -> publish /
-consume / store -> broker / network / presence / dashboard -> CLI): each package may
+"""No import runs against the layers docs/concepts/architecture.md draws (protocol -> transport ->
+publish / consume / store -> broker / network / presence / dashboard -> CLI): each package may
 import only what this table allows, checked on every import statement of the package
 (module level, in functions and under ``TYPE_CHECKING`` alike), and no two modules
 import each other, directly or around a circle."""

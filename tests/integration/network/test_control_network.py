@@ -1,6 +1,6 @@
 """msgbus ctl across brokers/line.yaml (a - b - c): a component on c answers requests
 sent at a (two bridges) and at b (one), a broadcast to a kind gathers the components on
-a and c, and the round-trip rates are measured (printed; the README quotes them)."""
+a and c, and the round-trip rates are measured (printed; brokers/README.md quotes them)."""
 
 from __future__ import annotations
 

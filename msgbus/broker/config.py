@@ -60,6 +60,14 @@ class BrokerLimits(_Section):
     max_destinations: int = Field(10_000, ge=1)
     max_destinations_per_connection: int = Field(1000, ge=1)
     max_destinations_per_user: int = Field(2000, ge=1)
+    flow_control_wait: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a producer is held (its connection not read, its receipts "
+        "withheld) while a queue it sends to is at max_queue_depth, before its message "
+        "is refused with a transient ERROR (msgbus-transient: true) "
+        "that publishers retry later; keep it below the clients' receipt timeout (30 s)",
+    )
 
     def frame_limits(self) -> Limits:
         return Limits(

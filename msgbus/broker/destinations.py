@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
@@ -250,6 +250,8 @@ class MessageQueue:
         """The message is done with (acked, or consumed in auto mode)."""
         if message.seq:
             self.router.store.delete(message.seq)
+        if self.router.blocked:
+            self.router.room(self)
 
     def dispatch(self) -> None:
         ready, consumers = self.ready, self.consumers
@@ -318,6 +320,8 @@ class Router:
         self.max_redeliveries = max_redeliveries
         self.queues: dict[str, MessageQueue] = {}
         self.topics: dict[str, list[MessageQueue]] = {}
+        # Producers held by flow control, by the name of the full queue they wait for.
+        self.blocked: dict[str, list[Callable[[], None]]] = {}
         self.received = 0
         self.delivered = 0
         self._temp = 0
@@ -381,27 +385,51 @@ class Router:
 
     def admit(self, destinations: Iterable[str], owner: Owner | None = None) -> None:
         """Raise what :meth:`send` would raise for any of these messages, before any of
-        them is routed: a transaction's COMMIT delivers all of its messages or none."""
-        held: dict[str, int] = {}  # queue name -> messages it would hold
+        them is routed: a transaction's COMMIT delivers all of its messages or none
+        (QueueFull while a queue has no room for all of them yet)."""
+        adding: Counter[str] = Counter()  # queue name -> messages it would take
+        depths: dict[str, int] = {}
         for destination in destinations:
             if destination.startswith("/queue/") and destination not in self.queues:
-                if destination not in held:  # a queue this commit would create
+                if destination not in adding:  # a queue this commit would create
                     _check_queue_name(destination)
-                    created = sum(name not in self.queues for name in held)
+                    created = sum(name not in self.queues for name in adding)
                     self.gate.check_new_destination(
                         destination, len(self.queues), owner, planned=created
                     )
-                targets: Sequence[tuple[str, int]] = [(destination, 0)]
-            else:
-                targets = [
-                    (t.name, len(t.ready) + t.unacked)
-                    for t in self._targets(destination)
-                    if not t.drop_oldest
-                ]
-            for name, depth in targets:
-                depth = held.get(name, depth)
-                self.gate.check_depth(name, depth)
-                held[name] = depth + 1
+                    depths[destination] = 0
+                adding[destination] += 1
+                continue
+            for target in self._targets(destination):
+                if not target.drop_oldest:
+                    adding[target.name] += 1
+                    depths[target.name] = target.depth()
+        # What can never fit is refused before what only has to wait.
+        for name, count in adding.items():
+            self.gate.check_depth(name, 0, count)
+        for name, count in adding.items():
+            self.gate.check_depth(name, depths[name], count)
+
+    def when_room(self, name: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once queue ``name`` is below its limit again (or gone);
+        it must not route messages itself, only schedule that."""
+        self.blocked.setdefault(name, []).append(callback)
+
+    def forget_waiter(self, name: str, callback: Callable[[], None]) -> None:
+        waiting = self.blocked.get(name)
+        if waiting is not None and callback in waiting:
+            waiting.remove(callback)
+            if not waiting:
+                del self.blocked[name]
+
+    def room(self, queue: MessageQueue) -> None:
+        """``queue`` shrank: wake the producers waiting for it if it has room."""
+        if queue.name in self.blocked and (
+            queue.depth() < self.gate.limits.max_queue_depth
+            or self.queues.get(queue.name) is not queue
+        ):
+            for callback in self.blocked.pop(queue.name):
+                callback()
 
     def send(
         self, destination: str, headers: dict[str, str], body: bytes, owner: Owner | None = None
@@ -529,6 +557,7 @@ class Router:
             if queue.name.startswith("durable:"):
                 self.store.remove_durable(queue.name)
         queue.ready.clear()
+        self.room(queue)
 
     def ack(self, sub: Subscription, messages: list[Message]) -> None:
         for message in messages:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from msgbus import __version__
-from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
 from msgbus.broker.selector import InvalidSelector, Selector
@@ -23,7 +23,7 @@ from msgbus.broker.store import MessageStore
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
-from msgbus.stomp.frames import ErrorFrame, Frame, Heartbeat, ReceiptFrame
+from msgbus.stomp.frames import TRANSIENT_HEADER, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
 __all__ = ["Broker", "Session"]
 
@@ -93,6 +93,13 @@ class Session(asyncio.Protocol):
         self._sent_since_beat = False
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
+        # Flow control: the frames from the one a full queue refused on, and bytes read
+        # after it, wait here (the socket is not read) until the queue has room.
+        self._held: list[Frame | Heartbeat] | None = None
+        self._unread: list[bytes] = []
+        self._full: QueueFull | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._wake_pending = False
 
     @property
     def version(self) -> Version:
@@ -128,6 +135,9 @@ class Session(asyncio.Protocol):
         if self._closing:
             return
         self._heard_since_check = True
+        if self._held is not None:  # read before the pause took effect
+            self._unread.append(data)
+            return
         try:
             events = self.stomp.receive_data(data)
         except FrameTooLarge as exc:
@@ -144,13 +154,16 @@ class Session(asyncio.Protocol):
 
     def _handle(self, events: list[Frame | Heartbeat]) -> None:
         handlers = _HANDLERS
-        for event in events:
+        for index, event in enumerate(events):
             if not isinstance(event, Frame):
                 continue  # a heart-beat
             try:
                 if not self.stomp.connected:
                     self.stomp.check_order(event)
                 handlers[event.command](self, event)
+            except QueueFull as exc:
+                self._hold(events[index:], exc)
+                return
             except RemoteProtocolError as exc:  # a rule of the protocol, broken by the client
                 self.fail(str(exc), frame=event)
             except Refused as exc:
@@ -167,6 +180,61 @@ class Session(asyncio.Protocol):
             if self._closing:
                 return
 
+    # -- flow control ---------------------------------------------------------------
+
+    def _hold(self, events: list[Frame | Heartbeat], full: QueueFull) -> None:
+        """Read nothing more from this producer until ``full.queue`` has room: its
+        frames wait here, its socket buffer fills and its writes block, as ActiveMQ's
+        producer flow control does; past ``limits.flow_control_wait`` it is refused
+        transiently."""
+        self._held = events
+        self._full = full
+        self.router.when_room(full.queue, self._wake)
+        if self._hold_timer is None:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            wait = self.broker.config.limits.flow_control_wait
+            self._hold_timer = self._loop.call_later(wait, self._held_too_long, wait)
+            self._timers.append(self._hold_timer)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:  # routing waits for the loop: the router is mid-ack
+            self._wake_pending = True
+            self._loop.call_soon(self._retry_held)
+
+    def _retry_held(self) -> None:
+        self._wake_pending = False
+        events, self._held = self._held, None
+        if events is None or self._closing:
+            return
+        self._handle(events)
+        while self._unread and self._held is None and not self._closing:
+            self.data_received(self._unread.pop(0))
+        if self._held is None and not self._closing:
+            self._stop_holding()
+            assert self._transport is not None
+            self._transport.resume_reading()
+
+    def _held_too_long(self, wait: float) -> None:
+        self._hold_timer = None
+        frame = next((e for e in self._held or () if isinstance(e, Frame)), None)
+        full = self._full
+        self.fail(
+            "queue full",
+            f"{full}; no room came within {wait:g} s: send it again later",
+            frame=frame,
+            headers={TRANSIENT_HEADER: "true"},
+        )
+
+    def _stop_holding(self) -> None:
+        if self._full is not None:
+            self.router.forget_waiter(self._full.queue, self._wake)
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._timers.remove(self._hold_timer)
+        self._held = self._full = self._hold_timer = None
+        self._unread.clear()
+
     def pause_writing(self) -> None:
         self._paused = True
         self.writable = False
@@ -181,6 +249,7 @@ class Session(asyncio.Protocol):
         self.writable = False
         for timer in self._timers:
             timer.cancel()
+        self._stop_holding()
         # Unacked messages go back to their queues for the remaining consumers.
         for sub in self.subs.values():
             self.router.unsubscribe(sub)
@@ -238,10 +307,13 @@ class Session(asyncio.Protocol):
         headers: dict[str, str] | None = None,
         receipt: str | None = None,
     ) -> None:
-        """Send ERROR (with the receipt-id of ``frame``, or ``receipt``) and close."""
+        """Send ERROR (with the receipt-id of ``frame``, or ``receipt``) and close; the
+        receipts owed for frames before it go first."""
         if self._failed or self._transport is None:
             return
         self._failed = True
+        self._closing = True  # the frames after this one are not honoured
+        self._stop_holding()
         headers = {
             "message": message.replace("\n", " ")[:200],
             "content-type": "text/plain",
@@ -252,8 +324,19 @@ class Session(asyncio.Protocol):
         if receipt is not None:
             headers["receipt-id"] = receipt
         body = (detail or message).encode("utf-8", "replace") + b"\n"
-        self.write(self._encode(ErrorFrame(headers, body)))
+        error = self._encode(ErrorFrame(headers, body))
         log.info("closing %s after ERROR: %s %s", self.id, message, detail)
+        if self._receipts_waiting:
+            # Messages stored before the refused frame are confirmed, not left for the
+            # client to count as refused and send again.
+            self.broker.store.when_durable(lambda ok: self._error_out(error))
+        else:
+            self._error_out(error)
+
+    def _error_out(self, error: bytes) -> None:
+        if self._transport is None:
+            return
+        self.write(error)
         self._close_after_error()
 
     def _close_after_error(self) -> None:
@@ -264,6 +347,7 @@ class Session(asyncio.Protocol):
         if transport is None or not transport.can_write_eof():
             self.close()
             return
+        transport.resume_reading()  # to read and drop what flow control held back
         self._closing = True
         self.writable = False
         self._flush()
@@ -299,10 +383,13 @@ class Session(asyncio.Protocol):
         self, data: bytes, ok: bool, frame: Frame, then: Callable[[], None] | None
     ) -> None:
         self._receipts_waiting -= 1
-        if self._failed or self._transport is None:
+        if self._transport is None:
             return
         if not ok:
-            self.fail("message not stored", self.broker.store.failure or "", frame=frame)
+            store = self.broker.store
+            reason = store.failure or "the broker store failed"
+            # Transient: the store retries by itself, and the client sends again later.
+            self.fail(reason, reason, frame=frame, headers={TRANSIENT_HEADER: "true"})
             return
         self.write(data)
         if then is not None:
@@ -321,7 +408,7 @@ class Session(asyncio.Protocol):
         self._timers.append(self._loop.call_later(every, self._send_beat, every))
 
     def _check_beat(self, window: float) -> None:
-        if not self._heard_since_check:
+        if not self._heard_since_check and self._held is None:  # held: not read
             self.fail(
                 "heart-beat timeout",
                 f"nothing received from the client for {window:.1f}s; send heart-beats "
@@ -382,6 +469,8 @@ class Session(asyncio.Protocol):
             self._authorize(owner, "write", destination)
         if "transaction" in headers and self._in_transaction(frame):
             return
+        if headers.get("persistent") == "true":
+            self._check_store()
         message_headers = headers.copy()
         for name in _NOT_FORWARDED:  # cheaper than filtering every header
             message_headers.pop(name, None)
@@ -525,11 +614,21 @@ class Session(asyncio.Protocol):
         self.transactions[tx] = []
         self._receipt(frame, durable=False)
 
+    def _check_store(self) -> None:
+        """Refuse a persistent message transiently while the store cannot write."""
+        failure = self.broker.store.failure
+        if failure is not None:
+            raise Refused(failure, {TRANSIENT_HEADER: "true"})
+
     def on_commit(self, frame: Frame) -> None:
-        frames = self.transactions.pop(self._transaction_id(frame))
-        self.router.admit(
-            (f.headers.get("destination", "") for f in frames if f.command == "SEND"), self.owner
-        )
+        tx = self._transaction_id(frame)
+        frames = self.transactions[tx]
+        sends = [f for f in frames if f.command == "SEND"]
+        if any(f.headers.get("persistent") == "true" for f in sends):
+            self._check_store()
+        # Before the transaction is taken: a full queue holds the COMMIT (flow control).
+        self.router.admit((f.headers.get("destination", "") for f in sends), self.owner)
+        del self.transactions[tx]
         durable = False
         for buffered in frames:
             inner = {

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from msgbus.config import MsgbusConfig, config_for
-from msgbus.errors import AuthenticationError, BrokerError, ConnectError, MsgbusError, SchemaError
+from msgbus.errors import (
+    AuthenticationError,
+    BrokerBusy,
+    BrokerError,
+    ConnectError,
+    MsgbusError,
+    SchemaError,
+)
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
 from msgbus.publish.packing import pack_bodies
@@ -417,6 +424,7 @@ class Publisher:
         single = 0
         stalls = 0
         progress = [0]
+        moving = time.monotonic()  # when the broker last took a message
 
         def counted(envs: list[Envelope], latency: float) -> None:
             progress[0] += len(envs)
@@ -445,6 +453,14 @@ class Publisher:
             if outcome is None:
                 return None
             source = self._after_interruption(outcome, source)
+            if isinstance(outcome.error, BrokerBusy):
+                # Held back, not refused: retried with back-off (no reconnect per message)
+                # until retry_for passes without progress, then the rest is spooled.
+                moving = time.monotonic() if progress[0] > before else moving
+                self._reconnect.failed(outcome.error)
+                if self._reconnect.next_attempt > moving + self.options.retry_for:
+                    return source, outcome.error
+                continue
             isolating = single > 0
             single = len(outcome.pending) if outcome.broker_refused else 0
             # Brokers that take connections but confirm nothing must not hold us forever;

@@ -322,6 +322,7 @@ class Router:
         self.topics: dict[str, list[MessageQueue]] = {}
         # Producers held by flow control, by the name of the full queue they wait for.
         self.blocked: dict[str, list[Callable[[], None]]] = {}
+        store.forget = self._forget
         self.received = 0
         self.delivered = 0
         self._temp = 0
@@ -455,6 +456,14 @@ class Router:
                 continue
             target.put(message if first else message.copy())
             first = False
+
+    def _forget(self, seqs: set[int]) -> None:
+        """Drop the waiting messages whose row the store could not write: their senders
+        were refused, and send them again (a delivered one stays delivered)."""
+        for queue in list(self.queues.values()):
+            if queue.stored and queue.ready:
+                queue.ready = deque(m for m in queue.ready if m.seq not in seqs)
+                self.room(queue)
 
     def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
         source.remove(message)

@@ -7,10 +7,11 @@ the next batch, so a burst of persistent SENDs costs one fsync per batch, not on
 message. ``when_durable`` runs a callback once everything queued so far is committed:
 that is when a RECEIPT for a persistent SEND may go out.
 
-A batch that fails (a full disk) is kept and written again every ``RETRY_S`` seconds,
-before anything queued after it; meanwhile ``failure`` says why, the waiting RECEIPTs
-are refused and the sessions refuse persistent SENDs transiently. Once a retry commits
-the store recovers by itself: space freed on the disk is all it takes.
+A batch that fails (a full disk) is written again every ``RETRY_S`` seconds, before
+anything queued after it, without its new messages: their RECEIPTs are refused, so
+their senders send them again, and ``forget`` drops the ones not delivered yet.
+Meanwhile ``failure`` says why and the sessions refuse persistent SENDs transiently.
+Once a retry commits the store recovers by itself: space freed is all it takes.
 
 The statements run on the loop, not the writer thread, because sqlite3 releases the GIL
 at every row: a writer thread would wait for the busy loop's GIL once per row (the
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS messages (
     body BLOB NOT NULL,
     redeliveries INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS durable_subscriptions (
     queue TEXT PRIMARY KEY,
     topic TEXT NOT NULL,
@@ -62,6 +64,8 @@ _SQL = {
     ),
     "unsubscribe": "DELETE FROM durable_subscriptions WHERE queue = ?",
     "purge": "DELETE FROM messages WHERE queue = ?",
+    # Rewrites one row: a retry that needs as much room as the smallest real write.
+    "probe": "INSERT OR REPLACE INTO write_probe (id) VALUES (1)",
 }
 
 
@@ -101,6 +105,8 @@ class MessageStore:
         self._idle: asyncio.Event | None = None
         self.failure: str | None = None
         """Why the last write failed, until one succeeds again."""
+        self.forget: Callable[[set[int]], None] = lambda seqs: None
+        """Called with the sequence numbers of messages whose row could not be written."""
 
     @property
     def enabled(self) -> bool:
@@ -239,9 +245,11 @@ class MessageStore:
         failed, self._writing = self._writing, []
         self.commits += 1
         if exc is not None:
-            # Kept, in order, ahead of later changes: the messages are in the queues
-            # already, and every acked message's row must still go.
-            self._ops[:0] = failed
+            # Kept, in order, ahead of later changes (an acked message's row must still
+            # go), but for the new messages, which their senders are told are not stored.
+            kept = [op for op in failed if op[0] != "insert"]
+            self._ops[:0] = kept or [("probe", ())]
+            self.forget({args[0] for kind, args in failed if kind == "insert"})
             if self.failure is None:
                 log.error("%s", self._describe(exc))
             self.failure = self._describe(exc)

@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.proxy",
     "tests.fixtures.gateway",
     "tests.fixtures.icinga",
+    "tests.fixtures.disk",
 ]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`

@@ -1,5 +1,6 @@
 """A full queue and a full disk as users meet them (issue 24): ``msgbus broker serve`` and
-``msgbus publish`` as processes, every message counted at a consumer.
+``msgbus publish`` as processes, every message counted at a consumer. The disk is a small
+tmpfs (the tests run as root).
 
 The full-queue run is also the measurement of the issue, at any size::
 
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from msgbus.network.activemq import free_port
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
 from tests.chaos.harness import probe_text
+from tests.fixtures.disk import SmallDisk
 from tests.fixtures.metrics import fetch_metrics
 from tests.fixtures.pipeline import EmbeddedBroker, run_msgbus, wait_until
 
@@ -196,3 +198,56 @@ def test_a_full_queue_slows_the_publisher_and_loses_nothing(
     assert logins <= logins_after_publish + 12
     # Bounded memory: what waits is in the spool and the broker's queue, not in RAM.
     assert sampler.peaks["publish"] < 400 * 1024 and sampler.peaks["drain"] < 400 * 1024
+
+
+def test_a_full_disk_holds_messages_back_and_the_broker_recovers_by_itself(
+    small_disk: Callable[[int], SmallDisk], tmp_path: Path
+) -> None:
+    """Item 4 of issue 24: on main the clients read "cannot rollback - no transaction is
+    active", the messages were reported rejected, and the broker stayed broken until a
+    restart."""
+    disk = small_disk(4 << 20)
+    base = tmp_path / "broker"
+    base.mkdir()
+    (base / "data").symlink_to(disk.path)  # the store on the small disk, the log not
+    broker = EmbeddedBroker(base)
+    broker.start()
+    messages = 200
+    try:
+        assert broker.process is not None
+        queue = f"/queue/disk.{os.getpid()}"
+        names = [f"disk #{i}" for i in range(messages)]
+        source = tmp_path / "results.txt"
+        source.write_text("".join(probe_text(n, 200) for n in names))
+        spool = tmp_path / "spool"
+        disk.fill()
+        env = {"MSGBUS_PUBLISHER__RETRY_FOR": "2"}
+        done = run_msgbus(
+            ["publish", "--broker", broker.stomp_url, "--spool", str(spool)]
+            + ["--destination", queue, str(source)],
+            env=env,
+        )
+        # Held back, not rejected: spooled, with the cause named.
+        assert _counts(done.stdout) == (0, messages, 0, 0), done.stdout
+        assert done.returncode == 0, done.stdout
+        assert "disk full: writing the broker store" in done.stdout, done.stdout
+        assert "rollback" not in done.stdout
+
+        disk.free()  # space returns; the broker is not restarted
+        drained = run_msgbus(
+            ["spool", "drain", "--broker", broker.stomp_url, "--spool", str(spool)],
+            env={"MSGBUS_PUBLISHER__RETRY_FOR": "20"},
+        )
+        assert drained.returncode == 0, drained.stdout
+        assert broker.process.running()
+        consumer = Consumer(broker.stomp_url, queue)
+        try:
+            wait_until(lambda: len(consumer.seen) == messages, 60, "every message")
+        finally:
+            consumer.close()
+        assert set(consumer.seen) == {n.encode() for n in names}
+        assert all(count == 1 for count in consumer.seen.values())
+        log = broker.process.output()
+        assert "disk full:" in log and "is written again" in log, log
+    finally:
+        broker.kill()

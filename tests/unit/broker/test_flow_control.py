@@ -124,7 +124,7 @@ def test_receipts_owed_go_out_before_the_error(tmp_path: Path) -> None:
 
 def test_a_full_store_refuses_persistent_sends_transiently_and_recovers(tmp_path: Path) -> None:
     """SQLite's page limit stands in for a full disk (the real one is on a tmpfs in
-    tests/integration/test_broker_disk_full.py): the same SQLITE_FULL error."""
+    tests/integration/broker/test_flow_control.py): the same SQLITE_FULL error."""
 
     async def scenario() -> None:
         broker = await open_broker(data_dir=tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -26,6 +27,7 @@ from msgbus.network.local import LocalNetwork
 from tests.chaos.harness import Pipeline, Target
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
+from tests.fixtures.disk import SmallDisk
 from tests.fixtures.pipeline import EmbeddedBroker, MsgbusProcess, run_msgbus, wait_until
 from tests.fixtures.proxy import TcpProxy
 
@@ -40,11 +42,13 @@ def _unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def _embedded(factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: bool) -> Target:
+def _embedded(
+    factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: bool, settings: str
+) -> Target:
     config = None
-    if secured:
+    if secured or settings:
         config = tmp_path / "broker.yaml"
-        config.write_text("users: {probe: s3cret}\n")
+        config.write_text(("users: {probe: s3cret}\n" if secured else "") + settings)
     broker = factory(config=config)
     url = broker.stomp_url.replace("//", "//probe:s3cret@") if secured else broker.stomp_url
     topic = f"/topic/chaos.{_unique()}"
@@ -57,6 +61,7 @@ def _embedded(factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: b
         subscription="chaos-store",
         kill_broker=broker.kill,
         restart_broker=broker.start,
+        data_dir=broker.base / "data",
     )
 
 
@@ -133,14 +138,21 @@ KINDS = ["embedded", "activemq", "rabbitmq"]
 """Single brokers; the ActiveMQ line of three joins them where its middle broker matters."""
 
 
+@pytest.fixture
+def broker_yaml() -> str:
+    """Settings of the embedded broker (its YAML), which a scenario may parametrize."""
+    return ""
+
+
 @pytest.fixture(params=[*KINDS, "line"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+def target(request: pytest.FixtureRequest, tmp_path: Path, broker_yaml: str) -> Target:
     """A broker of each kind; parametrized ``(kind, True)`` it requires a login."""
     kind, secured = request.param if isinstance(request.param, tuple) else (request.param, False)
     if kind == "line":
         return _line(request.getfixturevalue("activemq_line"))
     if kind == "embedded":
-        return _embedded(request.getfixturevalue("embedded_broker_process"), tmp_path, secured)
+        factory = request.getfixturevalue("embedded_broker_process")
+        return _embedded(factory, tmp_path, secured, broker_yaml)
     if kind == "activemq":
         return _activemq(request.getfixturevalue("activemq_broker_factory"), secured)
     return _rabbitmq(request.getfixturevalue("rabbitmq_stomp"))
@@ -345,4 +357,54 @@ def test_input_over_16_mib(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> N
     assert run.returncode == 0 and run.confirmed == 20_000, run.output
     assert (pipeline.base / "input-20000.txt").stat().st_size > 16 * 2**20
     pipeline.settle(timeout=300)
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+@pytest.mark.parametrize(
+    "broker_yaml", [f"limits: {{max_queue_depth: {CHUNK // 2}, flow_control_wait: 2}}\n"]
+)
+def test_full_queue_flow_control(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """The store's durable subscription at its queue's limit while the consumer is away:
+    the broker holds the publisher back (flow control), the publisher spools what does
+    not fit after retrying with back-off, nothing is rejected; the consumer back, a
+    drain delivers the rest."""
+    pipeline.start_consumer().stop()  # the durable subscription now keeps what comes
+    full = pipeline.publish(CHUNK * 2)
+    assert full.returncode == 0 and full.rejected == 0, full.output
+    assert full.confirmed <= CHUNK // 2 and full.spooled > 0, full.output
+    assert "queue full" in full.output, full.output
+    pipeline.start_consumer()
+    pipeline.recovered()
+    assert "drained" in pipeline.drain_spool()
+    pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_broker_disk_full_and_freed(
+    pipeline: Pipeline, small_disk: Callable[[int], SmallDisk], chaos_table: list[ChaosRow]
+) -> None:
+    """The broker's store on a disk that fills up: persistent messages are refused for
+    the time being (spooled, never rejected, the cause named), and once space is freed
+    the same broker process takes them again, with no restart."""
+    target = pipeline.target
+    assert target.kill_broker is not None and target.restart_broker is not None
+    assert target.data_dir is not None
+    disk = small_disk(8 << 20)
+    target.kill_broker()
+    shutil.rmtree(target.data_dir)  # nothing kept yet: start again on the small disk
+    target.data_dir.symlink_to(disk.path)
+    target.restart_broker()
+    pipeline.start_consumer()
+    pipeline.publish(CHUNK)
+    disk.fill()
+    full = pipeline.publish(CHUNK)
+    assert full.returncode == 0 and (full.confirmed, full.rejected) == (0, 0), full.output
+    assert "disk full: " in full.output, full.output
+    disk.free()
+    pipeline.recovered()
+    assert "drained" in pipeline.drain_spool()
+    pipeline.publish(CHUNK)
+    pipeline.settle()
     _record(pipeline, chaos_table)

@@ -14,10 +14,11 @@ import itertools
 import logging
 import re
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.flow import Waiters
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
@@ -320,8 +321,7 @@ class Router:
         self.max_redeliveries = max_redeliveries
         self.queues: dict[str, MessageQueue] = {}
         self.topics: dict[str, list[MessageQueue]] = {}
-        # Producers held by flow control, by the name of the full queue they wait for.
-        self.blocked: dict[str, list[Callable[[], None]]] = {}
+        self.blocked = Waiters()  # producers held by flow control
         store.forget = self._forget
         self.received = 0
         self.delivered = 0
@@ -411,26 +411,13 @@ class Router:
         for name, count in adding.items():
             self.gate.check_depth(name, depths[name], count)
 
-    def when_room(self, name: str, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once queue ``name`` is below its limit again (or gone);
-        it must not route messages itself, only schedule that."""
-        self.blocked.setdefault(name, []).append(callback)
-
-    def forget_waiter(self, name: str, callback: Callable[[], None]) -> None:
-        waiting = self.blocked.get(name)
-        if waiting is not None and callback in waiting:
-            waiting.remove(callback)
-            if not waiting:
-                del self.blocked[name]
-
     def room(self, queue: MessageQueue) -> None:
-        """``queue`` shrank: wake the producers waiting for it if it has room."""
+        """``queue`` shrank: wake the producers held for it if it has room (or is gone)."""
         if queue.name in self.blocked and (
             queue.depth() < self.gate.limits.max_queue_depth
             or self.queues.get(queue.name) is not queue
         ):
-            for callback in self.blocked.pop(queue.name):
-                callback()
+            self.blocked.wake(queue.name)
 
     def send(
         self, destination: str, headers: dict[str, str], body: bytes, owner: Owner | None = None

@@ -18,6 +18,7 @@ from msgbus import __version__
 from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
+from msgbus.broker.flow import FlowControl
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
@@ -93,13 +94,15 @@ class Session(asyncio.Protocol):
         self._sent_since_beat = False
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
-        # Flow control: the frames from the one a full queue refused on, and bytes read
-        # after it, wait here (the socket is not read) until the queue has room.
-        self._held: list[Frame | Heartbeat] | None = None
-        self._unread: list[bytes] = []
-        self._full: QueueFull | None = None
-        self._hold_timer: asyncio.TimerHandle | None = None
-        self._wake_pending = False
+        self.flow = FlowControl(
+            self.router.blocked,
+            config.limits.flow_control_wait,
+            handle=self._handle,
+            feed=self.data_received,
+            refuse=lambda frame, why: self.fail(
+                "queue full", why, frame=frame, headers={TRANSIENT_HEADER: "true"}
+            ),
+        )
 
     @property
     def version(self) -> Version:
@@ -135,8 +138,8 @@ class Session(asyncio.Protocol):
         if self._closing:
             return
         self._heard_since_check = True
-        if self._held is not None:  # read before the pause took effect
-            self._unread.append(data)
+        if self.flow.holding:  # read before the pause took effect
+            self.flow.keep(data)
             return
         try:
             events = self.stomp.receive_data(data)
@@ -162,7 +165,8 @@ class Session(asyncio.Protocol):
                     self.stomp.check_order(event)
                 handlers[event.command](self, event)
             except QueueFull as exc:
-                self._hold(events[index:], exc)
+                assert self._transport is not None
+                self.flow.hold(events[index:], exc, self._transport)
                 return
             except RemoteProtocolError as exc:  # a rule of the protocol, broken by the client
                 self.fail(str(exc), frame=event)
@@ -180,61 +184,6 @@ class Session(asyncio.Protocol):
             if self._closing:
                 return
 
-    # -- flow control ---------------------------------------------------------------
-
-    def _hold(self, events: list[Frame | Heartbeat], full: QueueFull) -> None:
-        """Read nothing more from this producer until ``full.queue`` has room: its
-        frames wait here, its socket buffer fills and its writes block, as ActiveMQ's
-        producer flow control does; past ``limits.flow_control_wait`` it is refused
-        transiently."""
-        self._held = events
-        self._full = full
-        self.router.when_room(full.queue, self._wake)
-        if self._hold_timer is None:
-            assert self._transport is not None
-            self._transport.pause_reading()
-            wait = self.broker.config.limits.flow_control_wait
-            self._hold_timer = self._loop.call_later(wait, self._held_too_long, wait)
-            self._timers.append(self._hold_timer)
-
-    def _wake(self) -> None:
-        if not self._wake_pending:  # routing waits for the loop: the router is mid-ack
-            self._wake_pending = True
-            self._loop.call_soon(self._retry_held)
-
-    def _retry_held(self) -> None:
-        self._wake_pending = False
-        events, self._held = self._held, None
-        if events is None or self._closing:
-            return
-        self._handle(events)
-        while self._unread and self._held is None and not self._closing:
-            self.data_received(self._unread.pop(0))
-        if self._held is None and not self._closing:
-            self._stop_holding()
-            assert self._transport is not None
-            self._transport.resume_reading()
-
-    def _held_too_long(self, wait: float) -> None:
-        self._hold_timer = None
-        frame = next((e for e in self._held or () if isinstance(e, Frame)), None)
-        full = self._full
-        self.fail(
-            "queue full",
-            f"{full}; no room came within {wait:g} s: send it again later",
-            frame=frame,
-            headers={TRANSIENT_HEADER: "true"},
-        )
-
-    def _stop_holding(self) -> None:
-        if self._full is not None:
-            self.router.forget_waiter(self._full.queue, self._wake)
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._timers.remove(self._hold_timer)
-        self._held = self._full = self._hold_timer = None
-        self._unread.clear()
-
     def pause_writing(self) -> None:
         self._paused = True
         self.writable = False
@@ -249,7 +198,7 @@ class Session(asyncio.Protocol):
         self.writable = False
         for timer in self._timers:
             timer.cancel()
-        self._stop_holding()
+        self.flow.stop()
         # Unacked messages go back to their queues for the remaining consumers.
         for sub in self.subs.values():
             self.router.unsubscribe(sub)
@@ -313,7 +262,7 @@ class Session(asyncio.Protocol):
             return
         self._failed = True
         self._closing = True  # the frames after this one are not honoured
-        self._stop_holding()
+        self.flow.stop()
         headers = {
             "message": message.replace("\n", " ")[:200],
             "content-type": "text/plain",
@@ -385,10 +334,8 @@ class Session(asyncio.Protocol):
         self._receipts_waiting -= 1
         if self._transport is None:
             return
-        if not ok:
-            store = self.broker.store
-            reason = store.failure or "the broker store failed"
-            # Transient: the store retries by itself, and the client sends again later.
+        if not ok:  # transient: the store retries by itself, the client sends again
+            reason = self.broker.store.failure or "the broker store failed"
             self.fail(reason, reason, frame=frame, headers={TRANSIENT_HEADER: "true"})
             return
         self.write(data)
@@ -408,7 +355,7 @@ class Session(asyncio.Protocol):
         self._timers.append(self._loop.call_later(every, self._send_beat, every))
 
     def _check_beat(self, window: float) -> None:
-        if not self._heard_since_check and self._held is None:  # held: not read
+        if not self._heard_since_check and not self.flow.holding:  # held: not read
             self.fail(
                 "heart-beat timeout",
                 f"nothing received from the client for {window:.1f}s; send heart-beats "

@@ -269,9 +269,8 @@ class MessageStore:
             self._idle.set()
 
     def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == (
-            sqlite3.SQLITE_FULL
-        ):
+        # SQLite's text for SQLITE_FULL (error codes are on exceptions from Python 3.11).
+        if isinstance(exc, sqlite3.Error) and "database or disk is full" in str(exc):
             return (
                 f"disk full: writing the broker store {self.path} failed ({exc}); free space "
                 "on its filesystem: persistent messages are refused until then"

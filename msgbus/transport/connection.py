@@ -35,6 +35,7 @@ from msgbus.stomp.codec import (
     encode_acks,
 )
 from msgbus.stomp.frames import (
+    TRANSIENT_HEADER,
     ConnectedFrame,
     DisconnectFrame,
     ErrorFrame,
@@ -44,7 +45,6 @@ from msgbus.stomp.frames import (
     ReceiptFrame,
     SendFrame,
     SubscribeFrame,
-    TRANSIENT_HEADER,
     UnsubscribeFrame,
 )
 from msgbus.stomp.session import HeartBeats, StompSession, ack_id_of

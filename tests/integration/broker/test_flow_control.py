@@ -222,11 +222,8 @@ def test_a_full_disk_holds_messages_back_and_the_broker_recovers_by_itself(
         spool = tmp_path / "spool"
         disk.fill()
         env = {"MSGBUS_PUBLISHER__RETRY_FOR": "2"}
-        done = run_msgbus(
-            ["publish", "--broker", broker.stomp_url, "--spool", str(spool)]
-            + ["--destination", queue, str(source)],
-            env=env,
-        )
+        publish = ["publish", "--broker", broker.stomp_url, "--spool", str(spool)]
+        done = run_msgbus([*publish, "--destination", queue, str(source)], env=env)
         # Held back, not rejected: spooled, with the cause named.
         assert _counts(done.stdout) == (0, messages, 0, 0), done.stdout
         assert done.returncode == 0, done.stdout

@@ -181,17 +181,12 @@ class Gatekeeper:
             )
 
     def check_depth(self, name: str, depth: int, adding: int = 1) -> None:
-        """Refuse ``adding`` messages to ``name``, which holds ``depth``, beyond the limit:
-        for now (QueueFull) when they fit an emptier queue, for good when they never can
-        (a transaction larger than the limit)."""
+        """QueueFull unless ``adding`` messages fit ``name``, which holds ``depth``. A
+        transaction larger than the limit waits for an empty queue: its messages are in
+        the broker's memory already, and refusing it for good would make a publisher's
+        default batch fail on a queue with a small limit."""
         limit = self.limits.max_queue_depth
-        if adding > limit:
-            raise LimitExceeded(
-                f"a transaction of {adding} messages for {name} exceeds its limit of {limit} "
-                "messages; commit fewer at once (publisher.batch) or raise "
-                "limits.max_queue_depth"
-            )
-        if depth + adding > limit:
+        if depth and depth + adding > limit:
             raise QueueFull(
                 f"{name} holds {depth} messages, the limit is {limit}; consume from it or "
                 "raise limits.max_queue_depth",

@@ -405,9 +405,6 @@ class Router:
                 if not target.drop_oldest:
                     adding[target.name] += 1
                     depths[target.name] = target.depth()
-        # What can never fit is refused before what only has to wait.
-        for name, count in adding.items():
-            self.gate.check_depth(name, 0, count)
         for name, count in adding.items():
             self.gate.check_depth(name, depths[name], count)
 
@@ -420,15 +417,23 @@ class Router:
             self.blocked.wake(queue.name)
 
     def send(
-        self, destination: str, headers: dict[str, str], body: bytes, owner: Owner | None = None
+        self,
+        destination: str,
+        headers: dict[str, str],
+        body: bytes,
+        owner: Owner | None = None,
+        *,
+        admitted: bool = False,
     ) -> None:
-        """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
+        """Route one message, giving it a message-id; QueueFull if a queue is full,
+        unless the message was ``admitted`` already (with its transaction)."""
         # Fast path for an existing queue; durable subscription queues are not addressable.
         queue = self.queues.get(destination) if destination.startswith("/queue/") else None
         targets = (queue,) if queue is not None else self._targets(destination, owner)
         max_depth = self.gate.limits.max_queue_depth
         for target in targets:
-            if len(target.ready) + target.unacked >= max_depth and not target.drop_oldest:
+            full = len(target.ready) + target.unacked >= max_depth
+            if full and not target.drop_oldest and not admitted:
                 self.gate.check_depth(target.name, target.depth())
         self.received += 1
         self._ids += 1

@@ -418,12 +418,16 @@ class Session(asyncio.Protocol):
             return
         if headers.get("persistent") == "true":
             self._check_store()
-        message_headers = headers.copy()
-        for name in _NOT_FORWARDED:  # cheaper than filtering every header
-            message_headers.pop(name, None)
-        self.router.send(destination, message_headers, frame.body, owner)
+        self._route(frame)
         if "receipt" in headers:
             self._receipt(frame, durable=headers.get("persistent") == "true")
+
+    def _route(self, frame: Frame, *, admitted: bool = False) -> None:
+        message_headers = frame.headers.copy()
+        for name in _NOT_FORWARDED:  # cheaper than filtering every header
+            message_headers.pop(name, None)
+        destination = message_headers["destination"]
+        self.router.send(destination, message_headers, frame.body, self.owner, admitted=admitted)
 
     def on_subscribe(self, frame: Frame) -> None:
         headers = frame.headers
@@ -576,13 +580,15 @@ class Session(asyncio.Protocol):
         # Before the transaction is taken: a full queue holds the COMMIT (flow control).
         self.router.admit((f.headers.get("destination", "") for f in sends), self.owner)
         del self.transactions[tx]
-        durable = False
         for buffered in frames:
+            if buffered.command == "SEND":  # checked when buffered, and admitted above
+                self._route(buffered, admitted=True)
+                continue
             inner = {
                 k: v for k, v in buffered.headers.items() if k not in ("transaction", "receipt")
             }
-            durable = durable or inner.get("persistent") == "true"
             _HANDLERS[buffered.command](self, type(buffered)(inner, buffered.body))
+        durable = any(f.headers.get("persistent") == "true" for f in sends)
         self._receipt(frame, durable=durable)
 
     def on_abort(self, frame: Frame) -> None:

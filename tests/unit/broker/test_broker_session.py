@@ -285,12 +285,6 @@ def test_transactions_deliver_on_commit_only() -> None:
 @pytest.mark.parametrize(
     ("limits", "destinations", "reason"),
     [
-        # 150 into a queue that takes 100: none of them, for good (it can never fit).
-        (
-            BrokerLimits(max_queue_depth=100),
-            ["/queue/tx"] * 150,
-            "a transaction of 150 messages for /queue/tx exceeds its limit of 100",
-        ),
         # The last of three queues is one more than the broker may create.
         (
             BrokerLimits(max_destinations=2),

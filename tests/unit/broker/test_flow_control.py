@@ -98,6 +98,32 @@ def test_a_commit_waits_for_room_for_all_of_its_messages() -> None:
     run(scenario)
 
 
+def test_a_commit_larger_than_the_limit_waits_for_an_empty_queue() -> None:
+    """Its messages are in memory already: refused for good, a publisher's batch of
+    2,048 could never go to a queue of 100 (each batch cost a reconnect to find out)."""
+
+    async def scenario() -> None:
+        broker = await open_broker(limits=BrokerLimits(max_queue_depth=3))
+        producer = await connected(broker)
+        producer.send("SEND", b"first", destination="/queue/big", receipt="r")
+        producer.send("BEGIN", transaction="t")
+        for i in range(5):
+            producer.send("SEND", b"%d" % i, destination="/queue/big", transaction="t")
+        producer.send("COMMIT", transaction="t", receipt="c")
+        assert commands(await producer.receive()) == ["RECEIPT"]  # "c" waits
+        consumer = await connected(broker)
+        consumer.send("SUBSCRIBE", destination="/queue/big", id="s", ack="client-individual")
+        [first] = await consumer.receive()
+        assert broker.router.queues["/queue/big"].depth() == 1  # unacked: not empty yet
+        consumer.send("ACK", id=first.headers["ack"])
+        await consumer.receive()
+        [receipt] = await producer.receive()
+        assert receipt.headers["receipt-id"] == "c"
+        assert broker.router.queues["/queue/big"].depth() == 5
+
+    run(scenario)
+
+
 def test_receipts_owed_go_out_before_the_error(tmp_path: Path) -> None:
     """Persistent SENDs wait for the disk; a frame after them that earns an ERROR must not
     cost the client the receipts of what was stored (it would send them again)."""

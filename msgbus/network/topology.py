@@ -91,6 +91,14 @@ class Broker(_Model):
     jvm_options: list[str] = Field(default_factory=list)
     store_mb: int = Field(default=2048, ge=16)
     temp_mb: int = Field(default=512, ge=16)
+    flow_control_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Producer flow control: a producer held longer than this (memory, "
+        "store or temp usage full) is refused with ResourceAllocationException, which "
+        "msgbus publishers hold back and retry (systemUsage sendFailIfNoSpaceAfterTimeout); "
+        "unset: held until there is room, as ActiveMQ does by default",
+    )
     limits: BrokerLimits = Field(default_factory=BrokerLimits)
 
 
@@ -121,6 +129,12 @@ class DestinationPolicy(_Model):
     # How often the broker sweeps this destination for expired messages (to the DLQ).
     expire_check_ms: int | None = Field(default=None, ge=0)
     memory_limit_mb: int | None = Field(default=None, ge=1)
+    cursor: Literal["store", "vm"] = Field(
+        default="store",
+        description="Where pending messages wait: the store (ActiveMQ's default), or memory "
+        "(vm), where memory_limit_mb bounds persistent messages too and producer flow "
+        "control holds producers at that limit",
+    )
     # Non-persistent expired messages go to the DLQ only when asked: they are usually noise.
     dead_letter_non_persistent: bool = False
 

@@ -75,15 +75,18 @@ def test_error_detail_joins_message_and_body(
     assert error_detail(ErrorFrame(headers, body)).startswith(detail)
 
 
-# ActiveMQ 5.17's STOMP ERROR for a SEND its producer flow control fails
-# (systemUsage sendFailIfNoSpace): the exception's text, the stack trace below it.
+# ActiveMQ 5.17's STOMP ERROR for a SEND its producer flow control refused
+# (sendFailIfNoSpaceAfterTimeout), as read from one: the exception below the reason.
 _ACTIVEMQ_FULL = (
     {
-        "message": "Usage Manager Memory Limit reached. Stopping producer (ID:h-1:1:1:1) to "
-        "prevent flooding queue://q. See http://activemq.apache.org/producer-flow-control.html"
+        "message": "Usage Manager Memory Limit Wait Timeout. Stopping producer (ID:h-1:2:-1:1) "
+        "to prevent flooding queue://fc.x. See "
+        "http://activemq.apache.org/producer-flow-control.html for more info",
+        "receipt-id": "r347",
     },
-    b"javax.jms.ResourceAllocationException: Usage Manager Memory Limit reached.\n"
-    b"\tat org.apache.activemq.broker.region.Queue.send(Queue.java:640)\n",
+    b"javax.jms.ResourceAllocationException: Usage Manager Memory Limit Wait Timeout. "
+    b"Stopping producer (ID:h-1:2:-1:1) to prevent flooding queue://fc.x.\n"
+    b"\tat org.apache.activemq.broker.region.Queue$FlowControlTimeoutTask.run(Queue.java)\n",
 )
 
 

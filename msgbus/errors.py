@@ -164,7 +164,8 @@ class ConnectionLost(TransportError):
 
 
 class BrokerError(TransportError):
-    """The broker answered with an ERROR frame."""
+    """The broker answered with an ERROR frame: it refused for good (too large, not
+    authorized, invalid), unless it is a :class:`BrokerBusy`."""
 
     def __init__(
         self, message: str, *, headers: dict[str, str] | None = None, body: bytes = b""

@@ -40,7 +40,9 @@ class BrokerUser(_Section):
 
 
 class BrokerLimits(_Section):
-    """Bounds that protect the broker; exceeding one earns the client an ERROR frame.
+    """Bounds that protect the broker; exceeding one earns the client an ERROR frame,
+    but for a full queue (``max_queue_depth``), which holds its producers for up to
+    ``flow_control_wait`` (flow control) before a transient ERROR.
 
     Sockets that have not logged in yet have their own, smaller budget
     (``max_pending_connections``): when it is full the oldest of them is closed, so

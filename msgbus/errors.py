@@ -21,7 +21,7 @@ are mapped to this tree at the boundary where they occur, never leaked.
     │   │   └── BrokerBusy          ... a transient one (queue full, disk full): retry later
     │   └── TimeoutException        a bounded wait expired (connect, receipt, disconnect)
     ├── PublishError                a message could not be delivered nor spooled
-    │   └── SpoolFull               the local spool reached its size bound
+    │   └── SpoolFull               the local spool reached its size bound or its disk is full
     ├── StoreError                  the relational store failed
     │   └── StoreUnavailable        the database is away; retrying later may work
     ├── NetworkError                a broker-network topology is invalid or cannot run
@@ -191,7 +191,8 @@ class PublishError(MsgbusError):
 
 
 class SpoolFull(PublishError):
-    """The local spool is at its size bound: drain it or raise ``spool.max_bytes``."""
+    """The local spool is at its size bound (drain it or raise ``spool.max_bytes``) or
+    the disk it is on is full (free space on it)."""
 
 
 class StoreError(MsgbusError):

@@ -140,26 +140,49 @@ class Gatekeeper:
                 f"for {action} permission on it (permissions in the broker configuration)"
             )
 
+    def is_reserved(self, name: str) -> bool:
+        """A control queue: outside the budgets of the clients (see check_new_destination)."""
+        return name.startswith(self._reserved)
+
     def check_new_destination(
-        self, name: str, existing: int, owner: Owner | None, planned: int = 0
+        self,
+        name: str,
+        existing: tuple[int, int],
+        owner: Owner | None,
+        planned: int = 0,
+        *,
+        subscribing: bool = False,
     ) -> None:
-        """Raise LimitExceeded unless ``owner`` may create queue ``name`` now; ``planned``:
-        queues the same transaction creates before it."""
+        """Raise LimitExceeded unless ``owner`` may create queue ``name`` now. ``existing``:
+        (queues, control queues among them) the broker holds; ``planned``: queues the same
+        transaction creates before it; ``subscribing``: a SUBSCRIBE creates it.
+
+        The per-user budget (per address for anonymous clients, so shared by every local
+        process) bounds what a user creates by sending; a stranger can spend it all. A
+        queue a SUBSCRIBE creates is what its subscriber listens on, and a control queue
+        is a component's own: neither is refused by that shared budget. Control queues
+        have a pool of ``max_destinations`` of their own, so clients that used up the
+        broker's cannot keep components from being controlled.
+        """
         limits = self.limits
+        reserved = self.is_reserved(name)
         if owner is not None:
             if owner.created + planned >= limits.max_destinations_per_connection:
                 raise LimitExceeded(
                     f"this connection already created {owner.created} queues, the limit is "
                     f"{limits.max_destinations_per_connection}; reuse destination names"
                 )
-            if self._created_by[owner.user] + planned >= limits.max_destinations_per_user:
+            shared = self._created_by[owner.user] + planned
+            if not (subscribing or reserved) and shared >= limits.max_destinations_per_user:
                 raise LimitExceeded(
                     f"{owner.user} already created {self._created_by[owner.user]} queues, the "
                     f"limit is {limits.max_destinations_per_user}; reuse destination names"
                 )
-        if existing + planned >= limits.max_destinations and not name.startswith(self._reserved):
+        queues, control = existing
+        held, kind = (control, "control queues") if reserved else (queues - control, "queues")
+        if held + planned >= limits.max_destinations:
             raise LimitExceeded(
-                f"the broker already holds {existing} queues, the limit is "
+                f"the broker already holds {held} {kind}, the limit is "
                 f"{limits.max_destinations}; reuse destination names"
             )
 

@@ -48,8 +48,10 @@ class BrokerLimits(_Section):
     (``max_pending_connections``): when it is full the oldest of them is closed, so
     idle or slow sockets can never take the slots of clients that logged in.
     New destinations are budgeted per connection and per user (anonymous clients per
-    address), so one client cannot use up ``max_destinations`` for everyone; msgbus's
-    own presence and control destinations are outside that global limit.
+    address), so one client cannot use up ``max_destinations`` for everyone. What a
+    stranger can use up never locks a component out: queues a SUBSCRIBE creates and
+    msgbus's control queues are outside the per-user budget (which every local anonymous
+    client shares), and control queues have a pool of ``max_destinations`` of their own.
     """
 
     max_connections: int = Field(1000, ge=1)

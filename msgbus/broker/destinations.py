@@ -326,6 +326,7 @@ class Router:
         self.received = 0
         self.delivered = 0
         self._temp = 0
+        self._control = 0  # control queues among self.queues (a pool of their own)
         self._id_prefix = id_prefix
         self._ids = 0
 
@@ -337,26 +338,36 @@ class Router:
             _check_queue_name(name)
             dlq = None if name.startswith("/queue/DLQ.") else "/queue/DLQ." + name[7:]
             queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
+            self._control += self.gate.is_reserved(name)
             virtual = _VIRTUAL_CONSUMER.match(name)
             if virtual:
                 self.topics.setdefault("/topic/" + virtual.group(1), []).append(queue)
         return queue
 
-    def client_queue(self, name: str, owner: Owner | None = None) -> MessageQueue:
-        """The queue a client names; creating one spends the owner's budget."""
+    def client_queue(
+        self, name: str, owner: Owner | None = None, *, subscribing: bool = False
+    ) -> MessageQueue:
+        """The queue a client names; creating one spends the owner's budget (see
+        Gatekeeper.check_new_destination for what a SUBSCRIBE may create)."""
         queue = self.queues.get(name)
         if queue is None:
             _check_queue_name(name)
             try:
-                self.gate.check_new_destination(name, len(self.queues), owner)
+                self._check_new(name, owner, subscribing=subscribing)
             except LimitExceeded:
                 if not self._reclaim():
                     raise
-                self.gate.check_new_destination(name, len(self.queues), owner)
+                self._check_new(name, owner, subscribing=subscribing)
             queue = self.queue(name)
             self.gate.created(owner)
             queue.creator = owner.user if owner is not None else None
         return queue
+
+    def _check_new(
+        self, name: str, owner: Owner | None, planned: int = 0, *, subscribing: bool = False
+    ) -> None:
+        existing = (len(self.queues), self._control)
+        self.gate.check_new_destination(name, existing, owner, planned, subscribing=subscribing)
 
     def _reclaim(self) -> bool:
         """Drop the queues nobody uses (empty, no consumers, not a virtual-topic queue),
@@ -395,9 +406,7 @@ class Router:
                 if destination not in adding:  # a queue this commit would create
                     _check_queue_name(destination)
                     created = sum(name not in self.queues for name in adding)
-                    self.gate.check_new_destination(
-                        destination, len(self.queues), owner, planned=created
-                    )
+                    self._check_new(destination, owner, planned=created)
                     depths[destination] = 0
                 adding[destination] += 1
                 continue
@@ -498,7 +507,7 @@ class Router:
                 self.topics.setdefault(destination, []).append(queue)
             queue.selector = selector
         else:
-            queue = self.client_queue(destination, owner)
+            queue = self.client_queue(destination, owner, subscribing=True)
         sub = Subscription(
             session,
             sub_id,
@@ -524,6 +533,7 @@ class Router:
         queue = self.queues.get(name)
         if queue is None:
             queue = self.queues[name] = MessageQueue(self, name, stored=True, dlq=dlq)
+            self._control += self.gate.is_reserved(name)
             queue.selector = selector
             self.topics.setdefault(topic, []).append(queue)
             if not recovered:  # a recovered one is in the store already
@@ -554,6 +564,7 @@ class Router:
                 targets.remove(queue)
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
+            self._control -= self.gate.is_reserved(queue.name)
             self.gate.dropped(queue.creator)
             if queue.name.startswith("durable:"):
                 self.store.remove_durable(queue.name)

@@ -91,7 +91,7 @@ class Session(asyncio.Protocol):
         self._failed = False  # an ERROR went out
         self._logged_in = False
         self._receipts_waiting = 0
-        self._sent_since_beat = False
+        self._last_write = self._loop.time()
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
         self.flow = FlowControl(
@@ -103,6 +103,7 @@ class Session(asyncio.Protocol):
                 "queue full", why, frame=frame, headers={TRANSIENT_HEADER: "true"}
             ),
         )
+        self._beat: asyncio.TimerHandle | None = None
 
     @property
     def version(self) -> Version:
@@ -199,6 +200,8 @@ class Session(asyncio.Protocol):
         for timer in self._timers:
             timer.cancel()
         self.flow.stop()
+        if self._beat is not None:
+            self._beat.cancel()
         # Unacked messages go back to their queues for the remaining consumers.
         for sub in self.subs.values():
             self.router.unsubscribe(sub)
@@ -215,7 +218,7 @@ class Session(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self._out.append(data)
         self._out_bytes += len(data)
-        self._sent_since_beat = True
+        self._last_write = self._loop.time()
         if self._out_bytes > _OUT_HIGH:
             self.writable = False
         if not self._flush_pending:
@@ -349,10 +352,17 @@ class Session(asyncio.Protocol):
             self.fail("no CONNECT frame within the connect timeout")
 
     def _send_beat(self, every: float) -> None:
-        if not self._sent_since_beat:
+        """Beat when nothing went out for (nearly) ``every`` seconds, then wake when the
+        next is due: the gap never exceeds the promised interval (CONNECTED or a MESSAGE
+        just before a check does not push the beat after it to twice the interval)."""
+        # Wake a twentieth of the interval early: a busy loop runs timers late, and the
+        # beat must still come within the interval.
+        early = every / 20
+        idle = self._loop.time() - self._last_write
+        if idle >= every - 2 * early:
             self.write(b"\n")
-        self._sent_since_beat = False
-        self._timers.append(self._loop.call_later(every, self._send_beat, every))
+            idle = 0.0
+        self._beat = self._loop.call_later(every - early - idle, self._send_beat, every)
 
     def _check_beat(self, window: float) -> None:
         if not self._heard_since_check and not self.flow.holding:  # held: not read
@@ -397,8 +407,7 @@ class Session(asyncio.Protocol):
         self.client_id = frame.headers.get("client-id")
         self.write(self._encode(connected))
         if stomp.send_interval:
-            every = stomp.send_interval
-            self._timers.append(self._loop.call_later(every, self._send_beat, every))
+            self._send_beat(stomp.send_interval)  # CONNECTED just went: schedules the first
         if stomp.receive_interval:
             # Twice the agreed interval: network jitter must not cost the connection.
             window = 2 * stomp.receive_interval

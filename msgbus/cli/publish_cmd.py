@@ -164,7 +164,9 @@ def publish(
     Each message is validated first; invalid ones are reported and not sent. Exit 0
     when every message was confirmed by a broker or spooled because no broker answered;
     exit 1 when a message was invalid or refused by the broker (too large, not
-    authorized: reported, not retried) or the login was refused (spooled, not lost).
+    authorized: reported, not retried), the login was refused (spooled, not lost), or
+    messages could be neither delivered nor spooled (the spool or its disk full: counted
+    as failed in the summary line, which always comes).
     """
     publisher: dict[str, Any] = {"destination": destination, "format": fmt, "pack": pack}
     publisher["encrypt_cert"] = encrypt_cert
@@ -226,7 +228,11 @@ def spool_status(spool_dir: Path | None, config_file: Path | None) -> None:
 @spool.command("drain")
 @_connection_options
 def spool_drain(**opts: Any) -> None:
-    """Deliver the spooled messages, oldest first, with a progress bar."""
+    """Deliver the spooled messages, oldest first, with a progress bar.
+
+    Stops, exit 1, when no broker answers or when what was delivered cannot be marked so
+    (the spool's disk is full): the rest stays spooled for a later drain.
+    """
     # Imported here: rich's progress bar costs `msgbus publish` 25 ms of start-up.
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -27,6 +27,7 @@ from msgbus.errors import (
     ConnectError,
     MsgbusError,
     SchemaError,
+    SpoolFull,
 )
 from msgbus.publish.envelope import Envelope
 from msgbus.publish.metrics import PublisherMetrics
@@ -80,9 +81,14 @@ class DrainReport:
     refused: list[str] = field(default_factory=list)
     """Messages a broker refused for themselves; set aside in the spool's rejected part."""
     error: MsgbusError | None = None
-    """Why draining stopped early (no broker), None when every message was tried."""
+    """Why draining stopped early (no broker, the spool's disk full), None when every
+    message was tried."""
     busy: bool = False
     """Another process was draining this spool, so this call did nothing."""
+    unmarked: int = 0
+    """Messages a broker took or refused but not marked so in the spool (its disk is
+    full): they stay, and go again (dropped as duplicates by msgbus-id) at a drain once
+    space is freed."""
 
 
 class Publisher:
@@ -286,7 +292,9 @@ class Publisher:
         source = iter(held) if held is not None else stamped
         if self.spool is not None and len(self.spool):
             drained = self.drain()
-            if drained.error is not None or drained.busy:
+            # Stopped because the spool's disk is full, a broker took what was sent: new
+            # messages go to it (they could not join the spool; order is not promised).
+            if (drained.error is not None and not drained.unmarked) or drained.busy:
                 # Keep the order: while older messages wait in the spool, new ones join them.
                 self._spool_all(self._then_ends(source, held), report, drained.error)
                 return report
@@ -374,42 +382,66 @@ class Publisher:
                 report.busy = True
                 report.remaining = self._spool_changed()
                 return report
-            last_seq = 0
-            done: list[str] = []
-            drained = [0]  # messages, which a packed body holds several of
-
-            def confirmed(envs: list[Envelope], latency: float) -> None:
-                done.extend(e.msgbus_id for e in envs)
-                drained[0] += _records(envs)
-                self._confirmed(envs, latency)
-                if progress is not None:
-                    progress(len(envs))
-
-            def refused(env: Envelope, error: BrokerError) -> None:
-                # Set aside, not retried: it must not hold up the messages behind it.
-                spool.reject(env.msgbus_id, str(error))
-                self._sequencer.skip([env])
-                report.refused.append(f"message {env.msgbus_id} refused: {error}")
-
-            while batch := spool.peek(max(self.options.window, _SPOOL_CHUNK), last_seq):
-                last_seq = batch[-1].seq
-                leftover = self._deliver((m.envelope for m in batch), confirmed, refused)
-                # Removed per batch, not per receipt: a crash in between re-sends a few
-                # messages under the same msgbus-id, which consumers drop.
-                spool.remove(done)
-                report.drained += drained[0]
-                self._count("drained", drained[0])
-                done.clear()
-                drained[0] = 0
-                if leftover is not None:
-                    report.error = leftover[1]
-                    break
+            self._drain_batches(spool, report, progress)
             report.remaining = self._spool_changed()
             if report.error is not None:
                 spool.note_error(str(report.error))
             elif not report.remaining:
                 spool.note_error(None)
         return report
+
+    def _drain_batches(
+        self, spool: Spool, report: DrainReport, progress: Callable[[int], None] | None
+    ) -> None:
+        """Deliver and remove batch after batch; stops at the first one that could not
+        be delivered or marked delivered (see ``report``)."""
+        last_seq = 0
+        done: list[str] = []
+        drained = [0]  # messages, which a packed body holds several of
+
+        def confirmed(envs: list[Envelope], latency: float) -> None:
+            done.extend(e.msgbus_id for e in envs)
+            drained[0] += _records(envs)
+            self._confirmed(envs, latency)
+            if progress is not None:
+                progress(len(envs))
+
+        unmarked: list[SpoolFull] = []  # one per message delivered but not marked
+
+        def refused(env: Envelope, error: BrokerError) -> None:
+            # Set aside, not retried: it must not hold up the messages behind it.
+            try:
+                spool.reject(env.msgbus_id, str(error))
+            except SpoolFull as exc:
+                unmarked.append(exc)  # it stays, and is tried again at the next drain
+            self._sequencer.skip([env])
+            report.refused.append(f"message {env.msgbus_id} refused: {error}")
+
+        # The first batch is one message: on a spool whose disk is full (nothing can be
+        # marked delivered) a drain stops after it instead of sending everything again.
+        size = 1
+        while batch := spool.peek(size, last_seq):
+            size = max(self.options.window, _SPOOL_CHUNK)
+            last_seq = batch[-1].seq
+            leftover = self._deliver((m.envelope for m in batch), confirmed, refused)
+            # Removed per batch, not per receipt: a crash in between re-sends a few
+            # messages under the same msgbus-id, which consumers drop.
+            try:
+                spool.remove(done)
+            except SpoolFull as exc:
+                unmarked.extend([exc] * len(done))
+            else:
+                report.drained += drained[0]
+                self._count("drained", drained[0])
+            if unmarked:
+                report.unmarked = len(unmarked)
+                report.error = _unmarked_error(len(unmarked), unmarked[0])
+                break
+            done.clear()
+            drained[0] = 0
+            if leftover is not None:
+                report.error = leftover[1]
+                break
 
     # -- connection and delivery ------------------------------------------------------
 
@@ -528,6 +560,14 @@ def publish_once(
     """
     with Publisher.from_url(*urls, spool=spool, destination=destination, **settings) as pub:
         return pub.publish(messages)
+
+
+def _unmarked_error(count: int, cause: SpoolFull) -> SpoolFull:
+    return SpoolFull(
+        f"stopped draining: {count} message(s) a broker took (or refused) cannot be marked so "
+        f"in the spool ({cause}); they stay spooled and go once more, dropped by consumers "
+        "as duplicates, when a drain runs after space is freed"
+    )
 
 
 def _records(envelopes: Iterable[Envelope]) -> int:

@@ -15,11 +15,16 @@ publisher gave up on (refused by a broker, or neither delivered nor spooled: the
 was told), so the ledger tells those from messages lost in transit. Numbers given up
 on after their run's end went (that last message refused itself, one refused while
 draining) are kept with the reservations and told by the next run's end.
+
+On a full spool disk nothing can be reserved or kept durably: messages then go
+unnumbered (delivered, but outside the audit) rather than not at all, and the numbers
+given up on are kept in memory for this process's run's end.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import uuid
 from collections import Counter
@@ -27,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from msgbus.errors import SpoolFull
 from msgbus.numbering import Range, coalesce, format_ranges, parse_ranges
 from msgbus.publish.envelope import Envelope
 from msgbus.stomp.headers import (
@@ -39,6 +45,8 @@ from msgbus.stomp.headers import (
 )
 
 __all__ = ["HeldBack", "MemoryStreams", "Sequencer", "Stream", "StreamStore"]
+
+_log = logging.getLogger(__name__)
 
 _BLOCK = 1024
 """Messages numbered per reservation: one durable write each."""
@@ -105,6 +113,8 @@ class Sequencer:
         self._store = store
         self._ends = ends
         self._ours: set[Stream] = set()  # numbered by this process: only these end runs
+        self._unsaved: dict[Stream, list[Range]] = {}  # given up on, the spool's disk full
+        self._unnumbered = 0
 
     def stamp(self, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:
         """``envelopes`` numbered (ones already numbered, and sync records, unchanged)."""
@@ -114,7 +124,17 @@ class Sequencer:
                 for e in block
                 if PRODUCER_HEADER not in e.headers and SYNC_HEADER not in e.headers
             )
-            reserved = self._store.reserve(dict(fresh)) if fresh else {}
+            try:
+                reserved = self._store.reserve(dict(fresh)) if fresh else {}
+            except SpoolFull as exc:
+                if not self._unnumbered:  # once: the disk stays full for a while
+                    _log.warning(
+                        "numbering without the spool: the audit will not count "
+                        "the messages that follow: %s",
+                        exc,
+                    )
+                self._unnumbered += len(block)
+                reserved = {}
             self._ours.update(stream for stream, _ in reserved.values())
             for env in block:
                 place = reserved.get(env.destination)
@@ -143,7 +163,13 @@ class Sequencer:
                 told = parse_ranges(env.headers.get(SKIPPED_HEADER, "")) or []
                 given_up.setdefault(stream, []).extend([(seq, seq), *told])
         for stream, ranges in given_up.items():
-            self._store.hold_skipped(stream, coalesce(ranges))
+            self._hold(stream, coalesce(ranges))
+
+    def _hold(self, stream: Stream, ranges: list[Range]) -> None:
+        try:
+            self._store.hold_skipped(stream, ranges)
+        except SpoolFull:
+            self._unsaved.setdefault(stream, []).extend(ranges)
 
     def end(self, env: Envelope) -> Envelope:
         """``env``, the last of its stream in a run, with the end-of-run headers: its
@@ -153,7 +179,11 @@ class Sequencer:
         if stream is None or stream not in self._ours:
             return env  # numbered by someone else: not ours to speak for
         headers = {**env.headers, LAST_HEADER: str(seq)}
-        pending = coalesce(self._store.take_skipped(stream))
+        try:
+            held = self._store.take_skipped(stream)
+        except SpoolFull:
+            held = []  # still held in the spool, for a later run's end
+        pending = coalesce([*held, *self._unsaved.pop(stream, [])])
         told: list[Range] = []
         for piece in pending:
             if len(format_ranges([*told, piece])) > _MAX_SKIPPED_TEXT:
@@ -162,7 +192,7 @@ class Sequencer:
         if told:
             headers[SKIPPED_HEADER] = format_ranges(told)
         if len(told) < len(pending):
-            self._store.hold_skipped(stream, pending[len(told) :])
+            self._hold(stream, pending[len(told) :])
         return Envelope(env.destination, env.body, headers, env.msgbus_id)
 
 

@@ -6,11 +6,16 @@ directory (SQLite locks the database; one drainer at a time holds ``drain.lock``
 Triggers keep the message count and byte total in step with the rows, so the size
 bound is checked without scanning. The directory must be on a local file system
 (SQLite locking is unreliable on NFS).
+
+When the disk under it fills, every write raises :class:`SpoolFull` naming the disk;
+:meth:`Spool.add` first stores as long a prefix as still fits. Reading keeps working,
+so a drain can still send what is spooled (see msgbus.publish.publisher).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -108,6 +113,7 @@ class Spool:
         self.directory = directory
         self.path = directory / _DB_NAME
         self.max_bytes = max_bytes
+        self._disk_full: SpoolFull | None = None
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) below.
@@ -121,6 +127,11 @@ class Spool:
             raise self._error("cannot open", exc) from None
 
     def _error(self, action: str, exc: Exception) -> PublishError:
+        if _disk_full(exc):
+            return SpoolFull(
+                f"the disk holding the spool {self.directory} is full ({exc}); free space on "
+                "it: what is spooled is kept"
+            )
         return PublishError(
             f"{action} the spool {self.path}: {exc}; check that the directory is writable, "
             "on a local disk, and not full (or choose another with --spool)"
@@ -132,10 +143,14 @@ class Spool:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): the failed
+            # ROLLBACK's "no transaction is active" must not hide the real cause.
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -147,11 +162,34 @@ class Spool:
         self.close()
 
     def add(self, envelopes: Sequence[Envelope]) -> int:
-        """Store messages in order, durably; returns how many fitted under the bound.
+        """Store messages in order, durably; returns how many fitted.
 
-        All or a prefix: when the bound is reached the rest is not stored (see
-        :meth:`full_error`). A msgbus-id already spooled is not stored twice.
+        All or a prefix: when the size bound or the disk is full the rest is not stored
+        (see :meth:`full_error`). A msgbus-id already spooled is not stored twice.
         """
+        self._disk_full = None
+        try:
+            return self._add(envelopes)
+        except SpoolFull as exc:
+            self._disk_full = exc
+        # The disk filled: keep as long a prefix as still fits, halving (a dozen tries).
+        stored, rest = 0, list(envelopes)
+        while rest:
+            half = rest[: max(1, len(rest) // 2)]
+            try:
+                added = self._add(half)
+            except SpoolFull:
+                if len(half) == 1:
+                    break
+                rest = half
+                continue
+            stored += added
+            if added < len(half):
+                break  # the size bound, reached too
+            rest = rest[len(half) :]
+        return stored
+
+    def _add(self, envelopes: Sequence[Envelope]) -> int:
         now = time.time()
         try:
             with self._transaction() as db:
@@ -231,6 +269,11 @@ class Spool:
         return [(first, last) for first, last in rows]
 
     def full_error(self, unstored: int) -> SpoolFull:
+        """Why the last :meth:`add` stored only a prefix, with the count left out."""
+        if self._disk_full is not None:
+            return SpoolFull(
+                f"{unstored} message(s) could be neither delivered nor spooled: {self._disk_full}"
+            )
         return SpoolFull(
             f"spool {self.path} is full ({self.max_bytes} bytes): {unstored} message(s) "
             "could be neither delivered nor spooled; drain it (msgbus spool drain) or raise "
@@ -281,7 +324,9 @@ class Spool:
             raise self._error("cannot update", exc) from None
 
     def note_error(self, error: str | None) -> None:
-        """Remember why delivery stopped (None: it no longer is, forget it)."""
+        """Remember why delivery stopped (None: it no longer is, forget it). A note for
+        ``msgbus spool status``: on a full disk it is left out (the write that needed the
+        space reports that)."""
         try:
             with self._transaction() as db:
                 if error is None:
@@ -291,7 +336,8 @@ class Spool:
                         "INSERT OR REPLACE INTO last_error VALUES (1, ?, ?)", (error, time.time())
                     )
         except sqlite3.Error as exc:
-            raise self._error("cannot update", exc) from None
+            if not _disk_full(exc):
+                raise self._error("cannot update", exc) from None
 
     def status(self) -> SpoolStatus:
         db = self._db
@@ -323,3 +369,10 @@ class Spool:
             yield True
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _disk_full(exc: Exception) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        # sqlite_errorcode (SQLITE_FULL) exists from Python 3.11; the text in all.
+        return "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC

@@ -26,7 +26,13 @@ from msgbus.stomp.frames import (
     StompFrame,
 )
 
-__all__ = ["HeartBeats", "Role", "StompSession", "ack_id_of"]
+__all__ = ["HeartBeats", "Role", "StompSession", "ack_id_of", "silence_limit"]
+
+# A peer is declared dead after twice its heart-beat interval plus a grace: a beat sent
+# on time can arrive late (network, a JVM pause), and the spec leaves the tolerance to
+# implementations; exactly twice the interval fails a peer whose beat is one tick late.
+_SILENCE_FACTOR = 2.0
+_SILENCE_GRACE = 2.0
 
 Role = Literal["client", "server"]
 
@@ -62,6 +68,12 @@ class HeartBeats:
         send = max(self.send_ms, peer.receive_ms) if self.send_ms and peer.receive_ms else 0
         receive = max(self.receive_ms, peer.send_ms) if self.receive_ms and peer.send_ms else 0
         return send / 1000, receive / 1000
+
+
+def silence_limit(interval: float) -> float:
+    """Seconds without data or a beat after which a peer that promised a beat every
+    ``interval`` seconds is dead (0: heart-beats are off, never)."""
+    return interval * _SILENCE_FACTOR + _SILENCE_GRACE if interval else 0.0
 
 
 def _known(version: str, versions: tuple[Version, ...]) -> Version | None:

@@ -47,18 +47,13 @@ from msgbus.stomp.frames import (
     SubscribeFrame,
     UnsubscribeFrame,
 )
-from msgbus.stomp.session import HeartBeats, StompSession, ack_id_of
+from msgbus.stomp.session import HeartBeats, StompSession, ack_id_of, silence_limit
 from msgbus.transport.settings import ConnectionConfig, TLSConfig
 from msgbus.transport.url import BrokerURL
 
 __all__ = ["Connection", "broker_error", "error_detail", "make_ssl_context", "tls_refusal"]
 
 _RECV_BYTES = 256 * 1024
-# A peer is declared dead after twice its heart-beat interval, and never sooner than
-# interval + 2 s: brokers under load (JVM pauses) send heart-beats late, and the spec
-# leaves the tolerance to implementations.
-_HEARTBEAT_FACTOR = 2.0
-_HEARTBEAT_SLACK = 2.0
 
 
 def make_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -566,8 +561,7 @@ class Connection:
                         self._write_lock.release()
                 due = now + send_interval
             wait = min(wait, max(due - now, 0.01))
-        tolerance = max(recv_interval * _HEARTBEAT_FACTOR, recv_interval + _HEARTBEAT_SLACK)
-        if recv_interval and now - self._last_read > tolerance:
+        if recv_interval and now - self._last_read > silence_limit(recv_interval):
             raise OSError(
                 f"no data or heart-beat from the broker for {now - self._last_read:.1f} s"
             )

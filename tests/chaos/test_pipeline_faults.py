@@ -336,6 +336,45 @@ def test_oversized_message(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> N
     _record(pipeline, chaos_table)
 
 
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_spool_disk_full(
+    pipeline: Pipeline, small_disk: Callable[[int], SmallDisk], chaos_table: list[ChaosRow]
+) -> None:
+    """The spool's disk fills while the broker is down: `msgbus publish` keeps what fits,
+    counts the rest as failed naming the full disk (exit 1, the summary line still
+    comes); drains on the still-full disk stop after their first message instead of
+    sending the spool again; once space is freed one drain delivers it all. (The spool is
+    the broker-independent part: one broker kind is enough.)"""
+    target = pipeline.target
+    assert target.kill_broker is not None and target.restart_broker is not None
+    disk = small_disk(4 * 2**20)
+    pipeline.spool = disk.path / "spool"
+    pipeline.start_consumer()  # its durable subscription keeps what comes meanwhile
+    target.kill_broker()
+    disk.fill(room=512 * 1024)
+    full = pipeline.publish(CHUNK * 5, may_fail=True)
+    assert full.returncode == 1 and full.spooled and full.failed, full.output
+    assert "the disk holding the spool" in full.output and "is full" in full.output
+    target.restart_broker()
+    stuck_drains = 2
+    for _ in range(stuck_drains):
+        stuck = run_msgbus(
+            ["spool", "drain", "--spool", str(pipeline.spool), "--broker", target.publish_urls[0]]
+        )
+        assert stuck.returncode == 1, stuck.stdout
+        assert f"0 drained, {full.spooled} remaining" in stuck.stdout, stuck.stdout
+        assert "stopped draining: 1 message(s) a broker took" in stuck.stdout
+    disk.free()
+    pipeline.recovered()
+    assert f"{full.spooled} drained, 0 remaining" in pipeline.drain_spool()
+    after = pipeline.publish(CHUNK)
+    assert after.returncode == 0 and after.confirmed == CHUNK, after.output
+    pipeline.settle()
+    row = pipeline.verify()
+    assert row.duplicates_dropped <= stuck_drains, row
+    chaos_table.append(row)
+
+
 @pytest.mark.parametrize("target", KINDS, indirect=True)
 def test_database_reset(
     pipeline: Pipeline, db_proxy: TcpProxy, chaos_table: list[ChaosRow]

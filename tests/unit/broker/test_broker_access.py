@@ -134,3 +134,42 @@ def test_idle_queues_are_reclaimed_when_the_limit_is_reached() -> None:
         assert "u already created 3 queues" in _refusal(frames)  # none of them idle
 
     run(scenario)
+
+
+def test_a_stranger_spending_the_shared_budget_locks_no_consumer_out() -> None:
+    """Issue 24, finding 7: local anonymous clients share one budget (per address); one
+    that used it up must not keep a consumer from its destination or a component from
+    its control queue."""
+
+    async def scenario() -> None:
+        limits = _limits(max_destinations_per_connection=3, max_destinations_per_user=4)
+        broker = await open_broker(limits=limits)
+        for names in (["/queue/s0", "/queue/s1", "/queue/s2"], ["/queue/s3", "/queue/s4"]):
+            frames = await _sent(broker, "stranger", names)  # no users: anonymous
+        assert "anonymous@127.0.0.1 already created 4 queues" in _refusal(frames)
+        consumer = await connected(broker)
+        consumer.send("SUBSCRIBE", destination="/queue/msgbus.control.consumer-1", id="c")
+        consumer.send("SUBSCRIBE", destination="/queue/grid.results", id="1", receipt="r1")
+        consumer.send("SUBSCRIBE", destination="/queue/s0", id="2", receipt="r2")
+        frames = await consumer.receive()  # /queue/s0 holds the stranger's message
+        assert [f.command for f in frames] == ["RECEIPT", "RECEIPT", "MESSAGE"]
+        # A control queue is also open to a sender the shared budget refuses.
+        frames = await _sent(broker, "x", ["/queue/msgbus.control.consumer-2", "/queue/s9"])
+        assert [f.command for f in frames] == ["RECEIPT", "ERROR"]
+        assert "anonymous@127.0.0.1 already created" in _refusal(frames)
+
+    run(scenario)
+
+
+def test_control_queues_have_a_pool_of_their_own() -> None:
+    async def scenario() -> None:
+        limits = _limits(max_destinations=2, max_destinations_per_user=10)
+        broker = await open_broker(users={"u": "u"}, limits=limits)
+        frames = await _sent(broker, "u", ["/queue/a", "/queue/b", "/queue/c"])
+        assert "the broker already holds 2 queues, the limit is 2" in _refusal(frames)
+        names = [f"/queue/msgbus.control.c{i}" for i in range(3)]
+        frames = await _sent(broker, "u", names)
+        assert [f.command for f in frames] == ["RECEIPT", "RECEIPT", "ERROR"]
+        assert "the broker already holds 2 control queues, the limit is 2" in _refusal(frames)
+
+    run(scenario)

@@ -458,13 +458,19 @@ class Router:
             target.put(message if first else message.copy())
             first = False
 
-    def _forget(self, seqs: set[int]) -> None:
-        """Drop the waiting messages whose row the store could not write: their senders
-        were refused, and send them again (a delivered one stays delivered)."""
+    def _forget(self, seqs: set[int]) -> set[int]:
+        """Drop the waiting messages whose row the store could not write, as their
+        senders were refused and send them again; returns their numbers. What was
+        delivered already, and dead letters (nobody sends those again), stay: their
+        rows are written on a retry."""
+        dropped: set[int] = set()
         for queue in list(self.queues.values()):
-            if queue.stored and queue.ready:
-                queue.ready = deque(m for m in queue.ready if m.seq not in seqs)
+            if queue.stored and queue.ready and queue.dlq is not None:
+                kept = deque(m for m in queue.ready if m.seq not in seqs)
+                dropped.update(m.seq for m in queue.ready if m.seq in seqs)
+                queue.ready = kept
                 self.room(queue)
+        return dropped
 
     def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
         source.remove(message)

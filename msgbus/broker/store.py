@@ -8,8 +8,8 @@ message. ``when_durable`` runs a callback once everything queued so far is commi
 that is when a RECEIPT for a persistent SEND may go out.
 
 A batch that fails (a full disk) is written again every ``RETRY_S`` seconds, before
-anything queued after it, without its new messages: their RECEIPTs are refused, so
-their senders send them again, and ``forget`` drops the ones not delivered yet.
+anything queued after it, without the new messages ``forget`` drops from the queues
+(not delivered yet): their RECEIPTs are refused, so their senders send them again.
 Meanwhile ``failure`` says why and the sessions refuse persistent SENDs transiently.
 Once a retry commits the store recovers by itself: space freed is all it takes.
 
@@ -105,8 +105,9 @@ class MessageStore:
         self._idle: asyncio.Event | None = None
         self.failure: str | None = None
         """Why the last write failed, until one succeeds again."""
-        self.forget: Callable[[set[int]], None] = lambda seqs: None
-        """Called with the sequence numbers of messages whose row could not be written."""
+        self.forget: Callable[[set[int]], set[int]] = lambda seqs: set()
+        """Called with the sequence numbers of messages whose row could not be written;
+        returns those it dropped (their rows are not written again)."""
 
     @property
     def enabled(self) -> bool:
@@ -246,10 +247,10 @@ class MessageStore:
         self.commits += 1
         if exc is not None:
             # Kept, in order, ahead of later changes (an acked message's row must still
-            # go), but for the new messages, which their senders are told are not stored.
-            kept = [op for op in failed if op[0] != "insert"]
+            # go), but for the new messages dropped: their senders are told not stored.
+            dropped = self.forget({args[0] for kind, args in failed if kind == "insert"})
+            kept = [op for op in failed if op[0] != "insert" or op[1][0] not in dropped]
             self._ops[:0] = kept or [("probe", ())]
-            self.forget({args[0] for kind, args in failed if kind == "insert"})
             if self.failure is None:
                 log.error("%s", self._describe(exc))
             self.failure = self._describe(exc)

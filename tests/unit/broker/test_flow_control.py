@@ -200,3 +200,39 @@ def test_a_full_store_refuses_persistent_sends_transiently_and_recovers(tmp_path
         assert broker.router.queues["/queue/d"].depth() == 1
 
     run(scenario)
+
+
+def test_a_message_delivered_before_its_row_failed_is_written_on_retry(tmp_path: Path) -> None:
+    """A consumer already holds it, so the broker cannot take it back: its row is
+    written once space returns (a redelivery after a restart must find it)."""
+
+    async def scenario() -> None:
+        broker = await open_broker(data_dir=tmp_path)
+        store = broker.store
+        db = store._db
+        assert db is not None and store.path is not None
+        consumer = await connected(broker)
+        consumer.send("SUBSCRIBE", destination="/queue/held", id="s", ack="client-individual")
+        await consumer.receive()
+        db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+        producer = await connected(broker)
+        body = b"x" * 20_000
+        producer.send("SEND", body, destination="/queue/held", persistent="true", receipt="r")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if producer.transport.closed:
+                break
+        [error] = await producer.receive()
+        assert error.headers["msgbus-transient"] == "true"
+        assert [f.body for f in await consumer.receive()] == [body]
+        db.execute("PRAGMA max_page_count=1000000")
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if store.failure is None:
+                break
+        await store.close()
+        with sqlite3.connect(store.path) as check:
+            rows = [bytes(r[0]) for r in check.execute("SELECT body FROM messages")]
+        assert rows == [body]
+
+    run(scenario)

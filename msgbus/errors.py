@@ -17,7 +17,8 @@ are mapped to this tree at the boundary where they occur, never leaked.
     │   ├── ConnectError            no broker could be reached / login refused
     │   │   └── AuthenticationError the login or a certificate was refused: permanent
     │   ├── ConnectionLost          an established connection went away
-    │   ├── BrokerError             the broker answered with an ERROR frame
+    │   ├── BrokerError             the broker answered with an ERROR frame: permanent
+    │   │   └── BrokerBusy          ... a transient one (queue full, disk full): retry later
     │   └── TimeoutException        a bounded wait expired (connect, receipt, disconnect)
     ├── PublishError                a message could not be delivered nor spooled
     │   └── SpoolFull               the local spool reached its size bound or its disk is full
@@ -37,6 +38,7 @@ __all__ = [
     "BridgeError",
     "BridgeRefused",
     "BridgeUnavailable",
+    "BrokerBusy",
     "BrokerError",
     "ConfigError",
     "ConnectError",
@@ -162,7 +164,8 @@ class ConnectionLost(TransportError):
 
 
 class BrokerError(TransportError):
-    """The broker answered with an ERROR frame."""
+    """The broker answered with an ERROR frame: it refused for good (too large, not
+    authorized, invalid), unless it is a :class:`BrokerBusy`."""
 
     def __init__(
         self, message: str, *, headers: dict[str, str] | None = None, body: bytes = b""
@@ -170,6 +173,13 @@ class BrokerError(TransportError):
         self.headers = headers or {}
         self.body = body
         super().__init__(message)
+
+
+class BrokerBusy(BrokerError):
+    """The broker refused for now what it will take later: a queue at its limit, a full
+    disk, memory short (the embedded broker's ``msgbus-transient`` ERROR, ActiveMQ's
+    ``ResourceAllocationException``). Hold the messages back (spooled) and retry with
+    back-off; they are not rejected."""
 
 
 class TimeoutException(TransportError):

@@ -25,6 +25,15 @@ class LimitExceeded(Exception):
     """A configured limit refuses the request; the text goes into the ERROR frame."""
 
 
+class QueueFull(LimitExceeded):
+    """A queue is at ``max_queue_depth`` for now: the producer waits until it has room
+    (flow control), and is refused transiently only when none comes in time."""
+
+    def __init__(self, message: str, queue: str) -> None:
+        super().__init__(message)
+        self.queue = queue
+
+
 def server_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
     """The TLS context of the listener, or None without ``tls`` configured."""
     tls = config.tls
@@ -79,6 +88,7 @@ class Gatekeeper:
         self._reserved = "/queue/" + ControlConfig().prefix + "."
         self._created_by: collections.Counter[str] = collections.Counter()
         self.connections = 0
+        self.logins = 0  # since start: a client reconnecting in a loop shows here
         # Sockets that have not logged in, oldest first; they never count in connections.
         self.pending: collections.OrderedDict[Waiting, None] = collections.OrderedDict()
 
@@ -101,6 +111,7 @@ class Gatekeeper:
             )
         self.pending.pop(session, None)
         self.connections += 1
+        self.logins += 1
 
     def release(self, session: Waiting, *, logged_in: bool) -> None:
         self.pending.pop(session, None)
@@ -192,9 +203,15 @@ class Gatekeeper:
                 f"{self.limits.max_subscriptions}; unsubscribe first"
             )
 
-    def check_depth(self, name: str, depth: int) -> None:
-        if depth >= self.limits.max_queue_depth:
-            raise LimitExceeded(
-                f"{name} holds {depth} messages, the limit is {self.limits.max_queue_depth}; "
-                "consume from it or raise limits.max_queue_depth"
+    def check_depth(self, name: str, depth: int, adding: int = 1) -> None:
+        """QueueFull unless ``adding`` messages fit ``name``, which holds ``depth``. A
+        transaction larger than the limit waits for an empty queue: its messages are in
+        the broker's memory already, and refusing it for good would make a publisher's
+        default batch fail on a queue with a small limit."""
+        limit = self.limits.max_queue_depth
+        if depth and depth + adding > limit:
+            raise QueueFull(
+                f"{name} holds {depth} messages, the limit is {limit}; consume from it or "
+                "raise limits.max_queue_depth",
+                name,
             )

@@ -51,7 +51,9 @@ class BrokerUser(_Section):
 
 
 class BrokerLimits(_Section):
-    """Bounds that protect the broker; exceeding one earns the client an ERROR frame.
+    """Bounds that protect the broker; exceeding one earns the client an ERROR frame,
+    but for a full queue (``max_queue_depth``), which holds its producers for up to
+    ``flow_control_wait`` (flow control) before a transient ERROR.
 
     Sockets that have not logged in yet have their own, smaller budget
     (``max_pending_connections``): when it is full the oldest of them is closed, so
@@ -100,6 +102,14 @@ class BrokerLimits(_Section):
         2000,
         ge=1,
         description="New destinations one user (anonymous: one address) may create",
+    )
+    flow_control_wait: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a producer is held (its connection not read, its receipts "
+        "withheld) while a queue it sends to is at max_queue_depth, before its message "
+        "is refused with a transient ERROR (msgbus-transient: true) "
+        "that publishers retry later; keep it below the clients' receipt timeout (30 s)",
     )
 
     def frame_limits(self) -> Limits:

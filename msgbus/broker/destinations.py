@@ -13,11 +13,12 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from msgbus.broker.auth import Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.flow import Waiters
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import DurableRecord, MessageStore, StoredMessage
 from msgbus.errors import LocalProtocolError
@@ -250,6 +251,8 @@ class MessageQueue:
         """The message is done with (acked, or consumed in auto mode)."""
         if message.seq:
             self.router.store.delete(message.seq)
+        if self.router.blocked:
+            self.router.room(self)
 
     def dispatch(self) -> None:
         ready, consumers = self.ready, self.consumers
@@ -318,6 +321,8 @@ class Router:
         self.max_redeliveries = max_redeliveries
         self.queues: dict[str, MessageQueue] = {}
         self.topics: dict[str, list[MessageQueue]] = {}
+        self.blocked = Waiters()  # producers held by flow control
+        store.forget = self._forget
         self.received = 0
         self.delivered = 0
         self._temp = 0
@@ -392,36 +397,52 @@ class Router:
 
     def admit(self, destinations: Iterable[str], owner: Owner | None = None) -> None:
         """Raise what :meth:`send` would raise for any of these messages, before any of
-        them is routed: a transaction's COMMIT delivers all of its messages or none."""
-        held: dict[str, int] = {}  # queue name -> messages it would hold
+        them is routed: a transaction's COMMIT delivers all of its messages or none
+        (QueueFull while a queue has no room for all of them yet)."""
+        adding: Counter[str] = Counter()  # queue name -> messages it would take
+        depths: dict[str, int] = {}
         for destination in destinations:
             if destination.startswith("/queue/") and destination not in self.queues:
-                if destination not in held:  # a queue this commit would create
+                if destination not in adding:  # a queue this commit would create
                     _check_queue_name(destination)
-                    created = sum(name not in self.queues for name in held)
+                    created = sum(name not in self.queues for name in adding)
                     self._check_new(destination, owner, planned=created)
-                targets: Sequence[tuple[str, int]] = [(destination, 0)]
-            else:
-                targets = [
-                    (t.name, len(t.ready) + t.unacked)
-                    for t in self._targets(destination)
-                    if not t.drop_oldest
-                ]
-            for name, depth in targets:
-                depth = held.get(name, depth)
-                self.gate.check_depth(name, depth)
-                held[name] = depth + 1
+                    depths[destination] = 0
+                adding[destination] += 1
+                continue
+            for target in self._targets(destination):
+                if not target.drop_oldest:
+                    adding[target.name] += 1
+                    depths[target.name] = target.depth()
+        for name, count in adding.items():
+            self.gate.check_depth(name, depths[name], count)
+
+    def room(self, queue: MessageQueue) -> None:
+        """``queue`` shrank: wake the producers held for it if it has room (or is gone)."""
+        if queue.name in self.blocked and (
+            queue.depth() < self.gate.limits.max_queue_depth
+            or self.queues.get(queue.name) is not queue
+        ):
+            self.blocked.wake(queue.name)
 
     def send(
-        self, destination: str, headers: dict[str, str], body: bytes, owner: Owner | None = None
+        self,
+        destination: str,
+        headers: dict[str, str],
+        body: bytes,
+        owner: Owner | None = None,
+        *,
+        admitted: bool = False,
     ) -> None:
-        """Route one message, giving it a message-id; LimitExceeded if a queue is full."""
+        """Route one message, giving it a message-id; QueueFull if a queue is full,
+        unless the message was ``admitted`` already (with its transaction)."""
         # Fast path for an existing queue; durable subscription queues are not addressable.
         queue = self.queues.get(destination) if destination.startswith("/queue/") else None
         targets = (queue,) if queue is not None else self._targets(destination, owner)
         max_depth = self.gate.limits.max_queue_depth
         for target in targets:
-            if len(target.ready) + target.unacked >= max_depth and not target.drop_oldest:
+            full = len(target.ready) + target.unacked >= max_depth
+            if full and not target.drop_oldest and not admitted:
                 self.gate.check_depth(target.name, target.depth())
         self.received += 1
         self._ids += 1
@@ -436,6 +457,20 @@ class Router:
                 continue
             target.put(message if first else message.copy())
             first = False
+
+    def _forget(self, seqs: set[int]) -> set[int]:
+        """Drop the waiting messages whose row the store could not write, as their
+        senders were refused and send them again; returns their numbers. What was
+        delivered already, and dead letters (nobody sends those again), stay: their
+        rows are written on a retry."""
+        dropped: set[int] = set()
+        for queue in list(self.queues.values()):
+            if queue.stored and queue.ready and queue.dlq is not None:
+                kept = deque(m for m in queue.ready if m.seq not in seqs)
+                dropped.update(m.seq for m in queue.ready if m.seq in seqs)
+                queue.ready = kept
+                self.room(queue)
+        return dropped
 
     def dead_letter(self, source: MessageQueue, message: Message, reason: str) -> None:
         source.remove(message)
@@ -540,6 +575,7 @@ class Router:
             if queue.name.startswith("durable:"):
                 self.store.remove_durable(queue.name)
         queue.ready.clear()
+        self.room(queue)
 
     def ack(self, sub: Subscription, messages: list[Message]) -> None:
         for message in messages:

@@ -29,6 +29,11 @@ class BrokerCollector(Collector):
         )
         connections.add_metric([name], broker.gate.connections)
         yield connections
+        logins = CounterMetricFamily(
+            "msgbus_broker_logins", "Client logins since start", labels=["broker"]
+        )
+        logins.add_metric([name], broker.gate.logins)
+        yield logins
         received = CounterMetricFamily(
             "msgbus_broker_messages_in", "Messages received from producers", labels=["broker"]
         )

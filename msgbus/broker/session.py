@@ -15,15 +15,16 @@ from collections.abc import Callable
 from typing import Protocol
 
 from msgbus import __version__
-from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner
+from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
+from msgbus.broker.flow import FlowControl
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
-from msgbus.stomp.frames import ErrorFrame, Frame, Heartbeat, ReceiptFrame
+from msgbus.stomp.frames import TRANSIENT_HEADER, ErrorFrame, Frame, Heartbeat, ReceiptFrame
 
 __all__ = ["Broker", "Session"]
 
@@ -93,6 +94,15 @@ class Session(asyncio.Protocol):
         self._last_write = self._loop.time()
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
+        self.flow = FlowControl(
+            self.router.blocked,
+            config.limits.flow_control_wait,
+            handle=self._handle,
+            feed=self.data_received,
+            refuse=lambda frame, why: self.fail(
+                "queue full", why, frame=frame, headers={TRANSIENT_HEADER: "true"}
+            ),
+        )
         self._beat: asyncio.TimerHandle | None = None
 
     @property
@@ -129,6 +139,9 @@ class Session(asyncio.Protocol):
         if self._closing:
             return
         self._heard_since_check = True
+        if self.flow.holding:  # read before the pause took effect
+            self.flow.keep(data)
+            return
         try:
             events = self.stomp.receive_data(data)
         except FrameTooLarge as exc:
@@ -145,13 +158,17 @@ class Session(asyncio.Protocol):
 
     def _handle(self, events: list[Frame | Heartbeat]) -> None:
         handlers = _HANDLERS
-        for event in events:
+        for index, event in enumerate(events):
             if not isinstance(event, Frame):
                 continue  # a heart-beat
             try:
                 if not self.stomp.connected:
                     self.stomp.check_order(event)
                 handlers[event.command](self, event)
+            except QueueFull as exc:
+                assert self._transport is not None
+                self.flow.hold(events[index:], exc, self._transport)
+                return
             except RemoteProtocolError as exc:  # a rule of the protocol, broken by the client
                 self.fail(str(exc), frame=event)
             except Refused as exc:
@@ -182,6 +199,7 @@ class Session(asyncio.Protocol):
         self.writable = False
         for timer in self._timers:
             timer.cancel()
+        self.flow.stop()
         if self._beat is not None:
             self._beat.cancel()
         # Unacked messages go back to their queues for the remaining consumers.
@@ -241,10 +259,13 @@ class Session(asyncio.Protocol):
         headers: dict[str, str] | None = None,
         receipt: str | None = None,
     ) -> None:
-        """Send ERROR (with the receipt-id of ``frame``, or ``receipt``) and close."""
+        """Send ERROR (with the receipt-id of ``frame``, or ``receipt``) and close; the
+        receipts owed for frames before it go first."""
         if self._failed or self._transport is None:
             return
         self._failed = True
+        self._closing = True  # the frames after this one are not honoured
+        self.flow.stop()
         headers = {
             "message": message.replace("\n", " ")[:200],
             "content-type": "text/plain",
@@ -255,8 +276,19 @@ class Session(asyncio.Protocol):
         if receipt is not None:
             headers["receipt-id"] = receipt
         body = (detail or message).encode("utf-8", "replace") + b"\n"
-        self.write(self._encode(ErrorFrame(headers, body)))
+        error = self._encode(ErrorFrame(headers, body))
         log.info("closing %s after ERROR: %s %s", self.id, message, detail)
+        if self._receipts_waiting:
+            # Messages stored before the refused frame are confirmed, not left for the
+            # client to count as refused and send again.
+            self.broker.store.when_durable(lambda ok: self._error_out(error))
+        else:
+            self._error_out(error)
+
+    def _error_out(self, error: bytes) -> None:
+        if self._transport is None:
+            return
+        self.write(error)
         self._close_after_error()
 
     def _close_after_error(self) -> None:
@@ -267,6 +299,7 @@ class Session(asyncio.Protocol):
         if transport is None or not transport.can_write_eof():
             self.close()
             return
+        transport.resume_reading()  # to read and drop what flow control held back
         self._closing = True
         self.writable = False
         self._flush()
@@ -302,10 +335,11 @@ class Session(asyncio.Protocol):
         self, data: bytes, ok: bool, frame: Frame, then: Callable[[], None] | None
     ) -> None:
         self._receipts_waiting -= 1
-        if self._failed or self._transport is None:
+        if self._transport is None:
             return
-        if not ok:
-            self.fail("message not stored", self.broker.store.failure or "", frame=frame)
+        if not ok:  # transient: the store retries by itself, the client sends again
+            reason = self.broker.store.failure or "the broker store failed"
+            self.fail(reason, reason, frame=frame, headers={TRANSIENT_HEADER: "true"})
             return
         self.write(data)
         if then is not None:
@@ -331,7 +365,7 @@ class Session(asyncio.Protocol):
         self._beat = self._loop.call_later(every - early - idle, self._send_beat, every)
 
     def _check_beat(self, window: float) -> None:
-        if not self._heard_since_check:
+        if not self._heard_since_check and not self.flow.holding:  # held: not read
             self.fail(
                 "heart-beat timeout",
                 f"nothing received from the client for {window:.1f}s; send heart-beats "
@@ -391,12 +425,18 @@ class Session(asyncio.Protocol):
             self._authorize(owner, "write", destination)
         if "transaction" in headers and self._in_transaction(frame):
             return
-        message_headers = headers.copy()
-        for name in _NOT_FORWARDED:  # cheaper than filtering every header
-            message_headers.pop(name, None)
-        self.router.send(destination, message_headers, frame.body, owner)
+        if headers.get("persistent") == "true":
+            self._check_store()
+        self._route(frame)
         if "receipt" in headers:
             self._receipt(frame, durable=headers.get("persistent") == "true")
+
+    def _route(self, frame: Frame, *, admitted: bool = False) -> None:
+        message_headers = frame.headers.copy()
+        for name in _NOT_FORWARDED:  # cheaper than filtering every header
+            message_headers.pop(name, None)
+        destination = message_headers["destination"]
+        self.router.send(destination, message_headers, frame.body, self.owner, admitted=admitted)
 
     def on_subscribe(self, frame: Frame) -> None:
         headers = frame.headers
@@ -534,18 +574,30 @@ class Session(asyncio.Protocol):
         self.transactions[tx] = []
         self._receipt(frame, durable=False)
 
+    def _check_store(self) -> None:
+        """Refuse a persistent message transiently while the store cannot write."""
+        failure = self.broker.store.failure
+        if failure is not None:
+            raise Refused(failure, {TRANSIENT_HEADER: "true"})
+
     def on_commit(self, frame: Frame) -> None:
-        frames = self.transactions.pop(self._transaction_id(frame))
-        self.router.admit(
-            (f.headers.get("destination", "") for f in frames if f.command == "SEND"), self.owner
-        )
-        durable = False
+        tx = self._transaction_id(frame)
+        frames = self.transactions[tx]
+        sends = [f for f in frames if f.command == "SEND"]
+        if any(f.headers.get("persistent") == "true" for f in sends):
+            self._check_store()
+        # Before the transaction is taken: a full queue holds the COMMIT (flow control).
+        self.router.admit((f.headers.get("destination", "") for f in sends), self.owner)
+        del self.transactions[tx]
         for buffered in frames:
+            if buffered.command == "SEND":  # checked when buffered, and admitted above
+                self._route(buffered, admitted=True)
+                continue
             inner = {
                 k: v for k, v in buffered.headers.items() if k not in ("transaction", "receipt")
             }
-            durable = durable or inner.get("persistent") == "true"
             _HANDLERS[buffered.command](self, type(buffered)(inner, buffered.body))
+        durable = any(f.headers.get("persistent") == "true" for f in sends)
         self._receipt(frame, durable=durable)
 
     def on_abort(self, frame: Frame) -> None:

@@ -7,6 +7,12 @@ the next batch, so a burst of persistent SENDs costs one fsync per batch, not on
 message. ``when_durable`` runs a callback once everything queued so far is committed:
 that is when a RECEIPT for a persistent SEND may go out.
 
+A batch that fails (a full disk) is written again every ``RETRY_S`` seconds, before
+anything queued after it, without the new messages ``forget`` drops from the queues
+(not delivered yet): their RECEIPTs are refused, so their senders send them again.
+Meanwhile ``failure`` says why and the sessions refuse persistent SENDs transiently.
+Once a retry commits the store recovers by itself: space freed is all it takes.
+
 The statements run on the loop, not the writer thread, because sqlite3 releases the GIL
 at every row: a writer thread would wait for the busy loop's GIL once per row (the
 convoy effect), which cut receipts to ~60/s under a burst from 10,000 connections.
@@ -30,6 +36,9 @@ __all__ = ["DurableRecord", "MessageStore", "StoredMessage"]
 
 log = logging.getLogger("msgbus.broker.store")
 
+RETRY_S = 1.0
+"""Seconds between attempts to write a batch that failed."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY,
@@ -38,6 +47,7 @@ CREATE TABLE IF NOT EXISTS messages (
     body BLOB NOT NULL,
     redeliveries INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS durable_subscriptions (
     queue TEXT PRIMARY KEY,
     topic TEXT NOT NULL,
@@ -54,6 +64,8 @@ _SQL = {
     ),
     "unsubscribe": "DELETE FROM durable_subscriptions WHERE queue = ?",
     "purge": "DELETE FROM messages WHERE queue = ?",
+    # Rewrites one row: a retry that needs as much room as the smallest real write.
+    "probe": "INSERT OR REPLACE INTO write_probe (id) VALUES (1)",
 }
 
 
@@ -85,11 +97,17 @@ class MessageStore:
         self._ops: list[Op] = []
         self._waiting: list[Callable[[bool], None]] = []  # run after the next batch commits
         self._in_flight: list[Callable[[bool], None]] | None = None  # batch being written
+        self._writing: list[Op] = []  # its changes, kept to retry them if it fails
         self._scheduled = False
+        self._retry: asyncio.TimerHandle | None = None
         self._next_seq = 1
         self.commits = 0  # batches written: fewer than persistent SENDs under load
         self._idle: asyncio.Event | None = None
         self.failure: str | None = None
+        """Why the last write failed, until one succeeds again."""
+        self.forget: Callable[[set[int]], set[int]] = lambda seqs: set()
+        """Called with the sequence numbers of messages whose row could not be written;
+        returns those it dropped (their rows are not written again)."""
 
     @property
     def enabled(self) -> bool:
@@ -185,10 +203,12 @@ class MessageStore:
 
     def _flush(self) -> None:
         self._scheduled = False
+        self._retry = None
         if self._in_flight is not None or not self._ops:
             return
         assert self._loop is not None and self._executor is not None and self._idle is not None
         ops, self._ops = self._ops, []
+        self._writing = ops
         self._in_flight, self._waiting = self._waiting, []
         self._idle.clear()
         try:
@@ -209,7 +229,7 @@ class MessageStore:
             for kind, group in itertools.groupby(ops, key=lambda op: op[0]):
                 db.executemany(_SQL[kind], [args for _, args in group])
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _commit(self) -> None:
@@ -218,32 +238,71 @@ class MessageStore:
         try:
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _written(self, exc: BaseException | None) -> None:
         callbacks, self._in_flight = self._in_flight or [], None
+        failed, self._writing = self._writing, []
         self.commits += 1
         if exc is not None:
-            # Sticky: once a batch is lost, no later receipt may claim durability.
-            self.failure = f"writing the broker store {self.path} failed: {exc}"
-            log.error("%s", self.failure)
+            # Kept, in order, ahead of later changes (an acked message's row must still
+            # go), but for the new messages dropped: their senders are told not stored.
+            dropped = self.forget({args[0] for kind, args in failed if kind == "insert"})
+            kept = [op for op in failed if op[0] != "insert" or op[1][0] not in dropped]
+            self._ops[:0] = kept or [("probe", ())]
+            if self.failure is None:
+                log.error("%s", self._describe(exc))
+            self.failure = self._describe(exc)
+        elif self.failure is not None:
+            log.warning("the broker store %s is written again, after: %s", self.path, self.failure)
+            self.failure = None
         for callback in callbacks:
-            callback(self.failure is None)
-        if self._ops:
+            callback(exc is None)
+        if exc is not None:
+            assert self._loop is not None and self._idle is not None
+            self._scheduled = True  # new changes wait for the retry, not a loop turn
+            self._retry = self._loop.call_later(RETRY_S, self._flush)
+            self._idle.set()
+        elif self._ops:
             self._flush()
         elif self._idle is not None:
             self._idle.set()
 
+    def _describe(self, exc: BaseException) -> str:
+        # SQLite's text for SQLITE_FULL (error codes are on exceptions from Python 3.11).
+        if isinstance(exc, sqlite3.Error) and "database or disk is full" in str(exc):
+            return (
+                f"disk full: writing the broker store {self.path} failed ({exc}); free space "
+                "on its filesystem: persistent messages are refused until then"
+            )
+        return f"writing the broker store {self.path} failed: {exc}"
+
     async def close(self) -> None:
-        """Write what is queued, then close the database."""
+        """Write what is queued, then close the database; a store that cannot write gets
+        one more attempt (what it still holds then is recovered from the last commit)."""
         while self._ops or self._in_flight is not None:
             self._flush()
             assert self._idle is not None
             await self._idle.wait()
+            if self.failure is not None:
+                log.error("closing with %d changes not written: %s", len(self._ops), self.failure)
+                break
+        if self._retry is not None:
+            self._retry.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """End a failed transaction, keeping the error that failed it: SQLite may have
+    rolled back already (a full disk), and a ROLLBACK error would hide the cause."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("rolling back the broker store failed too: %s", exc)

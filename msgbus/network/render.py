@@ -156,6 +156,10 @@ def _destination_policy(root: ET.Element, policies: list[DestinationPolicy]) -> 
             memoryLimit=f"{policy.memory_limit_mb} mb" if policy.memory_limit_mb else None,
             expireMessagesPeriod=policy.expire_check_ms,
         )
+        if policy.cursor == "vm":
+            pending = "pendingQueuePolicy" if kind == "queue" else "pendingDurableSubscriberPolicy"
+            cursor = "vmQueueCursor" if kind == "queue" else "vmDurableCursor"
+            _sub(_sub(entry, pending), cursor)
         dls = _sub(entry, "deadLetterStrategy")
         if policy.dead_letter == "individual":
             _sub(
@@ -340,7 +344,7 @@ def _bridge_groups(topology: Topology) -> str:
 
 def _system_usage(root: ET.Element, broker: Broker) -> None:
     outer = _sub(root, "systemUsage")
-    su = _sub(outer, "systemUsage")
+    su = _sub(outer, "systemUsage", sendFailIfNoSpaceAfterTimeout=broker.flow_control_wait_ms)
     _sub(_sub(su, "memoryUsage"), "memoryUsage", percentOfJvmHeap=60)
     _sub(_sub(su, "storeUsage"), "storeUsage", limit=f"{broker.store_mb} mb")
     _sub(_sub(su, "tempUsage"), "tempUsage", limit=f"{broker.temp_mb} mb")

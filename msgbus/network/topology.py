@@ -127,6 +127,14 @@ class Broker(_Model):
         ge=16,
         description="Temporary store limit in MiB, for non-persistent messages (tempUsage)",
     )
+    flow_control_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Producer flow control: a producer held longer than this (memory, "
+        "store or temp usage full) is refused with ResourceAllocationException, which "
+        "msgbus publishers hold back and retry (systemUsage sendFailIfNoSpaceAfterTimeout); "
+        "unset: held until there is room, as ActiveMQ does by default",
+    )
     limits: BrokerLimits = Field(
         default_factory=BrokerLimits,
         description="Bounds rendered on every transport connector",
@@ -184,6 +192,12 @@ class DestinationPolicy(_Model):
         default=None,
         ge=1,
         description="Memory this destination may use, in MiB",
+    )
+    cursor: Literal["store", "vm"] = Field(
+        default="store",
+        description="Where pending messages wait: the store (ActiveMQ's default), or memory "
+        "(vm), where memory_limit_mb bounds persistent messages too and producer flow "
+        "control holds producers at that limit",
     )
     dead_letter_non_persistent: bool = Field(
         False,

@@ -22,7 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from msgbus.errors import BrokerError, ConnectionLost, TimeoutException, TransportError
+from msgbus.errors import (
+    BrokerBusy,
+    BrokerError,
+    ConnectionLost,
+    TimeoutException,
+    TransportError,
+)
 from msgbus.publish.envelope import Envelope
 from msgbus.stomp.codec import encode_headers, serialize
 from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, ReceiptFrame
@@ -47,8 +53,8 @@ class Interrupted:
 
     @property
     def broker_refused(self) -> bool:
-        """The broker sent ERROR for something unidentified among ``pending``."""
-        return isinstance(self.error, BrokerError)
+        """The broker refused for good something unidentified among ``pending``."""
+        return isinstance(self.error, BrokerError) and not isinstance(self.error, BrokerBusy)
 
 
 @dataclass(slots=True)
@@ -192,6 +198,8 @@ class Pipeline:
 
     def _refused(self, frame: ErrorFrame, on_refused: Refused) -> None:
         error = broker_error(self.conn.url, frame)
+        if isinstance(error, BrokerBusy):
+            raise error  # refused for now: every unconfirmed message goes again later
         receipt = frame.headers.get("receipt-id", "")
         unit = self._pending.get(receipt)
         if unit is None and len(self._pending) == 1:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from msgbus.config import MsgbusConfig, config_for
 from msgbus.errors import (
     AuthenticationError,
+    BrokerBusy,
     BrokerError,
     ConnectError,
     MsgbusError,
@@ -452,6 +453,7 @@ class Publisher:
         single = 0
         stalls = 0
         progress = [0]
+        moving = time.monotonic()  # when the broker last took a message
 
         def counted(envs: list[Envelope], latency: float) -> None:
             progress[0] += len(envs)
@@ -480,6 +482,14 @@ class Publisher:
             if outcome is None:
                 return None
             source = self._after_interruption(outcome, source)
+            if isinstance(outcome.error, BrokerBusy):
+                # Held back, not refused: retried with back-off (no reconnect per message)
+                # until retry_for passes without progress, then the rest is spooled.
+                moving = time.monotonic() if progress[0] > before else moving
+                self._link.lost(outcome.error)
+                if self._link.policy.next_attempt > moving + self.options.retry_for:
+                    return source, outcome.error
+                continue
             isolating = single > 0
             single = len(outcome.pending) if outcome.broker_refused else 0
             # Brokers that take connections but confirm nothing must not hold us forever;

@@ -14,6 +14,7 @@ __all__ = [
     "CLIENT_COMMANDS",
     "FRAME_TYPES",
     "SERVER_COMMANDS",
+    "TRANSIENT_HEADER",
     "AbortFrame",
     "AckFrame",
     "BeginFrame",
@@ -125,6 +126,11 @@ class ReceiptFrame(Frame):
 @dataclass(slots=True)
 class ErrorFrame(Frame):
     command: ClassVar[str] = "ERROR"
+
+
+TRANSIENT_HEADER = "msgbus-transient"
+"""An ERROR header of the embedded broker, "true" when the refusal's cause passes (a
+queue at its limit, a full disk): the client should retry later, not give up."""
 
 
 FRAME_TYPES: dict[str, type[Frame]] = {

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from msgbus.errors import (
     AuthenticationError,
+    BrokerBusy,
     BrokerError,
     ConnectError,
     ConnectionLost,
@@ -34,6 +35,7 @@ from msgbus.stomp.codec import (
     encode_acks,
 )
 from msgbus.stomp.frames import (
+    TRANSIENT_HEADER,
     ConnectedFrame,
     DisconnectFrame,
     ErrorFrame,
@@ -581,7 +583,19 @@ def error_detail(frame: ErrorFrame) -> str:
     return message or body or "no reason given"
 
 
+# ActiveMQ's producer flow control with sendFailIfNoSpace (memory, store or temp usage
+# full) refuses with this exception; its STOMP ERROR carries the name in the body.
+_ACTIVEMQ_TRANSIENT = b"ResourceAllocationException"
+
+
 def broker_error(url: BrokerURL, frame: ErrorFrame) -> BrokerError:
-    return BrokerError(
+    """The ERROR as an exception: :class:`BrokerBusy` when the broker says the refusal
+    is transient, :class:`BrokerError` (permanent) otherwise."""
+    transient = frame.headers.get(TRANSIENT_HEADER) == "true" or (
+        _ACTIVEMQ_TRANSIENT in frame.body
+        or _ACTIVEMQ_TRANSIENT.decode() in frame.headers.get("message", "")
+    )
+    kind = BrokerBusy if transient else BrokerError
+    return kind(
         f"{url} answered ERROR: {error_detail(frame)}", headers=dict(frame.headers), body=frame.body
     )

@@ -54,6 +54,8 @@ class Target:
     """connection settings beyond the URL (vhost), for the harness's own raw sends."""
     env: dict[str, str] = field(default_factory=dict)
     """Settings the commands get as MSGBUS_* variables, as a user would set them."""
+    data_dir: Path | None = None
+    """Where the broker keeps its store (the embedded broker's --data)."""
 
 
 @dataclass

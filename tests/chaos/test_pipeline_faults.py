@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -41,11 +42,13 @@ def _unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def _embedded(factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: bool) -> Target:
+def _embedded(
+    factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: bool, settings: str
+) -> Target:
     config = None
-    if secured:
+    if secured or settings:
         config = tmp_path / "broker.yaml"
-        config.write_text("users: {probe: s3cret}\n")
+        config.write_text(("users: {probe: s3cret}\n" if secured else "") + settings)
     broker = factory(config=config)
     url = broker.stomp_url.replace("//", "//probe:s3cret@") if secured else broker.stomp_url
     topic = f"/topic/chaos.{_unique()}"
@@ -58,6 +61,7 @@ def _embedded(factory: Callable[..., EmbeddedBroker], tmp_path: Path, secured: b
         subscription="chaos-store",
         kill_broker=broker.kill,
         restart_broker=broker.start,
+        data_dir=broker.base / "data",
     )
 
 
@@ -71,6 +75,26 @@ def _activemq(factory: BrokerFactory, secured: bool) -> Target:
         publish_destination=topic,
         consume_destination=topic,
         subscription="chaos-store",
+        kill_broker=broker.kill,
+        restart_broker=broker.start,
+    )
+
+
+def _activemq_flow(factory: BrokerFactory) -> Target:
+    """An ActiveMQ whose queues hold 1 MB in memory (the vm cursor, so persistent
+    messages count) and refuse a producer held longer than 2 s: its producer flow
+    control as a publisher meets it (ResourceAllocationException)."""
+    broker = factory(
+        destinations=[{"name": "/queue/chaos.>", "memory_limit_mb": 1, "cursor": "vm"}],
+        settings={"flow_control_wait_ms": 2000},
+    )
+    queue = f"/queue/chaos.{_unique()}"
+    return Target(
+        kind="activemq",
+        publish_urls=[broker.stomp_url],
+        consume_urls=[broker.stomp_url],
+        publish_destination=queue,
+        consume_destination=queue,
         kill_broker=broker.kill,
         restart_broker=broker.start,
     )
@@ -134,16 +158,25 @@ KINDS = ["embedded", "activemq", "rabbitmq"]
 """Single brokers; the ActiveMQ line of three joins them where its middle broker matters."""
 
 
+@pytest.fixture
+def broker_yaml() -> str:
+    """Settings of the embedded broker (its YAML), which a scenario may parametrize."""
+    return ""
+
+
 @pytest.fixture(params=[*KINDS, "line"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+def target(request: pytest.FixtureRequest, tmp_path: Path, broker_yaml: str) -> Target:
     """A broker of each kind; parametrized ``(kind, True)`` it requires a login."""
     kind, secured = request.param if isinstance(request.param, tuple) else (request.param, False)
     if kind == "line":
         return _line(request.getfixturevalue("activemq_line"))
     if kind == "embedded":
-        return _embedded(request.getfixturevalue("embedded_broker_process"), tmp_path, secured)
+        factory = request.getfixturevalue("embedded_broker_process")
+        return _embedded(factory, tmp_path, secured, broker_yaml)
     if kind == "activemq":
         return _activemq(request.getfixturevalue("activemq_broker_factory"), secured)
+    if kind == "activemq-flow":
+        return _activemq_flow(request.getfixturevalue("activemq_broker_factory"))
     return _rabbitmq(request.getfixturevalue("rabbitmq_stomp"))
 
 
@@ -385,4 +418,58 @@ def test_input_over_16_mib(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> N
     assert run.returncode == 0 and run.confirmed == 20_000, run.output
     assert (pipeline.base / "input-20000.txt").stat().st_size > 16 * 2**20
     pipeline.settle(timeout=300)
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded", "activemq-flow"], indirect=True)
+@pytest.mark.parametrize(
+    "broker_yaml", [f"limits: {{max_queue_depth: {CHUNK}, flow_control_wait: 2}}\n"], ids=["limit"]
+)
+def test_full_queue_flow_control(pipeline: Pipeline, chaos_table: list[ChaosRow]) -> None:
+    """The store's queue full while the consumer is away (the embedded broker: its
+    durable subscription at max_queue_depth; ActiveMQ: a queue at its memory limit):
+    the broker holds the publisher back (producer flow control), then refuses it
+    transiently; the publisher retries with back-off, spools the rest, rejects nothing;
+    the consumer back, a drain delivers everything. (A run is one transaction, and one
+    larger than ActiveMQ's limit would never fit: each run here is 0.7 MB of its 1 MB.)"""
+    pipeline.start_consumer().stop()  # the durable subscription now keeps what comes
+    first = pipeline.publish(CHUNK, details=3000)
+    assert first.returncode == 0 and first.confirmed == CHUNK, first.output
+    full = pipeline.publish(CHUNK, details=3000)
+    assert full.returncode == 0 and full.rejected == 0, full.output
+    assert full.spooled == CHUNK, full.output
+    assert re.search("queue full|ResourceAllocationException", full.output), full.output
+    pipeline.start_consumer()
+    pipeline.recovered()
+    assert "drained" in pipeline.drain_spool()
+    pipeline.settle()
+    _record(pipeline, chaos_table)
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_broker_disk_full_and_freed(
+    pipeline: Pipeline, small_disk: Callable[[int], SmallDisk], chaos_table: list[ChaosRow]
+) -> None:
+    """The broker's store on a disk that fills up: persistent messages are refused for
+    the time being (spooled, never rejected, the cause named), and once space is freed
+    the same broker process takes them again, with no restart."""
+    target = pipeline.target
+    assert target.kill_broker is not None and target.restart_broker is not None
+    assert target.data_dir is not None
+    disk = small_disk(8 << 20)
+    target.kill_broker()
+    shutil.rmtree(target.data_dir)  # nothing kept yet: start again on the small disk
+    target.data_dir.symlink_to(disk.path)
+    target.restart_broker()
+    pipeline.start_consumer()
+    pipeline.publish(CHUNK)
+    disk.fill()
+    full = pipeline.publish(CHUNK)
+    assert full.returncode == 0 and (full.confirmed, full.rejected) == (0, 0), full.output
+    assert "disk full: " in full.output, full.output
+    disk.free()
+    pipeline.recovered()
+    assert "drained" in pipeline.drain_spool()
+    pipeline.publish(CHUNK)
+    pipeline.settle()
     _record(pipeline, chaos_table)

@@ -25,6 +25,7 @@ class FakeTransport(asyncio.Transport):
         self.protocol = protocol
         self.written = bytearray()
         self.closed = False
+        self.reading = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "write after close"
@@ -46,6 +47,12 @@ class FakeTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name == "peername" else default

@@ -179,6 +179,32 @@ def test_data_dir_is_a_placeholder_unless_given() -> None:
     assert broker.find("a:plugins/a:simpleAuthenticationPlugin", NS) is None
 
 
+def test_producer_flow_control_is_asked_for() -> None:
+    """The settings the chaos suite's "full queue" row runs ActiveMQ with (its real
+    ResourceAllocationException is checked there): unset, ActiveMQ's own defaults."""
+    base: dict[str, Any] = {
+        "security": {"authentication": False},
+        "brokers": [{"name": "x", "ports": {"stomp": 1, "openwire": 2}}],
+    }
+    broker = _broker(parse_topology(base), "x")
+    assert _find(broker, "a:systemUsage/a:systemUsage").get("sendFailIfNoSpaceAfterTimeout") is None
+    assert broker.find(".//a:vmQueueCursor", NS) is None
+    base["brokers"][0]["flow_control_wait_ms"] = 2000
+    base["destinations"] = [
+        {"name": "/queue/small.>", "memory_limit_mb": 1, "cursor": "vm"},
+        {"name": "/topic/small.>", "cursor": "vm"},
+    ]
+    broker = _broker(parse_topology(base), "x")
+    usage = _find(broker, "a:systemUsage/a:systemUsage")
+    assert usage.get("sendFailIfNoSpaceAfterTimeout") == "2000"
+    entries = broker.findall("a:destinationPolicy/a:policyMap/a:policyEntries/a:policyEntry", NS)
+    [queue] = [e for e in entries if e.get("queue") == "small.>"]
+    [topic] = [e for e in entries if e.get("topic") == "small.>"]
+    assert queue.get("memoryLimit") == "1 mb"
+    assert _find(queue, "a:pendingQueuePolicy/a:vmQueueCursor") is not None
+    assert _find(topic, "a:pendingDurableSubscriberPolicy/a:vmDurableCursor") is not None
+
+
 def test_consumer_queues_on_every_broker_replay_when_their_consumer_moves() -> None:
     """Store and forward: a message waits in its groups' queues where it was confirmed."""
     topo = load_topology(BROKERS / "line.yaml")

@@ -1,4 +1,5 @@
-"""Which connection failures are permanent (AuthenticationError) and how they read."""
+"""Which connection failures and refusals are permanent (AuthenticationError, BrokerError)
+or transient (BrokerBusy), and how they read."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import threading
 import pytest
 
 from msgbus.config import ConnectionConfig
-from msgbus.errors import AuthenticationError, ConnectError
+from msgbus.errors import AuthenticationError, BrokerBusy, ConnectError
 from msgbus.stomp.frames import ErrorFrame
-from msgbus.transport.connection import Connection, error_detail, tls_refusal
+from msgbus.transport.connection import Connection, broker_error, error_detail, tls_refusal
 from msgbus.transport.url import BrokerURL
 
 URL = BrokerURL(host="mq.example.org", port=61614, tls=True)
@@ -72,6 +73,41 @@ def test_error_detail_joins_message_and_body(
     headers: dict[str, str], body: bytes, detail: str
 ) -> None:
     assert error_detail(ErrorFrame(headers, body)).startswith(detail)
+
+
+# ActiveMQ 5.17's STOMP ERROR for a SEND its producer flow control refused
+# (sendFailIfNoSpaceAfterTimeout), as read from one: the exception below the reason.
+_ACTIVEMQ_FULL = (
+    {
+        "message": "Usage Manager Memory Limit Wait Timeout. Stopping producer (ID:h-1:2:-1:1) "
+        "to prevent flooding queue://fc.x. See "
+        "http://activemq.apache.org/producer-flow-control.html for more info",
+        "receipt-id": "r347",
+    },
+    b"javax.jms.ResourceAllocationException: Usage Manager Memory Limit Wait Timeout. "
+    b"Stopping producer (ID:h-1:2:-1:1) to prevent flooding queue://fc.x.\n"
+    b"\tat org.apache.activemq.broker.region.Queue$FlowControlTimeoutTask.run(Queue.java)\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "transient"),
+    [
+        ({"message": "queue full", "msgbus-transient": "true"}, b"/queue/q holds 5", True),
+        ({"message": "disk full: writing", "msgbus-transient": "true"}, b"", True),
+        (*_ACTIVEMQ_FULL, True),
+        ({"message": "limit exceeded"}, b"a transaction of 9 messages exceeds", False),
+        ({"message": "frame too large"}, b"body of 5 MiB exceeds", False),
+        ({"message": "User name [x] is not authorized to write to: queue://q"}, b"", False),
+        ({"message": "queue full", "msgbus-transient": "false"}, b"", False),
+    ],
+)
+def test_a_refusal_is_transient_only_when_the_broker_says_so(
+    headers: dict[str, str], body: bytes, transient: bool
+) -> None:
+    error = broker_error(URL, ErrorFrame(headers, body))
+    assert isinstance(error, BrokerBusy) is transient
+    assert str(error).startswith(f"{URL} answered ERROR: ")
 
 
 def test_a_version_that_was_not_offered_is_refused_at_login() -> None:

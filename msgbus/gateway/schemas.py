@@ -32,7 +32,7 @@ import avro.io
 import avro.schema
 import jsonschema
 
-from msgbus.gateway.service import AmsError
+from msgbus.gateway.amserror import AmsError
 from msgbus.schema import HEADER_MESSAGE_CLASS, MESSAGE_TYPES, decode_body
 
 __all__ = ["TYPES", "Checker", "SchemaRegistry"]

@@ -86,7 +86,7 @@ def test_a_replayed_publish_request_is_stored_and_pulled_once(
     ams = _ams(ams_gateway)
     ams.create_topic("retried")
     ams.create_sub("pullers", "retried", ackdeadline=60)
-    body = {
+    body: dict[str, Any] = {
         "messages": [
             {"attributes": {}, "data": base64.b64encode(probe_text(f"r{i}", 5).encode()).decode()}
             for i in range(5)

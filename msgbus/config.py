@@ -245,7 +245,7 @@ class GatewayConfig(_Section):
     destination an AMS topic maps to: ``write`` publishes, ``read`` subscribes, pulls and
     acknowledges, ``admin`` creates and deletes topics. Without them every user may do
     everything, as before they existed. A topic takes any bytes unless ``topics`` gives
-    it a schema, as on AMS.
+    it a schema or one is attached to it (``:attachSchema``), as on AMS.
     """
 
     project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")

@@ -176,7 +176,8 @@ def _topic_routes(
     def topic_metrics(project: Name, topic: Name, who: User) -> dict[str, Any]:
         project_of(project)
         gateway.get_topic(topic)
-        subs = sum(1 for s in list(gateway.subs.values()) if s.topic == topic)
+        full = gateway.topic_name(topic)
+        subs = sum(1 for s in gateway.list_subs()["subscriptions"] if s["topic"] == full)
         return counters.topic(topic, subs)
 
 

@@ -5,7 +5,8 @@ acknowledge, mapped onto STOMP.
   :class:`msgbus.Publisher` without a spool and answers only once the broker confirmed
   every message (a transaction with a receipt). As on AMS a message is any attributes
   (STOMP headers, :mod:`msgbus.gateway.attributes`) and any bytes; only a topic with a
-  schema in ``gateway.topics`` is validated.
+  schema (:mod:`msgbus.gateway.schemas`) is validated, and a replayed request sends
+  nothing twice (:mod:`msgbus.gateway.retries`).
 * An AMS subscription is a durable STOMP subscription on that topic, held by one
   connection of the gateway with client-individual ACKs. A pulled message stays
   unacknowledged at the broker until ``:acknowledge`` (cumulative, as AMS's); when its
@@ -15,7 +16,8 @@ acknowledge, mapped onto STOMP.
 * With ``gateway.permissions``, each user's groups are checked on the STOMP destination
   of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
   subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
-  a topic; a refusal is a 403 before anything reaches the broker. Without permissions
+  a topic, plus the users AMS's ACLs list (:mod:`msgbus.gateway.acl`); a refusal is a
+  403 before anything reaches the broker. Without permissions
   every user may do everything. Reading what exists (get, list) is open to every user.
 * Topics and subscriptions (names, topic, deadline) are kept in ``state_dir`` so a
   restarted gateway serves the same ones; their messages live in the broker.
@@ -59,7 +61,7 @@ _FRESH = 60.0
 """Seconds after its creation during which a never-pulled subscription is removed again
 when a push endpoint is set on it: argo-ams-library creates a push subscription as a
 pull one (PUT) and then sets the endpoint (``:modifyPushConfig``)."""
-_SERVED = "topics, publish, pull subscriptions, pull and acknowledge"
+_SERVED = "topics, publish, pull subscriptions, pull and acknowledge, schemas, ACLs, metrics"
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {
     "read": "read from",

@@ -91,6 +91,12 @@ def _avro(body: dict[str, Any]) -> Checker:
         schema = avro.schema.parse(json.dumps(body))
     except (avro.errors.AvroException, ValueError, TypeError) as e:
         raise AmsError(400, f"Invalid Avro schema: {e}") from None
+    if _endless(schema, set()):
+        raise AmsError(
+            400,
+            "Invalid Avro schema: an array of items that take no bytes (null, an empty record "
+            "or fixed) lets a few bytes claim any number of items; give the items a value",
+        )
     # A record is read field by field so that a refusal names the field.
     parts = (
         [(f.name, f.type) for f in schema.fields]
@@ -113,6 +119,31 @@ def _avro(body: dict[str, Any]) -> Checker:
         return None
 
     return check
+
+
+def _endless(schema: avro.schema.Schema, seen: set[int]) -> bool:
+    """Whether ``schema`` has an array whose items take no bytes: decoding a count of
+    2**62 of them would hold the gateway for ever."""
+    if id(schema) in seen:  # a named type referring to itself
+        return False
+    seen.add(id(schema))
+    if isinstance(schema, avro.schema.ArraySchema):
+        return _zero_width(schema.items) or _endless(schema.items, seen)
+    if isinstance(schema, avro.schema.MapSchema):
+        return _endless(schema.values, seen)
+    if isinstance(schema, avro.schema.UnionSchema):
+        return any(_endless(s, seen) for s in schema.schemas)
+    if isinstance(schema, avro.schema.RecordSchema):
+        return any(_endless(f.type, seen) for f in schema.fields)
+    return False
+
+
+def _zero_width(schema: avro.schema.Schema) -> bool:
+    if isinstance(schema, avro.schema.RecordSchema):
+        return all(_zero_width(f.type) for f in schema.fields)
+    if isinstance(schema, avro.schema.FixedSchema):
+        return schema.size == 0
+    return schema.type == "null"
 
 
 def _wlcg(body: dict[str, Any]) -> Checker:

@@ -15,10 +15,13 @@ import avro.schema
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from msgbus.config import load_config
 from msgbus.gateway.app import make_app
 from msgbus.gateway.retries import RetryWindow
+from msgbus.gateway.schemas import compile_schema
 from msgbus.gateway.service import Gateway
 from tests.chaos.harness import probe_text
 
@@ -104,6 +107,15 @@ def test_schemas_are_created_got_listed_renamed_and_deleted_as_ams_answers(
         ("json", {"type": "no such type"}, "Invalid JSON Schema"),
         ("avro", {"type": "record", "fields": []}, "Invalid Avro schema"),
         ("avro", {"type": "nonsense"}, "Undefined type"),
+        ("avro", {"type": "array", "items": "null"}, "items that take no bytes"),
+        (
+            "avro",
+            {
+                "type": "map",
+                "values": {"type": "array", "items": {"type": "fixed", "name": "f", "size": 0}},
+            },
+            "items that take no bytes",
+        ),
         ("wlcg", {"messageClass": "Nope"}, "messageClass must be one of"),
         ("xml", {}, "Schema type can only be"),
     ],
@@ -272,3 +284,17 @@ def test_the_retry_window_gives_a_replayed_message_its_first_id() -> None:
         off.assign("/topic/x", request[:1])[0].msgbus_id
         != off.assign("/topic/x", request[:1])[0].msgbus_id
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=64))
+def test_any_bytes_get_an_answer_from_every_schema_kind_never_an_exception(data: bytes) -> None:
+    checks = [
+        compile_schema("json", PERSON),
+        compile_schema("avro", HOST),
+        compile_schema("avro", {"type": "array", "items": {"type": "map", "values": "double"}}),
+        compile_schema("wlcg", {"messageClass": "ProbeResult"}),
+    ]
+    for check in checks:
+        refusal = check(3, data, {})
+        assert refusal is None or refusal.startswith("Message 3 data is not valid")

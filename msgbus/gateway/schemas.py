@@ -142,8 +142,8 @@ def _zero_width(schema: avro.schema.Schema) -> bool:
     if isinstance(schema, avro.schema.RecordSchema):
         return all(_zero_width(f.type) for f in schema.fields)
     if isinstance(schema, avro.schema.FixedSchema):
-        return schema.size == 0
-    return schema.type == "null"
+        return bool(schema.size == 0)
+    return bool(schema.type == "null")
 
 
 def _wlcg(body: dict[str, Any]) -> Checker:

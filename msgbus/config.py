@@ -332,7 +332,8 @@ class GatewayTopic(_Section):
         alias="schema",
         description="wlcg: published data must be valid msgbus messages (WLCG text or its "
         "JSON form; the messageClass and content-type attributes choose model and format), "
-        "as msgbus publish checks them, else a 400 naming message and field; none: any bytes",
+        "as msgbus publish checks them, else a 400 naming message and field; none: any bytes "
+        "(a schema attached with :attachSchema replaces this one)",
     )
 
 
@@ -343,7 +344,7 @@ class GatewayConfig(_Section):
     destination an AMS topic maps to: ``write`` publishes, ``read`` subscribes, pulls and
     acknowledges, ``admin`` creates and deletes topics. Without them every user may do
     everything, as before they existed. A topic takes any bytes unless ``topics`` gives
-    it a schema, as on AMS.
+    it a schema or one is attached to it (``:attachSchema``), as on AMS.
     """
 
     project: str = Field("msgbus", pattern=r"^[A-Za-z0-9_.-]+$", description="AMS project")
@@ -371,8 +372,16 @@ class GatewayConfig(_Section):
         "limit (the embedded broker's max_frame_bytes, 4 MiB by default)",
     )
     ack_deadline: int = Field(10, ge=1, le=600, description="Default ackDeadlineSeconds")
+    retry_window: float = Field(
+        600.0,
+        ge=0,
+        description="Seconds during which a message published again (same topic, data and "
+        "attributes) is taken as a retry: it keeps its msgbus-id and is not sent twice; "
+        "0: every publish is sent",
+    )
     state_dir: Path = Field(
-        Path("gateway-state"), description="Where topics and subscriptions are kept"
+        Path("gateway-state"),
+        description="Where topics, subscriptions, schemas and ACL lists are kept",
     )
 
     @model_validator(mode="before")

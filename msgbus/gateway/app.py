@@ -6,42 +6,27 @@ v1 API that publishers and pull consumers use, with its OpenAPI document at
 
 from __future__ import annotations
 
+import base64
 import platform
-import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from msgbus import __version__
 from msgbus.errors import MsgbusError
+from msgbus.gateway.manage import add_manage_routes
+from msgbus.gateway.metrics import Counters
+from msgbus.gateway.params import Name, User
 from msgbus.gateway.service import AmsError, Gateway
 from msgbus.gateway.unserved import add_unserved_routes
 
 __all__ = ["make_app"]
 
-_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
-
-
-class _NameConvertor(Convertor[str]):
-    """Path segments that are AMS names: no ``:``, so ``{sub}:pull`` routes only to pull."""
-
-    regex = "[A-Za-z0-9_.-]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("name", _NameConvertor())
 _MAX_BODY = 32 * 1024 * 1024  # a publish of many messages, base64: well above any real one
-Name = Annotated[str, Path(pattern=_NAME)]
 PageSize = Annotated[int, Query(ge=0, description="Entries per page; 0: all")]
 PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
@@ -63,6 +48,12 @@ class PublishResponse(BaseModel):
 
 class TopicOut(BaseModel):
     name: str
+
+
+class TopicShown(TopicOut):
+    schema_: str | None = Field(
+        None, alias="schema", description="The schema attached: projects/P/schemas/S"
+    )
 
 
 class TopicList(BaseModel):
@@ -148,23 +139,6 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def _user(
-    request: Request,
-    x_api_key: Annotated[str | None, Header()] = None,
-    key: Annotated[str | None, Query()] = None,
-) -> str:
-    """The user whose token the request carries (``x-api-key``, else ``?key=``)."""
-    given = x_api_key or key
-    tokens: dict[str, str] = request.app.state.tokens
-    for token, name in tokens.items():
-        if given is not None and secrets.compare_digest(given.encode(), token.encode()):
-            return name
-    raise AmsError(401, "Unauthorized: a valid token (x-api-key header or ?key=) is needed")
-
-
-# Module level: FastAPI resolves the (string) annotations of routes in this namespace.
-User = Annotated[str, Depends(_user)]
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 408, 409, 413, 503)
 }
@@ -209,6 +183,7 @@ def make_app(gateway: Gateway) -> FastAPI:
         return JSONResponse(AmsError(400, f"Invalid argument: {where}").body(), status_code=400)
 
     app.state.tokens = tokens
+    counters = Counters()
     base = "/v1/projects/{project:name}"
 
     def project_of(project: str) -> None:
@@ -240,21 +215,28 @@ def make_app(gateway: Gateway) -> FastAPI:
         project_of(project)
         return gateway.create_topic(who, topic)
 
-    @app.get(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
+    @app.get(
+        f"{base}/topics/{{topic:name}}", response_model=TopicShown, response_model_exclude_none=True
+    )
     def get_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
         project_of(project)
-        return gateway.get_topic(topic)
+        return {**gateway.get_topic(topic), "schema": gateway.schemas.ref_of(topic)}
 
     @app.delete(f"{base}/topics/{{topic:name}}")
     def delete_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
         project_of(project)
         gateway.delete_topic(who, topic)
+        gateway.schemas.forget_topic(topic)
+        gateway.acl.forget("topics", topic)
+        counters.forget(topic=topic)
         return {}
 
     @app.post(f"{base}/topics/{{topic:name}}:publish", response_model=PublishResponse)
     def publish(project: Name, topic: Name, body: PublishRequest, who: User) -> dict[str, Any]:
         project_of(project)
         ids = gateway.publish(who, topic, [m.model_dump() for m in body.messages])
+        size = sum(len(base64.b64decode(m.data or "")) for m in body.messages)
+        counters.published(topic, len(ids), size)
         return {"messageIds": ids}
 
     @app.get(f"{base}/subscriptions", response_model=SubscriptionList)
@@ -281,12 +263,16 @@ def make_app(gateway: Gateway) -> FastAPI:
     def delete_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
         project_of(project)
         gateway.delete_sub(who, sub)
+        gateway.acl.forget("subscriptions", sub)
+        counters.forget(sub=sub)
         return {}
 
     @app.post(f"{base}/subscriptions/{{sub:name}}:pull", response_model=PullResponse)
     def pull(project: Name, sub: Name, body: PullRequest, who: User) -> dict[str, Any]:
         project_of(project)
         got = gateway.pull(who, sub, body.maxMessages, body.returnImmediately)
+        size = sum(len(base64.b64decode(r["message"]["data"])) for r in got)
+        counters.pulled(sub, len(got), size)
         return {"receivedMessages": got}
 
     @app.post(f"{base}/subscriptions/{{sub:name}}:acknowledge")
@@ -312,5 +298,6 @@ def make_app(gateway: Gateway) -> FastAPI:
         gateway.modify_push_config(who, sub, body.pushConfig)
         return {}
 
+    add_manage_routes(app, gateway, counters)
     add_unserved_routes(app)
     return app

@@ -5,7 +5,8 @@ acknowledge, mapped onto STOMP.
   :class:`msgbus.Publisher` without a spool and answers only once the broker confirmed
   every message (a transaction with a receipt). As on AMS a message is any attributes
   (STOMP headers, :mod:`msgbus.gateway.attributes`) and any bytes; only a topic with a
-  schema in ``gateway.topics`` is validated.
+  schema (:mod:`msgbus.gateway.schemas`) is validated, and a replayed request sends
+  nothing twice (:mod:`msgbus.gateway.retries`).
 * An AMS subscription is a durable STOMP subscription on that topic, held by one
   connection of the gateway with client-individual ACKs. A pulled message stays
   unacknowledged at the broker until ``:acknowledge`` (cumulative, as AMS's); when its
@@ -15,7 +16,8 @@ acknowledge, mapped onto STOMP.
 * With ``gateway.permissions``, each user's groups are checked on the STOMP destination
   of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
   subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
-  a topic; a refusal is a 403 before anything reaches the broker. Without permissions
+  a topic, plus the users AMS's ACLs list (:mod:`msgbus.gateway.acl`); a refusal is a
+  403 before anything reaches the broker. Without permissions
   every user may do everything. Reading what exists (get, list) is open to every user.
 * Topics and subscriptions (names, topic, deadline) are kept in ``state_dir`` so a
   restarted gateway serves the same ones; their messages live in the broker.
@@ -37,11 +39,13 @@ from typing import Any
 
 from msgbus.config import MsgbusConfig
 from msgbus.consume.subscription import Subscription
-from msgbus.errors import MsgbusError
+from msgbus.gateway.acl import AclStore
+from msgbus.gateway.amserror import AmsError
 from msgbus.gateway.attributes import from_headers, to_headers
+from msgbus.gateway.retries import RetryWindow
+from msgbus.gateway.schemas import SchemaRegistry
 from msgbus.permissions import AccessPolicy, Action
 from msgbus.publish import Envelope, Publisher
-from msgbus.schema import decode_body
 from msgbus.stomp.frames import MessageFrame
 from msgbus.stomp.headers import ID_HEADER, SYNC_HEADER
 from msgbus.transport.connection import Connection
@@ -58,37 +62,13 @@ _FRESH = 60.0
 """Seconds after its creation during which a never-pulled subscription is removed again
 when a push endpoint is set on it: argo-ams-library creates a push subscription as a
 pull one (PUT) and then sets the endpoint (``:modifyPushConfig``)."""
-_SERVED = "topics, publish, pull subscriptions, pull and acknowledge"
+_SERVED = "topics, publish, pull subscriptions, pull and acknowledge, schemas, ACLs, metrics"
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {
     "read": "read from",
     "write": "publish to",
     "admin": "create or delete",
 }
-
-
-class AmsError(MsgbusError):
-    """An AMS error answer: HTTP ``code``, AMS ``status`` word and the message."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    @property
-    def status(self) -> str:
-        return {
-            400: "INVALID_ARGUMENT",
-            401: "UNAUTHORIZED",
-            403: "FORBIDDEN",
-            404: "NOT_FOUND",
-            408: "TIMEOUT",
-            409: "ALREADY_EXISTS",
-            413: "INVALID_ARGUMENT",  # AMS's word for a message too large
-            501: "NOT_IMPLEMENTED",
-        }.get(self.code, "UNAVAILABLE")
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": str(self), "status": self.status}}
 
 
 @dataclass(slots=True)
@@ -132,6 +112,11 @@ class Gateway:
         self._groups = {name: user.member_of() for name, user in self.settings.users.items()}
         self.topics: set[str] = set()
         self.subs: dict[str, _Sub] = {}
+        state = Path(self.settings.state_dir)
+        configured = {t: s.schema_ for t, s in self.settings.topics.items() if s.schema_}
+        self.schemas = SchemaRegistry(self.project, state, configured)
+        self.acl = AclStore(state)
+        self._retries = RetryWindow(self.settings.retry_window)
         self._load()
 
     def close(self) -> None:
@@ -170,9 +155,14 @@ class Gateway:
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self._state)  # never a half-written state file
 
-    def authorize(self, user: str, action: Action, topic: str) -> None:
-        """A 403 unless ``user``'s groups may ``action`` the destination of ``topic``."""
+    def authorize(self, user: str, action: Action, topic: str, sub: str | None = None) -> None:
+        """A 403 unless ``user``'s groups may ``action`` the destination of ``topic``, or
+        the ACL of the topic (write) or of subscription ``sub`` (read) lists the user."""
         if self._policy is None:
+            return
+        if (action == "write" and self.acl.grants(user, "topics", topic)) or (
+            action == "read" and sub is not None and self.acl.grants(user, "subscriptions", sub)
+        ):
             return
         destination = self.destination(topic)
         if not self._policy.allows(self._groups.get(user, frozenset()), action, destination):
@@ -226,16 +216,22 @@ class Gateway:
         self._topic(topic)
         if not messages:
             raise AmsError(400, "Invalid Message Arguments: no messages")
-        envelopes = [
-            Envelope(self.destination(topic), *self._checked(topic, number, message))
-            for number, message in enumerate(messages, 1)
-        ]
+        checked = [self._checked(topic, n, message) for n, message in enumerate(messages, 1)]
+        destination = self.destination(topic)
         with self._lock:  # the Publisher is used from one thread at a time
-            report = self._publisher.send(envelopes)
-        if report.confirmed != len(envelopes):
+            # A replayed request: the same ids, and nothing confirmed before sent again.
+            seen = self._retries.assign(destination, checked)
+            envelopes = [
+                Envelope(destination, body, headers, msgbus_id=s.msgbus_id)
+                for (body, headers), s in zip(checked, seen, strict=True)
+                if not s.confirmed
+            ]
+            report = self._publisher.send(envelopes) if envelopes else None
+        if report is not None and report.confirmed != len(envelopes):
             why = report.error or "; ".join(report.rejected) or "not confirmed"
             raise AmsError(503, f"the broker did not confirm the messages: {why}")
-        return [env.msgbus_id for env in envelopes]
+        self._retries.confirmed(seen)
+        return [s.msgbus_id for s in seen]
 
     def _checked(
         self, topic: str, number: int, message: Mapping[str, Any]
@@ -262,11 +258,7 @@ class Gateway:
                 f"Message size is too large: message {number} has {size} bytes (data and "
                 f"attributes), more than gateway.max_message_bytes ({limit}); nothing was sent",
             )
-        settings = self.settings.topics.get(topic)
-        if settings is not None and settings.schema_ == "wlcg":
-            problems = [r.reason for r in decode_body(body, attributes) if r.message is None]
-            if problems:
-                raise AmsError(400, f"message {number}: {'; '.join(problems)}")
+        self.schemas.check(topic, number - 1, body, attributes)  # AMS counts from 0
         return body, to_headers(attributes)
 
     # -- subscriptions ----------------------------------------------------------------
@@ -317,7 +309,7 @@ class Gateway:
     def delete_sub(self, user: str, name: str) -> None:
         with self._lock:
             sub = self._sub(name)
-            self.authorize(user, "read", sub.topic)
+            self.authorize(user, "read", sub.topic, sub.name)
             self._remove(sub)
 
     def _remove(self, sub: _Sub) -> None:
@@ -337,7 +329,7 @@ class Gateway:
         argo-ams-library's ``create_sub(push_endpoint=...)`` leaves nothing behind."""
         with self._lock:
             sub = self._sub(name)
-            self.authorize(user, "read", sub.topic)
+            self.authorize(user, "read", sub.topic, sub.name)
             if not push_config.get("pushEndpoint"):
                 return
             fresh = sub.created is not None and time.monotonic() - sub.created < _FRESH
@@ -356,7 +348,7 @@ class Gateway:
             raise AmsError(400, "ackDeadlineSeconds must be between 1 and 600")
         with self._lock:
             sub = self._sub(name)
-            self.authorize(user, "read", sub.topic)
+            self.authorize(user, "read", sub.topic, sub.name)
             sub.ack_deadline = seconds
             self._save()
 
@@ -402,7 +394,7 @@ class Gateway:
         self, user: str, name: str, max_messages: int, return_immediately: bool
     ) -> list[dict[str, Any]]:
         sub = self._sub(name)
-        self.authorize(user, "read", sub.topic)
+        self.authorize(user, "read", sub.topic, sub.name)
         if max_messages < 1:
             raise AmsError(400, "maxMessages must be at least 1")
         with sub.lock:
@@ -436,7 +428,7 @@ class Gateway:
         """Cumulative, as AMS documents it: the highest of ``ack_ids`` acknowledges every
         message handed out under it or a lower one and not acknowledged yet."""
         sub = self._sub(name)
-        self.authorize(user, "read", sub.topic)
+        self.authorize(user, "read", sub.topic, sub.name)
         if not ack_ids:
             raise AmsError(400, "Invalid ack id")
         top = max(self._ack_number(sub, a) for a in ack_ids)

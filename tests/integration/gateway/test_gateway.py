@@ -106,7 +106,7 @@ def test_an_invalid_body_is_refused_naming_the_field_and_nothing_is_sent(
     with pytest.raises(AmsServiceException) as refused:
         ams.publish("strict", [*_probes(1, "good"), bad])
     assert refused.value.code == 400 and "metricStatus" in refused.value.msg
-    assert "message 2" in refused.value.msg
+    assert "Message 1 data is not valid" in refused.value.msg  # AMS's words, from 0
     assert ams.pull_sub("watch", num=5, return_immediately=True) == []  # not even the good one
 
 

@@ -233,8 +233,6 @@ def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
     calls: dict[str, Callable[[], object]] = {
         "modifyoffset_sub": lambda: ams.modifyoffset_sub("s", 0),
         "time_to_offset_sub": lambda: ams.time_to_offset_sub("s", datetime.datetime(2026, 1, 1)),
-        "modifyacl_topic": lambda: ams.modifyacl_topic("results", ["someone"]),
-        "metrics": lambda: ams.metrics(),
         "get_project": lambda: ams.get_project(PROJECT),
         "list_users": lambda: ams.list_users(),
     }
@@ -243,12 +241,9 @@ def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
             call()
         assert refused.value.code == 501, name
         assert f"({name})" in refused.value.msg and "nothing was changed" in refused.value.msg
-    # The library has no error entry for these routes: any answer but 200, 401, 403 and
+    # The library has no error entry for this route: any answer but 200, 401, 403 and
     # 408 is a KeyError naming the route in it, against AMS too. The 501 is still there.
-    for name, call, route in (
-        ("getoffsets_sub", lambda: ams.getoffsets_sub("s"), "sub_offsets"),
-        ("getacl_topic", lambda: ams.getacl_topic("results"), "topic_getacl"),
-    ):
+    for name, call, route in (("getoffsets_sub", lambda: ams.getoffsets_sub("s"), "sub_offsets"),):
         with pytest.raises(KeyError, match=route):
             call()
         path = ams.routes[route][1].format(

@@ -1,0 +1,49 @@
+"""What every gateway route takes: AMS names in paths and the user a token names."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
+
+from msgbus.gateway.amserror import AmsError
+
+__all__ = ["Name", "User"]
+
+_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+class _NameConvertor(Convertor[str]):
+    """Path segments that are AMS names: no ``:``, so ``{sub}:pull`` routes only to pull."""
+
+    regex = "[A-Za-z0-9_.-]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", _NameConvertor())
+Name = Annotated[str, Path(pattern=_NAME)]
+
+
+def _user(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+    key: Annotated[str | None, Query()] = None,
+) -> str:
+    """The user whose token the request carries (``x-api-key``, else ``?key=``)."""
+    given = x_api_key or key
+    tokens: dict[str, str] = request.app.state.tokens
+    for token, name in tokens.items():
+        if given is not None and secrets.compare_digest(given.encode(), token.encode()):
+            return name
+    raise AmsError(401, "Unauthorized: a valid token (x-api-key header or ?key=) is needed")
+
+
+# Module level: FastAPI resolves the (string) annotations of routes in this namespace.
+User = Annotated[str, Depends(_user)]

@@ -15,13 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+# Each bench imports its workload when it runs: `msgbus bench --help` loads none of them.
 from msgbus.bench import stomp_py
-from msgbus.bench.broker import local_activemq
-from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
-from msgbus.bench.publish import run_publish_bench
 from msgbus.cli.options import size_option
-from msgbus.config import load_config
-from msgbus.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,6 +109,10 @@ def publish_bench(
     brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
 ) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
+    from msgbus.bench.broker import local_activemq
+    from msgbus.bench.publish import run_publish_bench
+    from msgbus.config import load_config
+
     stomp_py()  # missing stomp.py fails now, not after starting ActiveMQ and measuring
     with contextlib.ExitStack() as stack:
         if not brokers:
@@ -192,6 +192,10 @@ def consume_bench(
     rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
+    from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
+    from msgbus.config import load_config
+    from msgbus.store import Store
+
     stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     config = load_config(
         overrides={
@@ -290,6 +294,8 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
 
 
 def _display(store_url: str) -> str:
+    from msgbus.store import Store
+
     with contextlib.closing(Store(store_url)) as store:
         return store.display_url
 
@@ -309,8 +315,10 @@ def _display(store_url: str) -> str:
 def bench_startup(broker_url: str | None, activemq: bool, rounds: int) -> None:
     """One result per process: msgbus publish/probe vs a plain stomp.py sender, start-up
     included (wall and the child's CPU)."""
+    from msgbus.bench.broker import local_activemq
     from msgbus.bench.startup import BASELINE, run_startup_bench
     from msgbus.broker import BrokerConfig, BrokerThread
+    from msgbus.config import load_config
 
     stomp_py()  # the baseline needs stomp.py; fail before starting a broker
     if broker_url is not None and activemq:

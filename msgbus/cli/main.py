@@ -144,6 +144,13 @@ def cli() -> None:
         gc.set_threshold(20_000, 20, 20)
 
 
+def freeze_imports() -> None:
+    """For a command that imports its heavy modules when it runs (so that its --help
+    does not): exempt them from the collector, as cli() did for the imports before it."""
+    if _owns_process:
+        gc.freeze()
+
+
 _owns_process = False  # set by main(), the console script
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,13 +22,6 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
 )
 
 from msgbus.errors import ConfigError
@@ -58,10 +50,12 @@ __all__ = [
     "describe_validation_error",
     "drop_none",
     "load_config",
+    "read_environment",
     "read_yaml",
 ]
 
 DEFAULT_CONFIG_FILE = Path("msgbus.yaml")
+ENV_PREFIX = "MSGBUS_"
 DEFAULT_DESTINATION = "/topic/grid.probe.metricOutput.EGEE.msgbus"
 
 
@@ -438,12 +432,11 @@ class IcingaConfig(_Section):
         return self
 
 
-class MsgbusConfig(BaseSettings):
+class MsgbusConfig(BaseModel):
     """The whole msgbus configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MSGBUS_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    # validate_default as pydantic-settings' BaseSettings did: defaults are checked too.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     name: str | None = Field(
         None,
@@ -488,19 +481,6 @@ class MsgbusConfig(BaseSettings):
         description="Icinga 2's REST API for msgbus nagios-bridge",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_config merges file, environment and flags itself (in that order of
-        # precedence, lowest first) and passes the result as init kwargs.
-        return (init_settings,)
-
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
@@ -512,7 +492,31 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def read_environment() -> dict[str, Any]:
+    """The ``MSGBUS_*`` variables as a nested mapping (values still to be validated)."""
+    if not any(key[:7].upper() == ENV_PREFIX for key in os.environ):
+        return {}
+    # Imported only when there is something to read: pydantic-settings and what it
+    # imports (asyncio, ssl, email, importlib.metadata) cost a one-shot run ~70 ms.
+    from pydantic_settings import EnvSettingsSource, SettingsError
+
+    # The source reads the fields of any pydantic model; MsgbusConfig is validated once,
+    # by load_config, from the merged file, environment and flags.
+    source = EnvSettingsSource(
+        MsgbusConfig,  # type: ignore[arg-type]
+        case_sensitive=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+    )
+    try:
+        return source()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid MSGBUS_* environment variable: {exc}") from None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # here: a run without a configuration file does not pay for it
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -571,11 +575,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     elif DEFAULT_CONFIG_FILE.is_file():
         file_data = read_yaml(DEFAULT_CONFIG_FILE)
         source = f"{DEFAULT_CONFIG_FILE} and MSGBUS_* environment"
-    try:
-        env_data = EnvSettingsSource(MsgbusConfig)()
-    except SettingsError as exc:
-        raise ConfigError(f"invalid MSGBUS_* environment variable: {exc}") from None
-    data = deep_merge(deep_merge(file_data, env_data), drop_none(overrides or {}))
+    data = deep_merge(deep_merge(file_data, read_environment()), drop_none(overrides or {}))
     try:
         return MsgbusConfig(**data)
     except ValidationError as exc:

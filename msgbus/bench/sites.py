@@ -350,10 +350,9 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         per_conn = (rss_after - rss_before) / len(sites)
     beats = asyncio.create_task(_beat(sites, plan.heartbeat_ms / 1000))
     body, headers = probe_body(plan.size)
-    phases = [
-        Phase("steady", plan.rate, plan.steady),
-        Phase("burst", plan.rate * plan.burst_factor, plan.burst),
-    ]
+    phases = [Phase("steady", plan.rate, plan.steady)]
+    if plan.burst > 0:  # --burst 0: the steady phase alone
+        phases.append(Phase("burst", plan.rate * plan.burst_factor, plan.burst))
     for phase in phases:
         cpu_before = _total([cpu_seconds(p) for p in pids])
         phase.began = time.time()

@@ -6,13 +6,14 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from msgbus.cli.options import config_option, metrics_textfile_option
-from msgbus.config import load_config
-from msgbus.store.audit import AuditReport, audit, audit_metrics
-from msgbus.store.database import Store
+
+if TYPE_CHECKING:
+    from msgbus.store.audit import AuditReport
 
 __all__ = ["audit_cmd"]
 
@@ -78,6 +79,11 @@ def audit_cmd(
 
     Exits 1 when anything is missing or stale, so cron or a Nagios check can run it.
     """
+    # Imported here: `msgbus audit --help` does not load the store (SQLAlchemy).
+    from msgbus.config import load_config
+    from msgbus.store.audit import audit, audit_metrics
+    from msgbus.store.database import Store
+
     now = datetime.now(timezone.utc)
     config = load_config(config_file, {"store_url": store_url})
     store = Store(config.store_url)

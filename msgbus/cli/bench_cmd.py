@@ -15,13 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+# Each bench imports its workload when it runs: `msgbus bench --help` loads none of them.
 from msgbus.bench import stomp_py
-from msgbus.bench.broker import local_activemq
-from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
-from msgbus.bench.publish import run_publish_bench
 from msgbus.cli.options import size_option
-from msgbus.config import load_config
-from msgbus.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,6 +109,10 @@ def publish_bench(
     brokers: tuple[str, ...], count: int, size: int, slow_count: int | None, rounds: int
 ) -> None:
     """msgbus.Publisher vs a raw-socket sender (and stomp.py), 1 KB messages to a queue."""
+    from msgbus.bench.broker import local_activemq
+    from msgbus.bench.publish import run_publish_bench
+    from msgbus.config import load_config
+
     stomp_py()  # missing stomp.py fails now, not after starting ActiveMQ and measuring
     with contextlib.ExitStack() as stack:
         if not brokers:
@@ -192,6 +192,10 @@ def consume_bench(
     rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
+    from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
+    from msgbus.config import load_config
+    from msgbus.store import Store
+
     stomp_py()  # missing stomp.py fails now, not after minutes of measuring
     config = load_config(
         overrides={
@@ -290,8 +294,62 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
 
 
 def _display(store_url: str) -> str:
+    from msgbus.store import Store
+
     with contextlib.closing(Store(store_url)) as store:
         return store.display_url
+
+
+@bench.command("startup")
+@click.option(
+    "--broker",
+    "broker_url",
+    default=None,
+    metavar="URL",
+    help="stomp://[user:pass@]host:port to publish to; default: an embedded broker.",
+)
+@click.option(
+    "--activemq", is_flag=True, help="Start a temporary local ActiveMQ and publish to it."
+)
+@_rounds_option("Runs of each command, interleaved; medians are shown.")
+def bench_startup(broker_url: str | None, activemq: bool, rounds: int) -> None:
+    """One result per process: msgbus publish/probe vs a plain stomp.py sender, start-up
+    included (wall and the child's CPU)."""
+    from msgbus.bench.broker import local_activemq
+    from msgbus.bench.startup import BASELINE, run_startup_bench
+    from msgbus.broker import BrokerConfig, BrokerThread
+    from msgbus.config import load_config
+
+    stomp_py()  # the baseline needs stomp.py; fail before starting a broker
+    if broker_url is not None and activemq:
+        raise click.UsageError("give --broker or --activemq, not both")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-")))
+        if activemq:
+            click.echo("starting a temporary ActiveMQ ...", err=True)
+            endpoint = stack.enter_context(local_activemq(tmp / "activemq"))
+            broker_url = f"stomp://{endpoint.host}:{endpoint.port}"
+        elif broker_url is None:
+            config = BrokerConfig(port=0, data_dir=tmp / "broker")
+            broker_url = stack.enter_context(BrokerThread(config)).url
+        url = load_config(overrides={"connection": {"brokers": [broker_url]}}).connection.brokers[0]
+        click.echo(f"one WLCG result per process to {url}; median of {rounds} runs")
+        click.echo(f"{'command':<28}{'wall ms':>9}{'CPU ms':>9}{'wall x':>9}{'CPU x':>8}")
+        timings = list(
+            run_startup_bench(
+                url,
+                tmp / "work",
+                rounds,
+                progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
+            )
+        )
+    base = next(t for t in timings if t.name == BASELINE)
+    for t in timings:
+        click.echo(
+            f"{t.name:<28}{t.wall * 1e3:>9.1f}{t.cpu * 1e3:>9.1f}"
+            f"{t.wall / base.wall:>8.2f}x{t.cpu / base.cpu:>7.2f}x"
+        )
+    click.echo(f"x: over the {BASELINE} (connect, SEND persistent with a receipt, DISCONNECT)")
 
 
 @bench.command("sites")
@@ -328,7 +386,7 @@ def _display(store_url: str) -> str:
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
-    help="Seconds of the burst after the steady phase.",
+    help="Seconds of the burst after the steady phase (0: no burst).",
 )
 @click.option(
     "--burst-factor",
@@ -398,6 +456,7 @@ def bench_sites(
         size=size,
         drain_timeout=drain_timeout,
     )
+    burst_text = f", then {burst_factor:g}x for {burst:g} s" if burst > 0 else ", no burst"
     with tempfile.TemporaryDirectory(prefix="msgbus-bench-sites-") as tmp:
         base = Path(tmp)
         url = store_url or f"sqlite:///{base / 'store.db'}"
@@ -408,7 +467,7 @@ def bench_sites(
         with target_cm as target:
             click.echo(
                 f"{sites:,} sites x {metrics} metrics / {interval:g} s = {plan.rate:,.0f} "
-                f"msgs/s, then {burst_factor:g}x for {burst:g} s; {target.name}; "
+                f"msgs/s{burst_text}; {target.name}; "
                 f"store {_display(url)}"
             )
             report = run(plan, target, url, base)
@@ -442,8 +501,8 @@ def bench_sites(
     for refusal in report.refused[:5]:
         click.echo(f"  {refusal}")
     click.echo(
-        f"backlog at the end of the burst: {report.backlog:,} confirmed, not stored; "
-        f"last row {report.drain_seconds:.1f} s after it"
+        f"backlog at the end of the {report.phases[-1].name} phase: {report.backlog:,} "
+        f"confirmed, not stored; last row {report.drain_seconds:.1f} s after it"
     )
     if report.missing:
         raise click.ClickException(

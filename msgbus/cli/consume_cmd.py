@@ -11,11 +11,7 @@ from typing import Any, TextIO
 import click
 
 from msgbus.cli.options import broker_option, config_option, metrics_port_option
-from msgbus.config import load_config
-from msgbus.consume.consumer import Consumer
-from msgbus.consume.dirq import DirqSink
 from msgbus.errors import ConfigError
-from msgbus.presence.agent import ComponentAgent, no_args
 
 __all__ = ["consume"]
 
@@ -133,6 +129,15 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
     batch in flight and disconnects; a second one stops at once (uncommitted
     messages stay with the broker).
     """
+    # Imported here, so that `msgbus consume --help` loads neither the store nor the
+    # consumer; frozen out of the collector's way as the command modules are.
+    from msgbus.cli.main import freeze_imports
+    from msgbus.config import load_config
+    from msgbus.consume.consumer import Consumer
+    from msgbus.consume.dirq import DirqSink
+    from msgbus.presence.agent import ComponentAgent, no_args
+
+    freeze_imports()
     overrides: dict[str, Any] = {
         "name": opts["name"],
         "connection": {"brokers": list(opts["brokers"]) or None},

@@ -11,12 +11,6 @@ from typing import Any
 import click
 
 from msgbus.cli.options import broker_option, config_option, metrics_port_option
-from msgbus.config import load_config
-from msgbus.consume.messages import signature_verifier
-from msgbus.dashboard.live import BrokerFeed, Hub
-from msgbus.dashboard.server import Dashboard
-from msgbus.presence.agent import ComponentAgent, no_args
-from msgbus.store.database import Store
 
 __all__ = ["dashboard"]
 
@@ -55,6 +49,16 @@ def dashboard(
     config_file: Path | None,
 ) -> None:
     """Serve a web page with the latest result per site and metric, updated live."""
+    # Imported here: `msgbus dashboard --help` loads neither the store nor the server.
+    from msgbus.cli.main import freeze_imports
+    from msgbus.config import load_config
+    from msgbus.consume.messages import signature_verifier
+    from msgbus.dashboard.live import BrokerFeed, Hub
+    from msgbus.dashboard.server import Dashboard
+    from msgbus.presence.agent import ComponentAgent, no_args
+    from msgbus.store.database import Store
+
+    freeze_imports()
     overrides: dict[str, Any] = {
         "name": name,
         "store_url": store_url,

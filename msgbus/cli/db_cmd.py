@@ -7,9 +7,6 @@ from pathlib import Path
 import click
 
 from msgbus.cli.options import config_option
-from msgbus.config import load_config
-from msgbus.store.database import Store
-from msgbus.store.migrate import upgrade_sql
 
 __all__ = ["db"]
 
@@ -38,6 +35,11 @@ def db() -> None:
 )
 def init(store_url: str | None, config_file: Path | None, dialect: str | None) -> None:
     """Create the tables, or migrate them to this msgbus version; safe to repeat."""
+    # Imported here: `msgbus db --help` does not load SQLAlchemy and Alembic.
+    from msgbus.config import load_config
+    from msgbus.store.database import Store
+    from msgbus.store.migrate import upgrade_sql
+
     if dialect is not None:
         click.echo(upgrade_sql(dialect), nl=False)
         return

@@ -5,11 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
-
-from msgbus.demo import run_demo
-from msgbus.schema import MetricStatus
 
 _COLOURS = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 
@@ -28,6 +23,13 @@ _COLOURS = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "m
 @click.option("--seed", type=int, default=None, help="Seed for the simulated statuses.")
 def demo(duration: float, port: int, db_path: Path, seed: int | None) -> None:
     """Embedded broker + simulated site probes + consumer into SQLite, then a summary."""
+    # Imported here: `msgbus demo --help` loads neither the pipeline nor rich.
+    from rich.console import Console
+    from rich.table import Table
+
+    from msgbus.demo import run_demo
+    from msgbus.schema import MetricStatus
+
     console = Console()
     report = run_demo(
         duration=duration,

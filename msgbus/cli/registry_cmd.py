@@ -16,11 +16,6 @@ from types import FrameType
 import click
 
 from msgbus.cli.options import broker_option, config_option
-from msgbus.config import load_config
-from msgbus.presence.client import ControlClient
-from msgbus.presence.messages import Announcement, ControlReply, Target
-from msgbus.store.components import record_component
-from msgbus.store.database import Store
 
 __all__ = ["registry"]
 
@@ -31,6 +26,15 @@ __all__ = ["registry"]
 @click.option("--store", "store_url", metavar="URL", help="Where to keep it (default: store_url).")
 def registry(brokers: tuple[str, ...], config_file: Path | None, store_url: str | None) -> None:
     """Keep every component's last announcement in the store, until stopped."""
+    # Imported here: `msgbus registry --help` does not load the store (SQLAlchemy).
+    from msgbus.cli.main import freeze_imports
+    from msgbus.config import load_config
+    from msgbus.presence.client import ControlClient
+    from msgbus.presence.messages import Announcement, ControlReply, Target
+    from msgbus.store.components import record_component
+    from msgbus.store.database import Store
+
+    freeze_imports()
     config = load_config(
         config_file, {"connection": {"brokers": list(brokers) or None}, "store_url": store_url}
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msgbus.metrics import Counts, MetricsRegistry
+from msgbus.metrics import Counts, Distribution, Level, MetricsRegistry
 
 __all__ = ["PublisherMetrics"]
 
@@ -26,10 +26,15 @@ class PublisherMetrics:
                 "reconnects": "Connections opened after a failure",
             },
         )
-        self.confirm_latency = r.histogram(
+        # Kept as plain numbers: a one-shot run that exports nothing never loads
+        # prometheus_client.
+        self.confirm_latency = Distribution(
+            r,
             "confirm_latency_seconds",
             "Time from writing a unit (a message, or a transaction of messages) to its receipt",
         )
-        self.spool_messages = r.gauge(
-            "spool_messages", "Bodies waiting in the spool (a packed body holds several messages)"
+        self.spool_messages = Level(
+            r,
+            "spool_messages",
+            "Bodies waiting in the spool (a packed body holds several messages)",
         )

@@ -58,3 +58,13 @@ def test_sites_on_an_activemq_core_of_three_are_all_stored(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "ActiveMQ network core3 (3 brokers)" in result.output
     _check(result.output, 30)
+
+
+def test_burst_0_runs_the_steady_phase_alone() -> None:
+    """--burst 0 (allowed by the option) once ended in a ZeroDivisionError traceback."""
+    args = ["sites", "--sites", "5", "--metrics", "4", "--interval", "1", "--steady", "1"]
+    result = CliRunner().invoke(bench, [*args, "--burst", "0", "--drain-timeout", "60"])
+    assert result.exit_code == 0, result.output
+    assert ", no burst;" in result.output
+    assert re.findall(r"^(steady|burst)\s", result.output, re.M) == ["steady"], result.output
+    assert "backlog at the end of the steady phase:" in result.output

@@ -21,6 +21,17 @@ def _status(name: str, store: str, env: dict[str, str], *extra: str) -> dict[str
     return dict(json.loads(done.stdout[done.stdout.index("{") :]))
 
 
+def _central_state(name: str, store: str, env: dict[str, str]) -> object:
+    """The state the registry recorded for ``name``; None until it recorded one (a
+    `msgbus status` that starts quickly can ask before the registry wrote anything)."""
+    args = ["status", name, "--store", store, "--json", "--timeout", "1", "--source", "central"]
+    done = run_msgbus(args, env=env)
+    if done.returncode != 0 and "knows no component" in done.stdout:
+        return None
+    assert done.returncode == 0, done.stdout
+    return _info(dict(json.loads(done.stdout[done.stdout.index("{") :]))).get("state")
+
+
 def _info(status: dict[str, object]) -> dict[str, object]:
     """The ``info`` object of a status answer."""
     info = status["info"]
@@ -48,10 +59,7 @@ def test_a_killed_component_shows_its_last_state_marked_lost(tmp_path: Path) -> 
         )  # fmt: skip
         consumer.wait_for_output("consuming ")
         wait_until(
-            lambda: (
-                _info(_status("store-1", store, env, "--source", "central")).get("state")
-                == "running"
-            ),
+            lambda: _central_state("store-1", store, env) == "running",
             20,
             "the registry to know store-1",
         )

@@ -73,3 +73,16 @@ def test_gc_is_tuned_by_the_console_script_only(
     with pytest.raises(SystemExit):
         cli_main.main()
     assert gc_calls == ["freeze", "threshold(20000, 20, 20)"]
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_help_lists_the_commands_as_click_would_after_importing_them(width: int) -> None:
+    """`msgbus --help` reads each command's line from the registry, not from its module:
+    it must be the line click would print from the command itself."""
+    group = cli_main.cli
+    ctx = click.Context(group, terminal_width=width)
+    lazy, eager = ctx.make_formatter(), ctx.make_formatter()
+    group.format_commands(ctx, lazy)
+    click.Group.format_commands(group, ctx, eager)  # imports every command
+    assert lazy.getvalue() == eager.getvalue()
+    assert len(lazy.getvalue().splitlines()) == len(cli_main.COMMANDS) + 1

@@ -27,19 +27,9 @@ from argo_ams_library import (  # type: ignore[import-untyped]
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+from tests.fixtures.gateway import HOST, PERSON, PROJECT, TOKEN, Gateway
 
 BROKERS = [{}, pytest.param({"broker": "activemq"}, marks=pytest.mark.activemq, id="activemq")]
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
-    "required": ["name"],
-}
-HOST = {
-    "type": "record",
-    "name": "host",
-    "fields": [{"name": "hostname", "type": "string"}, {"name": "load", "type": "int"}],
-}
 
 
 def _http(gateway: Gateway, method: str, path: str, body: Any = None) -> Any:

@@ -24,18 +24,9 @@ from msgbus.gateway.retries import RetryWindow
 from msgbus.gateway.schemas import compile_schema
 from msgbus.gateway.service import Gateway
 from tests.chaos.harness import probe_text
+from tests.fixtures.gateway import HOST, PERSON
 
 BASE = "/v1/projects/grid"
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
-    "required": ["name"],
-}
-HOST = {
-    "type": "record",
-    "name": "host",
-    "fields": [{"name": "hostname", "type": "string"}, {"name": "load", "type": "int"}],
-}
 
 
 def _app(tmp_path: Path, **settings: Any) -> FastAPI:

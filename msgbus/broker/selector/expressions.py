@@ -77,7 +77,9 @@ class Negate(Expression):
 
 
 @dataclass(frozen=True, slots=True)
-class Arithmetic(Expression):
+class _NullPropagating(Expression):
+    """``left op right``, null if either side is (the right side is not evaluated then)."""
+
     op: str
     left: Expression
     right: Expression
@@ -87,23 +89,26 @@ class Arithmetic(Expression):
         if lv is None:
             return None
         rv = self.right.evaluate(lookup)
-        return None if rv is None else arithmetic(self.op, lv, rv)
+        return None if rv is None else self.apply(lv, rv)
+
+    def apply(self, lv: JavaValue, rv: JavaValue) -> JavaValue:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class Comparison(Expression):
-    """``< <= > >=``: null if either side is (the right side is not evaluated then)."""
+class Arithmetic(_NullPropagating):
+    """``+ - * / %``."""
 
-    op: str
-    left: Expression
-    right: Expression
+    def apply(self, lv: JavaValue, rv: JavaValue) -> JavaValue:
+        return arithmetic(self.op, lv, rv)
 
-    def evaluate(self, lookup: Lookup) -> JavaValue:
-        lv = self.left.evaluate(lookup)
-        if lv is None:
-            return None
-        rv = self.right.evaluate(lookup)
-        return None if rv is None else compare(self.op, lv, rv)
+
+@dataclass(frozen=True, slots=True)
+class Comparison(_NullPropagating):
+    """``< <= > >=``."""
+
+    def apply(self, lv: JavaValue, rv: JavaValue) -> JavaValue:
+        return compare(self.op, lv, rv)
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,8 +154,8 @@ def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
     time.sleep(1)
     assert 1 <= endpoint.refused - seen <= 7
 
-    # Stopped while failing: nothing was acknowledged, the broker keeps it all.
-    ams_gateway.process.stop()
+    # Killed while failing: nothing was acknowledged, the broker keeps it all.
+    ams_gateway.process.kill()
     section = yaml.safe_load((tmp_path / "gateway.yaml").read_text())["gateway"]
     del section["project"]
     again = start_gateway(tmp_path, pki, ams_gateway.broker_url, section)

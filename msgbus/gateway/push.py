@@ -74,11 +74,7 @@ def parse_push_config(raw: Mapping[str, Any], old: PushConfig | None) -> PushCon
     endpoint = raw.get("pushEndpoint") or ""
     if not endpoint:
         return None
-    if (
-        not isinstance(endpoint, str)
-        or urlsplit(endpoint).scheme != "https"
-        or not (urlsplit(endpoint).hostname)
-    ):
+    if not isinstance(endpoint, str) or not _https(endpoint):
         raise AmsError(400, "Push endpoint should be addressed by a valid https url")
     retry = raw.get("retryPolicy") or {}
     auth = raw.get("authorizationHeader") or {}
@@ -107,6 +103,14 @@ def parse_push_config(raw: Mapping[str, Any], old: PushConfig | None) -> PushCon
         verification_hash=old.verification_hash if keep and old else secrets.token_hex(20),
         verified=bool(keep and old and old.verified),
     )
+
+
+def _https(url: str) -> bool:
+    try:
+        where = urlsplit(url)
+        return where.scheme == "https" and bool(where.hostname) and where.port != 0
+    except ValueError:  # a bad IPv6 address or port
+        return False
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:

@@ -347,11 +347,6 @@ class Gateway:
             self.authorize(user, "read", sub.topic, sub.name)
             push = parse_push_config(push_config, sub.push)
             self._stop_push(sub)
-            if sub.push is not None and push is None:
-                with sub.lock:  # a new connection: the broker hands out the batch again
-                    if sub.link is not None:
-                        sub.link.close()
-                    sub.link = sub.conn = None
             sub.push = push
             self._save()
             self._start_push(sub)
@@ -369,10 +364,10 @@ class Gateway:
         verify_endpoint(push, self._tls, self.settings.push_timeout)
         with self._lock:
             if sub.push == push:  # not changed meanwhile
-                self._stop_push(sub)
                 sub.push = replace(push, verified=True)
                 self._save()
-                self._start_push(sub)
+                if sub.pusher is None:
+                    self._start_push(sub)
 
     def push_state(self, name: str) -> PushState | None:
         pusher = self._sub(name).pusher
@@ -393,9 +388,16 @@ class Gateway:
         ).start()
 
     def _stop_push(self, sub: _Sub) -> None:
-        if sub.pusher is not None:
-            sub.pusher.stop()
-            sub.pusher = None
+        """Stop its pusher, and give the batch it had in flight back to the broker (a new
+        connection), for pulls or the next pusher."""
+        if sub.pusher is None:
+            return
+        sub.pusher.stop()
+        sub.pusher = None
+        with sub.lock:
+            if sub.link is not None:
+                sub.link.close()
+            sub.link = sub.conn = None
 
     def _push_receive(
         self, sub: _Sub, count: int, wait: float

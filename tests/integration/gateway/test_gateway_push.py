@@ -275,3 +275,29 @@ def test_an_endpoint_whose_certificate_fails_verification_gets_nothing(
         ams.delete_sub(sub)
     finally:
         wrong.close()
+
+
+def test_a_new_endpoint_gets_what_the_failing_one_did_not_take(
+    ams_gateway: Gateway, endpoint: Endpoint, pki: Pki
+) -> None:
+    ams = _ams(ams_gateway)
+    topic, sub = _names()
+    ams.create_topic(topic)
+    endpoint.failing = True
+    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=100)
+    texts = [f"moved {i}" for i in range(3)]
+    _publish(ams, topic, texts)
+    wait_until(lambda: endpoint.refused >= 2, 30, "pushes to the failing endpoint")
+    hash_before = ams.get_sub(sub)["pushConfig"]["verificationHash"]
+    other = Endpoint(pki.server_cert, pki.server_key)
+    try:
+        ams.pushconfig_sub(sub, other.url, retry_policy_period=100)
+        wait_until(lambda: len(other.messages()) >= 3, 30, "the new endpoint to get all three")
+        got = sorted(base64.b64decode(m["data"]).decode() for m in other.messages())
+        assert got == texts
+        shown = ams.get_sub(sub)["pushConfig"]
+        assert shown["verificationHash"] != hash_before and shown["verified"] is False
+        assert endpoint.accepted == []
+        ams.delete_sub(sub)
+    finally:
+        other.close()

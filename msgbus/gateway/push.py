@@ -71,6 +71,13 @@ class PushConfig:
 def parse_push_config(raw: Mapping[str, Any], old: PushConfig | None) -> PushConfig | None:
     """The configuration of a ``pushConfig`` request body; None: a pull subscription.
     A new endpoint gets a new verification hash and is unverified again, as on AMS."""
+    kind = raw.get("type") or "http_endpoint"
+    if kind != "http_endpoint":
+        raise AmsError(
+            501,
+            f"Not implemented: msgbus gateway pushes to http_endpoint only, not {str(kind)[:40]}"
+            " (mattermost is not served); nothing was changed",
+        )
     endpoint = raw.get("pushEndpoint") or ""
     if not endpoint:
         return None

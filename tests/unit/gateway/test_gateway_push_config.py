@@ -63,6 +63,7 @@ _JSON = st.recursive(
             | st.fixed_dictionaries({}, optional={"type": _JSON, "period": _JSON}),
             "authorizationHeader": _JSON | st.fixed_dictionaries({}, optional={"type": _JSON}),
             "base64Decode": _JSON,
+            "type": st.sampled_from(["http_endpoint", "mattermost", ""]) | _JSON,
         },
     )
 )
@@ -70,9 +71,15 @@ def test_any_json_is_taken_or_refused_with_a_400(raw: dict[str, Any]) -> None:
     try:
         parse_push_config(raw, None)
     except AmsError as exc:
-        assert exc.code == 400
+        assert exc.code == 400 or (exc.code == 501 and raw.get("type") != "http_endpoint")
 
 
 def test_an_http_endpoint_is_refused_as_ams_does() -> None:
     with pytest.raises(AmsError, match="valid https url"):
         parse_push_config({"pushEndpoint": "http://receiver.example.org/push"}, None)
+
+
+def test_a_mattermost_push_is_refused_not_taken_for_a_pull_subscription() -> None:
+    with pytest.raises(AmsError, match="mattermost is not served") as refused:
+        parse_push_config({"type": "mattermost", "mattermostUrl": "https://m.example.org"}, None)
+    assert refused.value.code == 501

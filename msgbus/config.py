@@ -377,6 +377,20 @@ class GatewayConfig(_Section):
         Path("gateway-state"),
         description="Where topics, subscriptions, schemas and ACL lists are kept",
     )
+    push_ca: Path | None = Field(
+        None,
+        description="CA bundle (PEM) the certificates of push endpoints are verified "
+        "against; none: the system's trusted CAs. Endpoints are https only, as on AMS",
+    )
+    push_timeout: float = Field(
+        10.0, gt=0, description="Seconds a push POST (or an endpoint verification) may take"
+    )
+    push_verify: bool = Field(
+        False,
+        description="true: a push subscription pushes only once :verifyPushEndpoint "
+        "verified its endpoint, as on AMS; false: at once (argo-ams-library 1.0.0 has no "
+        "call to verify)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,12 @@ confirmed), to topics of the same broker in the same run. The gateway runs in th
 process on its own thread (uvicorn, TLS with a throw-away certificate); the client is
 one keep-alive HTTPS session that publishes ``batch`` messages per request, as
 argo-ams-library users do.
+
+Push: the same bodies, published over STOMP to a topic with a push subscription while
+its push is off, then pushed (``maxMessages`` = ``batch``) to an HTTPS endpoint in this
+process once its ``pushConfig`` is set, timed until the endpoint has them all, against a
+STOMP subscriber of its own durable subscription receiving and acknowledging them in
+batches of ``batch`` (what the gateway's pusher does, without HTTP).
 """
 
 from __future__ import annotations
@@ -13,19 +19,26 @@ import base64
 import contextlib
 import datetime
 import ipaddress
+import json
+import ssl
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from msgbus.bench.consume import probe_body
 from msgbus.config import MsgbusConfig, load_config
+from msgbus.consume.subscription import Subscription
 from msgbus.errors import ConfigError, TimeoutException
 from msgbus.network.activemq import free_port
 from msgbus.publish import Envelope, Publisher
+from msgbus.stomp.frames import MessageFrame
+from msgbus.transport.failover import opener
+from msgbus.transport.url import BrokerURL
 
 __all__ = ["GatewayResult", "run_gateway_bench"]
 
@@ -77,7 +90,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def _serving(config: MsgbusConfig, directory: Path) -> Iterator[tuple[int, Path]]:
+def _serving(config: MsgbusConfig, cert: Path, key: Path) -> Iterator[int]:
     """The gateway on a free port, on a thread of this process, until the block ends."""
     try:
         import uvicorn
@@ -88,7 +101,6 @@ def _serving(config: MsgbusConfig, directory: Path) -> Iterator[tuple[int, Path]
         raise ConfigError(
             "the gateway bench needs the gateway extra: pip install 'msgbus[gateway]'"
         ) from None
-    cert, key = _self_signed(directory)
     port = free_port()
     service = Gateway(config)
     server = uvicorn.Server(
@@ -109,7 +121,7 @@ def _serving(config: MsgbusConfig, directory: Path) -> Iterator[tuple[int, Path]
             raise TimeoutException("the benchmark gateway did not start within 30 s")
         time.sleep(0.05)
     try:
-        yield port, cert
+        yield port
     finally:
         server.should_exit = True
         thread.join(10)
@@ -144,12 +156,101 @@ def _direct(config: MsgbusConfig, destination: str, bodies: list[bytes]) -> floa
     return elapsed
 
 
+class _Sink:
+    """An HTTPS push endpoint that counts the messages pushed to it."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.count, self.expected, self.done = 0, 0, threading.Event()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                sink.count += len(body.get("messages", [body]))
+                if sink.count >= sink.expected:
+                    sink.done.set()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # one line per push: not for a benchmark's output
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/push"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def expect(self, count: int) -> None:
+        self.count, self.expected = 0, count
+        self.done.clear()
+
+
+def _pushed(
+    config: MsgbusConfig, port: int, cert: Path, sink: _Sink, tag: str, bodies: list[bytes],
+    batch: int,
+) -> float:  # fmt: skip
+    import requests
+
+    base, tls = f"https://127.0.0.1:{port}/v1/projects/bench", str(cert)
+    with requests.Session() as http:
+        http.headers["x-api-key"] = "bench"
+        http.put(f"{base}/topics/{tag}", verify=tls).raise_for_status()
+        sub = f"{base}/subscriptions/{tag}"
+        topic = {"topic": f"projects/bench/topics/{tag}"}
+        http.put(sub, json=topic, verify=tls).raise_for_status()
+        _direct(config, f"/topic/bench.gateway.{tag}", bodies)
+        sink.expect(len(bodies))
+        push: dict[str, Any] = {"pushEndpoint": sink.url, "maxMessages": batch}
+        started = time.monotonic()
+        http.post(
+            f"{sub}:modifyPushConfig", json={"pushConfig": push}, verify=tls
+        ).raise_for_status()
+        if not sink.done.wait(600):
+            raise TimeoutException(f"the gateway pushed {sink.count} of {len(bodies)} messages")
+        elapsed = time.monotonic() - started
+        http.delete(sub, verify=tls).raise_for_status()
+    return elapsed
+
+
+def _subscribed(config: MsgbusConfig, tag: str, bodies: list[bytes], batch: int) -> float:
+    sub = Subscription(f"/topic/bench.gateway.{tag}", f"bench.{tag}")
+    settings = config.connection
+    url = BrokerURL.model_validate(settings.brokers[0])
+    with opener(settings, sub.client_id(settings.client_id))(url) as conn:
+        sub.subscribe(conn, 1000)
+        _direct(config, f"/topic/bench.gateway.{tag}", bodies)
+        got, started = 0, time.monotonic()
+        while got < len(bodies):
+            frames: list[MessageFrame] = []
+            while len(frames) < min(batch, len(bodies) - got):
+                frame = conn.receive(30)
+                if frame is None:
+                    raise TimeoutException(f"the STOMP subscriber received {got} messages")
+                if isinstance(frame, MessageFrame):
+                    frames.append(frame)
+            conn.ack(frames)
+            got += len(frames)
+        elapsed = time.monotonic() - started
+        sub.remove(conn, subscribed=True)
+    return elapsed
+
+
 def run_gateway_bench(
     broker_url: str, count: int, batch: int, rounds: int
-) -> Iterator[tuple[int, GatewayResult, GatewayResult]]:
-    """Per round: (round, direct STOMP result, gateway result), each publishing ``count``
-    persistent ~1 KB WLCG probe results to a queue its subscriber empties afterwards."""
+) -> Iterator[tuple[int, list[GatewayResult]]]:
+    """Per round: (round, [direct STOMP publish, gateway publish, STOMP subscriber,
+    gateway push]), each of ``count`` persistent ~1 KB WLCG probe results."""
     with tempfile.TemporaryDirectory(prefix="msgbus-bench-gateway-") as tmp:
+        cert, key = _self_signed(Path(tmp))
         settings: dict[str, Any] = {
             "connection": {"brokers": [broker_url]},
             "gateway": {
@@ -157,19 +258,26 @@ def run_gateway_bench(
                 "topic_prefix": "/topic/bench.gateway.",
                 "users": {"bench": {"token": "bench"}},
                 "state_dir": str(Path(tmp) / "state"),
+                "push_ca": str(cert),
             },
         }
         config = load_config(overrides=settings)
         bodies = [probe_body(1024, i)[0] for i in range(count)]
-        with _serving(config, Path(tmp)) as (port, cert):
+        with _Sink(cert, key) as sink, _serving(config, cert, key) as port:
             for round_no in range(1, rounds + 1):
                 # Topics of the round's own and no subscriber on either: the broker does
                 # the same work for both senders (confirms, keeps nothing).
                 tag = f"r{round_no}.{time.time_ns()}"
                 direct = _direct(config, f"/topic/bench.gateway.{tag}-direct", bodies)
                 through = _through_gateway(port, cert, tag, bodies, batch)
+                read = _subscribed(config, f"{tag}-read", bodies, batch)
+                pushed = _pushed(config, port, cert, sink, f"{tag}-push", bodies, batch)
                 yield (
                     round_no,
-                    GatewayResult("msgbus.Publisher over STOMP", count, direct),
-                    GatewayResult(f"msgbus gateway, {batch} per request", count, through),
+                    [
+                        GatewayResult("msgbus.Publisher over STOMP", count, direct),
+                        GatewayResult(f"msgbus gateway, {batch} per request", count, through),
+                        GatewayResult(f"STOMP subscriber, acks of {batch}", count, read),
+                        GatewayResult(f"gateway push, maxMessages {batch}", count, pushed),
+                    ],
                 )

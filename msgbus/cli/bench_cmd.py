@@ -272,7 +272,8 @@ def consume_bench(
 )
 @_rounds_option("Rounds of both senders; the ratio of each round and their median are shown.")
 def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -> None:
-    """msgbus gateway (HTTPS, AMS JSON) vs msgbus.Publisher over STOMP, same bodies."""
+    """msgbus gateway (HTTPS, AMS JSON) vs STOMP, same bodies: publish, and push vs a
+    STOMP subscriber."""
     from msgbus.bench.gateway import run_gateway_bench
     from msgbus.broker import BrokerConfig, BrokerThread
 
@@ -281,16 +282,19 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
             broker_url = stack.enter_context(BrokerThread(BrokerConfig(port=0))).url
         click.echo(f"{count} WLCG probe results (~1 KB), persistent, confirmed, on {broker_url}")
         click.echo(f"{'round':<7}{'sender':<38}{'msgs/s':>10}")
-        ratios = []
-        for round_no, direct, through in run_gateway_bench(broker_url, count, batch, rounds):
-            for result in (direct, through):
+        ratios: tuple[list[float], list[float]] = ([], [])
+        for round_no, results in run_gateway_bench(broker_url, count, batch, rounds):
+            for result in results:
                 click.echo(f"{round_no:<7}{result.sender:<38}{result.rate:>10,.0f}")
-            ratios.append(through.rate / direct.rate)
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
-        click.echo(
-            f"gateway / direct STOMP: {statistics.median(ratios):.2f}x (median of {rounds} "
-            f"rounds, range {spread})"
-        )
+            ratios[0].append(results[1].rate / results[0].rate)
+            ratios[1].append(results[3].rate / results[2].rate)
+        names = ("gateway / direct STOMP", "push / STOMP subscriber")
+        for what, ratio in zip(names, ratios, strict=True):
+            spread = f"{min(ratio):.2f}-{max(ratio):.2f}x"
+            click.echo(
+                f"{what}: {statistics.median(ratio):.2f}x (median of {rounds} rounds, "
+                f"range {spread})"
+            )
 
 
 def _display(store_url: str) -> str:

@@ -31,6 +31,12 @@ PageSize = Annotated[int, Query(ge=0, description="Entries per page; 0: all")]
 PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
 
+_PUSH_CONFIG = (
+    "AMS's: pushEndpoint (https), maxMessages, retryPolicy {type: linear|slowstart, period "
+    "ms}, authorizationHeader {type: autogen|disabled}, base64Decode; empty: pull"
+)
+
+
 class MessageIn(BaseModel):
     attributes: dict[str, str] = Field(
         default_factory=dict, description="Any names and values; pulls return them as given"
@@ -63,12 +69,12 @@ class TopicList(BaseModel):
 
 
 class SubscriptionIn(BaseModel):
-    # Other fields are taken and, but for pushConfig (see create_sub), ignored, as AMS
-    # ignores what it does not know; pushConfig stays out of the OpenAPI document.
+    # Other fields are taken and ignored, as AMS ignores what it does not know.
     model_config = ConfigDict(extra="allow")
 
     topic: str = Field(description="projects/PROJECT/topics/TOPIC")
     ackDeadlineSeconds: int | None = Field(None, ge=1, le=600)
+    pushConfig: dict[str, Any] | None = Field(None, description=_PUSH_CONFIG)
 
 
 class SubscriptionOut(BaseModel):
@@ -76,6 +82,7 @@ class SubscriptionOut(BaseModel):
     topic: str
     pushConfig: dict[str, Any]
     ackDeadlineSeconds: int
+    pushStatus: str | None = Field(None, description="A push subscription's endpoint state")
 
 
 class SubscriptionList(BaseModel):
@@ -111,7 +118,7 @@ class AckRequest(BaseModel):
 
 
 class PushConfigRequest(BaseModel):
-    pushConfig: dict[str, Any] = Field(default_factory=dict)
+    pushConfig: dict[str, Any] = Field(default_factory=dict, description=_PUSH_CONFIG)
 
 
 class StatusOut(BaseModel):
@@ -239,22 +246,29 @@ def make_app(gateway: Gateway) -> FastAPI:
         counters.published(topic, len(ids), size)
         return {"messageIds": ids}
 
-    @app.get(f"{base}/subscriptions", response_model=SubscriptionList)
+    @app.get(
+        f"{base}/subscriptions", response_model=SubscriptionList, response_model_exclude_none=True
+    )
     def list_subs(
         project: Name, who: User, pageSize: PageSize = 0, pageToken: PageToken = ""
     ) -> dict[str, Any]:
         project_of(project)
         return gateway.list_subs(pageSize, pageToken)
 
-    @app.put(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
+    @app.put(
+        f"{base}/subscriptions/{{sub:name}}",
+        response_model=SubscriptionOut,
+        response_model_exclude_none=True,
+    )
     def create_sub(project: Name, sub: Name, body: SubscriptionIn, who: User) -> dict[str, Any]:
         project_of(project)
-        push = (body.model_extra or {}).get("pushConfig")
-        return gateway.create_sub(
-            who, sub, body.topic, body.ackDeadlineSeconds, push if isinstance(push, dict) else None
-        )
+        return gateway.create_sub(who, sub, body.topic, body.ackDeadlineSeconds, body.pushConfig)
 
-    @app.get(f"{base}/subscriptions/{{sub:name}}", response_model=SubscriptionOut)
+    @app.get(
+        f"{base}/subscriptions/{{sub:name}}",
+        response_model=SubscriptionOut,
+        response_model_exclude_none=True,
+    )
     def get_sub(project: Name, sub: Name, who: User) -> dict[str, Any]:
         project_of(project)
         return gateway.get_sub(sub)
@@ -289,13 +303,18 @@ def make_app(gateway: Gateway) -> FastAPI:
         gateway.modify_ack_deadline(who, sub, body.ackDeadlineSeconds)
         return {}
 
-    # Out of the OpenAPI document: a push endpoint is a 501 (push is not served).
-    @app.post(f"{base}/subscriptions/{{sub:name}}:modifyPushConfig", include_in_schema=False)
+    @app.post(f"{base}/subscriptions/{{sub:name}}:modifyPushConfig")
     def modify_push_config(
         project: Name, sub: Name, body: PushConfigRequest, who: User
     ) -> dict[str, Any]:
         project_of(project)
         gateway.modify_push_config(who, sub, body.pushConfig)
+        return {}
+
+    @app.post(f"{base}/subscriptions/{{sub:name}}:verifyPushEndpoint")
+    def verify_push_endpoint(project: Name, sub: Name, who: User) -> dict[str, Any]:
+        project_of(project)
+        gateway.verify_push_endpoint(who, sub)
         return {}
 
     add_manage_routes(app, gateway, counters)

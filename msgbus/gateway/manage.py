@@ -201,7 +201,7 @@ def _sub_routes(
     def sub_metrics(project: Name, sub: Name, who: User) -> dict[str, Any]:
         project_of(project)
         _topic_of(gateway, sub)
-        return counters.subscription(sub)
+        return counters.subscription(sub, gateway.push_state(sub))
 
 
 def _topic_of(gateway: Gateway, sub: str) -> str:

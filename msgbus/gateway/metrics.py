@@ -5,7 +5,9 @@ published through the gateway (not those sent over STOMP directly), per day too,
 its publishing rate (messages of the latest publish per second since the one before,
 as AMS defines it); a subscription's messages and bytes handed out by pulls
 (redeliveries included) and its consumption rate, likewise. Bytes are the decoded
-data. The counters start from 0 when the gateway starts: they are not kept.
+data. A push subscription adds its endpoint's counts and state
+(:class:`~msgbus.gateway.push.PushState`). The counters start from 0 when the gateway
+starts: they are not kept.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from msgbus.gateway.push import PushState
 
 __all__ = ["Counters", "operational"]
 
@@ -91,12 +95,13 @@ class Counters:
             ]
         }  # fmt: skip
 
-    def subscription(self, sub: str) -> dict[str, Any]:
+    def subscription(self, sub: str, push: PushState | None = None) -> dict[str, Any]:
         with self._lock:
             c = self._subs.get(sub, _Count())
         kind = ("subscription", sub)
         return {
             "metrics": [
+                *_push_metrics(sub, push),
                 _metric(*kind, "number_of_messages", "counter", c.messages,
                         "Counter that displays the number of messages consumed from the "
                         "specific subscription"),
@@ -108,6 +113,28 @@ class Counters:
                         "between the last two consume events"),
             ]
         }  # fmt: skip
+
+
+def _push_metrics(sub: str, push: PushState | None) -> list[dict[str, Any]]:
+    """msgbus's own metrics of a push subscription's endpoint (AMS has none)."""
+    if push is None:
+        return []
+    kind = ("subscription", sub)
+    return [
+        _metric(*kind, "push_messages", "counter", push.pushed,
+                "Messages the endpoint took (a 2xx) since the gateway started"),
+        _metric(*kind, "push_bytes", "counter", push.pushed_bytes,
+                "Bytes of data the endpoint took since the gateway started"),
+        _metric(*kind, "push_failures", "counter", push.failures,
+                "Pushes that failed (no answer, or not a 2xx) since the gateway started"),
+        {**_metric(*kind, "push_state", "state", 0, "The endpoint's state and last error"),
+         "value_type": "string",
+         "timeseries": [{"timestamp": _now(), "value": push.status()}]},
+    ]  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def operational() -> dict[str, Any]:
@@ -138,9 +165,6 @@ def _metric(
         "value_type": "float64" if isinstance(value, float) else "int64",
         "resource_type": kind,
         "resource_name": name,
-        "timeseries": [
-            {"timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "value": value}
-        ],
+        "timeseries": [{"timestamp": _now(), "value": value}],
         "description": description,
     }  # fmt: skip

@@ -12,15 +12,18 @@ acknowledge, mapped onto STOMP.
   unacknowledged at the broker until ``:acknowledge`` (cumulative, as AMS's); when its
   ack deadline passes the next pull hands it out again under a new ackId, and when the
   gateway dies the broker redelivers it. Nothing is acknowledged to the broker before
-  the AMS client did. Push subscriptions are not served (501).
+  the AMS client did. A push subscription (``pushConfig``) is pushed by a
+  :class:`~msgbus.gateway.push.Pusher` on that same connection instead, and cannot be
+  pulled from until its push configuration is cleared.
 * With ``gateway.permissions``, each user's groups are checked on the STOMP destination
   of the topic, as the embedded broker checks them: ``write`` to publish, ``read`` to
   subscribe, pull, acknowledge (and delete a subscription), ``admin`` to create or delete
   a topic, plus the users AMS's ACLs list (:mod:`msgbus.gateway.acl`); a refusal is a
   403 before anything reaches the broker. Without permissions
   every user may do everything. Reading what exists (get, list) is open to every user.
-* Topics and subscriptions (names, topic, deadline) are kept in ``state_dir`` so a
-  restarted gateway serves the same ones; their messages live in the broker.
+* Topics and subscriptions (names, topic, deadline, push configuration) are kept in
+  ``state_dir`` so a restarted gateway serves the same ones; their messages live in the
+  broker.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import base64
 import binascii
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ from msgbus.consume.subscription import Subscription
 from msgbus.gateway.acl import AclStore
 from msgbus.gateway.amserror import AmsError
 from msgbus.gateway.attributes import from_headers, to_headers
+from msgbus.gateway.push import PushConfig, Pusher, PushState, parse_push_config, verify_endpoint
 from msgbus.gateway.retries import RetryWindow
 from msgbus.gateway.schemas import SchemaRegistry
 from msgbus.permissions import AccessPolicy, Action
@@ -58,11 +63,9 @@ _PULL_WAIT = 0.3
 """Seconds a pull without returnImmediately waits for a first message in flight from the
 broker: AMS answers such a pull at once when nothing is there (and waits 300 ms with
 returnImmediately)."""
-_FRESH = 60.0
-"""Seconds after its creation during which a never-pulled subscription is removed again
-when a push endpoint is set on it: argo-ams-library creates a push subscription as a
-pull one (PUT) and then sets the endpoint (``:modifyPushConfig``)."""
-_SERVED = "topics, publish, pull subscriptions, pull and acknowledge, schemas, ACLs, metrics"
+_SERVED = (
+    "topics, publish, pull and push subscriptions, pull and acknowledge, schemas, ACLs, metrics"
+)
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {
     "read": "read from",
@@ -88,9 +91,8 @@ class _Sub:
     conn: Connection | None = None
     """The connection of what is in ``outstanding``: a new one forgets them."""
     outstanding: dict[str, Pulled] = field(default_factory=dict)
-    created: float | None = None
-    """time.monotonic() of its creation by this process (None: loaded from state)."""
-    pulled: bool = False
+    push: PushConfig | None = None
+    pusher: Pusher | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -117,11 +119,17 @@ class Gateway:
         self.schemas = SchemaRegistry(self.project, state, configured)
         self.acl = AclStore(state)
         self._retries = RetryWindow(self.settings.retry_window)
+        self._tls = ssl.create_default_context(
+            cafile=str(self.settings.push_ca) if self.settings.push_ca else None
+        )
         self._load()
+        for sub in self.subs.values():
+            self._start_push(sub)
 
     def close(self) -> None:
         with self._lock:
             for sub in self.subs.values():
+                self._stop_push(sub)
                 if sub.link is not None:
                     sub.link.close()
             self._publisher.close()
@@ -140,14 +148,24 @@ class Gateway:
         data = json.loads(self._state.read_text())
         self.topics = set(data.get("topics", []))
         for name, sub in data.get("subscriptions", {}).items():
-            self.subs[name] = _Sub(name, sub["topic"], int(sub["ackDeadlineSeconds"]))
+            push = sub.get("push")
+            self.subs[name] = _Sub(
+                name,
+                sub["topic"],
+                int(sub["ackDeadlineSeconds"]),
+                push=PushConfig(**push) if push else None,
+            )
 
     def _save(self) -> None:
         self._state.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "topics": sorted(self.topics),
             "subscriptions": {
-                n: {"topic": s.topic, "ackDeadlineSeconds": s.ack_deadline}
+                n: {
+                    "topic": s.topic,
+                    "ackDeadlineSeconds": s.ack_deadline,
+                    "push": s.push.state() if s.push else None,
+                }
                 for n, s in self.subs.items()
             },
         }
@@ -271,11 +289,7 @@ class Gateway:
         ack_deadline: int | None,
         push_config: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        if push_config and push_config.get("pushEndpoint"):
-            raise not_served(
-                "a push subscription (PUT subscriptions/{sub} with pushConfig.pushEndpoint)",
-                "nothing was created",
-            )
+        push = parse_push_config(push_config or {}, None)
         topic = topic_path.strip("/").rsplit("/", 1)[-1]
         expected = f"projects/{self.project}/topics/{topic}"
         if topic_path.strip("/") != expected:
@@ -288,10 +302,11 @@ class Gateway:
             self._topic(topic)
             if name in self.subs:
                 raise AmsError(409, "Subscription already exists")
-            sub = _Sub(name, topic, deadline, created=time.monotonic())
+            sub = _Sub(name, topic, deadline, push=push)
             self._connect(sub)  # the durable subscription keeps what is published next
             self.subs[name] = sub
             self._save()
+            self._start_push(sub)
         return self._describe(sub)
 
     def get_sub(self, name: str) -> dict[str, Any]:
@@ -310,6 +325,7 @@ class Gateway:
         with self._lock:
             sub = self._sub(name)
             self.authorize(user, "read", sub.topic, sub.name)
+            self._stop_push(sub)
             self._remove(sub)
 
     def _remove(self, sub: _Sub) -> None:
@@ -324,24 +340,77 @@ class Gateway:
         self._save()
 
     def modify_push_config(self, user: str, name: str, push_config: Mapping[str, Any]) -> None:
-        """An empty push configuration keeps a pull subscription one; a push endpoint is
-        a 501, and a subscription just made for it and never pulled from is removed, so
-        argo-ams-library's ``create_sub(push_endpoint=...)`` leaves nothing behind."""
+        """Set, change or (empty) clear the push configuration: a subscription pushed
+        before and pulled now gets what was in flight again from the broker."""
         with self._lock:
             sub = self._sub(name)
             self.authorize(user, "read", sub.topic, sub.name)
-            if not push_config.get("pushEndpoint"):
-                return
-            fresh = sub.created is not None and time.monotonic() - sub.created < _FRESH
-            if fresh and not sub.pulled:
-                self._remove(sub)
-                left = f"subscription {name}, created for it and never pulled from, was removed"
-            else:
-                left = f"subscription {name} stays a pull subscription"
-        raise not_served(
-            "push delivery (POST subscriptions/{sub}:modifyPushConfig with a pushEndpoint)",
-            left,
-        )
+            push = parse_push_config(push_config, sub.push)
+            self._stop_push(sub)
+            sub.push = push
+            self._save()
+            self._start_push(sub)
+
+    def verify_push_endpoint(self, user: str, name: str) -> None:
+        """AMS's ``:verifyPushEndpoint`` (:func:`~msgbus.gateway.push.verify_endpoint`)."""
+        with self._lock:
+            sub = self._sub(name)
+            self.authorize(user, "read", sub.topic, sub.name)
+            push = sub.push
+        if push is None:
+            raise AmsError(400, f"subscription {name} is not a push subscription")
+        if push.verified:
+            raise AmsError(409, "Push endpoint is already verified")
+        verify_endpoint(push, self._tls, self.settings.push_timeout)
+        with self._lock:
+            if sub.push == push:  # not changed meanwhile
+                sub.push = replace(push, verified=True)
+                self._save()
+                if sub.pusher is None:
+                    self._start_push(sub)
+
+    def push_state(self, name: str) -> PushState | None:
+        pusher = self._sub(name).pusher
+        return pusher.status if pusher else None
+
+    def _start_push(self, sub: _Sub) -> None:
+        push = sub.push
+        if push is None or (self.settings.push_verify and not push.verified):
+            return
+        sub.pusher = Pusher(
+            f"projects/{self.project}/subscriptions/{sub.name}",
+            push,
+            lambda count, wait: self._push_receive(sub, count, wait),
+            lambda conn, frames: self._push_ack(sub, conn, frames),
+            self._tls,
+            self.settings.push_timeout,
+            _message,
+        ).start()
+
+    def _stop_push(self, sub: _Sub) -> None:
+        """Stop its pusher, and give the batch it had in flight back to the broker (a new
+        connection), for pulls or the next pusher."""
+        if sub.pusher is None:
+            return
+        sub.pusher.stop()
+        sub.pusher = None
+        with sub.lock:
+            if sub.link is not None:
+                sub.link.close()
+            sub.link = sub.conn = None
+
+    def _push_receive(
+        self, sub: _Sub, count: int, wait: float
+    ) -> tuple[object, list[MessageFrame]]:
+        with sub.lock:
+            conn = self._connect(sub)
+            return conn, _receive(conn, count, wait)
+
+    def _push_ack(self, sub: _Sub, conn: object, frames: list[MessageFrame]) -> None:
+        with sub.lock:
+            current = self._connect(sub)
+            if conn is current:  # else the broker hands them out again
+                current.ack(frames)
 
     def modify_ack_deadline(self, user: str, name: str, seconds: int) -> None:
         if not 1 <= seconds <= 600:
@@ -362,9 +431,17 @@ class Gateway:
         return {
             "name": f"/projects/{self.project}/subscriptions/{sub.name}",
             "topic": self.topic_name(sub.topic),
-            "pushConfig": {"pushEndpoint": "", "retryPolicy": {}},
+            "pushConfig": sub.push.shown() if sub.push else {"pushEndpoint": "", "retryPolicy": {}},
             "ackDeadlineSeconds": sub.ack_deadline,
+            **self._push_status(sub),
         }
+
+    def _push_status(self, sub: _Sub) -> dict[str, Any]:
+        if sub.push is None:
+            return {}
+        if sub.pusher is None:
+            return {"pushStatus": "unverified: pushes start once :verifyPushEndpoint verified it"}
+        return {"pushStatus": sub.pusher.status.status()}
 
     def _stomp_sub(self, sub: _Sub) -> Subscription:
         return Subscription(self.destination(sub.topic), f"gateway.{self.project}.{sub.name}")
@@ -397,8 +474,13 @@ class Gateway:
         self.authorize(user, "read", sub.topic, sub.name)
         if max_messages < 1:
             raise AmsError(400, "maxMessages must be at least 1")
+        if sub.push is not None:
+            raise AmsError(
+                409,
+                f"subscription {name} is a push subscription: its messages go to "
+                f"{sub.push.endpoint}; clear its pushConfig (:modifyPushConfig) to pull",
+            )
         with sub.lock:
-            sub.pulled = True
             now = time.monotonic()
             out: list[tuple[str, MessageFrame]] = []
             # Handed out before, deadline passed: again, under a new ackId.
@@ -408,17 +490,7 @@ class Gateway:
                     out.append((self._ack_id(sub), pulled.frame))
             conn = self._connect(sub)
             wait = 0.0 if return_immediately or out else _PULL_WAIT
-            while len(out) < max_messages:
-                frame = conn.receive(wait)
-                if frame is None:
-                    break
-                if isinstance(frame, MessageFrame):
-                    if SYNC_HEADER in frame.headers:
-                        # A publisher's sync record is for consumers' ledgers, not AMS.
-                        conn.ack([frame])
-                        continue
-                    out.append((self._ack_id(sub), frame))
-                    wait = 0.0  # what is there already, no more waiting
+            out += [(self._ack_id(sub), f) for f in _receive(conn, max_messages - len(out), wait)]
             deadline = now + sub.ack_deadline
             for ack_id, frame in out:
                 sub.outstanding[ack_id] = Pulled(frame, deadline)
@@ -454,6 +526,23 @@ class Gateway:
         if not ack_id.startswith(prefix) or not (number.isascii() and number.isdigit()):
             raise AmsError(400, f"Invalid ack id {ack_id[:200]!r}: not one of {prefix}N")
         return int(number)
+
+
+def _receive(conn: Connection, count: int, wait: float) -> list[MessageFrame]:
+    """Up to ``count`` messages: waits ``wait`` seconds for a first, not for more."""
+    out: list[MessageFrame] = []
+    while len(out) < count:
+        frame = conn.receive(wait)
+        if frame is None:
+            break
+        if isinstance(frame, MessageFrame):
+            if SYNC_HEADER in frame.headers:
+                # A publisher's sync record is for consumers' ledgers, not AMS.
+                conn.ack([frame])
+                continue
+            out.append(frame)
+            wait = 0.0  # what is there already, no more waiting
+    return out
 
 
 def _message(frame: MessageFrame) -> dict[str, Any]:

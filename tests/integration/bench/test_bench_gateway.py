@@ -1,5 +1,6 @@
 """`msgbus bench gateway` against an embedded broker: both senders publish every
-message (the gateway answers only once the broker confirmed), the ratio prints."""
+message (the gateway answers only once the broker confirmed), the push and the STOMP
+subscriber receive every one, the ratios print."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ def test_bench_gateway_measures_both_senders_and_prints_the_ratio(
     assert [(r, s) for r, s, _ in rows] == [
         ("1", "msgbus.Publisher over STOMP"),
         ("1", "msgbus gateway, 50 per request"),
+        ("1", "STOMP subscriber, acks of 50"),
+        ("1", "gateway push, maxMessages 50"),
         ("2", "msgbus.Publisher over STOMP"),
         ("2", "msgbus gateway, 50 per request"),
+        ("2", "STOMP subscriber, acks of 50"),
+        ("2", "gateway push, maxMessages 50"),
     ]
     assert all(int(rate.replace(",", "")) > 0 for _, _, rate in rows)
     assert re.search(r"gateway / direct STOMP: [\d.]+x \(median of 2 rounds", result.output)
+    assert re.search(r"push / STOMP subscriber: [\d.]+x \(median of 2 rounds", result.output)
     received = embedded_broker.broker.router.received
-    assert received >= 2 * 2 * 300  # every message of both senders in both rounds
+    assert received >= 2 * 4 * 300  # every message of the four runs in both rounds

@@ -206,24 +206,6 @@ def test_any_attributes_any_bytes_and_no_data_pass_through_untouched(
     ams.delete_sub(sub)
 
 
-def test_a_push_subscription_is_refused_and_leaves_nothing_behind(ams_gateway: Gateway) -> None:
-    ams = _ams(ams_gateway)
-    ams.create_topic("results")
-    with pytest.raises(AmsServiceException) as refused:
-        ams.create_sub("pushed", "results", push_endpoint="https://receiver.example.org/push")
-    assert refused.value.code == 501 and "push delivery" in refused.value.msg
-    assert "was removed" in refused.value.msg
-    assert not ams.has_sub("pushed") and ams.list_subs()["subscriptions"] == []
-    # A pull subscription that was used keeps being one.
-    ams.create_sub("pulled", "results")
-    ams.pull_sub("pulled", return_immediately=True)
-    assert ams.pushconfig_sub("pulled", None) == {}  # an empty push config: a pull one
-    with pytest.raises(AmsServiceException) as kept:
-        ams.pushconfig_sub("pulled", "https://receiver.example.org/push")
-    assert kept.value.code == 501 and "stays a pull subscription" in kept.value.msg
-    assert ams.has_sub("pulled")
-
-
 def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
     ams_gateway: Gateway,
 ) -> None:

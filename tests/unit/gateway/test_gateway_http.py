@@ -141,11 +141,22 @@ def test_every_unserved_ams_route_is_a_501_naming_it(client: TestClient) -> None
         assert what in error["message"] and f"{method} {url}" in error["message"]
 
 
-def test_a_push_subscription_is_a_501_and_nothing_is_created(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("push", "why"),
+    [
+        ({"pushEndpoint": "http://x/push"}, "valid https url"),
+        ({"pushEndpoint": "https://x", "retryPolicy": {"type": "never"}}, "Retry policy"),
+        ({"pushEndpoint": "https://x", "maxMessages": 0}, "maxMessages"),
+        ({"pushEndpoint": "https://x", "authorizationHeader": {"type": "x"}}, "Authorization"),
+    ],
+)
+def test_an_invalid_push_config_is_a_400_and_nothing_is_created(
+    client: TestClient, push: dict[str, Any], why: str
+) -> None:
     client.put(f"{BASE}/topics/probes")
-    body = {"topic": "projects/grid/topics/probes", "pushConfig": {"pushEndpoint": "https://x"}}
+    body = {"topic": "projects/grid/topics/probes", "pushConfig": push}
     answer = client.put(f"{BASE}/subscriptions/pushed", json=body)
-    assert answer.status_code == 501 and "nothing was created" in answer.json()["error"]["message"]
+    assert answer.status_code == 400 and why in answer.json()["error"]["message"]
     assert client.get(f"{BASE}/subscriptions/pushed").status_code == 404
     assert client.get(f"{BASE}/subscriptions").json()["subscriptions"] == []
 

@@ -5,7 +5,7 @@ tmpfs (the tests run as root).
 The full-queue run is also the measurement of the issue, at any size::
 
     MSGBUS_FLOW_MESSAGES=200000 MSGBUS_FLOW_LIMIT=10000 \\
-        pytest tests/integration/broker/test_flow_control.py -k full_queue -s
+        pytest tests/integration/broker/test_flow_control_processes.py -k full_queue -s
 
 prints the publisher's and the broker's peak RSS and the broker's logins (CI runs 2,000
 messages into a queue of 100).

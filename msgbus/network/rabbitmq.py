@@ -9,11 +9,12 @@ STOMP plugin:
   ``amq.topic`` plus a topic-write routing-key regex; ``read`` becomes read on
   ``amq.topic``, a topic-read regex, and configure/write/read on the plugin's own
   ``stomp-subscription-*`` queues a subscription declares and binds.
-* ``/queue/X`` is queue ``X`` (declared on first use) behind the default exchange:
-  ``write`` becomes write on ``amq.default`` (RabbitMQ checks the exchange, not the
-  queue, so a writer of any queue may send to every queue), ``read`` read on ``X``,
-  ``admin`` (create) configure on ``X``; subscribing declares the queue, so ``read``
-  also grants configure on ``X``.
+* ``/queue/X`` is queue ``X`` behind the default exchange, which the plugin declares
+  on every SEND and SUBSCRIBE (a declaration needs configure, so ``read``, ``write``
+  and ``admin`` all grant configure on ``X``): ``write`` becomes write on
+  ``amq.default`` (RabbitMQ checks the exchange, not the queue, so through
+  ``/amq/queue/Y``, which declares nothing, a writer of any queue may send to every
+  existing queue), ``read`` read on ``X``.
 * ActiveMQ wildcards become anchored regexes: ``*`` one name element, ``>`` the rest.
 
 A consumer group is a quorum queue ``Consumer.<group>.VirtualTopic.X`` per virtual
@@ -177,9 +178,9 @@ def _user_permissions(topology: Topology, groups: frozenset[str]) -> dict[str, s
     queue_admin = _patterns(topology, groups, "queue", "admin")
     topic_read = bool(_patterns(topology, groups, "topic", "read"))
     topic_write = bool(_patterns(topology, groups, "topic", "write"))
-    queue_write = bool(_patterns(topology, groups, "queue", "write"))
+    queue_write = _patterns(topology, groups, "queue", "write")
     subs = [f"^{_SUBSCRIPTION_QUEUES}$"] if topic_read else []
-    configure = [*queue_read, *queue_admin, *subs]
+    configure = [*queue_read, *queue_write, *queue_admin, *subs]
     write = [*subs, *(["^amq\\.default$"] if queue_write else [])]
     write += ["^amq\\.topic$"] if topic_write else []
     read = [*queue_read, *subs, *(["^amq\\.topic$"] if topic_read else [])]

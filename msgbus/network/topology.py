@@ -337,6 +337,9 @@ class Topology(_Model):
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
         """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses."""
+        if self.engine == "rabbitmq":  # one cluster routes every message to every node
+            names = [b.name for b in self.brokers]
+            return {(a, b) for a in names for b in names if a != b}
         return _reachable(self.links, [b.name for b in self.brokers], destination)
 
     def broker(self, name: str) -> Broker:

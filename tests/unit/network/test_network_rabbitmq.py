@@ -41,6 +41,7 @@ def _rabbit(**extra: Any) -> dict[str, Any]:
         "permissions": [
             {"destination": "/topic/grid.>", "read": ["consumers"], "write": ["publishers"]},
             {"destination": "/queue/>", "read": ["admins"], "admin": ["admins"]},
+            {"destination": "/queue/in.*", "write": ["publishers"]},
         ],
         "virtual_topics": ["grid.metrics"],
         "consumer_groups": [{"name": "store", "brokers": ["n0", "n1", "n2"]}],
@@ -110,8 +111,10 @@ def test_password_hash_is_rabbitmq_salted_sha256() -> None:
 def test_permissions_map_onto_configure_write_read() -> None:
     defs = render_definitions(parse_topology(_rabbit()))
     pub, sub = _user(defs, "permissions", "pub"), _user(defs, "permissions", "sub")
-    assert re.search(pub["write"], "amq.topic") and not re.search(pub["write"], "amq.default")
-    assert not re.search(pub["read"], "amq.topic") and pub["configure"] == "^$"
+    assert re.search(pub["write"], "amq.topic") and re.search(pub["write"], "amq.default")
+    assert not re.search(pub["read"], "amq.topic") and pub["read"] == "^$"
+    # SEND to /queue/in.x declares in.x: configure on what it may write, nothing more.
+    assert re.search(pub["configure"], "in.x") and not re.search(pub["configure"], "out.x")
     # A STOMP topic subscription declares, binds and reads its own queue.
     for action in ("configure", "write", "read"):
         assert re.search(sub[action], "stomp-subscription-abc")

@@ -34,6 +34,7 @@ import hashlib
 import re
 from typing import Any
 
+from msgbus.config import ControlConfig
 from msgbus.network.topology import Broker, Topology
 from msgbus.permissions import Action, Permission, destination_matches
 
@@ -159,7 +160,13 @@ def _password(topology: Topology, name: str) -> str:
 
 
 def _patterns(topology: Topology, groups: frozenset[str], kind: str, action: Action) -> list[str]:
-    perms: list[Permission] = topology.permissions
+    # msgbus's presence and control destinations: every component needs them (as the
+    # ActiveMQ renderer grants them to everyone).
+    control = [
+        Permission(destination=d, read=sorted(groups), write=sorted(groups), admin=sorted(groups))
+        for d in ControlConfig().destinations()
+    ]
+    perms: list[Permission] = [*topology.permissions, *control]
     return [
         wildcard_regex(p.destination.split("/", 2)[2])
         for p in perms

@@ -118,16 +118,21 @@ class RabbitNode:
         if self.is_running():
             return
         self.pid_file.unlink(missing_ok=True)
-        log = (self.directory / "server.out").open("ab")
-        with log:
-            subprocess.Popen(
-                [str(bin_dir / "rabbitmq-server")],
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # not killed with the terminal that started it
-            )
+        # sh backgrounds the node, so it is not our child: it survives us, and no Popen
+        # object is left to warn about a running process.
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                '"$1" >>"$2" 2>&1 </dev/null &',
+                "sh",
+                str(bin_dir / "rabbitmq-server"),
+                str(self.directory / "server.out"),
+            ],
+            env=self.env(),
+            check=True,
+            start_new_session=True,  # not killed with the terminal that started it
+        )
 
     def ctl(self, bin_dir: Path, *args: str, tool: str = "rabbitmqctl", timeout: float = 60) -> str:
         """Run a CLI tool against this node; NetworkError with its output on failure."""

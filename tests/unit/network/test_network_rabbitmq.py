@@ -112,7 +112,7 @@ def test_permissions_map_onto_configure_write_read() -> None:
     defs = render_definitions(parse_topology(_rabbit()))
     pub, sub = _user(defs, "permissions", "pub"), _user(defs, "permissions", "sub")
     assert re.search(pub["write"], "amq.topic") and re.search(pub["write"], "amq.default")
-    assert not re.search(pub["read"], "amq.topic") and pub["read"] == "^$"
+    assert not re.search(pub["read"], "anything")
     # SEND to /queue/in.x declares in.x: configure on what it may write, nothing more.
     assert re.search(pub["configure"], "in.x") and not re.search(pub["configure"], "out.x")
     # A STOMP topic subscription declares, binds and reads its own queue.
@@ -121,7 +121,9 @@ def test_permissions_map_onto_configure_write_read() -> None:
     assert re.search(sub["read"], "amq.topic") and not re.search(sub["write"], "amq.topic")
     topic = _user(defs, "topic_permissions", "pub")
     assert re.search(topic["write"], "grid.metrics") and not re.search(topic["write"], "other")
-    assert topic["read"] == "^$"
+    # msgbus's own presence and control topics: every user, only those.
+    assert re.search(topic["read"], "msgbus.presence") and not re.search(topic["read"], "grid.x")
+    assert re.search(pub["configure"], "msgbus.control.consumer_1")
     # The admin reads and creates every queue; only /queue permissions grant that.
     admin = _user(defs, "permissions", "admin")
     assert re.search(admin["configure"], "anything") and not re.search(sub["configure"], "x")

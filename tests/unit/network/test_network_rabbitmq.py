@@ -118,7 +118,9 @@ def test_permissions_map_onto_configure_write_read() -> None:
     # A STOMP topic subscription declares, binds and reads its own queue.
     for action in ("configure", "write", "read"):
         assert re.search(sub[action], "stomp-subscription-abc")
-    assert re.search(sub["read"], "amq.topic") and not re.search(sub["write"], "amq.topic")
+    assert re.search(sub["read"], "amq.topic")
+    sub_topic = _user(defs, "topic_permissions", "sub")
+    assert not re.search(sub_topic["write"], "grid.metrics")
     topic = _user(defs, "topic_permissions", "pub")
     assert re.search(topic["write"], "grid.metrics") and not re.search(topic["write"], "other")
     # msgbus's own presence and control topics: every user, only those.

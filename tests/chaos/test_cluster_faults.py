@@ -23,7 +23,7 @@ import pytest
 from msgbus.network.activemq import free_port
 from msgbus.network.rabbitmq_local import RabbitCluster, find_rabbitmq
 from msgbus.network.topology import load_topology
-from tests.chaos.harness import Pipeline, Target
+from tests.chaos.harness import Pipeline, PublishRun, Target
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import wait_until
 from tests.fixtures.proxy import TcpProxy
@@ -113,7 +113,7 @@ def test_node_killed_mid_publish(
     target = pipe.target
     assert target.kill_broker is not None and target.restart_broker is not None
     pipe.start_consumer()
-    runs = []
+    runs: list[PublishRun] = []
     publishing = threading.Thread(target=lambda: runs.extend(pipe.publish(CHUNK) for _ in range(5)))
     publishing.start()
     wait_until(lambda: pipe.stored_count() >= CHUNK // 2, 60, "the first rows")
@@ -125,5 +125,15 @@ def test_node_killed_mid_publish(
     target.restart_broker()
     pipe.recovered()
     assert rabbit_cluster.check() == []
-    pipe.settle()
+    try:
+        pipe.settle()
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; queues: {_queues(rabbit_cluster)}") from None
     chaos_table.append(pipe.verify())
+
+
+def _queues(cluster: RabbitCluster) -> str:
+    """What the cluster holds, for a failure message."""
+    node = cluster.process(cluster.topology.brokers[-1].name)
+    columns = ("name", "type", "messages_ready", "messages_unacknowledged", "consumers")
+    return node.ctl(cluster.bin_dir, "list_queues", *columns, "--formatter", "json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from msgbus.errors import NetworkError
 from msgbus.network.advisories import advisories_for
 from msgbus.network.local import LocalNetwork
 from msgbus.network.plan import apply_plan, make_plan
+from msgbus.network.rabbitmq import render_definitions, render_node_config
 from msgbus.network.rabbitmq_local import RabbitCluster
 from msgbus.network.render import render_broker
 from msgbus.network.topology import load_topology
@@ -56,7 +58,7 @@ def _activemq(net: LocalNetwork | RabbitCluster, command: str) -> LocalNetwork:
 
 @click.group()
 def network() -> None:
-    """Broker networks (ActiveMQ) described by a topology YAML file."""
+    """Broker networks (ActiveMQ) or clusters (RabbitMQ) described by a topology YAML file."""
 
 
 @network.command()
@@ -68,13 +70,21 @@ def network() -> None:
     help="Directory to write OUT/<broker>/activemq.xml into.",
 )
 def render(topology: Path, out: Path) -> None:
-    """Write one activemq.xml per broker."""
+    """Write one activemq.xml per broker (rabbitmq: a rabbitmq.conf per node and one
+    definitions.json)."""
     topo = load_topology(topology)
+    files: dict[Path, str] = {}
     for broker in topo.brokers:
-        target = out / broker.name / "activemq.xml"
+        if topo.engine == "rabbitmq":
+            files[out / broker.name / "rabbitmq.conf"] = render_node_config(topo, broker.name)
+        else:
+            files[out / broker.name / "activemq.xml"] = render_broker(topo, broker.name)
+    if topo.engine == "rabbitmq":
+        files[out / "definitions.json"] = json.dumps(render_definitions(topo), indent=1)
+    for target, text in files.items():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render_broker(topo, broker.name), encoding="utf-8")
+            target.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise NetworkError(f"cannot write {target}: {exc.strerror}") from None
         click.echo(str(target))

@@ -14,54 +14,21 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from msgbus.network.activemq import free_port
-from msgbus.network.rabbitmq_local import RabbitCluster, find_rabbitmq
-from msgbus.network.topology import load_topology
+from msgbus.network.rabbitmq_local import RabbitCluster
 from tests.chaos.harness import Pipeline, PublishRun, Target
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import wait_until
 from tests.fixtures.proxy import TcpProxy
-from tests.fixtures.services import require_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.rabbitmq]
 
-BROKERS = Path(__file__).resolve().parents[2] / "brokers"
 SCALE = int(os.environ.get("MSGBUS_CHAOS_SCALE", "1"))
 CHUNK = 200 * SCALE
-
-
-@pytest.fixture
-def rabbit_cluster(tmp_path: Path) -> Iterator[RabbitCluster]:
-    """brokers/rabbit3.yaml as shipped, under its own name and free ports (so it meets
-    neither the system node nor a cluster someone brought up from the same file)."""
-    require_service("RabbitMQ server (apt-get install rabbitmq-server)", find_rabbitmq)
-    shipped = load_topology(BROKERS / "rabbit3.yaml")
-    brokers = [
-        b.model_copy(
-            update={
-                "ports": b.ports.model_copy(
-                    update={"stomp": free_port(), "amqp": free_port(), "dist": free_port()}
-                )
-            }
-        )
-        for b in shipped.brokers
-    ]
-    name = f"t{uuid.uuid4().hex[:6]}"
-    cluster = RabbitCluster(
-        shipped.model_copy(update={"name": name, "brokers": brokers}), tmp_path / "cluster"
-    )
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        for broker in brokers:
-            cluster.process(broker.name).kill()
 
 
 def _target(cluster: RabbitCluster) -> Target:

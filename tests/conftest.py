@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.gateway",
     "tests.fixtures.icinga",
     "tests.fixtures.disk",
+    "tests.fixtures.rabbitmq_cluster",
 ]
 
 # A test using one of these fixtures needs that service: mark it, so `-m "not activemq"`
@@ -33,6 +34,7 @@ _FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "mariadb_url": "mariadb",
     "rabbitmq_stomp": "rabbitmq",
+    "rabbit_cluster": "rabbitmq",
     "icinga": "icinga",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -13,6 +14,8 @@ from msgbus.errors import NetworkError
 from msgbus.network.advisories import advisories_for
 from msgbus.network.local import LocalNetwork
 from msgbus.network.plan import apply_plan, make_plan
+from msgbus.network.rabbitmq import render_definitions, render_node_config
+from msgbus.network.rabbitmq_local import RabbitCluster
 from msgbus.network.render import render_broker
 from msgbus.network.topology import load_topology
 from msgbus.network.verify import DEFAULT_PROBE_TOPIC, VerifyResult, verify
@@ -37,13 +40,25 @@ _broker_opt = click.option(
 )
 
 
-def _network(topology: Path, state_dir: Path | None) -> LocalNetwork:
-    return LocalNetwork(load_topology(topology), state_dir)
+def _network(topology: Path, state_dir: Path | None) -> LocalNetwork | RabbitCluster:
+    topo = load_topology(topology)
+    if topo.engine == "rabbitmq":
+        return RabbitCluster(topo, state_dir)
+    return LocalNetwork(topo, state_dir)
+
+
+def _activemq(net: LocalNetwork | RabbitCluster, command: str) -> LocalNetwork:
+    if isinstance(net, RabbitCluster):
+        raise NetworkError(
+            f"`msgbus network {command}` is not built for engine rabbitmq yet; use up, down, "
+            "status and verify"
+        )
+    return net
 
 
 @click.group()
 def network() -> None:
-    """Broker networks (ActiveMQ) described by a topology YAML file."""
+    """Broker networks (ActiveMQ) or clusters (RabbitMQ) described by a topology YAML file."""
 
 
 @network.command()
@@ -55,13 +70,21 @@ def network() -> None:
     help="Directory to write OUT/<broker>/activemq.xml into.",
 )
 def render(topology: Path, out: Path) -> None:
-    """Write one activemq.xml per broker."""
+    """Write one activemq.xml per broker (rabbitmq: a rabbitmq.conf per node and one
+    definitions.json)."""
     topo = load_topology(topology)
+    files: dict[Path, str] = {}
     for broker in topo.brokers:
-        target = out / broker.name / "activemq.xml"
+        if topo.engine == "rabbitmq":
+            files[out / broker.name / "rabbitmq.conf"] = render_node_config(topo, broker.name)
+        else:
+            files[out / broker.name / "activemq.xml"] = render_broker(topo, broker.name)
+    if topo.engine == "rabbitmq":
+        files[out / "definitions.json"] = json.dumps(render_definitions(topo), indent=1)
+    for target, text in files.items():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render_broker(topo, broker.name), encoding="utf-8")
+            target.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise NetworkError(f"cannot write {target}: {exc.strerror}") from None
         click.echo(str(target))
@@ -126,7 +149,7 @@ def status(topology: Path, state_dir: Path | None) -> None:
         if not st.up:
             down.append(st.name)
         if st.stats is None:
-            state = "down" if not st.up else f"up, no statistics: {st.error}"
+            state = "down" if not st.up else f"up, no statistics: {st.error}" if st.error else "up"
             table.add_row(st.name, state, _duration(st.uptime_s), "-", "-", "-", "-", "-")
             continue
         s = st.stats
@@ -149,8 +172,21 @@ def status(topology: Path, state_dir: Path | None) -> None:
                 "package carries the fix as a backport",
                 err=True,
             )
+    if isinstance(net, RabbitCluster) and not down:
+        _cluster_check(net)
     if down:
         raise NetworkError(f"brokers down: {', '.join(down)}; start them with `msgbus network up`")
+
+
+def _cluster_check(net: RabbitCluster) -> None:
+    """Cluster members and quorum replicas; NetworkError naming what is missing."""
+    problems = net.check()
+    if problems:
+        raise NetworkError("cluster check failed: " + "; ".join(problems))
+    click.echo(
+        f"cluster: all {len(net.topology.brokers)} members running; every consumer-group "
+        "quorum queue has a replica on each"
+    )
 
 
 def print_matrix(result: VerifyResult) -> None:
@@ -190,6 +226,8 @@ def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout
     declare does).
     """
     net = _network(topology, state_dir)
+    if isinstance(net, RabbitCluster):
+        _cluster_check(net)
     result = verify(net, destination=destination, timeout=timeout)
     print_matrix(result)
     if not result.ok:
@@ -206,7 +244,7 @@ def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout
 def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     """Change the running network to TOPOLOGY broker by broker, losing no message."""
     new = load_topology(topology)
-    net = LocalNetwork(new, state_dir)
+    net = _activemq(_network(topology, state_dir), "apply")
     plan = make_plan(net.saved(), new)
     if not plan.steps:
         click.echo("nothing to change")
@@ -239,7 +277,7 @@ def bench_cmd(
     """Persistent topic messages FROM -> TO across the network vs FROM -> FROM (baseline)."""
     from msgbus.network.bench import measure_path
 
-    net = _network(topology, state_dir)
+    net = _activemq(_network(topology, state_dir), "bench")
     click.echo(
         f"{count} persistent messages of {size} bytes, durable subscriber, receipt every 200"
     )

@@ -46,10 +46,13 @@ class Subscription:
     """A JMS selector: only the messages it selects (ActiveMQ, the embedded broker)."""
 
     def __post_init__(self) -> None:
-        if not self.destination.startswith(("/topic/", "/queue/")):
+        # /amq/queue/: RabbitMQ's existing queue, declared by nobody but its operator
+        # (a cluster's quorum queue, which a /queue/ SUBSCRIBE would redeclare as classic).
+        if not self.destination.startswith(("/topic/", "/queue/", "/amq/queue/")):
             raise ConfigError(
-                f"consumer destination {self.destination!r} must start with /topic/ or "
-                "/queue/ (a virtual-topic consumer queue is /queue/Consumer.NAME.VirtualTopic.X)"
+                f"consumer destination {self.destination!r} must start with /topic/, "
+                "/queue/ or (RabbitMQ) /amq/queue/ (a virtual-topic consumer queue is "
+                "/queue/Consumer.NAME.VirtualTopic.X)"
             )
         if self.name is not None and not self.name.strip():
             raise ConfigError("consumer subscription name is empty; give a stable name or none")

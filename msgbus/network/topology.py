@@ -46,10 +46,24 @@ class Ports(_Model):
     """Listening ports of one broker."""
 
     stomp: int = Field(ge=1, le=65535, description="STOMP port")
-    openwire: int = Field(
+    openwire: int | None = Field(
+        default=None,
         ge=1,
         le=65535,
-        description="OpenWire port, which carries the network bridges",
+        description="OpenWire port, which carries the network bridges (ActiveMQ; required there)",
+    )
+    amqp: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="AMQP 0-9-1 port of a RabbitMQ node (RabbitMQ; required there)",
+    )
+    dist: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Erlang distribution port a RabbitMQ node's peers and rabbitmqctl reach "
+        "it on (RabbitMQ; required there)",
     )
     stomp_ssl: int | None = Field(
         default=None,
@@ -59,7 +73,8 @@ class Ports(_Model):
     )
 
     def all(self) -> list[int]:
-        return [p for p in (self.stomp, self.openwire, self.stomp_ssl) if p is not None]
+        ports = (self.stomp, self.openwire, self.stomp_ssl, self.amqp, self.dist)
+        return [p for p in ports if p is not None]
 
 
 class BrokerLimits(_Model):
@@ -275,6 +290,13 @@ class Topology(_Model):
     """A whole broker network."""
 
     name: str = Field(default="msgbus", pattern=_NAME, description="The network's name")
+    engine: Literal["activemq", "rabbitmq"] = Field(
+        default="activemq",
+        description="activemq: a network of ActiveMQ brokers that forward over links (a "
+        "message lives on the broker that confirmed it); rabbitmq: one RabbitMQ cluster "
+        "whose consumer-group queues are quorum queues replicated to a majority of nodes "
+        "before a message is confirmed",
+    )
     brokers: list[Broker] = Field(min_length=1, description="Its brokers")
     links: list[Link] = Field(default_factory=list, description="Network connectors between them")
     destinations: list[DestinationPolicy] = Field(
@@ -315,6 +337,9 @@ class Topology(_Model):
 
     def reachable(self, destination: str) -> set[tuple[str, str]]:
         """Ordered broker pairs (publisher's, subscriber's) a message on ``destination`` crosses."""
+        if self.engine == "rabbitmq":  # one cluster routes every message to every node
+            names = [b.name for b in self.brokers]
+            return {(a, b) for a in names for b in names if a != b}
         return _reachable(self.links, [b.name for b in self.brokers], destination)
 
     def broker(self, name: str) -> Broker:
@@ -330,6 +355,7 @@ class Topology(_Model):
         if dupes:
             raise ValueError(f"broker names must be unique; repeated: {', '.join(dupes)}")
         _check_ports(self.brokers)
+        _check_engine(self)
         known = set(names)
         for link in self.links:
             for end in (link.source, link.target):
@@ -377,6 +403,37 @@ class Topology(_Model):
                         "ports.stomp_ssl (or set security.plaintext_stomp: true)"
                     )
         return self
+
+
+def _check_engine(topology: Topology) -> None:
+    """The ports and sections each engine needs, and none it would silently ignore."""
+    needed = ("openwire",) if topology.engine == "activemq" else ("amqp", "dist")
+    for broker in topology.brokers:
+        for port in needed:
+            if getattr(broker.ports, port) is None:
+                raise ValueError(
+                    f"broker {broker.name!r}: engine {topology.engine} needs ports.{port}"
+                )
+    if topology.engine != "rabbitmq":
+        return
+    if not topology.security.authentication:
+        raise ValueError(
+            "engine rabbitmq always authenticates: set security.authentication: true and "
+            "declare users"
+        )
+    if topology.links:
+        raise ValueError(
+            "engine rabbitmq forms one cluster and has no links: remove the links section"
+        )
+    if topology.tls is not None:
+        raise ValueError(
+            "engine rabbitmq does not render TLS yet: remove the tls section or use engine activemq"
+        )
+    if len(topology.brokers) % 2 == 0:
+        raise ValueError(
+            f"engine rabbitmq needs an odd number of nodes (quorum queues keep working "
+            f"while a majority is up), not {len(topology.brokers)}"
+        )
 
 
 def _check_ports(brokers: list[Broker]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from msgbus.errors import MsgbusError, NetworkError
 from msgbus.network.local import LocalNetwork
+from msgbus.network.rabbitmq_local import RabbitCluster
 from msgbus.stomp.frames import MessageFrame
 from msgbus.transport.connection import Connection
 
@@ -48,7 +49,7 @@ class VerifyResult:
 
 
 def verify(
-    network: LocalNetwork,
+    network: LocalNetwork | RabbitCluster,
     *,
     destination: str = DEFAULT_PROBE_TOPIC,
     timeout: float = 15.0,

@@ -67,7 +67,7 @@ def test_consume_rejects_a_bad_destination(tmp_path: Path) -> None:
         "consume", "--destination", "probes", "--store", f"sqlite:///{tmp_path / 'x.db'}"
     )
     assert result.returncode == 1
-    assert "must start with /topic/ or /queue/" in result.stderr
+    assert "must start with /topic/, /queue/ or (RabbitMQ) /amq/queue/" in result.stderr
 
 
 def test_consume_allowlist_without_ca_is_one_error_line(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -22,6 +23,24 @@ def test_render_writes_one_parseable_file_per_broker(tmp_path: Path) -> None:
     assert files == ["a/activemq.xml", "b/activemq.xml", "c/activemq.xml"]
     for f in tmp_path.rglob("activemq.xml"):
         ET.parse(f)
+
+
+def test_render_rabbitmq_writes_node_configs_and_definitions(tmp_path: Path) -> None:
+    args = ["render", str(BROKERS / "rabbit3.yaml"), "--out", str(tmp_path)]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
+    assert files == ["definitions.json", *(f"r{i}/rabbitmq.conf" for i in (1, 2, 3))]
+    assert "stomp.listeners.tcp.1 = 127.0.0.1:62813" in (tmp_path / "r1/rabbitmq.conf").read_text()
+    queues = json.loads((tmp_path / "definitions.json").read_text())["queues"]
+    assert queues[0]["arguments"] == {"x-queue-type": "quorum"}
+
+
+def test_apply_on_rabbitmq_says_it_is_not_built(tmp_path: Path) -> None:
+    args = ["apply", str(BROKERS / "rabbit3.yaml"), "--state-dir", str(tmp_path), "--dry-run"]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code != 0
+    assert "not built for engine rabbitmq yet" in str(result.exception)
 
 
 def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -47,9 +47,9 @@ def _target(cluster: RabbitCluster) -> Target:
         publish_destination="/topic/VirtualTopic.grid.metrics",
         consume_destination="/amq/queue/Consumer.store.VirtualTopic.grid.metrics",
         connection={"vhost": "/"},
-        # A COMMIT's receipt on RabbitMQ does not wait for the queue to confirm the
-        # batch (measured: a batch of 199 lost with a node), a SEND's receipt does.
-        env={"MSGBUS_CONNECTION__VHOST": "/", "MSGBUS_PUBLISHER__CONFIRM": "receipt"},
+        # The publisher's default mode: it confirms per SEND on RabbitMQ by itself
+        # (msgbus.publish.pipeline.confirm_mode).
+        env={"MSGBUS_CONNECTION__VHOST": "/"},
         kill_broker=first.kill,
         restart_broker=lambda: cluster.up([first.broker.name]),
         publishes_through_faults=True,

@@ -20,7 +20,14 @@ class ScriptedBroker:
     version = "1.2"
     url = BrokerURL(host="127.0.0.1", port=1)
 
-    def __init__(self, *, answer: bool = True, refuse_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        answer: bool = True,
+        refuse_id: str | None = None,
+        server: str = "ActiveMQ/5.17.2",
+    ) -> None:
+        self.server = server
         self.parser = FrameParser(role="server")
         self.frames: list[Frame] = []
         self.unanswered: list[Frame] = []
@@ -196,3 +203,17 @@ def test_an_unnamed_error_refuses_the_message_sent_alone() -> None:
     )
     assert refused == [envs[0].msgbus_id]
     assert outcome is not None and [e.msgbus_id for e in outcome.pending] == []
+
+
+def test_rabbitmq_gets_a_receipt_per_send_whatever_the_mode() -> None:
+    # Its COMMIT's RECEIPT does not wait for the quorum queue (pipeline's docstring).
+    for confirm in ("transaction", "cumulative", "receipt"):
+        broker = ScriptedBroker(server="RabbitMQ/3.10.8")
+        confirmed, (outcome, refused) = _run(_pipeline(broker, confirm=confirm), _envs(5))
+        assert len(confirmed) == 5 and outcome is None and refused == []
+        commands = [f.command for f in broker.frames]
+        assert commands == ["SEND"] * 5, (confirm, commands)
+        assert all("receipt" in f.headers for f in broker.frames)
+    broker = ScriptedBroker()  # ActiveMQ keeps the mode asked for
+    _run(_pipeline(broker, confirm="transaction"), _envs(5))
+    assert [f.command for f in broker.frames][:2] == ["BEGIN", "SEND"]

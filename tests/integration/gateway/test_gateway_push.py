@@ -130,17 +130,27 @@ def _publish(ams: ArgoMessagingService, topic: str, texts: list[str]) -> list[st
     return ids
 
 
+def _pushing_to_failing(
+    ams: ArgoMessagingService, endpoint: Endpoint, texts: list[str], *, period: int, tries: int
+) -> tuple[str, list[str]]:
+    """A new topic's push subscription to ``endpoint``, failing, that was offered
+    ``texts`` at least ``tries`` times; returns the subscription and the message ids."""
+    topic, sub = _names()
+    ams.create_topic(topic)
+    endpoint.failing = True
+    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=period)
+    ids = _publish(ams, topic, texts)
+    wait_until(lambda: endpoint.refused >= tries, 30, "pushes to the failing endpoint")
+    return sub, ids
+
+
 @pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
 def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
     ams_gateway: Gateway, endpoint: Endpoint, pki: Pki, tmp_path: Path
 ) -> None:
     ams = _ams(ams_gateway)
-    topic, sub = _names()
-    ams.create_topic(topic)
-    endpoint.failing = True
-    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=200)
-    ids = _publish(ams, topic, [f"result {i}" for i in range(10)])
-    wait_until(lambda: endpoint.refused >= 3, 30, "pushes to the failing endpoint")
+    texts = [f"result {i}" for i in range(10)]
+    sub, ids = _pushing_to_failing(ams, endpoint, texts, period=200, tries=3)
     shown = ams.get_sub(sub)
     assert shown["pushConfig"]["pushEndpoint"] == endpoint.url
     assert shown["pushConfig"]["retryPolicy"] == {"type": "linear", "period": 200}
@@ -232,13 +242,8 @@ def test_a_push_subscription_made_pull_again_gives_pulls_everything_not_pushed(
     ams_gateway: Gateway, endpoint: Endpoint
 ) -> None:
     ams = _ams(ams_gateway)
-    topic, sub = _names()
-    ams.create_topic(topic)
-    endpoint.failing = True
-    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=100)
     texts = [f"kept {i}" for i in range(5)]
-    _publish(ams, topic, texts)
-    wait_until(lambda: endpoint.refused >= 2, 30, "pushes to the failing endpoint")
+    sub, _ = _pushing_to_failing(ams, endpoint, texts, period=100, tries=2)
     with pytest.raises(AmsServiceException) as refused:
         ams.pull_sub(sub, return_immediately=True)
     assert refused.value.code == 409 and "push subscription" in refused.value.msg
@@ -281,13 +286,8 @@ def test_a_new_endpoint_gets_what_the_failing_one_did_not_take(
     ams_gateway: Gateway, endpoint: Endpoint, pki: Pki
 ) -> None:
     ams = _ams(ams_gateway)
-    topic, sub = _names()
-    ams.create_topic(topic)
-    endpoint.failing = True
-    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=100)
     texts = [f"moved {i}" for i in range(3)]
-    _publish(ams, topic, texts)
-    wait_until(lambda: endpoint.refused >= 2, 30, "pushes to the failing endpoint")
+    sub, _ = _pushing_to_failing(ams, endpoint, texts, period=100, tries=2)
     hash_before = ams.get_sub(sub)["pushConfig"]["verificationHash"]
     other = Endpoint(pki.server_cert, pki.server_key)
     try:

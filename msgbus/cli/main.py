@@ -67,7 +67,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "network": (
         "msgbus.cli.network_cmd:network",
-        "Broker networks (ActiveMQ) described by a topology YAML file.",
+        "Broker networks (ActiveMQ) or clusters (RabbitMQ) described by a topology YAML file.",
     ),
     "probe": (
         "msgbus.cli.publish_cmd:probe",

@@ -11,8 +11,9 @@ cursor (after a restart, a stopped pusher, ``:modifyOffset``) starts from the cu
 offset: what was handed out and not acknowledged comes again, as a new connection gets
 it again from the broker.
 
-The log is filled when it is read (a pull, a push, the offset routes): a message waits in
-the topic's durable subscription at the broker until then, so no thread runs per topic.
+The log is filled by one thread every :data:`_FILL_EVERY` seconds, and at each read (a
+pull, a push, the offset routes); a message's publish time is the broker's ``timestamp``
+header (ActiveMQ sets it), else the time it came into the log.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _LOG = logging.getLogger(__name__)
 _PREFETCH = 1000
 _BATCH = 1000
 """Messages taken from the broker per commit."""
+_FILL_EVERY = 0.2
+"""Seconds between two fillings of every topic's log by the gateway's filling thread."""
 _READ = 100
 """Messages a cursor reads from the log at a time (and holds ahead of a pull)."""
 
@@ -50,6 +53,8 @@ class _Feed:
     link: Link[Connection]
     stomp_sub: Subscription
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gone: bool = False
+    """The topic was deleted: its subscription must not be made again."""
 
 
 class Replay:
@@ -63,8 +68,15 @@ class Replay:
         self._feeds: dict[str, _Feed] = {}
         self._lock = threading.Lock()
         self._start(topics)
+        self._stop = threading.Event()
+        self._filler = threading.Thread(
+            target=self._fill_all, name="gateway-retention", daemon=True
+        )
+        self._filler.start()
 
     def close(self) -> None:
+        self._stop.set()
+        self._filler.join()
         with self._lock:
             for feed in self._feeds.values():
                 feed.link.close()
@@ -89,13 +101,24 @@ class Replay:
     def forget_topic(self, topic: str) -> None:
         """Drop the topic's durable subscription and log."""
         feed = self._feed(topic)
+        with self._lock:
+            self._feeds.pop(topic, None)
         with feed.lock:
+            feed.gone = True
             conn = feed.link.connection(until=time.monotonic())
             feed.stomp_sub.remove(conn, subscribed=True)
             feed.link.close()
-        with self._lock:
-            self._feeds.pop(topic, None)
         self.log.forget_topic(topic)
+
+    def _fill_all(self) -> None:
+        while not self._stop.wait(_FILL_EVERY):
+            with self._lock:
+                topics = list(self._feeds)
+            for topic in topics:
+                try:
+                    self.fill(topic)
+                except MsgbusError as exc:  # a broker away: the next round tries again
+                    _LOG.debug("gateway: retention log of topic %s: %s", topic, exc)
 
     def _feed(self, topic: str) -> _Feed:
         with self._lock:
@@ -117,9 +140,14 @@ class Replay:
     def fill(self, topic: str, wait: float = 0.0) -> int:
         """Take what the broker holds for ``topic`` into the log (waiting ``wait``
         seconds for a first message); returns how many came."""
-        feed = self._feed(topic)
+        with self._lock:
+            feed = self._feeds.get(topic)
         came = 0
+        if feed is None:
+            return came  # deleted: nothing comes
         with feed.lock:
+            if feed.gone:
+                return came
             conn = feed.link.connection(until=time.monotonic())
             while True:
                 frames = receive(conn, _BATCH, wait)

@@ -205,9 +205,9 @@ class Gateway:
         with self._lock:
             if topic in self.topics:
                 raise AmsError(409, "Topic already exists")
-            self.topics.add(topic)
             if self.replay is not None:
                 self.replay.add_topic(topic)  # its log keeps what is published from now on
+            self.topics.add(topic)
             self._save()
         return {"name": self.topic_name(topic)}
 
@@ -219,9 +219,9 @@ class Gateway:
         self.authorize(user, "admin", topic)
         with self._lock:
             self._topic(topic)
-            self.topics.discard(topic)
             if self.replay is not None:
                 self.replay.forget_topic(topic)
+            self.topics.discard(topic)
             self._save()
 
     def list_topics(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ __all__ = ["OFFSET_HEADER", "Bounds", "RetentionLog", "offset_of"]
 
 OFFSET_HEADER = "msgbus-offset"
 """The offset of a message read from the log (a msgbus- header: never an attribute)."""
-_PRUNE_EVERY = 1.0
-"""Seconds between two prunings of one topic: a pruning scans the topic's sizes."""
+_PRUNE_EVERY_MS = 1000
+"""Milliseconds between two prunings of one topic: a pruning scans the topic's sizes."""
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, next INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS messages (topic TEXT NOT NULL, seq INTEGER NOT NULL, "
@@ -69,7 +68,7 @@ class RetentionLog:
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._lock = threading.Lock()
-        self._pruned: dict[str, float] = {}
+        self._pruned: dict[str, int] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -157,9 +156,9 @@ class RetentionLog:
 
     def _prune(self, topic: str, now_ms: int) -> None:
         """Drop what is outside the retention and acknowledged by every subscription."""
-        if time.monotonic() - self._pruned.get(topic, 0.0) < _PRUNE_EVERY:
+        if now_ms - self._pruned.get(topic, -_PRUNE_EVERY_MS) < _PRUNE_EVERY_MS:
             return
-        self._pruned[topic] = time.monotonic()
+        self._pruned[topic] = now_ms
         keep = self.retention
         (high,) = self._db.execute("SELECT next FROM topics WHERE topic = ?", (topic,)).fetchone()
         cut = self._db.execute(

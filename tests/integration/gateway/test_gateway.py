@@ -141,6 +141,9 @@ def test_an_x509_login_gets_the_users_token(ams_gateway: Gateway, pki: Pki) -> N
     _ams(ams_gateway, token=ams.token).create_topic("by-certificate")
 
 
+@pytest.mark.parametrize(
+    "ams_gateway", [{}, {"retention": {"enabled": True}}], ids=["plain", "retained"], indirect=True
+)
 def test_the_api_keeps_to_its_openapi_document(
     ams_gateway: Gateway, pki: Pki, tmp_path: Path
 ) -> None:

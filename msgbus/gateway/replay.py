@@ -67,8 +67,8 @@ class Replay:
         self.log = RetentionLog(state_dir / "retention.db", config.gateway.retention)
         self._feeds: dict[str, _Feed] = {}
         self._lock = threading.Lock()
-        self._start(topics)
         self._stop = threading.Event()
+        self._start(topics)
         self._filler = threading.Thread(
             target=self._fill_all, name="gateway-retention", daemon=True
         )
@@ -143,8 +143,9 @@ class Replay:
         with self._lock:
             feed = self._feeds.get(topic)
         came = 0
-        if feed is None:
-            return came  # deleted: nothing comes
+        if feed is None:  # the topic was deleted: nothing comes, but a pusher waits as asked
+            self._stop.wait(wait)
+            return came
         with feed.lock:
             if feed.gone:
                 return came

@@ -40,7 +40,7 @@ def publish_and_pull(
             ).raise_for_status()
         while retained and _logged(http, sub, tls) < len(bodies):
             _give_up(started, "the retention log to hold every message")
-            time.sleep(0.01)
+            time.sleep(0.05)
         published = time.monotonic() - started
         started, got = time.monotonic(), 0
         while got < len(bodies):

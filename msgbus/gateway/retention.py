@@ -51,6 +51,16 @@ class Bounds:
     max: int
 
 
+def _row(topic: str, seq: int, frame: MessageFrame, now_ms: int) -> tuple[object, ...]:
+    headers = {k: v for k, v in frame.headers.items() if k not in _DELIVERY}
+    stamp = headers.get("timestamp", "")
+    published = int(stamp) if stamp.isdigit() else now_ms
+    headers["timestamp"] = str(published)  # a replay shows the first publishTime
+    key = headers.get("msgbus-id") or headers.get("message-id") or f"seq:{seq}"
+    size = len(frame.body) + sum(len(k) + len(v) for k, v in headers.items())
+    return (topic, seq, key, published, size, json.dumps(headers), frame.body)
+
+
 def offset_of(frame: MessageFrame) -> int:
     return int(frame.headers[OFFSET_HEADER])
 
@@ -83,35 +93,27 @@ class RetentionLog:
             (start,) = self._db.execute(
                 "SELECT coalesce(max(next), 0) FROM topics WHERE topic = ?", (topic,)
             ).fetchone()
-            seq = start
+            rows = [_row(topic, seq, f, now_ms) for seq, f in enumerate(frames, start)]
+            changes = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for frame in frames:
-                    seq += self._insert(topic, seq, frame, now_ms)
+                # A frame kept already is ignored: its offset stays unused (a gap, as
+                # Kafka's compaction leaves them), which only a redelivery causes.
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                new = self._db.total_changes - changes
                 self._db.execute(
                     "INSERT INTO topics VALUES (?, ?) ON CONFLICT (topic) DO UPDATE "
                     "SET next = excluded.next",
-                    (topic, seq),
+                    (topic, start + len(rows)),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._prune(topic, now_ms)
-        return int(seq - start)
-
-    def _insert(self, topic: str, seq: int, frame: MessageFrame, now_ms: int) -> int:
-        headers = {k: v for k, v in frame.headers.items() if k not in _DELIVERY}
-        stamp = headers.get("timestamp", "")
-        published = int(stamp) if stamp.isdigit() else now_ms
-        headers["timestamp"] = str(published)  # a replay shows the first publishTime
-        key = headers.get("msgbus-id") or headers.get("message-id") or f"seq:{seq}"
-        size = len(frame.body) + sum(len(k) + len(v) for k, v in headers.items())
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (topic, seq, key, published, size, json.dumps(headers), frame.body),
-        )
-        return cursor.rowcount
+        return new
 
     def bounds(self, topic: str) -> Bounds:
         with self._lock:
@@ -198,8 +200,16 @@ class RetentionLog:
         return int(high)
 
     def set_current(self, name: str, offset: int) -> None:
+        """Without waiting for the disk (the next append does): an acknowledgement lost
+        to a power cut only hands its messages out again."""
         with self._lock:
-            self._db.execute("UPDATE subscriptions SET current = ? WHERE name = ?", (offset, name))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "UPDATE subscriptions SET current = ? WHERE name = ?", (offset, name)
+                )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def forget_sub(self, name: str) -> None:
         with self._lock:

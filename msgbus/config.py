@@ -355,8 +355,8 @@ class GatewayRetention(_Section):
     max_bytes: int | None = Field(
         None,
         ge=1,
-        description="Most bytes (bodies and headers) kept per topic, of the newest messages; "
-        "none: no limit",
+        description="Most bytes (bodies and headers as JSON) kept per topic, of the newest "
+        "messages; none: no limit",
     )
 
 

@@ -57,8 +57,8 @@ def _row(topic: str, seq: int, frame: MessageFrame, now_ms: int) -> tuple[object
     published = int(stamp) if stamp.isdigit() else now_ms
     headers["timestamp"] = str(published)  # a replay shows the first publishTime
     key = headers.get("msgbus-id") or headers.get("message-id") or f"seq:{seq}"
-    size = len(frame.body) + sum(len(k) + len(v) for k, v in headers.items())
-    return (topic, seq, key, published, size, json.dumps(headers), frame.body)
+    text = json.dumps(headers)
+    return (topic, seq, key, published, len(frame.body) + len(text), text, frame.body)
 
 
 def offset_of(frame: MessageFrame) -> int:

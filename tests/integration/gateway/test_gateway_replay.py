@@ -16,9 +16,8 @@ from argo_ams_library import (  # type: ignore[import-untyped]
     ArgoMessagingService,
 )
 
-from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, start_gateway
-from tests.fixtures.pipeline import run_msgbus, wait_until
+from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, publish_over_stomp, start_gateway
+from tests.fixtures.pipeline import wait_until
 from tests.fixtures.pki import Pki
 
 RETAINED = {"retention": {"enabled": True}}
@@ -92,13 +91,7 @@ def test_messages_published_over_stomp_are_replayed_too_after_a_gateway_restart(
     ams.create_topic("mixed")
     ams.create_sub("readers", "mixed", ackdeadline=60)
     _publish(ams, "mixed", ["over AMS #1"])
-    results = tmp_path / "results.txt"
-    results.write_text(probe_text("over STOMP #1", 5) + probe_text("over STOMP #2", 5))
-    sent = run_msgbus(
-        ["publish", "--broker", ams_gateway.broker_url, "--destination", "/topic/ams.mixed",
-         "--spool", str(tmp_path / "spool"), str(results)]
-    )  # fmt: skip
-    assert sent.returncode == 0 and "2 confirmed" in sent.stdout, sent.stdout
+    publish_over_stomp(ams_gateway, "mixed", tmp_path, "over STOMP #1", "over STOMP #2")
     wait_until(lambda: ams.getoffsets_sub("readers", "max") == 3, 30, "3 messages in the log")
     _publish(ams, "mixed", ["over AMS #2"])
     got = _consume(ams, "readers", 4)

@@ -119,7 +119,9 @@ class Publisher:
                 self.options.sign_cert, self.options.sign_key or self.options.sign_cert
             )
         self._sequencer = Sequencer(
-            self.spool if self.spool is not None else MemoryStreams(), ends=self.options.sync
+            self.spool if self.spool is not None else MemoryStreams(),
+            ends=self.options.sync,
+            compact=self.options.wire == "compact",
         )
         # Failures are in each report (spooled because ...): logged at INFO only.
         self._link = Link(

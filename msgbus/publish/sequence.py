@@ -143,7 +143,9 @@ class Sequencer:
                     continue
                 stream, seq = place
                 reserved[env.destination] = (stream, seq + 1)
-                yield Envelope(env.destination, env.body, self._number(env, stream, seq), env.msgbus_id)
+                yield Envelope(
+                    env.destination, env.body, self._number(env, stream, seq), env.msgbus_id
+                )
 
     def _number(self, env: Envelope, stream: Stream, seq: int) -> dict[str, str]:
         if self._compact:

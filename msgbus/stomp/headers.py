@@ -67,7 +67,11 @@ def read_number(headers: Mapping[str, str]) -> Numbered | None:
         seq = rest
     else:
         epoch, seq = headers.get(EPOCH_HEADER, ""), value
-    # isdecimal accepts other scripts' digits, which int() reads: ASCII only, as sent.
-    if not producer or not (epoch.isascii() and epoch.isdigit() and seq.isascii() and seq.isdigit()):
+    if not producer or not _number(epoch) or not _number(seq):
         return None
     return producer, int(epoch), int(seq)
+
+
+def _number(text: str) -> bool:
+    # ASCII only: str.isdigit() passes "²", which int() refuses.
+    return text.isascii() and text.isdigit()

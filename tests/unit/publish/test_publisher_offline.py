@@ -16,7 +16,7 @@ from msgbus.config import MsgbusConfig, load_config
 from msgbus.errors import ConnectError, SpoolFull
 from msgbus.publish import ID_HEADER, Envelope, Publisher, Spool, new_id, publish_once
 from msgbus.security import verify
-from msgbus.stomp.headers import EPOCH_HEADER, LAST_HEADER, PRODUCER_HEADER, SEQ_HEADER, read_number
+from msgbus.stomp.headers import LAST_HEADER, read_number
 from tests.fixtures.metrics import scrape
 from tests.fixtures.results import numbered
 

@@ -20,7 +20,6 @@ from msgbus.stomp.headers import (
     EPOCH_HEADER,
     ID_HEADER,
     PRODUCER_HEADER,
-    SEQ_HEADER,
     SYNC_HEADER,
     read_number,
 )

@@ -5,10 +5,13 @@ Messages go out in units, each confirmed by one RECEIPT (the ``confirm`` mode):
 * ``receipt``: one SEND with a ``receipt`` header per unit;
 * ``transaction``: BEGIN, a batch of SENDs, COMMIT with the receipt; the broker
   stores the batch atomically, so an unconfirmed unit never leaves duplicates;
-* ``cumulative``: a batch of SENDs, the last with the receipt. Brokers process a
-  connection's frames in order and answer a failed SEND with ERROR, so the receipt
-  vouches for the batch; ActiveMQ appends persistent messages to its journal in
-  that order and syncs it before a receipted SEND's RECEIPT.
+* ``cumulative`` (the default): a batch of SENDs, the last with the receipt. Brokers
+  process a connection's frames in order and answer a failed SEND with ERROR, so the
+  receipt vouches for the batch; ActiveMQ appends persistent messages to its journal in
+  that order and syncs it before a receipted SEND's RECEIPT. A unit cut short may
+  leave some of its messages stored: they go again and consumers drop them by
+  msgbus-id. ActiveMQ takes it at up to twice the rate of transactions, whose SENDs
+  each carry a ``transaction`` header (docs/performance.md).
 
 Up to ``window`` messages are unconfirmed at any time; the sender never waits for a
 receipt while the window has room (no stop-and-wait).

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from msgbus.errors import LocalProtocolError
 from msgbus.stomp import FrameParser, serialize
-from msgbus.stomp.frames import SendFrame
+from msgbus.stomp.frames import Frame, SendFrame
 from msgbus.stomp.headers import (
     EPOCH_HEADER,
     PRODUCER_HEADER,
@@ -38,7 +38,7 @@ def test_compact_numbering_survives_the_wire(producer: str, epoch: int, seq: int
         except LocalProtocolError:
             continue  # a producer id this version cannot carry (1.0 has no escapes)
         [parsed] = FrameParser(role="server", version=version).feed(wire)
-        assert read_number(parsed.headers) == (producer, epoch, seq)
+        assert isinstance(parsed, Frame) and read_number(parsed.headers) == (producer, epoch, seq)
 
 
 @given(st.dictionaries(st.sampled_from([SEQ_HEADER, PRODUCER_HEADER, EPOCH_HEADER]), st.text()))

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 import sqlalchemy as sa
@@ -79,6 +79,15 @@ def _consume(url: str, destination: str, store: str) -> None:
         ["consume", "--drain", "--broker", url, "--destination", destination, "--store", store]
     )
     assert done.returncode == 0, done.stdout
+
+
+def _select(store: str, sql: str) -> list[sa.Row[tuple[Any, ...]]]:
+    engine = sa.create_engine(store)
+    try:
+        with engine.connect() as db:
+            return list(db.execute(sa.text(sql)).all())
+    finally:
+        engine.dispose()
 
 
 class _Gap(TypedDict):
@@ -243,12 +252,7 @@ def test_packed_bodies_are_stored_whole_and_a_lost_one_is_named(
     _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 95, "packed", pack=10)
     assert lossy.dropped == 1
     _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
-    engine = sa.create_engine(postgres_url)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(sa.text("SELECT msg_id, message FROM probe_results")).all()
-    finally:
-        engine.dispose()
+    rows = _select(postgres_url, "SELECT msg_id, message FROM probe_results")
     stored = sorted(json.loads(message)["summaryData"] for _, message in rows)
     assert stored == sorted(f"packed #{i}" for i in [*range(20), *range(30, 95)])
     assert len({msg_id for msg_id, _ in rows}) == 9  # one message per body
@@ -310,12 +314,7 @@ def test_legacy_and_compact_numbering_share_one_ledger_and_store_once(
     assert forms == [True] * 30 + [False] * 20
     _consume(url, destination, postgres_url)
     _consume(url, destination, postgres_url)  # nothing left: stored once
-    engine = sa.create_engine(postgres_url)
-    try:
-        with engine.connect() as db:
-            stored = db.execute(sa.text("SELECT count(*) FROM probe_results")).scalar_one()
-    finally:
-        engine.dispose()
+    [(stored,)] = _select(postgres_url, "SELECT count(*) FROM probe_results")
     code, report = _audit(postgres_url)
     assert (code, stored, report["producers"], report["received"]) == (1, 45, 1, 45)
     assert [(g["first"], g["last"]) for g in report["gaps"]] == [(10, 12), (35, 36)]

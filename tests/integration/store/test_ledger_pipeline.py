@@ -81,11 +81,11 @@ def _consume(url: str, destination: str, store: str) -> None:
     assert done.returncode == 0, done.stdout
 
 
-def _select(store: str, sql: str) -> list[sa.Row[tuple[Any, ...]]]:
+def _select(store: str, sql: str) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(store)
     try:
         with engine.connect() as db:
-            return list(db.execute(sa.text(sql)).all())
+            return [tuple(row) for row in db.execute(sa.text(sql))]
     finally:
         engine.dispose()
 

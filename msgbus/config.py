@@ -101,9 +101,12 @@ class PublisherConfig(_Section):
         description="Size bound of the spool; beyond it publishing fails with SpoolFull",
     )
     confirm: Literal["transaction", "receipt", "cumulative"] = Field(
-        "transaction",
-        description="How receipts confirm messages: a transaction per batch, a receipt per "
-        "SEND, or one receipt on the last SEND of a batch (see msgbus.publish.pipeline)",
+        "cumulative",
+        description="How receipts confirm messages: one receipt on the last SEND of a "
+        "batch (ActiveMQ takes these up to twice as fast as transactions), a transaction "
+        "per batch (a unit cut short leaves no duplicates, for consumers that do not drop "
+        "them by msgbus-id), or a receipt per SEND; RabbitMQ always gets a receipt per "
+        "SEND (see msgbus.publish.pipeline)",
     )
     batch: int = Field(
         2048,
@@ -124,6 +127,13 @@ class PublisherConfig(_Section):
         "messages are confirmed, not as a message of their own: other consumers see only "
         "the user's messages); "
         "off: no end-of-run headers, and numbers given up on count as missing",
+    )
+    wire: Literal["compact", "legacy"] = Field(
+        "compact",
+        description="How messages carry their number for the consumers' ledger: compact, "
+        "one msgbus-seq header (producer/epoch/n), or legacy, the msgbus-producer, "
+        "msgbus-epoch and msgbus-seq headers older msgbus consumers need to count "
+        "them (they store compact ones once but count them as unnumbered)",
     )
     pack: int = Field(
         1,

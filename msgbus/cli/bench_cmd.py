@@ -149,6 +149,51 @@ def publish_bench(
         )
 
 
+@bench.command("wire")
+@click.option(
+    "--broker",
+    "broker_url",
+    default=None,
+    metavar="URL",
+    help="stomp://[user:pass@]host:port to measure against (msgs/s only); default: start "
+    "a temporary local ActiveMQ, whose CPU per frame is shown too.",
+)
+@_count_option(20_000, "Frames per sender and round.")
+@_rounds_option("Interleaved rounds; the median of each sender is shown.")
+def bench_wire(broker_url: str | None, count: int, rounds: int) -> None:
+    """What the broker spends on a frame as msgbus writes it against a bare frame (raw senders)."""
+    from msgbus.bench.broker import Endpoint, local_activemq
+    from msgbus.bench.publish import probe_files
+    from msgbus.bench.wire import BARE, run_wire_bench
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-")))
+        if broker_url is None:
+            click.echo("starting a temporary ActiveMQ ...", err=True)
+            endpoint = stack.enter_context(local_activemq(tmp / "activemq"))
+        else:
+            endpoint = Endpoint.from_url("broker", broker_url)
+        bodies = probe_files(tmp / "results", count)
+        click.echo(
+            f"{count} WLCG results, one persistent frame each, to a queue on "
+            f"{endpoint.host}:{endpoint.port}; median of {rounds} interleaved rounds"
+        )
+        runs = run_wire_bench(
+            endpoint,
+            bodies,
+            rounds,
+            progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
+        )
+    base = next(r for r in runs if r.sender == BARE)
+    click.echo(
+        f"{'sender':<52}{'msgs/s':>9}{'vs bare':>9}{'broker CPU us/frame':>21}{'vs bare':>9}"
+    )
+    for r in runs:
+        cpu = f"{r.cpu_us:>21.1f}" if r.cpu_us is not None else f"{'n/a':>21}"
+        ratio = f"{r.cpu_us / base.cpu_us:>8.2f}x" if r.cpu_us and base.cpu_us else f"{'-':>9}"
+        click.echo(f"{r.sender:<52}{r.rate:>9,.0f}{r.rate / base.rate:>8.2f}x{cpu}{ratio}")
+
+
 @bench.command("consume")
 @click.option(
     "--broker",

@@ -51,7 +51,7 @@ def _activemq(net: LocalNetwork | RabbitCluster, command: str) -> LocalNetwork:
     if isinstance(net, RabbitCluster):
         raise NetworkError(
             f"`msgbus network {command}` is not built for engine rabbitmq yet; use up, down, "
-            "status and verify"
+            "status, verify, apply and bench"
         )
     return net
 
@@ -244,7 +244,11 @@ def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout
 def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     """Change the running network to TOPOLOGY broker by broker, losing no message."""
     new = load_topology(topology)
-    net = _activemq(_network(topology, state_dir), "apply")
+    found = _network(topology, state_dir)
+    if isinstance(found, RabbitCluster):
+        _apply_cluster(found, dry_run)
+        return
+    net = found
     plan = make_plan(net.saved(), new)
     if not plan.steps:
         click.echo("nothing to change")
@@ -255,6 +259,22 @@ def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     if dry_run:
         return
     apply_plan(plan, net, echo=click.echo)
+    click.echo("applied")
+
+
+def _apply_cluster(cluster: RabbitCluster, dry_run: bool) -> None:
+    from msgbus.network.rabbitmq_apply import apply_cluster, plan_cluster
+
+    plan = plan_cluster(cluster)
+    if not plan.steps:
+        click.echo("nothing to change")
+        return
+    click.echo("plan:")
+    for i, step in enumerate(plan.steps, 1):
+        click.echo(f"  {i}. {step.describe()}")
+    if dry_run:
+        return
+    apply_cluster(plan, cluster, echo=click.echo)
     click.echo("applied")
 
 

@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 from msgbus.config import ControlConfig
-from msgbus.network.topology import Broker, Topology
+from msgbus.network.topology import Broker, DestinationPolicy, Topology
 from msgbus.permissions import Action, Permission, destination_matches
 
 __all__ = [
@@ -121,7 +121,7 @@ def render_definitions(topology: Topology) -> dict[str, Any]:
             }
             for queue, topic in queues.items()
         ],
-        "policies": [_policy(queue, _dead_letter(topology, queue)) for queue in queues],
+        "policies": [_policy(topology, queue) for queue in queues],
         "exchanges": [],
     }
 
@@ -202,18 +202,23 @@ def _topic_permissions(topology: Topology, groups: frozenset[str]) -> dict[str, 
     return {"write": _either(write), "read": _either(read)}
 
 
-def _dead_letter(topology: Topology, queue: str) -> str | None:
-    """The dead-letter queue of a consumer-group queue, from its virtual topic's policy."""
+def _destination_policy(topology: Topology, queue: str) -> DestinationPolicy:
+    """The topology's policy for a consumer-group queue (or its virtual topic)."""
     topic = queue.split(".", 2)[2]  # Consumer.<group>.<VirtualTopic.X>
-    mode = next(
+    return next(
         (
-            p.dead_letter
+            p
             for p in topology.destinations
             if destination_matches(p.name, f"/topic/{topic}")
             or destination_matches(p.name, f"/queue/{queue}")
         ),
-        "individual",
+        DestinationPolicy(name=f"/queue/{queue}"),
     )
+
+
+def _dead_letter(topology: Topology, queue: str) -> str | None:
+    """The dead-letter queue of a consumer-group queue, from its virtual topic's policy."""
+    mode = _destination_policy(topology, queue).dead_letter
     return None if mode == "discard" else "DLQ" if mode == "shared" else f"DLQ.{queue}"
 
 
@@ -227,16 +232,22 @@ def _quorum_queue(name: str) -> dict[str, Any]:
     }
 
 
-def _policy(queue: str, dead_letter: str | None) -> dict[str, Any]:
-    definition: dict[str, Any] = {"delivery-limit": DELIVERY_LIMIT}
+def _policy(topology: Topology, queue: str) -> dict[str, Any]:
+    policy = _destination_policy(topology, queue)
+    dead_letter = _dead_letter(topology, queue)
+    definition: dict[str, Any] = {"delivery-limit": policy.delivery_limit or DELIVERY_LIMIT}
+    if policy.max_length is not None:
+        definition["max-length"] = policy.max_length
     if dead_letter is not None:
         # At-least-once dead-lettering needs reject-publish overflow (RabbitMQ 3.10+).
         definition |= {
             "dead-letter-exchange": "",
             "dead-letter-routing-key": dead_letter,
             "dead-letter-strategy": "at-least-once",
-            "overflow": "reject-publish",
         }
+    if dead_letter is not None or policy.max_length is not None:
+        # A full queue refuses (the publisher's receipt fails) rather than drop the oldest.
+        definition["overflow"] = "reject-publish"
     return {
         "vhost": VHOST,
         "name": f"msgbus-{queue}",

@@ -218,6 +218,18 @@ class DestinationPolicy(_Model):
         False,
         description="Dead-letter expired non-persistent messages too (usually noise, so off)",
     )
+    delivery_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Engine rabbitmq: deliveries of a message before it is dead-lettered "
+        "(quorum queues' delivery-limit; default 20)",
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Engine rabbitmq: messages a consumer-group queue holds before new ones "
+        "are refused (the publisher's receipt fails, so it spools them); unset: no limit",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DestinationPolicy:
@@ -415,6 +427,8 @@ def _check_engine(topology: Topology) -> None:
                     f"broker {broker.name!r}: engine {topology.engine} needs ports.{port}"
                 )
     if topology.engine != "rabbitmq":
+        if any(p.delivery_limit or p.max_length for p in topology.destinations):
+            raise ValueError("delivery_limit and max_length are rendered for engine rabbitmq only")
         return
     if not topology.security.authentication:
         raise ValueError(

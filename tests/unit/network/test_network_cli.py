@@ -36,11 +36,12 @@ def test_render_rabbitmq_writes_node_configs_and_definitions(tmp_path: Path) -> 
     assert queues[0]["arguments"] == {"x-queue-type": "quorum"}
 
 
-def test_apply_on_rabbitmq_says_it_is_not_built(tmp_path: Path) -> None:
+def test_apply_on_a_cluster_not_running_says_to_start_it(tmp_path: Path) -> None:
     args = ["apply", str(BROKERS / "rabbit3.yaml"), "--state-dir", str(tmp_path), "--dry-run"]
     result = CliRunner().invoke(network, args)
     assert result.exit_code != 0
-    assert "not built for engine rabbitmq yet" in str(result.exception)
+    assert "no node of rabbit3 runs" in str(result.exception)
+    assert "msgbus network up" in str(result.exception)
 
 
 def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -160,6 +160,19 @@ def test_dead_letter_modes(mode: str, dlq: str | None) -> None:
     assert len(defs["queues"]) == (2 if dlq else 1)
 
 
+def test_delivery_limit_and_max_length_become_the_queue_policy() -> None:
+    policy = {"name": "/topic/VirtualTopic.>", "delivery_limit": 5, "max_length": 1000}
+    [rendered] = render_definitions(parse_topology(_rabbit(destinations=[policy])))["policies"]
+    assert rendered["definition"]["delivery-limit"] == 5
+    assert rendered["definition"]["max-length"] == 1000
+    assert rendered["definition"]["overflow"] == "reject-publish"  # refuse, never drop
+    activemq = {"brokers": [{"name": "a", "ports": {"stomp": 1, "openwire": 2}}]}
+    with pytest.raises(NetworkError, match="for engine rabbitmq only"):
+        parse_topology(
+            {**activemq, "security": {"authentication": False}, "destinations": [policy]}
+        )
+
+
 def test_node_config_has_its_own_listeners_and_limits() -> None:
     topo: Topology = load_topology(BROKERS / "rabbit3.yaml")
     conf = dict(

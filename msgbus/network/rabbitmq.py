@@ -43,6 +43,7 @@ __all__ = [
     "VHOST",
     "group_queues",
     "node_name",
+    "plugins",
     "render_definitions",
     "render_node_config",
     "wildcard_regex",
@@ -81,8 +82,40 @@ def render_node_config(topology: Topology, name: str) -> str:
         f"default_pass = {_password(topology, topology.security.admin_user)}",
         "log.console = false",
         "log.file.level = info",
+        *_tls_lines(topology, broker),
     ]
     return "\n".join(lines) + "\n"
+
+
+def plugins(topology: Topology) -> list[str]:
+    """The plugins a node enables: STOMP, and X.509 logins when the topology asks."""
+    cert_login = topology.tls is not None and topology.tls.cert_login
+    return ["rabbitmq_stomp", *(["rabbitmq_auth_mechanism_ssl"] if cert_login else [])]
+
+
+def _tls_lines(topology: Topology, broker: Broker) -> list[str]:
+    tls = topology.tls
+    if tls is None or broker.ports.stomp_ssl is None:
+        return []
+    lines = [
+        f"stomp.listeners.ssl.1 = {broker.stomp_bind}:{broker.ports.stomp_ssl}",
+        f"ssl_options.certfile = {tls.cert_file}",
+        f"ssl_options.keyfile = {tls.key_file}",
+        *([f"ssl_options.cacertfile = {tls.ca_file}"] if tls.ca_file else []),
+        f"ssl_options.verify = {'verify_peer' if tls.client_auth else 'verify_none'}",
+        f"ssl_options.fail_if_no_peer_cert = {str(tls.client_auth).lower()}",
+    ]
+    if tls.cert_login:
+        # The certificate's CN is the STOMP login of a CONNECT that gives none; a
+        # CONNECT with login and passcode still logs in by password.
+        lines += [
+            "stomp.ssl_cert_login = true",
+            "ssl_cert_login_from = common_name",
+            "auth_mechanisms.1 = PLAIN",
+            "auth_mechanisms.2 = AMQPLAIN",
+            "auth_mechanisms.3 = EXTERNAL",
+        ]
+    return lines
 
 
 def render_definitions(topology: Topology) -> dict[str, Any]:

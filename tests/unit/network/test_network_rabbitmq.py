@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from msgbus.errors import NetworkError
 from msgbus.network.rabbitmq import (
     node_name,
+    plugins,
     render_definitions,
     render_node_config,
     wildcard_regex,
@@ -71,6 +72,9 @@ def test_engine_defaults_to_activemq_which_needs_openwire() -> None:
         ({"links": [{"from": "n0", "to": "n1"}]}, "has no links"),
         ({"brokers": _rabbit()["brokers"][:2]}, "odd number of nodes"),
         ({"security": {"authentication": False}}, "always authenticates"),
+        ({"tls": {"cert_file": "c.pem"}}, r"needs tls\.key_file"),
+        ({"tls": {"cert_file": "c", "key_file": "k", "keystore": "k.p12"}}, "not read tls.keys"),
+        ({"tls": {"cert_file": "c", "key_file": "k", "cert_login": True}}, "tls.ca_file"),
     ],
 )
 def test_rabbitmq_topology_refusals(change: dict[str, Any], message: str) -> None:
@@ -185,3 +189,29 @@ def test_node_config_has_its_own_listeners_and_limits() -> None:
     assert conf["max_message_size"] == str(4 * 1024 * 1024)
     assert conf["default_user"] == "admin"
     assert node_name(topo, topo.broker("r2")) == "msgbus-rabbit3-r2@localhost"
+
+
+def test_tls_listener_and_certificate_login() -> None:
+    brokers = [
+        {**b, "ports": {**b["ports"], "stomp_ssl": 7300 + i}}
+        for i, b in enumerate(_rabbit()["brokers"])
+    ]
+    tls = {"cert_file": "/pki/node.pem", "key_file": "/pki/node.key", "ca_file": "/pki/ca.pem"}
+    topo = parse_topology(_rabbit(brokers=brokers, tls={**tls, "cert_login": True}))
+    conf = dict(
+        line.split(" = ", 1)
+        for line in render_node_config(topo, "n1").splitlines()
+        if not line.startswith("#")
+    )
+    assert conf["stomp.listeners.ssl.1"] == "127.0.0.1:7301"
+    assert conf["ssl_options.cacertfile"] == "/pki/ca.pem"
+    assert conf["ssl_options.verify"] == "verify_peer"
+    assert conf["ssl_options.fail_if_no_peer_cert"] == "true"
+    assert conf["stomp.ssl_cert_login"] == "true"
+    assert "EXTERNAL" in conf.values()
+    assert plugins(topo) == ["rabbitmq_stomp", "rabbitmq_auth_mechanism_ssl"]
+    server_only = parse_topology(_rabbit(brokers=brokers, tls={**tls, "need_client_auth": False}))
+    conf_text = render_node_config(server_only, "n1")
+    assert "ssl_options.verify = verify_none" in conf_text
+    assert "ssl_cert_login" not in conf_text
+    assert plugins(server_only) == ["rabbitmq_stomp"]

@@ -1,6 +1,7 @@
 """`msgbus network apply` on a running 3-node RabbitMQ cluster while msgbus publishes and
 stores a steady stream: a node replaced (the one publisher and consumer are connected to)
-and a policy changed, and every confirmed message is stored exactly once."""
+and a policy changed, and every confirmed message is stored exactly once. And TLS turned
+on by apply (a rolling restart), then msgbus publishing and consuming over it."""
 
 from __future__ import annotations
 
@@ -8,15 +9,23 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from msgbus.cli.network_cmd import network
+from msgbus.errors import MsgbusError
 from msgbus.network.activemq import free_port
 from msgbus.network.rabbitmq import node_name
 from msgbus.network.rabbitmq_local import RabbitCluster
 from msgbus.network.topology import DestinationPolicy, Ports, Topology
+from msgbus.network.topology_tls import Tls
+from msgbus.stomp.frames import MessageFrame
+from msgbus.transport.connection import Connection
+from msgbus.transport.settings import ConnectionConfig, TLSConfig
+from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import Pipeline, PublishRun, Target
 from tests.fixtures.pipeline import wait_until
+from tests.fixtures.pki import Pki
 
 QUEUE = "Consumer.store.VirtualTopic.grid.metrics"
 
@@ -113,3 +122,46 @@ def test_apply_replaces_a_node_and_changes_a_policy_under_load(
         for consumer in pipe.consumers:
             consumer.kill()
         after.process("r4").kill()
+
+
+def _tls_connection(port: int, cert: Path, key: Path, ca: Path, login: str = "") -> Connection:
+    url = BrokerURL.model_validate(f"stomp+ssl://{login}127.0.0.1:{port}")
+    tls = TLSConfig(cert=cert, key=key, ca_file=ca)
+    conn = Connection(url, ConnectionConfig(brokers=[url], vhost="/", tls=tls))
+    conn.connect()
+    return conn
+
+
+def test_apply_turns_tls_on_and_msgbus_uses_it(rabbit_cluster: RabbitCluster, pki: Pki) -> None:
+    topo = rabbit_cluster.topology
+    brokers = [
+        b.model_copy(update={"ports": b.ports.model_copy(update={"stomp_ssl": free_port()})})
+        for b in topo.brokers
+    ]
+    tls = Tls(cert_file=pki.server_cert, key_file=pki.server_key, ca_file=pki.ca, cert_login=True)
+    code, out = _apply(
+        rabbit_cluster.state_dir, topo.model_copy(update={"brokers": brokers, "tls": tls})
+    )
+    assert code == 0, out
+    assert out.count("stomp.listeners.ssl.1") == 2 * len(brokers), out  # planned and done
+    first, last = (b.ports.stomp_ssl for b in (brokers[0], brokers[-1]))
+    assert first is not None and last is not None
+    # The publisher logs in by its certificate (CN=probe), no passcode.
+    pub = _tls_connection(first, pki.client_cert, pki.client_key, pki.ca)
+    body = b"over TLS, confirmed by a quorum"
+    pub.send("/topic/VirtualTopic.grid.metrics", body, {"persistent": "true"}, receipt="r")
+    pub.wait_for_receipt("r", 30)
+    node = rabbit_cluster.process(brokers[0].name)
+    columns = ("auth_login", "auth_mechanism", "ssl")
+    listed = node.ctl(rabbit_cluster.bin_dir, "-q", "list_stomp_connections", *columns)
+    assert "probe\tssl\ttrue" in listed.splitlines(), listed  # logged in by its certificate
+    pub.disconnect()
+    password = next(u.password for u in topo.users if u.name == "store")
+    sub = _tls_connection(last, pki.client_cert, pki.client_key, pki.ca, f"store:{password}@")
+    sub.subscribe(f"/amq/queue/{QUEUE}", id="s", ack="client-individual")
+    frame = sub.receive(30)
+    assert isinstance(frame, MessageFrame) and frame.body == body
+    sub.ack([frame])
+    sub.disconnect()
+    with pytest.raises(MsgbusError):
+        _tls_connection(first, pki.stranger_cert, pki.stranger_key, pki.ca)

@@ -236,39 +236,31 @@ def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout
 @click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
 def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     """Change the running network to TOPOLOGY broker by broker, losing no message."""
-    new = load_topology(topology)
-    found = _network(topology, state_dir)
-    if isinstance(found, RabbitCluster):
-        _apply_cluster(found, dry_run)
-        return
-    net = found
-    plan = make_plan(net.saved(), new)
-    if not plan.steps:
-        click.echo("nothing to change")
-        return
-    click.echo("plan:")
-    for i, step in enumerate(plan.steps, 1):
-        click.echo(f"  {i}. {step.describe()}")
-    if dry_run:
-        return
-    apply_plan(plan, net, echo=click.echo)
-    click.echo("applied")
-
-
-def _apply_cluster(cluster: RabbitCluster, dry_run: bool) -> None:
     from msgbus.network.rabbitmq_apply import apply_cluster, plan_cluster
 
-    plan = plan_cluster(cluster)
-    if not plan.steps:
+    net = _network(topology, state_dir)
+    if isinstance(net, RabbitCluster):
+        cluster = net
+        cluster_plan = plan_cluster(cluster)
+        if _show_plan([s.describe() for s in cluster_plan.steps]) and not dry_run:
+            apply_cluster(cluster_plan, cluster, echo=click.echo)
+            click.echo("applied")
+        return
+    plan = make_plan(net.saved(), load_topology(topology))
+    if _show_plan([s.describe() for s in plan.steps]) and not dry_run:
+        apply_plan(plan, net, echo=click.echo)
+        click.echo("applied")
+
+
+def _show_plan(steps: list[str]) -> bool:
+    """Print the numbered steps (or that there are none); True when there are some."""
+    if not steps:
         click.echo("nothing to change")
-        return
+        return False
     click.echo("plan:")
-    for i, step in enumerate(plan.steps, 1):
-        click.echo(f"  {i}. {step.describe()}")
-    if dry_run:
-        return
-    apply_cluster(plan, cluster, echo=click.echo)
-    click.echo("applied")
+    for i, step in enumerate(steps, 1):
+        click.echo(f"  {i}. {step}")
+    return True
 
 
 @network.command(name="bench")

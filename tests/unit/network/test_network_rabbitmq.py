@@ -50,6 +50,12 @@ def _rabbit(**extra: Any) -> dict[str, Any]:
     return data | extra
 
 
+def _conf(topology: Topology, node: str) -> dict[str, str]:
+    """A node's rendered rabbitmq.conf as settings."""
+    lines = render_node_config(topology, node).splitlines()
+    return dict(line.split(" = ", 1) for line in lines if not line.startswith("#"))
+
+
 def _user(defs: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(x for x in defs[section] if x["user"] == name)
     return found
@@ -179,11 +185,7 @@ def test_delivery_limit_and_max_length_become_the_queue_policy() -> None:
 
 def test_node_config_has_its_own_listeners_and_limits() -> None:
     topo: Topology = load_topology(BROKERS / "rabbit3.yaml")
-    conf = dict(
-        line.split(" = ", 1)
-        for line in render_node_config(topo, "r2").splitlines()
-        if not line.startswith("#")
-    )
+    conf = _conf(topo, "r2")
     assert conf["listeners.tcp.1"] == "127.0.0.1:62825"
     assert conf["stomp.listeners.tcp.1"] == "127.0.0.1:62823"
     assert conf["max_message_size"] == str(4 * 1024 * 1024)
@@ -198,11 +200,7 @@ def test_tls_listener_and_certificate_login() -> None:
     ]
     tls = {"cert_file": "/pki/node.pem", "key_file": "/pki/node.key", "ca_file": "/pki/ca.pem"}
     topo = parse_topology(_rabbit(brokers=brokers, tls={**tls, "cert_login": True}))
-    conf = dict(
-        line.split(" = ", 1)
-        for line in render_node_config(topo, "n1").splitlines()
-        if not line.startswith("#")
-    )
+    conf = _conf(topo, "n1")
     assert conf["stomp.listeners.ssl.1"] == "127.0.0.1:7301"
     assert conf["ssl_options.cacertfile"] == "/pki/ca.pem"
     assert conf["ssl_options.verify"] == "verify_peer"

@@ -44,6 +44,14 @@ def test_apply_on_a_cluster_not_running_says_to_start_it(tmp_path: Path) -> None
     assert "msgbus network up" in str(result.exception)
 
 
+def test_apply_dry_run_on_activemq_shows_the_plan_and_starts_nothing(tmp_path: Path) -> None:
+    args = ["apply", str(BROKERS / "line.yaml"), "--state-dir", str(tmp_path), "--dry-run"]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("plan:\n  1. add broker ")
+    assert "applied" not in result.output and not list(tmp_path.iterdir())
+
+
 def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -52,6 +52,13 @@ def test_apply_dry_run_on_activemq_shows_the_plan_and_starts_nothing(tmp_path: P
     assert "applied" not in result.output and not list(tmp_path.iterdir())
 
 
+def test_bench_on_activemq_needs_a_path(tmp_path: Path) -> None:
+    args = ["bench", str(BROKERS / "line.yaml"), "--state-dir", str(tmp_path), "--from", "a"]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code != 0
+    assert "give --from BROKER and --to BROKER" in str(result.exception)
+
+
 def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -17,6 +17,7 @@ request would cost every publish and pull a file write for numbers that are not 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import resource
@@ -33,6 +34,7 @@ from msgbus.gateway.push import PushState
 __all__ = ["Counters", "operational"]
 
 _STARTED = (time.monotonic(), time.process_time())
+_log = logging.getLogger(__name__)
 _SAVE_EVERY = 1.0  # seconds between writes of changed counts
 
 
@@ -53,6 +55,16 @@ class _Count:
         self.messages += messages
         self.bytes += size
         self.daily[datetime.now(timezone.utc).strftime("%Y-%m-%d")] += messages
+
+    def state(self) -> dict[str, Any]:
+        # Not asdict(): it rebuilds a Counter from its items, counting them.
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "rate": self.rate,
+            "last": self.last,
+            "daily": dict(self.daily),
+        }
 
 
 class Counters:
@@ -85,8 +97,8 @@ class Counters:
     def _text(self) -> str:
         with self._lock:
             data = {
-                "topics": {n: asdict(c) for n, c in self._topics.items()},
-                "subscriptions": {n: asdict(c) for n, c in self._subs.items()},
+                "topics": {n: c.state() for n, c in self._topics.items()},
+                "subscriptions": {n: c.state() for n, c in self._subs.items()},
                 "push": {n: asdict(p) for n, p in self._push.items()},
             }
         return json.dumps(data, indent=1, sort_keys=True)
@@ -104,7 +116,10 @@ class Counters:
 
     def _save_loop(self) -> None:
         while not self._stop.wait(_SAVE_EVERY):
-            self.save()
+            try:
+                self.save()
+            except OSError as exc:  # a full disk: counting goes on, and so do the tries
+                _log.warning("gateway metrics not saved to %s: %s", self._path, exc)
 
     def close(self) -> None:
         self._stop.set()

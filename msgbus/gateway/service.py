@@ -66,7 +66,8 @@ _PULL_WAIT = 0.3
 broker: AMS answers such a pull at once when nothing is there (and waits 300 ms with
 returnImmediately)."""
 _SERVED = (
-    "topics, publish, pull and push subscriptions, pull and acknowledge, schemas, ACLs, metrics"
+    "topics, publish, pull and push subscriptions, pull and acknowledge, schemas, ACLs, "
+    "metrics, and reads the project and its users (gateway.users)"
 )
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {

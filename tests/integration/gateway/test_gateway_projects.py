@@ -7,6 +7,7 @@ changes. ``GET /v1/projects`` and the member list have no library call: plain HT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,20 +18,9 @@ from argo_ams_library import (  # type: ignore[import-untyped]
     ArgoMessagingService,
 )
 
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+from tests.fixtures.gateway import GROUPS, PROJECT, READER, TOKEN, Gateway
 
-READER = "r3ad3r-token"
-ACL = {
-    "users": {
-        "probe": {"token": TOKEN, "groups": ["probes", "operators"]},
-        "reader": {"token": READER, "groups": ["consumers"]},
-    },
-    "permissions": [
-        {"destination": "/topic/ams.>", "write": ["probes"], "read": ["consumers"],
-         "admin": ["operators"]},
-    ],
-}  # fmt: skip
-pytestmark = pytest.mark.parametrize("ams_gateway", [ACL], indirect=True, ids=["acl"])
+pytestmark = pytest.mark.parametrize("ams_gateway", [GROUPS], indirect=True, ids=["acl"])
 
 
 def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
@@ -68,7 +58,11 @@ def test_users_read_their_profile_and_each_other_from_the_gateways_configuration
     assert probe.get_user_by_uuid(them.uuid).name == "reader"
     assert reader.get_user_profile().uuid == them.uuid  # derived: the same every time
     assert probe.get_project_member("reader").uuid == them.uuid
-    for missing in (lambda: probe.get_user("nobody"), lambda: probe.get_user_by_token("guess")):
+    lookups: list[Callable[[], object]] = [
+        lambda: probe.get_user("nobody"),
+        lambda: probe.get_user_by_token("guess"),
+    ]
+    for missing in lookups:
         with pytest.raises(AmsServiceException) as refused:
             missing()
         assert refused.value.code == 404 and "User doesn't exist" in refused.value.msg
@@ -100,7 +94,7 @@ def test_what_would_change_users_or_projects_is_a_501_naming_it_and_changes_noth
     ams_gateway: Gateway,
 ) -> None:
     ams = _ams(ams_gateway)
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "create_user": lambda: ams.create_user(AmsUser(name="new")),
         "update_user": lambda: ams.update_user("reader", email="x@y", service_roles=[],
                                                projects=[]),

@@ -11,25 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from argo_ams_library import AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
 
 from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, start_gateway
+from tests.fixtures.gateway import (
+    GROUPS,
+    PROJECT,
+    READER,
+    TOKEN,
+    Gateway,
+    ams_metrics,
+    start_gateway,
+)
 from tests.fixtures.pki import Pki
-
-READER = "r3ad3r-token"
-ACL = {
-    "users": {
-        "probe": {"token": TOKEN, "groups": ["probes", "operators"]},
-        "reader": {"token": READER, "groups": ["consumers"]},
-    },
-    "permissions": [
-        {"destination": "/topic/ams.>", "write": ["probes"], "read": ["consumers"],
-         "admin": ["operators"]},
-    ],
-}  # fmt: skip
 
 
 def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
@@ -37,15 +32,10 @@ def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
 
 
 def _counts(gateway: Gateway, path: str) -> dict[str, Any]:
-    answer = requests.get(
-        f"{gateway.url}/v1/projects/{PROJECT}{path}:metrics",
-        headers={"x-api-key": TOKEN}, timeout=30,
-    )  # fmt: skip
-    assert answer.status_code == 200, answer.text
     return {
-        m["metric"]: m["timeseries"] if m["metric"].endswith("daily_messages") else
-        m["timeseries"][0]["value"] for m in answer.json()["metrics"]
-    }  # fmt: skip
+        name: m["timeseries"] if name.endswith("daily_messages") else m["timeseries"][0]["value"]
+        for name, m in ams_metrics(gateway, path).items()
+    }
 
 
 def _restarted(gateway: Gateway, pki: Pki, base: Path) -> Gateway:
@@ -55,7 +45,7 @@ def _restarted(gateway: Gateway, pki: Pki, base: Path) -> Gateway:
     return start_gateway(base, pki, gateway.broker_url, section)
 
 
-@pytest.mark.parametrize("ams_gateway", [ACL], indirect=True, ids=["acl"])
+@pytest.mark.parametrize("ams_gateway", [GROUPS], indirect=True, ids=["acl"])
 def test_acls_and_counts_are_where_they_were_after_a_killed_gateway_starts_again(
     ams_gateway: Gateway, pki: Pki, tmp_path: Path
 ) -> None:

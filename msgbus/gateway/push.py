@@ -208,7 +208,7 @@ class Pusher:
             try:
                 if batch is None:
                     batch = self._receive(self.config.max_messages, _IDLE)
-                    if not batch[1]:
+                    if not batch[1] or self._stop.is_set():  # retired meanwhile: not ours
                         batch = None
                         continue
                 self._post(batch[1])

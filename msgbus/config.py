@@ -36,6 +36,7 @@ __all__ = [
     "ConsumerConfig",
     "ControlConfig",
     "GatewayConfig",
+    "GatewayRetention",
     "GatewayTopic",
     "GatewayUser",
     "IcingaConfig",
@@ -331,6 +332,34 @@ class GatewayTopic(_Section):
     )
 
 
+class GatewayRetention(_Section):
+    """The retention log of ``msgbus gateway`` (``gateway.retention``): AMS's replay
+    (``:offsets``, ``:modifyOffset``, ``:timeToOffset``) over every message of a topic,
+    published through the gateway or over STOMP. A message leaves the log once it is
+    outside these limits *and* every subscription of its topic acknowledged it."""
+
+    enabled: bool = Field(
+        False,
+        description="true: a durable subscription per topic fills the log (in state_dir) "
+        "and subscriptions are served from it, by offset; false: straight from the broker, "
+        "and the offset routes answer 501",
+    )
+    max_age: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a message is kept; then it leaves once acknowledged (7 days)",
+    )
+    max_messages: int | None = Field(
+        None, ge=1, description="Most messages kept per topic (the newest); none: no limit"
+    )
+    max_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Most bytes (bodies and headers as JSON) kept per topic, of the newest "
+        "messages; none: no limit",
+    )
+
+
 class GatewayConfig(_Section):
     """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers.
 
@@ -390,6 +419,10 @@ class GatewayConfig(_Section):
         description="true: a push subscription pushes only once :verifyPushEndpoint "
         "verified its endpoint, as on AMS; false: at once (argo-ams-library 1.0.0 has no "
         "call to verify)",
+    )
+    retention: GatewayRetention = Field(
+        default_factory=GatewayRetention,
+        description="The retention log AMS replay reads (off unless enabled)",
     )
 
     @model_validator(mode="before")

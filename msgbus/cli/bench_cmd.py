@@ -273,7 +273,7 @@ def consume_bench(
 @_rounds_option("Rounds of both senders; the ratio of each round and their median are shown.")
 def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -> None:
     """msgbus gateway (HTTPS, AMS JSON) vs STOMP, same bodies: publish, and push vs a
-    STOMP subscriber."""
+    STOMP subscriber; publish and pull with the retention log vs without."""
     from msgbus.bench.gateway import run_gateway_bench
     from msgbus.broker import BrokerConfig, BrokerThread
 
@@ -282,13 +282,20 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
             broker_url = stack.enter_context(BrokerThread(BrokerConfig(port=0))).url
         click.echo(f"{count} WLCG probe results (~1 KB), persistent, confirmed, on {broker_url}")
         click.echo(f"{'round':<7}{'sender':<38}{'msgs/s':>10}")
-        ratios: tuple[list[float], list[float]] = ([], [])
+        # (numerator, denominator) indices of the rates each ratio compares
+        pairs = {
+            "gateway / direct STOMP": (1, 0),
+            "push / STOMP subscriber": (3, 2),
+            "publish with the retention log / without": (5, 4),
+            "pull+ack with the retention log / without": (7, 6),
+        }
+        ratios: tuple[list[float], ...] = tuple([] for _ in pairs)
         for round_no, results in run_gateway_bench(broker_url, count, batch, rounds):
             for result in results:
                 click.echo(f"{round_no:<7}{result.sender:<38}{result.rate:>10,.0f}")
-            ratios[0].append(results[1].rate / results[0].rate)
-            ratios[1].append(results[3].rate / results[2].rate)
-        names = ("gateway / direct STOMP", "push / STOMP subscriber")
+            for ratio, (top, bottom) in zip(ratios, pairs.values(), strict=True):
+                ratio.append(results[top].rate / results[bottom].rate)
+        names = tuple(pairs)
         for what, ratio in zip(names, ratios, strict=True):
             spread = f"{min(ratio):.2f}-{max(ratio):.2f}x"
             click.echo(

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from msgbus import __version__
 from msgbus.errors import MsgbusError
 from msgbus.gateway.manage import add_manage_routes
+from msgbus.gateway.offsets import add_offset_routes
 from msgbus.gateway.params import Name, User
 from msgbus.gateway.projects import add_project_routes
 from msgbus.gateway.service import AmsError, Gateway
@@ -337,6 +338,7 @@ def make_app(gateway: Gateway) -> FastAPI:
         return {}
 
     add_manage_routes(app, gateway, counters)
+    add_offset_routes(app, gateway)
     add_unserved_routes(app)  # first: /v1/users/usageReport is not a user
     add_project_routes(app, gateway)
     return app

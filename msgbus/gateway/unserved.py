@@ -15,15 +15,11 @@ from msgbus.gateway.service import not_served
 __all__ = ["UNSERVED", "add_unserved_routes"]
 
 _PROJECT = "/v1/projects/{project:name}"
-_SUB = f"{_PROJECT}/subscriptions/{{sub:name}}"
 _USER = "/v1/users/{user}"
 _MEMBER = f"{_PROJECT}/members/{{user}}"
 
 UNSERVED: tuple[tuple[str, str, str], ...] = (
     # (method, path, the AMS route's name as argo-ams-library calls it)
-    ("GET", f"{_SUB}:offsets", "subscription offsets (getoffsets_sub)"),
-    ("POST", f"{_SUB}:modifyOffset", "subscription offsets (modifyoffset_sub)"),
-    ("GET", f"{_SUB}:timeToOffset", "subscription offsets (time_to_offset_sub)"),
     ("GET", "/v1/metrics/va_metrics", "VA metrics (va_metrics)"),
     ("GET", "/v1/users/usageReport", "usage reports (usage_report)"),
     ("POST", f"{_USER}:refreshToken", "user management (refresh_user_token)"),

@@ -414,7 +414,7 @@ class GatewayConfig(_Section):
     )
     state_dir: Path = Field(
         Path("gateway-state"),
-        description="Where topics, subscriptions, schemas and ACL lists are kept",
+        description="Where topics, subscriptions, schemas, ACL lists and metrics counts are kept",
     )
     push_ca: Path | None = Field(
         None,

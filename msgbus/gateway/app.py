@@ -19,9 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from msgbus import __version__
 from msgbus.errors import MsgbusError
 from msgbus.gateway.manage import add_manage_routes
-from msgbus.gateway.metrics import Counters
 from msgbus.gateway.offsets import add_offset_routes
 from msgbus.gateway.params import Name, User
+from msgbus.gateway.projects import add_project_routes
 from msgbus.gateway.service import AmsError, Gateway
 from msgbus.gateway.unserved import add_unserved_routes
 
@@ -55,6 +55,12 @@ class PublishResponse(BaseModel):
 
 class TopicOut(BaseModel):
     name: str
+
+
+class TopicIn(BaseModel):
+    schema_: str = Field(
+        "", alias="schema", description="A schema to attach: projects/P/schemas/S, or S"
+    )
 
 
 class TopicShown(TopicOut):
@@ -191,7 +197,7 @@ def make_app(gateway: Gateway) -> FastAPI:
         return JSONResponse(AmsError(400, f"Invalid argument: {where}").body(), status_code=400)
 
     app.state.tokens = tokens
-    counters = Counters()
+    counters = gateway.counters
     base = "/v1/projects/{project:name}"
 
     def project_of(project: str) -> None:
@@ -218,10 +224,23 @@ def make_app(gateway: Gateway) -> FastAPI:
         project_of(project)
         return gateway.list_topics(pageSize, pageToken)
 
-    @app.put(f"{base}/topics/{{topic:name}}", response_model=TopicOut)
-    def create_topic(project: Name, topic: Name, who: User) -> dict[str, Any]:
+    @app.put(
+        f"{base}/topics/{{topic:name}}", response_model=TopicShown, response_model_exclude_none=True
+    )
+    def create_topic(
+        project: Name, topic: Name, who: User, body: TopicIn | None = None
+    ) -> dict[str, Any]:
         project_of(project)
-        return gateway.create_topic(who, topic)
+        # A schema that does not exist refuses the request before the topic is made.
+        schema = gateway.schemas.resolve(body.schema_) if body and body.schema_ else ""
+        created = gateway.create_topic(who, topic)
+        if schema:
+            try:
+                gateway.schemas.attach(topic, schema)
+            except AmsError:  # deleted meanwhile: no topic without the schema it asked for
+                gateway.delete_topic(who, topic)
+                raise
+        return {**created, "schema": gateway.schemas.ref_of(topic)}
 
     @app.get(
         f"{base}/topics/{{topic:name}}", response_model=TopicShown, response_model_exclude_none=True
@@ -320,5 +339,6 @@ def make_app(gateway: Gateway) -> FastAPI:
 
     add_manage_routes(app, gateway, counters)
     add_offset_routes(app, gateway)
-    add_unserved_routes(app)
+    add_unserved_routes(app)  # first: /v1/users/usageReport is not a user
+    add_project_routes(app, gateway)
     return app

@@ -1,8 +1,12 @@
-"""What every gateway route takes: AMS names in paths and the user a token names."""
+"""What every gateway route takes: AMS names in paths, the user a token names, and
+AMS's paging of lists."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -10,7 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from msgbus.gateway.amserror import AmsError
 
-__all__ = ["Name", "User"]
+__all__ = ["Name", "User", "page"]
 
 _NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
@@ -47,3 +51,21 @@ def _user(
 
 # Module level: FastAPI resolves the (string) annotations of routes in this namespace.
 User = Annotated[str, Depends(_user)]
+
+
+def page(names: Sequence[str], size: int, token: str) -> tuple[list[str], str]:
+    """One page of sorted ``names`` as AMS pages lists: ``size`` 0 is all of them; the
+    token names the first of the next page, so a deleted name does not break paging."""
+    if size < 0:
+        raise AmsError(400, "Invalid page size")
+    start = 0
+    if token:
+        try:
+            first = base64.b64decode(token, altchars=b"-_", validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise AmsError(400, "Invalid page token") from None
+        start = next((i for i, n in enumerate(names) if n >= first), len(names))
+    if size == 0:
+        return list(names[start:]), ""
+    shown, rest = list(names[start : start + size]), names[start + size :]
+    return shown, base64.urlsafe_b64encode(rest[0].encode()).decode("ascii") if rest else ""

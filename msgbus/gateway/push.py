@@ -146,7 +146,8 @@ def verify_endpoint(config: PushConfig, context: ssl.SSLContext, timeout: float)
 
 @dataclass
 class PushState:
-    """What a pusher reports: shown in the subscription and its metrics."""
+    """What a pusher reports: shown in the subscription and its metrics, and kept in the
+    gateway's state (:mod:`msgbus.gateway.metrics`)."""
 
     state: str = "starting"
     pushed: int = 0
@@ -177,10 +178,11 @@ class Pusher:
         context: ssl.SSLContext,
         timeout: float,
         to_message: Callable[[MessageFrame], dict[str, Any]],
+        status: PushState,
     ) -> None:
         self.subscription = subscription
         self.config = config
-        self.status = PushState()
+        self.status = status  # kept by the gateway: counts go on across pushers and restarts
         self._receive, self._ack, self._context, self._timeout = receive, ack, context, timeout
         self._to_message = to_message
         self._stop = threading.Event()
@@ -192,8 +194,13 @@ class Pusher:
         return self
 
     def stop(self) -> None:
+        """Asks the thread to stop, without waiting: a POST in flight may take the whole
+        push timeout, and its batch is no longer acknowledged (``ack`` refuses a retired
+        pusher), so the broker hands it out again."""
         self._stop.set()
-        self._thread.join()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         batch: tuple[object, list[MessageFrame]] | None = None
@@ -201,7 +208,7 @@ class Pusher:
             try:
                 if batch is None:
                     batch = self._receive(self.config.max_messages, _IDLE)
-                    if not batch[1]:
+                    if not batch[1] or self._stop.is_set():  # retired meanwhile: not ours
                         batch = None
                         continue
                 self._post(batch[1])

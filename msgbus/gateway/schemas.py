@@ -299,6 +299,14 @@ class SchemaRegistry:
                 self._attached[topic] = name
             self._save()
 
+    def resolve(self, given: str) -> str:
+        """The full name of an existing schema given as ``projects/P/schemas/S`` or as
+        ``S`` (AMS's topic creation takes either); a 404 when there is none."""
+        ref = given if "/" in given else self.ref(given)
+        with self._lock:
+            self._get(self._name_of(ref))
+        return self.ref(self._name_of(ref))
+
     def forget_topic(self, topic: str) -> None:
         with self._lock:
             if self._attached.pop(topic, None) is not None:

@@ -48,6 +48,8 @@ from msgbus.consume.subscription import Subscription
 from msgbus.gateway.acl import AclStore
 from msgbus.gateway.amserror import AmsError
 from msgbus.gateway.attributes import from_headers, to_headers
+from msgbus.gateway.metrics import Counters
+from msgbus.gateway.params import page
 from msgbus.gateway.push import PushConfig, Pusher, PushState, parse_push_config, verify_endpoint
 from msgbus.gateway.replay import LogCursor, Replay, receive
 from msgbus.gateway.retries import RetryWindow
@@ -67,7 +69,8 @@ _PULL_WAIT = 0.3
 broker: AMS answers such a pull at once when nothing is there (and waits 300 ms with
 returnImmediately)."""
 _SERVED = (
-    "topics, publish, pull and push subscriptions, pull and acknowledge, schemas, ACLs, metrics"
+    "topics, publish, pull and push subscriptions, pull and acknowledge, schemas, ACLs, "
+    "metrics, and reads the project and its users (gateway.users)"
 )
 _PREFETCH = 1000
 _DOING: dict[Action, str] = {
@@ -121,6 +124,7 @@ class Gateway:
         configured = {t: s.schema_ for t, s in self.settings.topics.items() if s.schema_}
         self.schemas = SchemaRegistry(self.project, state, configured)
         self.acl = AclStore(state)
+        self.counters = Counters(state)
         self._retries = RetryWindow(self.settings.retry_window)
         self._tls = ssl.create_default_context(
             cafile=str(self.settings.push_ca) if self.settings.push_ca else None
@@ -133,6 +137,7 @@ class Gateway:
 
     def close(self) -> None:
         with self._lock:
+            pushers = [s.pusher for s in self.subs.values() if s.pusher is not None]
             for sub in self.subs.values():
                 self._stop_push(sub)
                 if sub.link is not None:
@@ -140,6 +145,9 @@ class Gateway:
             self._publisher.close()
             if self.replay is not None:
                 self.replay.close()
+        for pusher in pushers:  # a POST in flight ends by the push timeout
+            pusher.join(self.settings.push_timeout)
+        self.counters.close()
 
     # -- names and state --------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class Gateway:
     def list_topics(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:
         with self._lock:
             topics = sorted(self.topics)
-        names, next_token = _page(topics, page_size, page_token)
+        names, next_token = page(topics, page_size, page_token)
         return {
             "topics": [{"name": self.topic_name(t)} for t in names],
             "nextPageToken": next_token,
@@ -325,7 +333,7 @@ class Gateway:
 
     def list_subs(self, page_size: int = 0, page_token: str = "") -> dict[str, Any]:
         with self._lock:
-            names, next_token = _page(sorted(self.subs), page_size, page_token)
+            names, next_token = page(sorted(self.subs), page_size, page_token)
             return {
                 "subscriptions": [self._describe(self.subs[n]) for n in names],
                 "nextPageToken": next_token,
@@ -391,37 +399,46 @@ class Gateway:
         push = sub.push
         if push is None or (self.settings.push_verify and not push.verified):
             return
-        sub.pusher = Pusher(
+        pusher = Pusher(
             f"projects/{self.project}/subscriptions/{sub.name}",
             push,
-            lambda count, wait: self._push_receive(sub, count, wait),
-            lambda conn, frames: self._push_ack(sub, conn, frames),
+            lambda count, wait: self._push_receive(sub, pusher, count, wait),
+            lambda conn, frames: self._push_ack(sub, pusher, conn, frames),
             self._tls,
             self.settings.push_timeout,
             _message,
-        ).start()
+            self.counters.push_state(sub.name),
+        )
+        sub.pusher = pusher.start()
 
     def _stop_push(self, sub: _Sub) -> None:
-        """Stop its pusher, and give the batch it had in flight back to the broker (a new
-        connection), for pulls or the next pusher."""
+        """Retire its pusher without waiting for a POST in flight (which holds no lock),
+        and give the batch it had back to the broker (a new connection), for pulls or
+        the next pusher: at least once, as every push."""
         if sub.pusher is None:
             return
         sub.pusher.stop()
-        sub.pusher = None
         with sub.lock:
+            sub.pusher = None  # the retired one neither receives nor acknowledges now
             if sub.link is not None:
                 sub.link.close()
             sub.link = sub.conn = None
 
     def _push_receive(
-        self, sub: _Sub, count: int, wait: float
+        self, sub: _Sub, pusher: Pusher, count: int, wait: float
     ) -> tuple[object, list[MessageFrame]]:
         with sub.lock:
+            if sub.pusher is not pusher:
+                return None, []
             conn = self._connect(sub)
             return conn, receive(conn, count, wait)
 
-    def _push_ack(self, sub: _Sub, conn: object, frames: list[MessageFrame]) -> None:
+    def _push_ack(
+        self, sub: _Sub, pusher: Pusher, conn: object, frames: list[MessageFrame]
+    ) -> None:
         with sub.lock:
+            if sub.pusher is not pusher:
+                return  # retired: its connection is gone, the broker hands them out again
             current = self._connect(sub)
             if conn is current:  # else the broker hands them out again
                 current.ack(frames)
@@ -563,24 +580,6 @@ def _message(frame: MessageFrame) -> dict[str, Any]:
 
 def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
-
-
-def _page(names: Sequence[str], size: int, token: str) -> tuple[list[str], str]:
-    """One page of sorted ``names`` as AMS pages lists: ``size`` 0 is all of them; the
-    token names the first of the next page, so a deleted name does not break paging."""
-    if size < 0:
-        raise AmsError(400, "Invalid page size")
-    start = 0
-    if token:
-        try:
-            first = base64.b64decode(token, altchars=b"-_", validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise AmsError(400, "Invalid page token") from None
-        start = next((i for i, n in enumerate(names) if n >= first), len(names))
-    if size == 0:
-        return list(names[start:]), ""
-    page, rest = list(names[start : start + size]), names[start + size :]
-    return page, base64.urlsafe_b64encode(rest[0].encode()).decode("ascii") if rest else ""
 
 
 def not_served(what: str, left: str) -> AmsError:

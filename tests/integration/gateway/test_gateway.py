@@ -149,6 +149,11 @@ def test_the_api_keeps_to_its_openapi_document(
 ) -> None:
     cli = shutil.which("schemathesis")
     assert cli is not None, "schemathesis is in the test extra"
+    # Methods no AMS route has: the others on a served path (PUT /v1/users/{user}, ...)
+    # are AMS routes the gateway answers 501 on purpose (msgbus.gateway.unserved).
+    (tmp_path / "schemathesis.toml").write_text(
+        '[phases.coverage]\nunexpected-methods = ["OPTIONS", "PATCH", "TRACE"]\n'
+    )
     done = subprocess.run(
         [cli, "run", f"{ams_gateway.url}/openapi.json", "--header", f"x-api-key: {TOKEN}",
          "--tls-verify", str(pki.ca), "--max-examples", "10", "--checks", "all",
@@ -158,7 +163,7 @@ def test_the_api_keeps_to_its_openapi_document(
          "allow_header_conformance",
          "--request-timeout", "20"],
         capture_output=True, text=True, timeout=240, check=False,
-        cwd=tmp_path,  # its .schemathesis/ cache stays out of the checkout
+        cwd=tmp_path,  # its config above; its .schemathesis/ cache stays out of the checkout
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:]
 

@@ -14,20 +14,9 @@ from argo_ams_library import (  # type: ignore[import-untyped]
 )
 
 from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+from tests.fixtures.gateway import GROUPS, PROJECT, READER, TOKEN, Gateway
 
-READER = "r3ad3r-token"
-ACL = {
-    "users": {
-        "probe": {"token": TOKEN, "groups": ["probes", "operators"]},
-        "reader": {"token": READER, "groups": ["consumers"]},
-    },
-    "permissions": [
-        {"destination": "/topic/ams.>", "write": ["probes"], "read": ["consumers"],
-         "admin": ["operators"]},
-    ],
-}  # fmt: skip
-pytestmark = pytest.mark.parametrize("ams_gateway", [ACL], indirect=True, ids=["acl"])
+pytestmark = pytest.mark.parametrize("ams_gateway", [GROUPS], indirect=True, ids=["acl"])
 
 
 def _ams(gateway: Gateway, token: str) -> ArgoMessagingService:

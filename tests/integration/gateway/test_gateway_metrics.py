@@ -17,21 +17,12 @@ import sqlalchemy as sa
 from argo_ams_library import AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
 
 from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, ams_metrics
 from tests.fixtures.pipeline import run_msgbus
 
 
 def _ams(gateway: Gateway) -> ArgoMessagingService:
     return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
-
-
-def _metrics(gateway: Gateway, path: str) -> dict[str, Any]:
-    answer = requests.get(
-        f"{gateway.url}/v1/projects/{PROJECT}{path}:metrics",
-        headers={"x-api-key": TOKEN}, timeout=30,
-    )  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return {m["metric"]: m for m in answer.json()["metrics"]}
 
 
 def _value(metrics: dict[str, Any], name: str) -> Any:
@@ -58,19 +49,18 @@ def test_topic_and_subscription_metrics_count_exactly_what_went_through(
         if batch:
             ams.ack_sub("all", [ack for ack, _ in batch])
     assert len(pulled) == 7
-    topic = _metrics(ams_gateway, "/topics/counted")
+    topic = ams_metrics(ams_gateway, "/topics/counted")
     assert _value(topic, "topic.number_of_messages") == 7
     assert _value(topic, "topic.number_of_bytes") == size
     assert _value(topic, "topic.number_of_subscriptions") == 2
     assert _value(topic, "topic.number_of_daily_messages") == 7
     assert _value(topic, "topic.publishing_rate") > 0
-    sub = _metrics(ams_gateway, "/subscriptions/all")
+    sub = ams_metrics(ams_gateway, "/subscriptions/all")
     assert _value(sub, "subscription.number_of_messages") == 7
     assert _value(sub, "subscription.number_of_bytes") == size
     assert _value(sub, "subscription.consumption_rate") > 0
-    assert (
-        _value(_metrics(ams_gateway, "/subscriptions/idle"), "subscription.number_of_messages") == 0
-    )
+    idle = ams_metrics(ams_gateway, "/subscriptions/idle")
+    assert _value(idle, "subscription.number_of_messages") == 0
     node = ams.metrics()["metrics"]
     assert {m["metric"] for m in node} == {"ams_node.cpu_usage", "ams_node.memory_usage"}
 

@@ -36,12 +36,13 @@ BROKERS = [{}, pytest.param({"broker": "activemq"}, marks=pytest.mark.activemq, 
 
 
 class Endpoint:
-    """An HTTPS push endpoint: answers 503 while ``failing``, else 200, and keeps every
-    POST body and Authorization header it was sent; GET /ams_verificationHash answers
-    ``verification``."""
+    """An HTTPS push endpoint: answers 503 while ``failing``, else 200, after ``delay``
+    seconds, and keeps every POST body and Authorization header it was sent; GET
+    /ams_verificationHash answers ``verification``."""
 
     def __init__(self, cert: Path, key: Path) -> None:
         self.failing = False
+        self.delay = 0.0
         self.verification = ""
         self.accepted: list[dict[str, Any]] = []
         self.refused = 0
@@ -59,6 +60,7 @@ class Endpoint:
                     else:
                         endpoint.accepted.append(body)
                     code = 503 if endpoint.failing else 200
+                time.sleep(endpoint.delay)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -163,6 +165,8 @@ def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
     seen = endpoint.refused
     time.sleep(1)
     assert 1 <= endpoint.refused - seen <= 7
+    failures = _sub_metrics(ams_gateway, sub)["subscription.push_failures"]
+    time.sleep(1.5)  # counts are written at most once a second
 
     # Killed while failing: nothing was acknowledged, the broker keeps it all.
     ams_gateway.process.kill()
@@ -183,6 +187,7 @@ def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
         assert body["subscription"] == f"projects/{PROJECT}/subscriptions/{sub}"
         metrics = _sub_metrics(again, sub)
         assert metrics["subscription.push_messages"] == 10
+        assert metrics["subscription.push_failures"] >= failures  # kept across the restart
         assert _ams(again).get_sub(sub)["pushStatus"].startswith("active: 10 messages pushed")
         _ams(again).delete_sub(sub)
     finally:
@@ -298,6 +303,33 @@ def test_a_new_endpoint_gets_what_the_failing_one_did_not_take(
         shown = ams.get_sub(sub)["pushConfig"]
         assert shown["verificationHash"] != hash_before and shown["verified"] is False
         assert endpoint.accepted == []
+        ams.delete_sub(sub)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
+def test_a_push_config_change_answers_at_once_while_a_push_hangs(
+    ams_gateway: Gateway, endpoint: Endpoint, pki: Pki
+) -> None:
+    ams = _ams(ams_gateway)
+    topic, sub = _names()
+    ams.create_topic(topic)
+    endpoint.delay = 8  # under the push timeout (10 s): its POST is in flight all along
+    ams.create_sub(sub, topic, push_endpoint=endpoint.url, retry_policy_period=100)
+    _publish(ams, topic, ["slow"])
+    wait_until(lambda: len(endpoint.authorizations) >= 1, 30, "a push to the slow endpoint")
+    other = Endpoint(pki.server_cert, pki.server_key)
+    try:
+        started = time.monotonic()
+        ams.pushconfig_sub(sub, other.url, retry_policy_period=100)
+        _publish(ams, topic, ["next"])  # and the gateway as a whole goes on
+        took = time.monotonic() - started
+        assert took < 3, f"modifyPushConfig and a publish took {took:.1f} s"
+        # What the slow endpoint had in flight was not acknowledged: the new one gets it.
+        wait_until(lambda: len(other.messages()) >= 2, 30, "both messages at the new endpoint")
+        got = sorted(base64.b64decode(m["data"]).decode() for m in other.messages())
+        assert got == ["next", "slow"]
         ams.delete_sub(sub)
     finally:
         other.close()

@@ -96,3 +96,35 @@ def test_an_attached_schema_passes_valid_messages_and_refuses_an_invalid_one_bef
     assert len(ids) == 3
     # Had any of the refused request reached the broker, valid[0] would come first twice.
     assert _bodies(stomp, 4) == valid
+
+
+@pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
+def test_a_topic_created_with_a_schema_refuses_an_invalid_message_from_its_first_publish(
+    ams_gateway: Gateway, stomp: Connection
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    schema = _http(
+        ams_gateway, "POST", f"/schemas/person-{tag}", {"type": "json", "schema": PERSON}
+    )
+    ams = ArgoMessagingService(endpoint=ams_gateway.endpoint, token=TOKEN, project=PROJECT)
+    # The library's create_topic sends no body: its own do_put sends AMS's.
+    url = f"https://{ams.endpoint}/v1/projects/{PROJECT}/topics"
+    made = ams.do_put(f"{url}/people-{tag}", json.dumps({"schema": schema["name"]}), "topic_create")
+    assert made == {"name": f"/projects/{PROJECT}/topics/people-{tag}", "schema": schema["name"]}
+    assert ams.get_topic(f"people-{tag}")["schema"] == schema["name"]
+    # The schema's bare name, as AMS's newer documentation gives it.
+    ams.do_put(f"{url}/named-{tag}", json.dumps({"schema": f"person-{tag}"}), "topic_create")
+    assert ams.get_topic(f"named-{tag}")["schema"] == schema["name"]
+    stomp.subscribe(f"/topic/ams.people-{tag}", id="watch")
+    with pytest.raises(AmsServiceException) as refused:
+        ams.publish(f"people-{tag}", [AmsMessage(data=json.dumps({"age": 3}))])
+    assert refused.value.code == 400 and "'name' is a required property" in refused.value.msg
+    valid = json.dumps({"name": "ada"}).encode()
+    ams.publish(f"people-{tag}", [AmsMessage(data=valid)])
+    assert _bodies(stomp, 2) == [valid]  # the refused one never reached the broker
+    # A schema that does not exist: a 404, and no topic made without it.
+    with pytest.raises(AmsServiceException) as missing:
+        ams.do_put(f"{url}/orphan-{tag}", json.dumps({"schema": "nope"}), "topic_create")
+    assert missing.value.code == 404 and "Schema doesn't exist" in missing.value.msg
+    assert not ams.has_topic(f"orphan-{tag}")
+    assert "schema" not in ams.create_topic(f"plain-{tag}")  # no body: no schema, as before

@@ -215,8 +215,8 @@ def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
     calls: dict[str, Callable[[], object]] = {
         "modifyoffset_sub": lambda: ams.modifyoffset_sub("s", 0),
         "time_to_offset_sub": lambda: ams.time_to_offset_sub("s", datetime.datetime(2026, 1, 1)),
-        "get_project": lambda: ams.get_project(PROJECT),
-        "list_users": lambda: ams.list_users(),
+        "create_project": lambda: ams.create_project("another", "more"),
+        "delete_user": lambda: ams.delete_user("probe"),
     }
     for name, call in calls.items():
         with pytest.raises(AmsServiceException) as refused:

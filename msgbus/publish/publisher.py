@@ -250,10 +250,10 @@ class Publisher:
         self, items: Iterator[tuple[Message, bytes]], destination: str | None
     ) -> Iterator[Envelope]:
         fmt, pack = self.options.format, self.options.pack
-        lean = self.options.wire == "compact"
+        lean, selectors = self.options.wire == "compact", self.options.selectors
         if pack == 1:  # the default: no grouping, which cost 9% of the read path (callgrind)
             for message, body in items:
-                headers = body_headers([message], fmt, lean=lean)
+                headers = body_headers([message], fmt, lean=lean, selectors=selectors)
                 yield self.envelope(body, headers, destination=destination)
             return
         for body, headers in pack_bodies(items, fmt, pack, lean=lean):

@@ -71,11 +71,14 @@ def encode_body(
     return text.encode("utf-8"), body_headers(batch, fmt)
 
 
-def body_headers(batch: Sequence[Message], fmt: Format, *, lean: bool = False) -> dict[str, str]:
+def body_headers(
+    batch: Sequence[Message], fmt: Format, *, lean: bool = False, selectors: bool = True
+) -> dict[str, str]:
     """The STOMP headers of a body of ``batch`` (one type) in ``fmt``: content-type,
-    messageClass, recordCount and, for a single message, its selector fields. ``lean``
-    leaves out the first three where they hold what :func:`decode_body` assumes without
-    them (WLCG text, ProbeResult, one message): brokers pay for every header."""
+    messageClass, recordCount and, for a single message, its selector fields unless
+    ``selectors`` is false. ``lean`` leaves out the first three where they hold what
+    :func:`decode_body` assumes without them (WLCG text, ProbeResult, one message):
+    brokers pay for every header."""
     kind = type(batch[0])
     headers = {
         HEADER_CONTENT_TYPE: CONTENT_TYPES[fmt],
@@ -89,7 +92,7 @@ def body_headers(batch: Sequence[Message], fmt: Format, *, lean: bool = False) -
             del headers[HEADER_MESSAGE_CLASS]
         if len(batch) == 1:
             del headers[HEADER_RECORD_COUNT]
-    if len(batch) == 1:
+    if selectors and len(batch) == 1:
         for name in kind.selector_fields:
             value = getattr(batch[0], name)
             if value is not None:

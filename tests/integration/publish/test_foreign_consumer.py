@@ -18,13 +18,17 @@ from tests.fixtures.pipeline import run_msgbus
 from tests.integration.conformance.clients import Client, Target
 
 
-def _foreign_subscriber(url: str, destination: str, expected: int) -> list[dict[str, str]]:
-    """The headers of every message a stomp.py subscriber gets on ``destination``: the
-    ``expected`` ones, then whatever else comes within a quiet second."""
+def _foreign_subscriber(
+    url: str, destination: str, expected: int, selector: str | None = None
+) -> list[dict[str, str]]:
+    """The headers of every message a stomp.py subscriber (with ``selector``, if given)
+    gets on ``destination``: the ``expected`` ones, then whatever else comes within a
+    quiet second."""
     parsed = BrokerURL.model_validate(url)
     client = Client(Target("foreign", parsed.host, parsed.port))
     try:
-        client.conn.subscribe(destination, id="ssm", ack="auto")
+        extra = {"selector": selector} if selector else {}
+        client.conn.subscribe(destination, id="ssm", ack="auto", headers=extra)
         frames = client.messages(expected) + client.quiet(1.5)
     finally:
         client.close()
@@ -50,6 +54,28 @@ def test_a_stomp_py_subscriber_gets_exactly_the_published_messages(
     assert sum(int(h.get("recordCount", "1")) for h in got) == 25
     # Lean wire: only the run's last message carries its end.
     assert [h.get(LAST_HEADER) for h in got] == [None] * (bodies - 1) + [str(bodies)]
+
+
+@pytest.mark.parametrize("selectors", ["true", "false"])
+def test_selector_headers_are_what_a_selecting_subscriber_filters_on(
+    tmp_path: Path, embedded_or_activemq: str, selectors: str
+) -> None:
+    url, destination = embedded_or_activemq, f"/queue/foreign.sel.{tmp_path.name}"
+    args = ["publish", "--broker", url, "--destination", destination]
+    env = {"MSGBUS_PUBLISHER__SELECTORS": selectors}
+    done = run_msgbus(
+        [*args, "--spool", str(tmp_path / "spool"), str(_results(tmp_path, 4))], env=env
+    )
+    assert done.returncode == 0 and "4 confirmed" in done.stdout, done.stdout
+    got = _foreign_subscriber(
+        url, destination, 4 if selectors == "true" else 0, "metricStatus = 'OK'"
+    )
+    if selectors == "true":
+        assert [h["metricStatus"] for h in got] == ["OK"] * 4
+    else:  # nothing to select on: the selecting subscriber gets nothing, a plain one all
+        assert got == []
+        plain = _foreign_subscriber(url, destination, 4)
+        assert len(plain) == 4 and not any("metricStatus" in h for h in plain)
 
 
 def test_an_offline_run_drained_later_brings_exactly_its_messages(

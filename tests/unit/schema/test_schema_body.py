@@ -174,3 +174,13 @@ def test_record_count_mismatch_is_reported_after_the_messages(
     assert results[2].message_no is None
     assert results[2].errors[0].field == "recordCount"
     assert "holds 2 message(s)" in results[2].reason
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_selector_headers_can_be_left_out(probe: ProbeResult, lean: bool) -> None:
+    body, full = encode_body(probe)
+    bare = body_headers([probe], "wlcg", lean=lean, selectors=False)
+    selector_names = set(type(probe).selector_fields)
+    assert not selector_names & bare.keys()
+    assert bare.items() <= full.items()
+    assert decode_body(body, bare) == decode_body(body, full)

@@ -97,6 +97,8 @@ class Pipeline:
     """Bodies sent that must end as dead letters."""
     consumers: list[MsgbusProcess] = field(default_factory=list)
     recovered_at: float | None = None
+    settled_at: float | None = None
+    """When the last row came, if a wait for quiet followed it (settle_with_losses)."""
     _next: int = 0
 
     def __post_init__(self) -> None:
@@ -244,11 +246,35 @@ class Pipeline:
             for consumer in self.consumers:
                 consumer.stop()
 
-    def verify(self) -> ChaosRow:
+    def settle_with_losses(self, after: set[str], quiet: float = 10, timeout: float = 120) -> None:
+        """For a fault that may lose messages (a broker's disk, on an engine that does not
+        replicate): wait until the messages in ``after`` (published once the fault was
+        repaired) are stored and no row has come for ``quiet`` seconds, then stop the
+        consumers. What is still missing then is lost."""
+        seen = [-1, time.monotonic()]
+
+        def quiet_now() -> bool:
+            summaries, _, _ = self.stored()
+            total = sum(summaries.values())
+            if total != seen[0]:
+                seen[:] = [total, time.monotonic()]
+            return after <= set(summaries) and time.monotonic() - seen[1] >= quiet
+
+        try:
+            wait_until(quiet_now, timeout, f"{len(after)} rows after the repair ({self.scenario})")
+            self.settled_at = seen[1]  # the last row, not the end of the quiet wait
+        finally:
+            for consumer in self.consumers:
+                consumer.stop()
+
+    def verify(self, *, may_lose: bool = False) -> ChaosRow:
         """The table row; raises unless every accepted message is stored exactly once
-        and nothing else is."""
+        and nothing else is. With ``may_lose``, accepted messages may be missing (the
+        row counts them), but none twice, nothing unconfirmed, and the audit must not
+        report more missing than that."""
         summaries, distinct_ids, dead = self.stored()
-        recovery = time.monotonic() - self.recovered_at if self.recovered_at else None
+        until = self.settled_at or time.monotonic()
+        recovery = until - self.recovered_at if self.recovered_at else None
         row = ChaosRow(
             scenario=self.scenario,
             broker=self.target.kind,
@@ -270,7 +296,7 @@ class Pipeline:
         )
         unexpected = set(summaries) - self.accepted
         problems = []
-        if row.lost:
+        if row.lost and not may_lose:
             problems.append(f"{row.lost} confirmed messages not stored")
         if row.duplicate_rows:
             problems.append(f"{row.duplicate_rows} duplicate rows")
@@ -280,9 +306,9 @@ class Pipeline:
             problems.append(f"rows nobody confirmed: {sorted(unexpected)[:5]}")
         if dead != self.poison:
             problems.append(f"{dead} dead letters, {self.poison} expected")
-        if row.audit_missing > len(self.given_up):
+        if row.audit_missing > len(self.given_up) + (row.lost if may_lose else 0):
             problems.append(
-                f"msgbus audit reports {row.audit_missing} missing, none were lost and "
+                f"msgbus audit reports {row.audit_missing} missing, {row.lost} were lost and "
                 f"{len(self.given_up)} given up on"
             )
         assert not problems, f"{row}: " + "; ".join(problems)

@@ -3,8 +3,9 @@
 The consumer group's queue is a quorum queue with a replica on each of three nodes:
 RabbitMQ confirms a message (the STOMP receipt) only once a majority holds it. Publisher
 and consumer list all three nodes and fail over between them. Every message a node
-confirmed must be stored exactly once, whichever node dies. The long run:
-``MSGBUS_CHAOS_SCALE=20 pytest -m chaos tests/chaos/test_cluster_faults.py``.
+confirmed must be stored exactly once, whichever node dies or is cut off. The long run
+(a 60-s partition, twenty times the messages): ``MSGBUS_PARTITION_SECONDS=60
+MSGBUS_CHAOS_SCALE=20 pytest -m chaos tests/chaos/test_cluster_faults.py``.
 
 Not to be run beside tests/chaos/test_pipeline_faults.py's rabbitmq rows, whose
 "kill the broker" kills every beam.smp on the machine, these nodes too.
@@ -12,17 +13,22 @@ Not to be run beside tests/chaos/test_pipeline_faults.py's rabbitmq rows, whose
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from msgbus.errors import NetworkError
+from msgbus.network.activemq import stomp_answers
 from msgbus.network.rabbitmq_local import RabbitCluster
 from tests.chaos.harness import Pipeline, PublishRun, Target
 from tests.fixtures.chaos import ChaosRow
+from tests.fixtures.dist_proxy import Partition
 from tests.fixtures.pipeline import wait_until
 from tests.fixtures.proxy import TcpProxy
 
@@ -30,6 +36,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 SCALE = int(os.environ.get("MSGBUS_CHAOS_SCALE", "1"))
 CHUNK = 200 * SCALE
+PARTITION_SECONDS = float(os.environ.get("MSGBUS_PARTITION_SECONDS", "15"))
 
 
 def _target(cluster: RabbitCluster) -> Target:
@@ -56,6 +63,22 @@ def _target(cluster: RabbitCluster) -> Target:
     )
 
 
+@contextlib.contextmanager
+def _pipeline_on(
+    cluster: RabbitCluster,
+    request: pytest.FixtureRequest,
+    postgres_url: str,
+    proxy: TcpProxy,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
+    through_proxy = postgres_url.replace(":5432/", f":{proxy.port}/")
+    pipe = Pipeline(scenario, _target(cluster), tmp_path, through_proxy, postgres_url)
+    yield pipe
+    for consumer in pipe.consumers:
+        consumer.kill()
+
+
 @pytest.fixture
 def cluster_pipeline(
     request: pytest.FixtureRequest,
@@ -64,13 +87,21 @@ def cluster_pipeline(
     tcp_proxy: Callable[[int], TcpProxy],
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
-    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
-    proxy = tcp_proxy(5432)
-    through_proxy = postgres_url.replace(":5432/", f":{proxy.port}/")
-    pipe = Pipeline(scenario, _target(rabbit_cluster), tmp_path, through_proxy, postgres_url)
-    yield pipe
-    for consumer in pipe.consumers:
-        consumer.kill()
+    with _pipeline_on(rabbit_cluster, request, postgres_url, tcp_proxy(5432), tmp_path) as pipe:
+        yield pipe
+
+
+@pytest.fixture
+def partition_pipeline(
+    request: pytest.FixtureRequest,
+    rabbit_partition: tuple[RabbitCluster, Partition],
+    postgres_url: str,
+    tcp_proxy: Callable[[int], TcpProxy],
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    cluster = rabbit_partition[0]
+    with _pipeline_on(cluster, request, postgres_url, tcp_proxy(5432), tmp_path) as pipe:
+        yield pipe
 
 
 def test_node_killed_mid_publish(
@@ -91,6 +122,54 @@ def test_node_and_disk_lost_mid_publish(
     there is of them), and it rejoins and gets its replicas again."""
     _kill_mid_publish(cluster_pipeline, rabbit_cluster, wipe=True)
     chaos_table.append(cluster_pipeline.verify())
+
+
+def test_node_partitioned_away_mid_publish(
+    partition_pipeline: Pipeline,
+    rabbit_partition: tuple[RabbitCluster, Partition],
+    chaos_table: list[ChaosRow],
+) -> None:
+    """The node publisher and consumer are connected to loses its links to the other two
+    for MSGBUS_PARTITION_SECONDS (15; 60 in the long run) while messages are published
+    and stored. It is the minority, and pause_minority stops it serving at once: its
+    clients fail over to the majority, which goes on confirming; when the links are back
+    it rejoins and its replicas catch up. Nothing a node confirmed is lost or doubled."""
+    cluster, partition = rabbit_partition
+    pipe, cut_off = partition_pipeline, cluster.topology.brokers[0]
+    pipe.start_consumer()
+    runs: list[PublishRun] = []
+    publishing = threading.Thread(target=lambda: runs.extend(pipe.publish(CHUNK) for _ in range(5)))
+    publishing.start()
+    wait_until(lambda: pipe.stored_count() >= CHUNK // 2, 60, "the first rows")
+    partition.isolate(cut_off.name)
+    cut = time.monotonic()
+
+    def paused() -> bool:
+        return not stomp_answers(cut_off.host, cut_off.ports.stomp, timeout=1)
+
+    wait_until(paused, 30, f"{cut_off.name}, cut off, to stop serving (pause_minority)")
+    time.sleep(max(0.0, PARTITION_SECONDS - (time.monotonic() - cut)))
+    assert paused(), f"{cut_off.name} served again while still cut off"
+    partition.heal()
+    pipe.recovered()
+    publishing.join(180)
+    assert not publishing.is_alive(), "msgbus publish hung through the partition"
+    assert all(r.returncode == 0 and r.failed == 0 for r in runs), [r.output for r in runs]
+    wait_until(lambda: _whole(cluster), 120, "the cluster whole again after the partition")
+    try:
+        pipe.settle()
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; queues: {_queues(cluster)}") from None
+    chaos_table.append(pipe.verify())
+
+
+def _whole(cluster: RabbitCluster) -> bool:
+    """Every node serves, is a member and holds its replicas. A paused node's CLI answers
+    an error until it is back, which is a no."""
+    try:
+        return cluster.check() == []
+    except NetworkError:
+        return False
 
 
 def _kill_mid_publish(pipe: Pipeline, cluster: RabbitCluster, *, wipe: bool) -> None:

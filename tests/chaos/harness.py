@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -151,6 +152,21 @@ class Pipeline:
         self.rejected |= big
         self.accepted |= set(names) - big
         return run
+
+    def publish_through(self, fault: Callable[[], None], chunk: int, runs: int = 5) -> None:
+        """``runs`` runs of ``msgbus publish`` of ``chunk`` results each, in the
+        background; ``fault`` once the store holds half a run. Every run must get
+        through: the publisher fails over to another broker."""
+        done: list[PublishRun] = []
+        publishing = threading.Thread(
+            target=lambda: done.extend(self.publish(chunk) for _ in range(runs))
+        )
+        publishing.start()
+        wait_until(lambda: self.stored_count() >= chunk // 2, 60, "the first rows")
+        fault()
+        publishing.join(180)
+        assert not publishing.is_alive(), f"msgbus publish hung through the fault ({self.scenario})"
+        assert all(r.returncode == 0 and r.failed == 0 for r in done), [r.output for r in done]
 
     def drain_spool(self, urls: Sequence[str] | None = None) -> str:
         args = ["spool", "drain", "--spool", str(self.spool)]

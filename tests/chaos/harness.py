@@ -9,27 +9,31 @@ by content and by ``msgbus-id``, with what the publisher reported as confirmed o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from msgbus.config import load_config
+from msgbus.network.local import LocalNetwork
 from msgbus.store.audit import audit
 from msgbus.store.database import Store
 from msgbus.store.tables import dead_letters, table_for
 from msgbus.transport.connection import Connection
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
+from tests.fixtures.proxy import TcpProxy
 
-__all__ = ["Pipeline", "PublishRun", "Target"]
+__all__ = ["Pipeline", "PublishRun", "Target", "line_target", "pipeline_for"]
 
 PROBES = table_for("ProbeResult")
 _COUNTS = re.compile(r"(\d+) confirmed, (\d+) spooled, (\d+) rejected, (\d+) failed")
@@ -57,6 +61,30 @@ class Target:
     """Settings the commands get as MSGBUS_* variables, as a user would set them."""
     data_dir: Path | None = None
     """Where the broker keeps its store (the embedded broker's --data)."""
+
+
+def line_target(net: LocalNetwork, kind: str, publish_at: Sequence[str], fault: str) -> Target:
+    """brokers/line.yaml as shipped: probes publish at the brokers ``publish_at`` (failing
+    over in that order) as ``probe``, the store group consumes at c as ``store``; the
+    broker ``fault`` is the one killed."""
+    passwords = {u.name: u.password for u in net.topology.users}
+
+    def url(broker: str, user: str) -> str:
+        ports = net.topology.broker(broker).ports
+        return f"stomp://{user}:{passwords[user]}@127.0.0.1:{ports.stomp}"
+
+    faulty = net.process(fault)
+    return Target(
+        kind=kind,
+        publish_urls=[url(b, "probe") for b in publish_at],
+        consume_urls=[url("c", "store")],
+        publish_destination="/topic/VirtualTopic.grid.metrics",
+        consume_destination="/queue/Consumer.store.VirtualTopic.grid.metrics",
+        kill_broker=faulty.kill,
+        restart_broker=faulty.start,
+        publishes_through_faults=True,
+        data_dir=faulty.data_dir,
+    )
 
 
 @dataclass
@@ -329,3 +357,24 @@ class Pipeline:
             )
         assert not problems, f"{row}: " + "; ".join(problems)
         return row
+
+
+@contextlib.contextmanager
+def pipeline_for(
+    request: pytest.FixtureRequest,
+    target: Target,
+    postgres_url: str,
+    db_proxy: TcpProxy,
+    base: Path,
+    consumer_env: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """The test's pipeline, named after it, its consumers reaching the database through
+    ``db_proxy``; consumers still running at the end are killed."""
+    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
+    through_proxy = postgres_url.replace(":5432/", f":{db_proxy.port}/")
+    pipe = Pipeline(scenario, target, base, through_proxy, postgres_url, dict(consumer_env or {}))
+    try:
+        yield pipe
+    finally:
+        for consumer in pipe.consumers:
+            consumer.kill()

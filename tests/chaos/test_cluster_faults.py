@@ -24,7 +24,7 @@ import pytest
 from msgbus.errors import NetworkError
 from msgbus.network.activemq import stomp_answers
 from msgbus.network.rabbitmq_local import RabbitCluster
-from tests.chaos.harness import Pipeline, Target
+from tests.chaos.harness import Pipeline, Target, pipeline_for
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.dist_proxy import Partition
 from tests.fixtures.pipeline import wait_until
@@ -62,62 +62,57 @@ def _target(cluster: RabbitCluster) -> Target:
 
 
 @pytest.fixture
+def cluster(rabbit_partition: tuple[RabbitCluster, Partition]) -> RabbitCluster:
+    """The module's cluster (its partition links untouched)."""
+    return rabbit_partition[0]
+
+
+@pytest.fixture
 def cluster_pipeline(
     request: pytest.FixtureRequest,
-    rabbit_partition: tuple[RabbitCluster, Partition],
+    cluster: RabbitCluster,
     postgres_url: str,
     tcp_proxy: Callable[[int], TcpProxy],
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
     """A pipeline through the module's cluster, whole and with its queues empty (what an
     earlier row's consumer left unacknowledged would be rows nobody confirmed here)."""
-    cluster = rabbit_partition[0]
     wait_until(lambda: _whole(cluster), 120, "the cluster whole before the test")
     node = cluster.process(cluster.topology.brokers[-1].name)
     for queue in cluster.queue_members(node):
         node.ctl(cluster.bin_dir, "purge_queue", queue)
-    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
-    proxy = tcp_proxy(5432)
-    through_proxy = postgres_url.replace(":5432/", f":{proxy.port}/")
-    pipe = Pipeline(scenario, _target(cluster), tmp_path, through_proxy, postgres_url)
-    yield pipe
-    for consumer in pipe.consumers:
-        consumer.kill()
+    target = _target(cluster)
+    with pipeline_for(request, target, postgres_url, tcp_proxy(5432), tmp_path) as pipe:
+        yield pipe
 
 
 def test_node_killed_mid_publish(
-    cluster_pipeline: Pipeline,
-    rabbit_partition: tuple[RabbitCluster, Partition],
-    chaos_table: list[ChaosRow],
+    cluster_pipeline: Pipeline, cluster: RabbitCluster, chaos_table: list[ChaosRow]
 ) -> None:
     """kill -9 of the node publisher and consumer are connected to (the first of their
     lists), while messages are being published and stored: both fail over to the others,
     the quorum queue elects a new leader, and nothing a node confirmed is lost."""
-    _kill_mid_publish(cluster_pipeline, rabbit_partition[0], wipe=False)
+    _kill_mid_publish(cluster_pipeline, cluster, wipe=False)
     chaos_table.append(cluster_pipeline.verify())
 
 
 def test_node_and_disk_lost_mid_publish(
-    cluster_pipeline: Pipeline,
-    rabbit_partition: tuple[RabbitCluster, Partition],
-    chaos_table: list[ChaosRow],
+    cluster_pipeline: Pipeline, cluster: RabbitCluster, chaos_table: list[ChaosRow]
 ) -> None:
     """The same, and the node's data directory is deleted before it comes back empty: the
     other two held every message it confirmed (where an ActiveMQ broker's disk is all
     there is of them), and it rejoins and gets its replicas again."""
-    _kill_mid_publish(cluster_pipeline, rabbit_partition[0], wipe=True)
+    _kill_mid_publish(cluster_pipeline, cluster, wipe=True)
     chaos_table.append(cluster_pipeline.verify())
 
 
 def test_node_and_disk_lost_with_a_backlog(
-    cluster_pipeline: Pipeline,
-    rabbit_partition: tuple[RabbitCluster, Partition],
-    chaos_table: list[ChaosRow],
+    cluster_pipeline: Pipeline, cluster: RabbitCluster, chaos_table: list[ChaosRow]
 ) -> None:
     """The store is away while five runs are confirmed, so the queue holds them all; then
     the node the publisher used loses its disk. The other two replicas still hold every
     message (an ActiveMQ broker's backlog is lost with its disk: test_line_broker_faults)."""
-    pipe, cluster = cluster_pipeline, rabbit_partition[0]
+    pipe = cluster_pipeline
     for _ in range(5):
         pipe.publish(CHUNK)
     _lose_first(pipe, cluster, wipe=True)()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from msgbus.network.local import LocalNetwork
-from tests.chaos.harness import Pipeline, Target
+from tests.chaos.harness import Pipeline, line_target, pipeline_for
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.proxy import TcpProxy
 
@@ -30,27 +30,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.activemq]
 
 SCALE = int(os.environ.get("MSGBUS_CHAOS_SCALE", "1"))
 CHUNK = 200 * SCALE
-
-
-def _target(net: LocalNetwork) -> Target:
-    passwords = {u.name: u.password for u in net.topology.users}
-
-    def url(broker: str, user: str) -> str:
-        ports = net.topology.broker(broker).ports
-        return f"stomp://{user}:{passwords[user]}@127.0.0.1:{ports.stomp}"
-
-    first = net.process("a")
-    return Target(
-        kind="activemq-line",
-        publish_urls=[url("a", "probe"), url("b", "probe")],
-        consume_urls=[url("c", "store")],
-        publish_destination="/topic/VirtualTopic.grid.metrics",
-        consume_destination="/queue/Consumer.store.VirtualTopic.grid.metrics",
-        kill_broker=first.kill,
-        restart_broker=first.start,
-        publishes_through_faults=True,
-        data_dir=first.data_dir,
-    )
 
 
 @pytest.fixture
@@ -61,12 +40,9 @@ def line_pipeline(
     tcp_proxy: Callable[[int], TcpProxy],
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
-    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
-    through_proxy = postgres_url.replace(":5432/", f":{tcp_proxy(5432).port}/")
-    pipe = Pipeline(scenario, _target(activemq_line), tmp_path, through_proxy, postgres_url)
-    yield pipe
-    for consumer in pipe.consumers:
-        consumer.kill()
+    target = line_target(activemq_line, "activemq-line", ["a", "b"], "a")
+    with pipeline_for(request, target, postgres_url, tcp_proxy(5432), tmp_path) as pipe:
+        yield pipe
 
 
 def test_publishers_broker_killed_mid_publish(

@@ -36,6 +36,7 @@ __all__ = [
     "ConsumerConfig",
     "ControlConfig",
     "GatewayConfig",
+    "GatewayRetention",
     "GatewayTopic",
     "GatewayUser",
     "IcingaConfig",
@@ -100,9 +101,12 @@ class PublisherConfig(_Section):
         description="Size bound of the spool; beyond it publishing fails with SpoolFull",
     )
     confirm: Literal["transaction", "receipt", "cumulative"] = Field(
-        "transaction",
-        description="How receipts confirm messages: a transaction per batch, a receipt per "
-        "SEND, or one receipt on the last SEND of a batch (see msgbus.publish.pipeline)",
+        "cumulative",
+        description="How receipts confirm messages: one receipt on the last SEND of a "
+        "batch (ActiveMQ takes these up to twice as fast as transactions), a transaction "
+        "per batch (a unit cut short leaves no duplicates, for consumers that do not drop "
+        "them by msgbus-id), or a receipt per SEND; RabbitMQ always gets a receipt per "
+        "SEND (see msgbus.publish.pipeline)",
     )
     batch: int = Field(
         2048,
@@ -123,6 +127,13 @@ class PublisherConfig(_Section):
         "messages are confirmed, not as a message of their own: other consumers see only "
         "the user's messages); "
         "off: no end-of-run headers, and numbers given up on count as missing",
+    )
+    wire: Literal["compact", "legacy"] = Field(
+        "compact",
+        description="How messages carry their number for the consumers' ledger: compact, "
+        "one msgbus-seq header (producer/epoch/n), or legacy, the msgbus-producer, "
+        "msgbus-epoch and msgbus-seq headers older msgbus consumers need to count "
+        "them (they store compact ones once but count them as unnumbered)",
     )
     pack: int = Field(
         1,
@@ -331,6 +342,34 @@ class GatewayTopic(_Section):
     )
 
 
+class GatewayRetention(_Section):
+    """The retention log of ``msgbus gateway`` (``gateway.retention``): AMS's replay
+    (``:offsets``, ``:modifyOffset``, ``:timeToOffset``) over every message of a topic,
+    published through the gateway or over STOMP. A message leaves the log once it is
+    outside these limits *and* every subscription of its topic acknowledged it."""
+
+    enabled: bool = Field(
+        False,
+        description="true: a durable subscription per topic fills the log (in state_dir) "
+        "and subscriptions are served from it, by offset; false: straight from the broker, "
+        "and the offset routes answer 501",
+    )
+    max_age: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a message is kept; then it leaves once acknowledged (7 days)",
+    )
+    max_messages: int | None = Field(
+        None, ge=1, description="Most messages kept per topic (the newest); none: no limit"
+    )
+    max_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Most bytes (bodies and headers as JSON) kept per topic, of the newest "
+        "messages; none: no limit",
+    )
+
+
 class GatewayConfig(_Section):
     """``msgbus gateway``: an ARGO AMS-compatible REST front to the brokers.
 
@@ -390,6 +429,10 @@ class GatewayConfig(_Section):
         description="true: a push subscription pushes only once :verifyPushEndpoint "
         "verified its endpoint, as on AMS; false: at once (argo-ams-library 1.0.0 has no "
         "call to verify)",
+    )
+    retention: GatewayRetention = Field(
+        default_factory=GatewayRetention,
+        description="The retention log AMS replay reads (off unless enabled)",
     )
 
     @model_validator(mode="before")

@@ -11,6 +11,9 @@ its push is off, then pushed (``maxMessages`` = ``batch``) to an HTTPS endpoint 
 process once its ``pushConfig`` is set, timed until the endpoint has them all, against a
 STOMP subscriber of its own durable subscription receiving and acknowledging them in
 batches of ``batch`` (what the gateway's pusher does, without HTTP).
+
+Retention: publish and pull through a gateway without the retention log and through one
+with it (:mod:`msgbus.bench.replay`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from msgbus.bench.consume import probe_body
+from msgbus.bench.replay import publish_and_pull
 from msgbus.config import MsgbusConfig, load_config
 from msgbus.consume.subscription import Subscription
 from msgbus.errors import ConfigError, TimeoutException
@@ -248,7 +252,8 @@ def run_gateway_bench(
     broker_url: str, count: int, batch: int, rounds: int
 ) -> Iterator[tuple[int, list[GatewayResult]]]:
     """Per round: (round, [direct STOMP publish, gateway publish, STOMP subscriber,
-    gateway push]), each of ``count`` persistent ~1 KB WLCG probe results."""
+    gateway push, publish without and with the retention log, pull without and with
+    it]), each of ``count`` persistent ~1 KB WLCG probe results."""
     with tempfile.TemporaryDirectory(prefix="msgbus-bench-gateway-") as tmp:
         cert, key = _self_signed(Path(tmp))
         settings: dict[str, Any] = {
@@ -262,8 +267,14 @@ def run_gateway_bench(
             },
         }
         config = load_config(overrides=settings)
+        settings["gateway"] |= {"retention": {"enabled": True}, "state_dir": f"{tmp}/log"}
+        retained = load_config(overrides=settings)
         bodies = [probe_body(1024, i)[0] for i in range(count)]
-        with _Sink(cert, key) as sink, _serving(config, cert, key) as port:
+        with (
+            _Sink(cert, key) as sink,
+            _serving(config, cert, key) as port,
+            _serving(retained, cert, key) as log_port,
+        ):
             for round_no in range(1, rounds + 1):
                 # Topics of the round's own and no subscriber on either: the broker does
                 # the same work for both senders (confirms, keeps nothing).
@@ -272,6 +283,10 @@ def run_gateway_bench(
                 through = _through_gateway(port, cert, tag, bodies, batch)
                 read = _subscribed(config, f"{tag}-read", bodies, batch)
                 pushed = _pushed(config, port, cert, sink, f"{tag}-push", bodies, batch)
+                plain = publish_and_pull(port, cert, f"{tag}-plain", bodies, batch, retained=False)
+                logged = publish_and_pull(
+                    log_port, cert, f"{tag}-log", bodies, batch, retained=True
+                )
                 yield (
                     round_no,
                     [
@@ -279,5 +294,9 @@ def run_gateway_bench(
                         GatewayResult(f"msgbus gateway, {batch} per request", count, through),
                         GatewayResult(f"STOMP subscriber, acks of {batch}", count, read),
                         GatewayResult(f"gateway push, maxMessages {batch}", count, pushed),
+                        GatewayResult("gateway publish, 1 sub, no log", count, plain[0]),
+                        GatewayResult("gateway publish, 1 sub, into the log", count, logged[0]),
+                        GatewayResult(f"gateway pull+ack {batch}, no log", count, plain[1]),
+                        GatewayResult(f"gateway pull+ack {batch}, the log", count, logged[1]),
                     ],
                 )

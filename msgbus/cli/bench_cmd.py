@@ -149,6 +149,51 @@ def publish_bench(
         )
 
 
+@bench.command("wire")
+@click.option(
+    "--broker",
+    "broker_url",
+    default=None,
+    metavar="URL",
+    help="stomp://[user:pass@]host:port to measure against (msgs/s only); default: start "
+    "a temporary local ActiveMQ, whose CPU per frame is shown too.",
+)
+@_count_option(20_000, "Frames per sender and round.")
+@_rounds_option("Interleaved rounds; the median of each sender is shown.")
+def bench_wire(broker_url: str | None, count: int, rounds: int) -> None:
+    """What the broker spends on a frame as msgbus writes it against a bare frame (raw senders)."""
+    from msgbus.bench.broker import Endpoint, local_activemq
+    from msgbus.bench.publish import probe_files
+    from msgbus.bench.wire import BARE, run_wire_bench
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgbus-bench-")))
+        if broker_url is None:
+            click.echo("starting a temporary ActiveMQ ...", err=True)
+            endpoint = stack.enter_context(local_activemq(tmp / "activemq"))
+        else:
+            endpoint = Endpoint.from_url("broker", broker_url)
+        bodies = probe_files(tmp / "results", count)
+        click.echo(
+            f"{count} WLCG results, one persistent frame each, to a queue on "
+            f"{endpoint.host}:{endpoint.port}; median of {rounds} interleaved rounds"
+        )
+        runs = run_wire_bench(
+            endpoint,
+            bodies,
+            rounds,
+            progress=lambda n: click.echo(f"round {n}/{rounds} done", err=True),
+        )
+    base = next(r for r in runs if r.sender == BARE)
+    click.echo(
+        f"{'sender':<52}{'msgs/s':>9}{'vs bare':>9}{'broker CPU us/frame':>21}{'vs bare':>9}"
+    )
+    for r in runs:
+        cpu = f"{r.cpu_us:>21.1f}" if r.cpu_us is not None else f"{'n/a':>21}"
+        ratio = f"{r.cpu_us / base.cpu_us:>8.2f}x" if r.cpu_us and base.cpu_us else f"{'-':>9}"
+        click.echo(f"{r.sender:<52}{r.rate:>9,.0f}{r.rate / base.rate:>8.2f}x{cpu}{ratio}")
+
+
 @bench.command("consume")
 @click.option(
     "--broker",
@@ -273,7 +318,7 @@ def consume_bench(
 @_rounds_option("Rounds of both senders; the ratio of each round and their median are shown.")
 def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -> None:
     """msgbus gateway (HTTPS, AMS JSON) vs STOMP, same bodies: publish, and push vs a
-    STOMP subscriber."""
+    STOMP subscriber; publish and pull with the retention log vs without."""
     from msgbus.bench.gateway import run_gateway_bench
     from msgbus.broker import BrokerConfig, BrokerThread
 
@@ -282,13 +327,20 @@ def bench_gateway(broker_url: str | None, count: int, batch: int, rounds: int) -
             broker_url = stack.enter_context(BrokerThread(BrokerConfig(port=0))).url
         click.echo(f"{count} WLCG probe results (~1 KB), persistent, confirmed, on {broker_url}")
         click.echo(f"{'round':<7}{'sender':<38}{'msgs/s':>10}")
-        ratios: tuple[list[float], list[float]] = ([], [])
+        # (numerator, denominator) indices of the rates each ratio compares
+        pairs = {
+            "gateway / direct STOMP": (1, 0),
+            "push / STOMP subscriber": (3, 2),
+            "publish with the retention log / without": (5, 4),
+            "pull+ack with the retention log / without": (7, 6),
+        }
+        ratios: tuple[list[float], ...] = tuple([] for _ in pairs)
         for round_no, results in run_gateway_bench(broker_url, count, batch, rounds):
             for result in results:
                 click.echo(f"{round_no:<7}{result.sender:<38}{result.rate:>10,.0f}")
-            ratios[0].append(results[1].rate / results[0].rate)
-            ratios[1].append(results[3].rate / results[2].rate)
-        names = ("gateway / direct STOMP", "push / STOMP subscriber")
+            for ratio, (top, bottom) in zip(ratios, pairs.values(), strict=True):
+                ratio.append(results[top].rate / results[bottom].rate)
+        names = tuple(pairs)
         for what, ratio in zip(names, ratios, strict=True):
             spread = f"{min(ratio):.2f}-{max(ratio):.2f}x"
             click.echo(

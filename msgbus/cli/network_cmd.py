@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import click
@@ -45,15 +47,6 @@ def _network(topology: Path, state_dir: Path | None) -> LocalNetwork | RabbitClu
     if topo.engine == "rabbitmq":
         return RabbitCluster(topo, state_dir)
     return LocalNetwork(topo, state_dir)
-
-
-def _activemq(net: LocalNetwork | RabbitCluster, command: str) -> LocalNetwork:
-    if isinstance(net, RabbitCluster):
-        raise NetworkError(
-            f"`msgbus network {command}` is not built for engine rabbitmq yet; use up, down, "
-            "status and verify"
-        )
-    return net
 
 
 @click.group()
@@ -243,41 +236,88 @@ def verify_cmd(topology: Path, state_dir: Path | None, destination: str, timeout
 @click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
 def apply(topology: Path, state_dir: Path | None, dry_run: bool) -> None:
     """Change the running network to TOPOLOGY broker by broker, losing no message."""
-    new = load_topology(topology)
-    net = _activemq(_network(topology, state_dir), "apply")
-    plan = make_plan(net.saved(), new)
-    if not plan.steps:
+    from msgbus.network.rabbitmq_apply import apply_cluster, plan_cluster
+
+    net = _network(topology, state_dir)
+    if isinstance(net, RabbitCluster):
+        cluster = net
+        cluster_plan = plan_cluster(cluster)
+        if _show_plan([s.describe() for s in cluster_plan.steps]) and not dry_run:
+            apply_cluster(cluster_plan, cluster, echo=click.echo)
+            click.echo("applied")
+        return
+    plan = make_plan(net.saved(), load_topology(topology))
+    if _show_plan([s.describe() for s in plan.steps]) and not dry_run:
+        apply_plan(plan, net, echo=click.echo)
+        click.echo("applied")
+
+
+def _show_plan(steps: list[str]) -> bool:
+    """Print the numbered steps (or that there are none); True when there are some."""
+    if not steps:
         click.echo("nothing to change")
-        return
+        return False
     click.echo("plan:")
-    for i, step in enumerate(plan.steps, 1):
-        click.echo(f"  {i}. {step.describe()}")
-    if dry_run:
-        return
-    apply_plan(plan, net, echo=click.echo)
-    click.echo("applied")
+    for i, step in enumerate(steps, 1):
+        click.echo(f"  {i}. {step}")
+    return True
 
 
 @network.command(name="bench")
 @_topology_arg
 @_state_opt
-@click.option("--from", "source", required=True, help="Broker to publish on.")
-@click.option("--to", "target", required=True, help="Broker to consume on.")
+@click.option("--from", "source", help="Broker to publish on (engine activemq).")
+@click.option("--to", "target", help="Broker to consume on (engine activemq).")
 @click.option(
     "--count",
     type=click.IntRange(min=1),
     default=5000,
     show_default=True,
-    help="Messages sent over the path and over the same-broker baseline.",
+    help="Messages sent over the path and over the same-broker baseline (per engine on rabbitmq).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Engine rabbitmq: the store consumed into [default: a fresh SQLite file per engine].",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Engine rabbitmq: unconfirmed messages in flight at most (ActiveMQ: per transaction).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Engine rabbitmq: interleaved rounds; the median is shown.",
 )
 @size_option
 def bench_cmd(
-    topology: Path, state_dir: Path | None, source: str, target: str, count: int, size: int
+    topology: Path,
+    state_dir: Path | None,
+    source: str | None,
+    target: str | None,
+    count: int,
+    store_url: str | None,
+    window: int,
+    rounds: int,
+    size: int,
 ) -> None:
-    """Persistent topic messages FROM -> TO across the network vs FROM -> FROM (baseline)."""
+    """Persistent topic messages FROM -> TO across the network vs FROM -> FROM (baseline);
+    rabbitmq: one node vs the cluster vs ActiveMQ, published confirmed and stored."""
     from msgbus.network.bench import measure_path
 
-    net = _activemq(_network(topology, state_dir), "bench")
+    net = _network(topology, state_dir)
+    if isinstance(net, RabbitCluster):
+        _bench_engines(net, count, size, window, rounds, store_url)
+        return
+    if source is None or target is None:
+        raise NetworkError("engine activemq measures a path: give --from BROKER and --to BROKER")
     click.echo(
         f"{count} persistent messages of {size} bytes, durable subscriber, receipt every 200"
     )
@@ -290,3 +330,43 @@ def bench_cmd(
             f"{label:<20}{run.rate:>10,.0f}{run.latency_ms_p50:>10.1f}{run.latency_ms_p99:>10.1f}"
         )
     click.echo(f"ratio (network / local): {path.rate / base.rate:.2f}x")
+
+
+def _bench_engines(
+    cluster: RabbitCluster, count: int, size: int, window: int, rounds: int, store_url: str | None
+) -> None:
+    from msgbus.bench.engines import compare_engines
+
+    problems = cluster.check()
+    if problems:
+        raise NetworkError("the cluster is not whole: " + "; ".join(problems))
+    click.echo(
+        f"{count} persistent messages of {size} bytes per engine and round, at most {window} "
+        f"unconfirmed, consumed by msgbus.Consumer into {store_url or 'a fresh SQLite store'}; "
+        f"median of {rounds} interleaved rounds after a warm-up; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    with tempfile.TemporaryDirectory(prefix="msgbus-bench-") as tmp:
+        runs = compare_engines(
+            cluster,
+            Path(tmp),
+            count=count,
+            size=size,
+            window=window,
+            rounds=rounds,
+            store_url=store_url,
+        )
+    table = Table(title="publish confirmed, consume into the store (ratios: to 1 RabbitMQ node)")
+    for col in ("engine", "msgs/s", "confirm p50 ms", "confirm p99 ms", "rate", "p99"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    base = runs[0]
+    for run in runs:
+        table.add_row(
+            run.engine,
+            f"{run.rate:,.0f}",
+            f"{run.confirm_ms_p50:.1f}",
+            f"{run.confirm_ms_p99:.1f}",
+            f"{run.rate / base.rate:.2f}x",
+            f"{run.confirm_ms_p99 / base.confirm_ms_p99:.2f}x",
+        )
+    Console(width=120).print(table)

@@ -25,13 +25,11 @@ from msgbus.security import load_smime
 from msgbus.stomp.frames import MessageFrame
 from msgbus.stomp.headers import (
     EMPAID_HEADER,
-    EPOCH_HEADER,
     ID_HEADER,
     LAST_HEADER,
-    PRODUCER_HEADER,
-    SEQ_HEADER,
     SKIPPED_HEADER,
     SYNC_HEADER,
+    read_number,
 )
 from msgbus.store.database import DeadLetter, RawMessage, StoredMessage, dedup_key
 from msgbus.store.ledger import LedgerBatch, SyncRecord
@@ -193,13 +191,12 @@ def _raw(frame: MessageFrame, key: str, body: bytes, signer: str | None) -> RawM
 def _account(ledger: LedgerBatch, frame: MessageFrame, message: Message | None) -> None:
     """A numbered frame arrived (whatever became of its body); else count it unnumbered."""
     headers = frame.headers
-    producer = headers.get(PRODUCER_HEADER)
-    seq, epoch = headers.get(SEQ_HEADER, ""), headers.get(EPOCH_HEADER, "")
-    if not producer or not seq.isdigit() or not epoch.isdigit():
+    number = read_number(headers)  # compact or legacy headers
+    if number is None:
         ledger.unsequenced += 1
         return
-    key = (producer, int(epoch))
-    if ledger.arrived(key, int(seq)) or (key not in ledger.origins and message is not None):
+    key, seq = (number[0], number[1]), number[2]
+    if ledger.arrived(key, seq) or (key not in ledger.origins and message is not None):
         values = message.index_values() if message is not None else {}
         site, host = values.get("site"), values.get("host")
         ledger.origins[key] = (

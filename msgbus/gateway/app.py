@@ -20,6 +20,7 @@ from msgbus import __version__
 from msgbus.errors import MsgbusError
 from msgbus.gateway.manage import add_manage_routes
 from msgbus.gateway.metrics import Counters
+from msgbus.gateway.offsets import add_offset_routes
 from msgbus.gateway.params import Name, User
 from msgbus.gateway.service import AmsError, Gateway
 from msgbus.gateway.unserved import add_unserved_routes
@@ -318,5 +319,6 @@ def make_app(gateway: Gateway) -> FastAPI:
         return {}
 
     add_manage_routes(app, gateway, counters)
+    add_offset_routes(app, gateway)
     add_unserved_routes(app)
     return app

@@ -24,6 +24,8 @@ acknowledge, mapped onto STOMP.
 * Topics and subscriptions (names, topic, deadline, push configuration) are kept in
   ``state_dir`` so a restarted gateway serves the same ones; their messages live in the
   broker.
+  With ``gateway.retention`` enabled, subscriptions read a retention log in ``state_dir``
+  by offset instead, and can go back (:mod:`msgbus.gateway.replay`).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ from msgbus.gateway.acl import AclStore
 from msgbus.gateway.amserror import AmsError
 from msgbus.gateway.attributes import from_headers, to_headers
 from msgbus.gateway.push import PushConfig, Pusher, PushState, parse_push_config, verify_endpoint
+from msgbus.gateway.replay import LogCursor, Replay, receive
 from msgbus.gateway.retries import RetryWindow
 from msgbus.gateway.schemas import SchemaRegistry
 from msgbus.permissions import AccessPolicy, Action
 from msgbus.publish import Envelope, Publisher
 from msgbus.stomp.frames import MessageFrame
-from msgbus.stomp.headers import ID_HEADER, SYNC_HEADER
+from msgbus.stomp.headers import ID_HEADER
 from msgbus.transport.connection import Connection
 from msgbus.transport.failover import opener
 from msgbus.transport.link import Link
@@ -88,8 +91,8 @@ class _Sub:
     topic: str
     ack_deadline: int
     link: Link[Connection] | None = None
-    conn: Connection | None = None
-    """The connection of what is in ``outstanding``: a new one forgets them."""
+    conn: Connection | LogCursor | None = None
+    """The connection (or log cursor) of what is in ``outstanding``: a new one forgets them."""
     outstanding: dict[str, Pulled] = field(default_factory=dict)
     push: PushConfig | None = None
     pusher: Pusher | None = None
@@ -123,6 +126,8 @@ class Gateway:
             cafile=str(self.settings.push_ca) if self.settings.push_ca else None
         )
         self._load()
+        retention = self.settings.retention.enabled
+        self.replay = Replay(config, state, self.topics) if retention else None
         for sub in self.subs.values():
             self._start_push(sub)
 
@@ -133,6 +138,8 @@ class Gateway:
                 if sub.link is not None:
                     sub.link.close()
             self._publisher.close()
+            if self.replay is not None:
+                self.replay.close()
 
     # -- names and state --------------------------------------------------------------
 
@@ -198,6 +205,8 @@ class Gateway:
         with self._lock:
             if topic in self.topics:
                 raise AmsError(409, "Topic already exists")
+            if self.replay is not None:
+                self.replay.add_topic(topic)  # its log keeps what is published from now on
             self.topics.add(topic)
             self._save()
         return {"name": self.topic_name(topic)}
@@ -210,6 +219,8 @@ class Gateway:
         self.authorize(user, "admin", topic)
         with self._lock:
             self._topic(topic)
+            if self.replay is not None:
+                self.replay.forget_topic(topic)
             self.topics.discard(topic)
             self._save()
 
@@ -332,9 +343,12 @@ class Gateway:
         """Forget ``sub`` and its durable STOMP subscription (under ``self._lock``)."""
         with sub.lock:
             conn = self._connect(sub)
-            self._stomp_sub(sub).remove(conn, subscribed=True)
-            assert sub.link is not None
-            sub.link.close()
+            if isinstance(conn, LogCursor):
+                conn.forget()
+            else:
+                self._stomp_sub(sub).remove(conn, subscribed=True)
+            if sub.link is not None:
+                sub.link.close()
             sub.link = sub.conn = None
         del self.subs[sub.name]
         self._save()
@@ -404,7 +418,7 @@ class Gateway:
     ) -> tuple[object, list[MessageFrame]]:
         with sub.lock:
             conn = self._connect(sub)
-            return conn, _receive(conn, count, wait)
+            return conn, receive(conn, count, wait)
 
     def _push_ack(self, sub: _Sub, conn: object, frames: list[MessageFrame]) -> None:
         with sub.lock:
@@ -446,10 +460,16 @@ class Gateway:
     def _stomp_sub(self, sub: _Sub) -> Subscription:
         return Subscription(self.destination(sub.topic), f"gateway.{self.project}.{sub.name}")
 
-    def _connect(self, sub: _Sub) -> Connection:
+    def _connect(self, sub: _Sub) -> Connection | LogCursor:
         """The subscription's connection, made again (with back-off: while the broker is
         away each request is answered 503 at once) when lost; what was handed out and not
-        acknowledged goes back to the broker with the old connection."""
+        acknowledged goes back to the broker with the old connection. With a retention
+        log, a cursor on it instead (:mod:`.replay`), made again once dropped."""
+        if self.replay is not None:
+            if sub.conn is None:
+                sub.outstanding.clear()
+                sub.conn = self.replay.cursor(sub.name, sub.topic)
+            return sub.conn
         if sub.link is None:
             stomp_sub = self._stomp_sub(sub)
             settings = self.config.connection
@@ -490,7 +510,7 @@ class Gateway:
                     out.append((self._ack_id(sub), pulled.frame))
             conn = self._connect(sub)
             wait = 0.0 if return_immediately or out else _PULL_WAIT
-            out += [(self._ack_id(sub), f) for f in _receive(conn, max_messages - len(out), wait)]
+            out += [(self._ack_id(sub), f) for f in receive(conn, max_messages - len(out), wait)]
             deadline = now + sub.ack_deadline
             for ack_id, frame in out:
                 sub.outstanding[ack_id] = Pulled(frame, deadline)
@@ -526,23 +546,6 @@ class Gateway:
         if not ack_id.startswith(prefix) or not (number.isascii() and number.isdigit()):
             raise AmsError(400, f"Invalid ack id {ack_id[:200]!r}: not one of {prefix}N")
         return int(number)
-
-
-def _receive(conn: Connection, count: int, wait: float) -> list[MessageFrame]:
-    """Up to ``count`` messages: waits ``wait`` seconds for a first, not for more."""
-    out: list[MessageFrame] = []
-    while len(out) < count:
-        frame = conn.receive(wait)
-        if frame is None:
-            break
-        if isinstance(frame, MessageFrame):
-            if SYNC_HEADER in frame.headers:
-                # A publisher's sync record is for consumers' ledgers, not AMS.
-                conn.ack([frame])
-                continue
-            out.append(frame)
-            wait = 0.0  # what is there already, no more waiting
-    return out
 
 
 def _message(frame: MessageFrame) -> dict[str, Any]:

@@ -14,15 +14,11 @@ from msgbus.gateway.service import not_served
 __all__ = ["UNSERVED", "add_unserved_routes"]
 
 _PROJECT = "/v1/projects/{project:name}"
-_SUB = f"{_PROJECT}/subscriptions/{{sub:name}}"
 _USER = "/v1/users/{user}"  # after /v1/users/profile, ...: routes match in order
 _MEMBER = f"{_PROJECT}/members/{{user}}"
 
 UNSERVED: tuple[tuple[str, str, str], ...] = (
     # (method, path, the AMS route's name as argo-ams-library calls it)
-    ("GET", f"{_SUB}:offsets", "subscription offsets (getoffsets_sub)"),
-    ("POST", f"{_SUB}:modifyOffset", "subscription offsets (modifyoffset_sub)"),
-    ("GET", f"{_SUB}:timeToOffset", "subscription offsets (time_to_offset_sub)"),
     ("GET", "/v1/metrics/va_metrics", "VA metrics (va_metrics)"),
     ("GET", "/v1/users/usageReport", "usage reports (usage_report)"),
     ("GET", "/v1/users/profile", "user management (get_user_profile)"),

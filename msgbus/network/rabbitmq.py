@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 from msgbus.config import ControlConfig
-from msgbus.network.topology import Broker, Topology
+from msgbus.network.topology import Broker, DestinationPolicy, Topology
 from msgbus.permissions import Action, Permission, destination_matches
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "VHOST",
     "group_queues",
     "node_name",
+    "plugins",
     "render_definitions",
     "render_node_config",
     "wildcard_regex",
@@ -81,8 +82,40 @@ def render_node_config(topology: Topology, name: str) -> str:
         f"default_pass = {_password(topology, topology.security.admin_user)}",
         "log.console = false",
         "log.file.level = info",
+        *_tls_lines(topology, broker),
     ]
     return "\n".join(lines) + "\n"
+
+
+def plugins(topology: Topology) -> list[str]:
+    """The plugins a node enables: STOMP, and X.509 logins when the topology asks."""
+    cert_login = topology.tls is not None and topology.tls.cert_login
+    return ["rabbitmq_stomp", *(["rabbitmq_auth_mechanism_ssl"] if cert_login else [])]
+
+
+def _tls_lines(topology: Topology, broker: Broker) -> list[str]:
+    tls = topology.tls
+    if tls is None or broker.ports.stomp_ssl is None:
+        return []
+    lines = [
+        f"stomp.listeners.ssl.1 = {broker.stomp_bind}:{broker.ports.stomp_ssl}",
+        f"ssl_options.certfile = {tls.cert_file}",
+        f"ssl_options.keyfile = {tls.key_file}",
+        *([f"ssl_options.cacertfile = {tls.ca_file}"] if tls.ca_file else []),
+        f"ssl_options.verify = {'verify_peer' if tls.client_auth else 'verify_none'}",
+        f"ssl_options.fail_if_no_peer_cert = {str(tls.client_auth).lower()}",
+    ]
+    if tls.cert_login:
+        # The certificate's CN is the STOMP login of a CONNECT that gives none; a
+        # CONNECT with login and passcode still logs in by password.
+        lines += [
+            "stomp.ssl_cert_login = true",
+            "ssl_cert_login_from = common_name",
+            "auth_mechanisms.1 = PLAIN",
+            "auth_mechanisms.2 = AMQPLAIN",
+            "auth_mechanisms.3 = EXTERNAL",
+        ]
+    return lines
 
 
 def render_definitions(topology: Topology) -> dict[str, Any]:
@@ -121,7 +154,7 @@ def render_definitions(topology: Topology) -> dict[str, Any]:
             }
             for queue, topic in queues.items()
         ],
-        "policies": [_policy(queue, _dead_letter(topology, queue)) for queue in queues],
+        "policies": [_policy(topology, queue) for queue in queues],
         "exchanges": [],
     }
 
@@ -202,18 +235,23 @@ def _topic_permissions(topology: Topology, groups: frozenset[str]) -> dict[str, 
     return {"write": _either(write), "read": _either(read)}
 
 
-def _dead_letter(topology: Topology, queue: str) -> str | None:
-    """The dead-letter queue of a consumer-group queue, from its virtual topic's policy."""
+def _destination_policy(topology: Topology, queue: str) -> DestinationPolicy:
+    """The topology's policy for a consumer-group queue (or its virtual topic)."""
     topic = queue.split(".", 2)[2]  # Consumer.<group>.<VirtualTopic.X>
-    mode = next(
+    return next(
         (
-            p.dead_letter
+            p
             for p in topology.destinations
             if destination_matches(p.name, f"/topic/{topic}")
             or destination_matches(p.name, f"/queue/{queue}")
         ),
-        "individual",
+        DestinationPolicy(name=f"/queue/{queue}"),
     )
+
+
+def _dead_letter(topology: Topology, queue: str) -> str | None:
+    """The dead-letter queue of a consumer-group queue, from its virtual topic's policy."""
+    mode = _destination_policy(topology, queue).dead_letter
     return None if mode == "discard" else "DLQ" if mode == "shared" else f"DLQ.{queue}"
 
 
@@ -227,16 +265,22 @@ def _quorum_queue(name: str) -> dict[str, Any]:
     }
 
 
-def _policy(queue: str, dead_letter: str | None) -> dict[str, Any]:
-    definition: dict[str, Any] = {"delivery-limit": DELIVERY_LIMIT}
+def _policy(topology: Topology, queue: str) -> dict[str, Any]:
+    policy = _destination_policy(topology, queue)
+    dead_letter = _dead_letter(topology, queue)
+    definition: dict[str, Any] = {"delivery-limit": policy.delivery_limit or DELIVERY_LIMIT}
+    if policy.max_length is not None:
+        definition["max-length"] = policy.max_length
     if dead_letter is not None:
         # At-least-once dead-lettering needs reject-publish overflow (RabbitMQ 3.10+).
         definition |= {
             "dead-letter-exchange": "",
             "dead-letter-routing-key": dead_letter,
             "dead-letter-strategy": "at-least-once",
-            "overflow": "reject-publish",
         }
+    if dead_letter is not None or policy.max_length is not None:
+        # A full queue refuses (the publisher's receipt fails) rather than drop the oldest.
+        definition["overflow"] = "reject-publish"
     return {
         "vhost": VHOST,
         "name": f"msgbus-{queue}",

@@ -28,6 +28,7 @@ from msgbus.network.rabbitmq import (
     VHOST,
     group_queues,
     node_name,
+    plugins,
     render_definitions,
     render_node_config,
 )
@@ -94,7 +95,8 @@ class RabbitNode:
         (self.directory / "rabbitmq.conf").write_text(
             render_node_config(self.topology, self.broker.name), encoding="utf-8"
         )
-        (self.directory / "enabled_plugins").write_text("[rabbitmq_stomp].\n", encoding="utf-8")
+        enabled = f"[{','.join(plugins(self.topology))}].\n"
+        (self.directory / "enabled_plugins").write_text(enabled, encoding="utf-8")
         cookie_file = self.directory / ".erlang.cookie"
         if cookie_file.exists():
             cookie_file.chmod(0o600)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from msgbus.errors import NetworkError
+from msgbus.network.topology_tls import Tls
 from msgbus.permissions import Permission, User, destination_matches, unknown_groups
 from msgbus.permissions import check_destination as _check_destination
 
@@ -218,6 +219,18 @@ class DestinationPolicy(_Model):
         False,
         description="Dead-letter expired non-persistent messages too (usually noise, so off)",
     )
+    delivery_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Engine rabbitmq: deliveries of a message before it is dead-lettered "
+        "(quorum queues' delivery-limit; default 20)",
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Engine rabbitmq: messages a consumer-group queue holds before new ones "
+        "are refused (the publisher's receipt fails, so it spools them); unset: no limit",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DestinationPolicy:
@@ -237,32 +250,6 @@ class ConsumerGroup(_Model):
         description="The group's name: its queues are Consumer.<name>.VirtualTopic.X",
     )
     brokers: list[str] = Field(min_length=1, description="Brokers its consumers attach to")
-
-
-class Tls(_Model):
-    """Key and trust stores for STOMP+SSL and the bridges (JKS or PKCS12, as ActiveMQ
-    reads them). With a truststore, client certificates are required unless
-    ``need_client_auth`` says otherwise."""
-
-    keystore: Path = Field(
-        description="Key store (JKS or PKCS12) with the brokers' key and certificate",
-    )
-    keystore_password: str = Field(description="Its password")
-    truststore: Path | None = Field(
-        None,
-        description="Trust store of the CAs that sign client and peer certificates",
-    )
-    truststore_password: str | None = Field(None, description="Its password")
-    need_client_auth: bool | None = Field(
-        None,
-        description="Require client certificates (default: when there is a truststore)",
-    )
-
-    @property
-    def client_auth(self) -> bool:
-        return (
-            self.truststore is not None if self.need_client_auth is None else self.need_client_auth
-        )
 
 
 class Security(_Model):
@@ -414,7 +401,11 @@ def _check_engine(topology: Topology) -> None:
                 raise ValueError(
                     f"broker {broker.name!r}: engine {topology.engine} needs ports.{port}"
                 )
+    if topology.tls is not None:
+        topology.tls.check_engine(topology.engine)
     if topology.engine != "rabbitmq":
+        if any(p.delivery_limit or p.max_length for p in topology.destinations):
+            raise ValueError("delivery_limit and max_length are rendered for engine rabbitmq only")
         return
     if not topology.security.authentication:
         raise ValueError(
@@ -424,10 +415,6 @@ def _check_engine(topology: Topology) -> None:
     if topology.links:
         raise ValueError(
             "engine rabbitmq forms one cluster and has no links: remove the links section"
-        )
-    if topology.tls is not None:
-        raise ValueError(
-            "engine rabbitmq does not render TLS yet: remove the tls section or use engine activemq"
         )
     if len(topology.brokers) % 2 == 0:
         raise ValueError(
@@ -546,13 +533,7 @@ def load_topology(path: Path) -> Topology:
     base = path.parent
     # Relative TLS and data paths are relative to the topology file, not the cwd.
     if topo.tls is not None:
-        tls = topo.tls.model_copy(
-            update={
-                "keystore": base / topo.tls.keystore,
-                "truststore": base / topo.tls.truststore if topo.tls.truststore else None,
-            }
-        )
-        topo = topo.model_copy(update={"tls": tls})
+        topo = topo.model_copy(update={"tls": topo.tls.relative_to(base)})
     brokers = [
         b.model_copy(update={"data_dir": base / b.data_dir}) if b.data_dir else b
         for b in topo.brokers

@@ -23,11 +23,14 @@ MAX_PACKED_BYTES = 256 * 1024
 Body = tuple[bytes, dict[str, str]]
 
 
-def pack_bodies(items: Iterable[tuple[Message, bytes]], fmt: Format, pack: int) -> Iterator[Body]:
+def pack_bodies(
+    items: Iterable[tuple[Message, bytes]], fmt: Format, pack: int, *, lean: bool = False
+) -> Iterator[Body]:
     """Body and headers for up to ``pack`` consecutive messages of one type (fewer at
     a change of type, past :data:`MAX_PACKED_BYTES` and at the end of ``items``).
 
-    ``items`` are validated messages with their body alone, in ``fmt``."""
+    ``items`` are validated messages with their body alone, in ``fmt``; ``lean``: see
+    :func:`body_headers`."""
     group: list[Message] = []
     bodies: list[bytes] = []
     size = 0
@@ -37,18 +40,18 @@ def pack_bodies(items: Iterable[tuple[Message, bytes]], fmt: Format, pack: int) 
             or type(message) is not type(group[0])
             or size + len(body) > MAX_PACKED_BYTES
         ):
-            yield _body(group, bodies, fmt)
+            yield _body(group, bodies, fmt, lean)
             group, bodies, size = [], [], 0
         group.append(message)
         bodies.append(body)
         size += len(body)
     if group:
-        yield _body(group, bodies, fmt)
+        yield _body(group, bodies, fmt, lean)
 
 
-def _body(group: list[Message], bodies: list[bytes], fmt: Format) -> Body:
+def _body(group: list[Message], bodies: list[bytes], fmt: Format, lean: bool) -> Body:
     if len(group) == 1:
-        return bodies[0], body_headers(group, fmt)
+        return bodies[0], body_headers(group, fmt, lean=lean)
     if fmt == "wlcg":  # each body already ends with its EOT line
-        return b"".join(bodies), body_headers(group, fmt)
-    return encode_body(group, fmt)
+        return b"".join(bodies), body_headers(group, fmt, lean=lean)
+    return encode_body(group, fmt)[0], body_headers(group, fmt, lean=lean)

@@ -5,10 +5,13 @@ Messages go out in units, each confirmed by one RECEIPT (the ``confirm`` mode):
 * ``receipt``: one SEND with a ``receipt`` header per unit;
 * ``transaction``: BEGIN, a batch of SENDs, COMMIT with the receipt; the broker
   stores the batch atomically, so an unconfirmed unit never leaves duplicates;
-* ``cumulative``: a batch of SENDs, the last with the receipt. Brokers process a
-  connection's frames in order and answer a failed SEND with ERROR, so the receipt
-  vouches for the batch; ActiveMQ appends persistent messages to its journal in
-  that order and syncs it before a receipted SEND's RECEIPT.
+* ``cumulative`` (the default): a batch of SENDs, the last with the receipt. Brokers
+  process a connection's frames in order and answer a failed SEND with ERROR, so the
+  receipt vouches for the batch; ActiveMQ appends persistent messages to its journal in
+  that order and syncs it before a receipted SEND's RECEIPT. A unit cut short may
+  leave some of its messages stored: they go again and consumers drop them by
+  msgbus-id. ActiveMQ takes it at up to twice the rate of transactions, whose SENDs
+  each carry a ``transaction`` header (docs/performance.md).
 
 Up to ``window`` messages are unconfirmed at any time; the sender never waits for a
 receipt while the window has room (no stop-and-wait).
@@ -40,7 +43,7 @@ from msgbus.stomp.codec import encode_headers, serialize
 from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, ReceiptFrame
 from msgbus.transport.connection import Connection, broker_error
 
-__all__ = ["Interrupted", "Pipeline"]
+__all__ = ["Interrupted", "Pipeline", "unit_parts"]
 
 Confirmed = Callable[[list[Envelope], float], None]
 """Called with confirmed messages (in send order) and their confirm latency in seconds."""
@@ -75,6 +78,29 @@ def confirm_mode(confirm: str, server: str) -> str:
     """The mode that confirms storage on the broker that answered as ``server`` (the
     CONNECTED frame's ``server`` header): ``receipt`` on RabbitMQ (see above)."""
     return "receipt" if server.startswith("RabbitMQ/") else confirm
+
+
+def unit_parts(
+    chunk: list[Envelope], receipt: str, *, transaction: bool, extra: dict[str, str], version: str
+) -> list[bytes]:
+    """The frames (as parts for one ``b"".join``) of ``chunk`` confirmed by ``receipt``:
+    in a transaction, or cumulative (the receipt on the last SEND); ``extra`` are the
+    headers every SEND carries."""
+    parts: list[bytes] = []
+    if transaction:
+        tx = {"transaction": receipt}
+        send = b"SEND\n" + encode_headers("SEND", {**extra, **tx}, version)
+        parts.append(serialize(BeginFrame(dict(tx)), version))
+        for env in chunk:
+            parts.extend(env.frame_parts(send, version))
+        parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
+        return parts
+    send = b"SEND\n" + encode_headers("SEND", extra, version)
+    for env in chunk[:-1]:
+        parts.extend(env.frame_parts(send, version))
+    last = encode_headers("SEND", {**extra, "receipt": receipt}, version)
+    parts.extend(chunk[-1].frame_parts(b"SEND\n" + last, version))
+    return parts
 
 
 class Pipeline:
@@ -174,19 +200,13 @@ class Pipeline:
                 self._pending[receipt] = _Unit([env], now, alone)
         else:
             receipt = self._prefix + str(next(self._counter))
-            if self.confirm == "transaction":
-                tx = {"transaction": receipt}
-                send = b"SEND\n" + encode_headers("SEND", {**self._extra, **tx}, version)
-                parts.append(serialize(BeginFrame(dict(tx)), version))
-                for env in chunk:
-                    parts.extend(env.frame_parts(send, version))
-                parts.append(serialize(CommitFrame({**tx, "receipt": receipt}), version))
-            else:
-                send = b"SEND\n" + encode_headers("SEND", self._extra, version)
-                for env in chunk[:-1]:
-                    parts.extend(env.frame_parts(send, version))
-                last = encode_headers("SEND", {**self._extra, "receipt": receipt}, version)
-                parts.extend(chunk[-1].frame_parts(b"SEND\n" + last, version))
+            parts = unit_parts(
+                chunk,
+                receipt,
+                transaction=self.confirm == "transaction",
+                extra=self._extra,
+                version=version,
+            )
             self._pending[receipt] = _Unit(chunk, now)
         self._in_flight += len(chunk)
         self.frames_sent += len(chunk)

@@ -42,6 +42,8 @@ from msgbus.stomp.headers import (
     SEQ_HEADER,
     SKIPPED_HEADER,
     SYNC_HEADER,
+    compact_number,
+    read_number,
 )
 
 __all__ = ["HeldBack", "MemoryStreams", "Sequencer", "Stream", "StreamStore"]
@@ -107,11 +109,13 @@ def new_stream() -> Stream:
 
 class Sequencer:
     """Numbers envelopes per destination; with ``ends``, keeps the numbers given up on
-    for :meth:`end` to tell."""
+    for :meth:`end` to tell. ``compact``: one ``msgbus-seq`` header per message, else the
+    legacy three (producer, epoch, number) that older consumers read."""
 
-    def __init__(self, store: StreamStore, *, ends: bool = True) -> None:
+    def __init__(self, store: StreamStore, *, ends: bool = True, compact: bool = True) -> None:
         self._store = store
         self._ends = ends
+        self._compact = compact
         self._ours: set[Stream] = set()  # numbered by this process: only these end runs
         self._unsaved: dict[Stream, list[Range]] = {}  # given up on, the spool's disk full
         self._unnumbered = 0
@@ -119,11 +123,7 @@ class Sequencer:
     def stamp(self, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:
         """``envelopes`` numbered (ones already numbered, and sync records, unchanged)."""
         while block := list(itertools.islice(envelopes, _BLOCK)):
-            fresh = Counter(
-                e.destination
-                for e in block
-                if PRODUCER_HEADER not in e.headers and SYNC_HEADER not in e.headers
-            )
+            fresh = Counter(e.destination for e in block if not _settled(e))
             try:
                 reserved = self._store.reserve(dict(fresh)) if fresh else {}
             except SpoolFull as exc:
@@ -138,18 +138,24 @@ class Sequencer:
             self._ours.update(stream for stream, _ in reserved.values())
             for env in block:
                 place = reserved.get(env.destination)
-                if place is None or PRODUCER_HEADER in env.headers or SYNC_HEADER in env.headers:
+                if place is None or _settled(env):
                     yield env
                     continue
                 stream, seq = place
                 reserved[env.destination] = (stream, seq + 1)
-                headers = {
-                    **env.headers,
-                    PRODUCER_HEADER: stream.producer,
-                    EPOCH_HEADER: str(stream.epoch),
-                    SEQ_HEADER: str(seq),
-                }
-                yield Envelope(env.destination, env.body, headers, env.msgbus_id)
+                yield Envelope(
+                    env.destination, env.body, self._number(env, stream, seq), env.msgbus_id
+                )
+
+    def _number(self, env: Envelope, stream: Stream, seq: int) -> dict[str, str]:
+        if self._compact:
+            return {**env.headers, SEQ_HEADER: compact_number(stream.producer, stream.epoch, seq)}
+        return {
+            **env.headers,
+            PRODUCER_HEADER: stream.producer,
+            EPOCH_HEADER: str(stream.epoch),
+            SEQ_HEADER: str(seq),
+        }
 
     def skip(self, envelopes: Iterable[Envelope]) -> None:
         """This publisher gave up on ``envelopes`` (the user is told): not lost in transit.
@@ -214,9 +220,17 @@ class HeldBack:
                 yield previous
 
 
-def _numbered(env: Envelope) -> tuple[Stream | None, int]:
+def _settled(env: Envelope) -> bool:
+    """Numbered already (by this publisher before it spooled it, or by another client),
+    or an older publisher's sync record: not to be numbered."""
     headers = env.headers
-    seq, epoch = headers.get(SEQ_HEADER, ""), headers.get(EPOCH_HEADER, "")
-    if PRODUCER_HEADER not in headers or not seq.isdigit() or not epoch.isdigit():
+    return SEQ_HEADER in headers or PRODUCER_HEADER in headers or SYNC_HEADER in headers
+
+
+def _numbered(env: Envelope) -> tuple[Stream | None, int]:
+    """Either form (a spool may hold legacy-numbered messages of an older msgbus)."""
+    number = read_number(env.headers)
+    if number is None:
         return None, 0
-    return Stream(headers[PRODUCER_HEADER], int(epoch)), int(seq)
+    producer, epoch, seq = number
+    return Stream(producer, epoch), seq

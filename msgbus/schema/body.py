@@ -71,15 +71,24 @@ def encode_body(
     return text.encode("utf-8"), body_headers(batch, fmt)
 
 
-def body_headers(batch: Sequence[Message], fmt: Format) -> dict[str, str]:
+def body_headers(batch: Sequence[Message], fmt: Format, *, lean: bool = False) -> dict[str, str]:
     """The STOMP headers of a body of ``batch`` (one type) in ``fmt``: content-type,
-    messageClass, recordCount and, for a single message, its selector fields."""
+    messageClass, recordCount and, for a single message, its selector fields. ``lean``
+    leaves out the first three where they hold what :func:`decode_body` assumes without
+    them (WLCG text, ProbeResult, one message): brokers pay for every header."""
     kind = type(batch[0])
     headers = {
         HEADER_CONTENT_TYPE: CONTENT_TYPES[fmt],
         HEADER_MESSAGE_CLASS: kind.message_class,
         HEADER_RECORD_COUNT: str(len(batch)),
     }
+    if lean:
+        if fmt == "wlcg":  # sniffed: WLCG text never starts with { or [
+            del headers[HEADER_CONTENT_TYPE]
+        if kind.message_class == DEFAULT_MESSAGE_CLASS:
+            del headers[HEADER_MESSAGE_CLASS]
+        if len(batch) == 1:
+            del headers[HEADER_RECORD_COUNT]
     if len(batch) == 1:
         for name in kind.selector_fields:
             value = getattr(batch[0], name)

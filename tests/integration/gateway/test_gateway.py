@@ -21,7 +21,7 @@ from argo_ams_library import (  # type: ignore[import-untyped]
 )
 
 from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway
+from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, publish_over_stomp
 from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.pki import Pki
 
@@ -141,6 +141,9 @@ def test_an_x509_login_gets_the_users_token(ams_gateway: Gateway, pki: Pki) -> N
     _ams(ams_gateway, token=ams.token).create_topic("by-certificate")
 
 
+@pytest.mark.parametrize(
+    "ams_gateway", [{}, {"retention": {"enabled": True}}], ids=["plain", "retained"], indirect=True
+)
 def test_the_api_keeps_to_its_openapi_document(
     ams_gateway: Gateway, pki: Pki, tmp_path: Path
 ) -> None:
@@ -166,13 +169,7 @@ def test_results_a_stomp_publisher_sends_are_pulled_without_its_sync_record(
     ams = _ams(ams_gateway)
     ams.create_topic("mixed")
     ams.create_sub("readers", "mixed")
-    results = tmp_path / "results.txt"
-    results.write_text(probe_text("over STOMP #1", 5) + probe_text("over STOMP #2", 5))
-    sent = run_msgbus(
-        ["publish", "--broker", ams_gateway.broker_url, "--destination", "/topic/ams.mixed",
-         "--spool", str(tmp_path / "spool"), str(results)]
-    )  # fmt: skip
-    assert sent.returncode == 0 and "2 confirmed" in sent.stdout, sent.stdout
+    publish_over_stomp(ams_gateway, "mixed", tmp_path, "over STOMP #1", "over STOMP #2")
     got = _pull(ams, "readers", 2)
     time.sleep(0.5)  # the sync record, had it been kept, is here by now
     got += ams.pull_sub("readers", num=10, return_immediately=True)

@@ -9,14 +9,20 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 import sqlalchemy as sa
 
 from msgbus.broker import BrokerConfig, BrokerLimits, BrokerThread
 from msgbus.stomp import Frame
-from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER, SYNC_HEADER
+from msgbus.stomp.headers import (
+    EPOCH_HEADER,
+    ID_HEADER,
+    PRODUCER_HEADER,
+    SYNC_HEADER,
+    read_number,
+)
 from msgbus.transport.connection import Connection
 from msgbus.transport.url import BrokerURL
 from tests.chaos.harness import probe_text
@@ -34,8 +40,8 @@ def broker_port(embedded_or_activemq: str) -> int:
 
 def _in_flight(first: int, last: int) -> Callable[[Frame], bool]:
     def drop(frame: Frame) -> bool:
-        seq = frame.headers.get(SEQ_HEADER, "")
-        return frame.command == "SEND" and seq.isdigit() and first <= int(seq) <= last
+        number = read_number(frame.headers)
+        return frame.command == "SEND" and number is not None and first <= number[2] <= last
 
     return drop
 
@@ -50,9 +56,10 @@ def _publish(
     timestamp: str | None = None,
     pack: int = 1,
     oversized: list[int] | None = None,
+    wire: str = "compact",
 ) -> None:
     """``n`` results; those at ``oversized`` positions carry 100 KiB of details, which
-    the broker refuses."""
+    the broker refuses. ``wire``: publisher.wire."""
     path = tmp_path / f"{tag}.txt"
     big = oversized or []
     text = "".join(probe_text(f"{tag} #{i}", 100_000 if i in big else 10) for i in range(n))
@@ -61,7 +68,8 @@ def _publish(
     path.write_text(text)
     spool = str(tmp_path / "spool")
     args = ["publish", "--spool", spool, "--broker", url, "--destination", destination]
-    done = run_msgbus([*args, "--pack", str(pack), str(path)])
+    env = {"MSGBUS_PUBLISHER__WIRE": wire}
+    done = run_msgbus([*args, "--pack", str(pack), str(path)], env=env)
     confirmed = f"{n - len(big)} confirmed"
     assert done.returncode == (1 if big else 0) and confirmed in done.stdout, done.stdout
 
@@ -71,6 +79,15 @@ def _consume(url: str, destination: str, store: str) -> None:
         ["consume", "--drain", "--broker", url, "--destination", destination, "--store", store]
     )
     assert done.returncode == 0, done.stdout
+
+
+def _select(store: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(store)
+    try:
+        with engine.connect() as db:
+            return [tuple(row) for row in db.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
 
 
 class _Gap(TypedDict):
@@ -235,12 +252,7 @@ def test_packed_bodies_are_stored_whole_and_a_lost_one_is_named(
     _publish(tmp_path, f"stomp://127.0.0.1:{lossy.port}", destination, 95, "packed", pack=10)
     assert lossy.dropped == 1
     _consume(f"stomp://127.0.0.1:{broker_port}", destination, postgres_url)
-    engine = sa.create_engine(postgres_url)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(sa.text("SELECT msg_id, message FROM probe_results")).all()
-    finally:
-        engine.dispose()
+    rows = _select(postgres_url, "SELECT msg_id, message FROM probe_results")
     stored = sorted(json.loads(message)["summaryData"] for _, message in rows)
     assert stored == sorted(f"packed #{i}" for i in [*range(20), *range(30, 95)])
     assert len({msg_id for msg_id, _ in rows}) == 9  # one message per body
@@ -274,3 +286,36 @@ def test_a_site_whose_probes_stop_is_stale_within_twice_its_interval(
     # Timestamps have whole seconds: the learned interval is 6 +- 1 s, and the series
     # shows stale once silent for twice that (plus an audit's run time).
     assert 5 <= series["interval"] <= 7 and noticed <= 2 * interval + 3
+
+
+def test_legacy_and_compact_numbering_share_one_ledger_and_store_once(
+    tmp_path: Path, postgres_url: str, tcp_proxy: Callable[..., TcpProxy], broker_port: int
+) -> None:
+    # An older publisher's three numbering headers, then this one's single header on
+    # the same producer and epoch (one spool): each loses messages in flight.
+    assert run_msgbus(["db", "init", "--store", postgres_url]).returncode == 0
+    url, destination = f"stomp://127.0.0.1:{broker_port}", f"/queue/ledger.wire.{tmp_path.name}"
+    forms: list[bool] = []  # per SEND seen: numbered the legacy way?
+
+    def lossy(first: int, last: int) -> TcpProxy:
+        in_flight = _in_flight(first, last)
+
+        def drop(frame: Frame) -> bool:
+            if frame.command == "SEND":
+                forms.append(PRODUCER_HEADER in frame.headers)
+            return in_flight(frame)
+
+        return tcp_proxy(broker_port, drop=drop)
+
+    for wire, n, (first, last) in (("legacy", 30, (10, 12)), ("compact", 20, (35, 36))):
+        proxy = lossy(first, last)
+        _publish(tmp_path, f"stomp://127.0.0.1:{proxy.port}", destination, n, wire, wire=wire)
+        assert proxy.dropped == last - first + 1
+    assert forms == [True] * 30 + [False] * 20
+    _consume(url, destination, postgres_url)
+    _consume(url, destination, postgres_url)  # nothing left: stored once
+    [(stored,)] = _select(postgres_url, "SELECT count(*) FROM probe_results")
+    code, report = _audit(postgres_url)
+    assert (code, stored, report["producers"], report["received"]) == (1, 45, 1, 45)
+    assert [(g["first"], g["last"]) for g in report["gaps"]] == [(10, 12), (35, 36)]
+    assert (report["missing"], report["skipped"]) == (5, 0)

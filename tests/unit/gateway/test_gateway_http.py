@@ -174,3 +174,28 @@ def test_a_certificate_subject_becomes_an_rfc4514_dn() -> None:
     subject = ((("countryName", "UK"),), (("organizationName", "eScience"),),
                (("commonName", "probe"),))  # fmt: skip
     assert subject_dn({"subject": subject}) == "CN=probe,O=eScience,C=UK"
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
+def test_offset_routes_are_501_while_the_retention_log_is_off_and_documented_once_on(
+    tmp_path: Path, on: bool
+) -> None:
+    gateway = _gateway(tmp_path, retention={"enabled": on})
+    client = TestClient(make_app(gateway), headers={"x-api-key": "secret"})
+    sub = f"{BASE}/subscriptions/s"
+    calls = [
+        ("GET", f"{sub}:offsets", "getoffsets_sub"),
+        ("POST", f"{sub}:modifyOffset", "modifyoffset_sub"),
+        ("GET", f"{sub}:timeToOffset?time=2026-12-06T12:00:00.000Z", "time_to_offset_sub"),
+    ]
+    for method, url, name in calls:
+        answer = client.request(method, url, json={"offset": 0})
+        error = answer.json()["error"]
+        if on:  # served: no such subscription
+            assert answer.status_code == 404, error
+        else:
+            assert answer.status_code == 501 and f"({name})" in error["message"]
+            assert "gateway.retention.enabled" in error["message"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert ("/v1/projects/{project}/subscriptions/{sub}:offsets" in paths) is on
+    gateway.close()

@@ -36,11 +36,27 @@ def test_render_rabbitmq_writes_node_configs_and_definitions(tmp_path: Path) -> 
     assert queues[0]["arguments"] == {"x-queue-type": "quorum"}
 
 
-def test_apply_on_rabbitmq_says_it_is_not_built(tmp_path: Path) -> None:
+def test_apply_on_a_cluster_not_running_says_to_start_it(tmp_path: Path) -> None:
     args = ["apply", str(BROKERS / "rabbit3.yaml"), "--state-dir", str(tmp_path), "--dry-run"]
     result = CliRunner().invoke(network, args)
     assert result.exit_code != 0
-    assert "not built for engine rabbitmq yet" in str(result.exception)
+    assert "no node of rabbit3 runs" in str(result.exception)
+    assert "msgbus network up" in str(result.exception)
+
+
+def test_apply_dry_run_on_activemq_shows_the_plan_and_starts_nothing(tmp_path: Path) -> None:
+    args = ["apply", str(BROKERS / "line.yaml"), "--state-dir", str(tmp_path), "--dry-run"]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("plan:\n  1. add broker ")
+    assert "applied" not in result.output and not list(tmp_path.iterdir())
+
+
+def test_bench_on_activemq_needs_a_path(tmp_path: Path) -> None:
+    args = ["bench", str(BROKERS / "line.yaml"), "--state-dir", str(tmp_path), "--from", "a"]
+    result = CliRunner().invoke(network, args)
+    assert result.exit_code != 0
+    assert "give --from BROKER and --to BROKER" in str(result.exception)
 
 
 def test_bad_topology_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from msgbus.errors import NetworkError
 from msgbus.network.rabbitmq import (
     node_name,
+    plugins,
     render_definitions,
     render_node_config,
     wildcard_regex,
@@ -51,6 +52,12 @@ def _rabbit(**extra: Any) -> dict[str, Any]:
     return data | extra
 
 
+def _conf(topology: Topology, node: str) -> dict[str, str]:
+    """A node's rendered rabbitmq.conf as settings."""
+    lines = render_node_config(topology, node).splitlines()
+    return dict(line.split(" = ", 1) for line in lines if not line.startswith("#"))
+
+
 def _user(defs: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(x for x in defs[section] if x["user"] == name)
     return found
@@ -73,6 +80,9 @@ def test_engine_defaults_to_activemq_which_needs_openwire() -> None:
         ({"links": [{"from": "n0", "to": "n1"}]}, "has no links"),
         ({"brokers": _rabbit()["brokers"][:2]}, "odd number of nodes"),
         ({"security": {"authentication": False}}, "always authenticates"),
+        ({"tls": {"cert_file": "c.pem"}}, r"needs tls\.key_file"),
+        ({"tls": {"cert_file": "c", "key_file": "k", "keystore": "k.p12"}}, "not read tls.keys"),
+        ({"tls": {"cert_file": "c", "key_file": "k", "cert_login": True}}, "tls.ca_file"),
     ],
 )
 def test_rabbitmq_topology_refusals(change: dict[str, Any], message: str) -> None:
@@ -162,13 +172,22 @@ def test_dead_letter_modes(mode: str, dlq: str | None) -> None:
     assert len(defs["queues"]) == (2 if dlq else 1)
 
 
+def test_delivery_limit_and_max_length_become_the_queue_policy() -> None:
+    policy = {"name": "/topic/VirtualTopic.>", "delivery_limit": 5, "max_length": 1000}
+    [rendered] = render_definitions(parse_topology(_rabbit(destinations=[policy])))["policies"]
+    assert rendered["definition"]["delivery-limit"] == 5
+    assert rendered["definition"]["max-length"] == 1000
+    assert rendered["definition"]["overflow"] == "reject-publish"  # refuse, never drop
+    activemq = {"brokers": [{"name": "a", "ports": {"stomp": 1, "openwire": 2}}]}
+    with pytest.raises(NetworkError, match="for engine rabbitmq only"):
+        parse_topology(
+            {**activemq, "security": {"authentication": False}, "destinations": [policy]}
+        )
+
+
 def test_node_config_has_its_own_listeners_and_limits() -> None:
     topo: Topology = load_topology(BROKERS / "rabbit3.yaml")
-    conf = dict(
-        line.split(" = ", 1)
-        for line in render_node_config(topo, "r2").splitlines()
-        if not line.startswith("#")
-    )
+    conf = _conf(topo, "r2")
     assert conf["listeners.tcp.1"] == "127.0.0.1:62825"
     assert conf["stomp.listeners.tcp.1"] == "127.0.0.1:62823"
     assert conf["max_message_size"] == str(4 * 1024 * 1024)
@@ -184,3 +203,25 @@ def test_a_node_may_use_an_epmd_of_its_own(tmp_path: Path) -> None:
     cluster = RabbitCluster(topo, tmp_path, epmd_ports={"r2": 14369})
     assert cluster.process("r2").env()["ERL_EPMD_PORT"] == "14369"
     assert cluster.process("r1").env().get("ERL_EPMD_PORT") == os.environ.get("ERL_EPMD_PORT")
+
+
+def test_tls_listener_and_certificate_login() -> None:
+    brokers = [
+        {**b, "ports": {**b["ports"], "stomp_ssl": 7300 + i}}
+        for i, b in enumerate(_rabbit()["brokers"])
+    ]
+    tls = {"cert_file": "/pki/node.pem", "key_file": "/pki/node.key", "ca_file": "/pki/ca.pem"}
+    topo = parse_topology(_rabbit(brokers=brokers, tls={**tls, "cert_login": True}))
+    conf = _conf(topo, "n1")
+    assert conf["stomp.listeners.ssl.1"] == "127.0.0.1:7301"
+    assert conf["ssl_options.cacertfile"] == "/pki/ca.pem"
+    assert conf["ssl_options.verify"] == "verify_peer"
+    assert conf["ssl_options.fail_if_no_peer_cert"] == "true"
+    assert conf["stomp.ssl_cert_login"] == "true"
+    assert "EXTERNAL" in conf.values()
+    assert plugins(topo) == ["rabbitmq_stomp", "rabbitmq_auth_mechanism_ssl"]
+    server_only = parse_topology(_rabbit(brokers=brokers, tls={**tls, "need_client_auth": False}))
+    conf_text = render_node_config(server_only, "n1")
+    assert "ssl_options.verify = verify_none" in conf_text
+    assert "ssl_cert_login" not in conf_text
+    assert plugins(server_only) == ["rabbitmq_stomp"]

@@ -9,7 +9,14 @@ from pathlib import Path
 from msgbus.numbering import parse_ranges
 from msgbus.publish import Envelope, Spool
 from msgbus.publish.sequence import HeldBack, MemoryStreams, Sequencer, Stream
-from msgbus.stomp.headers import LAST_HEADER, PRODUCER_HEADER, SEQ_HEADER, SKIPPED_HEADER
+from msgbus.stomp.headers import (
+    EPOCH_HEADER,
+    LAST_HEADER,
+    PRODUCER_HEADER,
+    SEQ_HEADER,
+    SKIPPED_HEADER,
+    read_number,
+)
 
 
 def _numbered(sequencer: Sequencer, *destinations: str) -> list[Envelope]:
@@ -23,7 +30,8 @@ def test_the_last_message_states_its_number_and_the_skips_known_once() -> None:
         seq.skip([refused])
     end = seq.end(envs[5])
     assert (end.headers[LAST_HEADER], end.headers[SKIPPED_HEADER]) == ("6", "2-3,5")
-    assert (end.msgbus_id, end.body, end.headers[SEQ_HEADER]) == (envs[5].msgbus_id, b"x", "6")
+    number = read_number(end.headers)
+    assert (end.msgbus_id, end.body, number and number[2]) == (envs[5].msgbus_id, b"x", 6)
     # Told once: the next run's end does not repeat them.
     later = seq.end(_numbered(seq, "/queue/a")[0])
     assert later.headers[LAST_HEADER] == "7" and SKIPPED_HEADER not in later.headers
@@ -90,5 +98,33 @@ def test_without_ends_nothing_given_up_is_kept_to_tell() -> None:
         seq = Sequencer(store, ends=ends)
         envs = _numbered(seq, "/queue/a", "/queue/a")
         seq.skip(envs)
-        stream = Stream(envs[0].headers[PRODUCER_HEADER], int(envs[0].headers["msgbus-epoch"]))
+        number = read_number(envs[0].headers)
+        assert number is not None
+        stream = Stream(number[0], number[1])
         assert store.take_skipped(stream) == kept
+
+
+def test_compact_numbering_is_one_header_and_legacy_three_of_the_same_stream() -> None:
+    store = MemoryStreams()
+    compact = _numbered(Sequencer(store), "/queue/a")[0]
+    legacy = _numbered(Sequencer(store, compact=False), "/queue/a")[0]
+    assert {k for k in compact.headers if k.startswith("msgbus-")} == {SEQ_HEADER}
+    assert {k for k in legacy.headers if k.startswith("msgbus-")} == {
+        PRODUCER_HEADER,
+        EPOCH_HEADER,
+        SEQ_HEADER,
+    }
+    first, second = read_number(compact.headers), read_number(legacy.headers)
+    assert first is not None and second is not None
+    assert first[:2] == second[:2] and (first[2], second[2]) == (1, 2)
+
+
+def test_a_legacy_numbered_message_from_an_older_spool_ends_its_run() -> None:
+    # Spooled by an older msgbus (three headers), drained and ending a run by this one.
+    store = MemoryStreams()
+    seq = Sequencer(store, compact=False)
+    [old] = _numbered(seq, "/queue/a")
+    [same] = list(Sequencer(store).stamp(iter([old])))
+    assert same is old  # not numbered twice
+    end = seq.end(old)
+    assert end.headers[LAST_HEADER] == old.headers[SEQ_HEADER] == "1"

@@ -17,6 +17,7 @@ from msgbus.schema import (
     encode_body,
     format_of,
 )
+from msgbus.schema.body import body_headers
 
 
 @pytest.fixture
@@ -47,6 +48,23 @@ def test_bulk_headers_have_count_and_no_selectors(probe: ProbeResult) -> None:
         "recordCount": "3",
     }
     assert len(json.loads(body)) == 3
+
+
+@pytest.mark.parametrize("fmt", ["wlcg", "json"])
+@pytest.mark.parametrize("count", [1, 3])
+def test_lean_headers_leave_out_only_what_decoding_assumes(
+    probe: ProbeResult, fmt: Any, count: int
+) -> None:
+    batch = [probe] * count
+    body, full = encode_body(batch, fmt=fmt)
+    lean = body_headers(batch, fmt, lean=True)
+    left_out = {"content-type"} if fmt == "wlcg" else set()
+    left_out |= {"messageClass"} | ({"recordCount"} if count == 1 else set())
+    assert full.keys() - lean.keys() == left_out and lean.items() <= full.items()
+    assert decode_body(body, lean) == decode_body(body, full)
+    job = {"jobId": "j", "state": "DONE", "timestamp": "2026-01-01T00:00:00Z", "hostName": "ce"}
+    other = build_message(JobStatusEvent, job)
+    assert body_headers([other], fmt, lean=True)["messageClass"] == "JobStatusEvent"
 
 
 @pytest.mark.parametrize("fmt", ["wlcg", "json"])

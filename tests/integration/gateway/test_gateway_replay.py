@@ -1,0 +1,111 @@
+"""AMS replay (``gateway.retention``) driven by the unmodified argo-ams-library, on the
+embedded broker and on ActiveMQ: a consumer that lost its database goes back with
+``:modifyOffset`` or ``:timeToOffset`` and gets exactly the messages from there on, those
+published over STOMP straight to the broker included, across a gateway restart too."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from argo_ams_library import (  # type: ignore[import-untyped]
+    AmsMessage,
+    AmsServiceException,
+    ArgoMessagingService,
+)
+
+from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, publish_over_stomp, start_gateway
+from tests.fixtures.pipeline import wait_until
+from tests.fixtures.pki import Pki
+
+RETAINED = {"retention": {"enabled": True}}
+BROKERS = [
+    RETAINED,
+    pytest.param({**RETAINED, "broker": "activemq"}, marks=pytest.mark.activemq, id="activemq"),
+]
+
+
+def _ams(gateway: Gateway) -> ArgoMessagingService:
+    return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
+
+
+def _consume(ams: ArgoMessagingService, sub: str, count: int) -> list[str]:
+    """Pull and acknowledge until ``count`` came (then one more pull finds nothing):
+    the bodies, in order."""
+    got: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(got) < count and time.monotonic() < deadline:
+        got += [m.get_data().decode() for m in ams.pullack_sub(sub, num=count - len(got))]
+    assert ams.pull_sub(sub, num=10, return_immediately=True) == []
+    return got
+
+
+def _publish(ams: ArgoMessagingService, topic: str, bodies: list[str]) -> None:
+    ams.publish(topic, [AmsMessage(data=b, attributes={"n": b}) for b in bodies])
+
+
+@pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
+def test_a_consumer_that_lost_its_database_replays_by_offset_and_by_time(
+    ams_gateway: Gateway,
+) -> None:
+    ams = _ams(ams_gateway)
+    ams.create_topic("results")
+    ams.create_sub("store", "results", ackdeadline=60)
+    first, second = [f"#{i}" for i in range(50)], [f"#{i}" for i in range(50, 100)]
+    _publish(ams, "results", first)
+    wait_until(lambda: ams.getoffsets_sub("store", "max") == 50, 30, "the first 50 in the log")
+    time.sleep(0.05)
+    middle = datetime.now(timezone.utc).replace(tzinfo=None)  # the library sends it as UTC
+    time.sleep(0.05)
+    _publish(ams, "results", second)
+    database = _consume(ams, "store", 100)
+    assert database == first + second
+    assert ams.getoffsets_sub("store") == {"min": 0, "max": 100, "current": 100}
+
+    database.clear()  # lost: back to the oldest offset kept
+    ams.modifyoffset_sub("store", ams.getoffsets_sub("store", "min"))
+    assert ams.getoffsets_sub("store", "current") == 0
+    assert _consume(ams, "store", 100) == first + second
+
+    offset = ams.time_to_offset_sub("store", middle)
+    assert offset == 50
+    ams.modifyoffset_sub("store", offset)
+    assert _consume(ams, "store", 50) == second
+    assert ams.getoffsets_sub("store", "current") == 100
+
+    with pytest.raises(AmsServiceException) as refused:
+        ams.modifyoffset_sub("store", 101)
+    assert refused.value.code == 400 and "Offset out of bounds" in refused.value.msg
+    with pytest.raises(AmsServiceException) as late:
+        ams.time_to_offset_sub("store", middle + timedelta(days=1))
+    assert late.value.code == 409 and "out of bounds" in late.value.msg
+
+
+@pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
+def test_messages_published_over_stomp_are_replayed_too_after_a_gateway_restart(
+    ams_gateway: Gateway, tmp_path: Path, pki: Pki
+) -> None:
+    ams = _ams(ams_gateway)
+    ams.create_topic("mixed")
+    ams.create_sub("readers", "mixed", ackdeadline=60)
+    _publish(ams, "mixed", ["over AMS #1"])
+    publish_over_stomp(ams_gateway, "mixed", tmp_path, "over STOMP #1", "over STOMP #2")
+    wait_until(lambda: ams.getoffsets_sub("readers", "max") == 3, 30, "3 messages in the log")
+    _publish(ams, "mixed", ["over AMS #2"])
+    got = _consume(ams, "readers", 4)
+    summaries = [b.split("\n")[6] for b in got[1:3]]
+    assert [got[0], got[3]] == ["over AMS #1", "over AMS #2"]
+    assert summaries == ["summaryData: over STOMP #1", "summaryData: over STOMP #2"]
+
+    ams_gateway.process.stop()  # the retention log and the offsets are in state_dir
+    section = {"users": {"probe": {"token": TOKEN}}, "push_ca": str(pki.ca), **RETAINED}
+    again = start_gateway(tmp_path, pki, ams_gateway.broker_url, section)
+    try:
+        ams = _ams(again)
+        assert ams.getoffsets_sub("readers") == {"min": 0, "max": 4, "current": 4}
+        ams.modifyoffset_sub("readers", 1)
+        assert _consume(ams, "readers", 3) == got[1:]
+    finally:
+        again.process.stop()

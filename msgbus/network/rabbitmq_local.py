@@ -17,7 +17,7 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +59,23 @@ def find_rabbitmq() -> Path:
 class RabbitNode:
     """One node's files, environment and process."""
 
-    def __init__(self, topology: Topology, broker: Broker, directory: Path) -> None:
+    def __init__(
+        self, topology: Topology, broker: Broker, directory: Path, epmd_port: int | None = None
+    ) -> None:
         self.topology = topology
         self.broker = broker
         self.directory = directory
+        self.epmd_port = epmd_port
         self.node = node_name(topology, broker)
         self.data_dir = broker.data_dir or directory / "data"
         self.pid_file = directory / "rabbitmq.pid"
 
     def env(self) -> dict[str, str]:
         d = self.directory
-        return os.environ | {
+        # An epmd of the node's own (node and CLI tools look peers up there): the fault
+        # suite's proxy, which sends distribution traffic through connections it can cut.
+        epmd = {"ERL_EPMD_PORT": str(self.epmd_port)} if self.epmd_port else {}
+        return os.environ | epmd | {
             "HOME": str(d),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(self.broker.ports.amqp),
@@ -187,9 +193,16 @@ class RabbitNode:
 class RabbitCluster:
     """Start, join, stop and check the nodes of a RabbitMQ topology on this machine."""
 
-    def __init__(self, topology: Topology, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        state_dir: Path | None = None,
+        epmd_ports: Mapping[str, int] | None = None,
+    ) -> None:
         self.topology = topology
         self.state_dir = (state_dir or default_state_dir(topology)).absolute()
+        self.epmd_ports = dict(epmd_ports or {})
+        """Node name -> the epmd port it and its CLI tools use (default: the system's)."""
         self._bin: Path | None = None
 
     @property
@@ -199,7 +212,8 @@ class RabbitCluster:
         return self._bin
 
     def process(self, name: str) -> RabbitNode:
-        return RabbitNode(self.topology, self.topology.broker(name), self.state_dir / name)
+        broker = self.topology.broker(name)
+        return RabbitNode(self.topology, broker, self.state_dir / name, self.epmd_ports.get(name))
 
     def url(self, name: str) -> BrokerURL:
         broker = self.topology.broker(name)

@@ -9,26 +9,31 @@ by content and by ``msgbus-id``, with what the publisher reported as confirmed o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from msgbus.config import load_config
+from msgbus.network.local import LocalNetwork
 from msgbus.store.audit import audit
 from msgbus.store.database import Store
 from msgbus.store.tables import dead_letters, table_for
 from msgbus.transport.connection import Connection
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
+from tests.fixtures.proxy import TcpProxy
 
-__all__ = ["Pipeline", "PublishRun", "Target"]
+__all__ = ["Pipeline", "PublishRun", "Target", "line_target", "pipeline_for"]
 
 PROBES = table_for("ProbeResult")
 _COUNTS = re.compile(r"(\d+) confirmed, (\d+) spooled, (\d+) rejected, (\d+) failed")
@@ -56,6 +61,30 @@ class Target:
     """Settings the commands get as MSGBUS_* variables, as a user would set them."""
     data_dir: Path | None = None
     """Where the broker keeps its store (the embedded broker's --data)."""
+
+
+def line_target(net: LocalNetwork, kind: str, publish_at: Sequence[str], fault: str) -> Target:
+    """brokers/line.yaml as shipped: probes publish at the brokers ``publish_at`` (failing
+    over in that order) as ``probe``, the store group consumes at c as ``store``; the
+    broker ``fault`` is the one killed."""
+    passwords = {u.name: u.password for u in net.topology.users}
+
+    def url(broker: str, user: str) -> str:
+        ports = net.topology.broker(broker).ports
+        return f"stomp://{user}:{passwords[user]}@127.0.0.1:{ports.stomp}"
+
+    faulty = net.process(fault)
+    return Target(
+        kind=kind,
+        publish_urls=[url(b, "probe") for b in publish_at],
+        consume_urls=[url("c", "store")],
+        publish_destination="/topic/VirtualTopic.grid.metrics",
+        consume_destination="/queue/Consumer.store.VirtualTopic.grid.metrics",
+        kill_broker=faulty.kill,
+        restart_broker=faulty.start,
+        publishes_through_faults=True,
+        data_dir=faulty.data_dir,
+    )
 
 
 @dataclass
@@ -97,6 +126,8 @@ class Pipeline:
     """Bodies sent that must end as dead letters."""
     consumers: list[MsgbusProcess] = field(default_factory=list)
     recovered_at: float | None = None
+    settled_at: float | None = None
+    """When the last row came, if a wait for quiet followed it (settle_with_losses)."""
     _next: int = 0
 
     def __post_init__(self) -> None:
@@ -149,6 +180,21 @@ class Pipeline:
         self.rejected |= big
         self.accepted |= set(names) - big
         return run
+
+    def publish_through(self, fault: Callable[[], None], chunk: int, runs: int = 5) -> None:
+        """``runs`` runs of ``msgbus publish`` of ``chunk`` results each, in the
+        background; ``fault`` once the store holds half a run. Every run must get
+        through: the publisher fails over to another broker."""
+        done: list[PublishRun] = []
+        publishing = threading.Thread(
+            target=lambda: done.extend(self.publish(chunk) for _ in range(runs))
+        )
+        publishing.start()
+        wait_until(lambda: self.stored_count() >= chunk // 2, 60, "the first rows")
+        fault()
+        publishing.join(180)
+        assert not publishing.is_alive(), f"msgbus publish hung through the fault ({self.scenario})"
+        assert all(r.returncode == 0 and r.failed == 0 for r in done), [r.output for r in done]
 
     def drain_spool(self, urls: Sequence[str] | None = None) -> str:
         args = ["spool", "drain", "--spool", str(self.spool)]
@@ -244,11 +290,35 @@ class Pipeline:
             for consumer in self.consumers:
                 consumer.stop()
 
-    def verify(self) -> ChaosRow:
+    def settle_with_losses(self, after: set[str], quiet: float = 10, timeout: float = 120) -> None:
+        """For a fault that may lose messages (a broker's disk, on an engine that does not
+        replicate): wait until the messages in ``after`` (published once the fault was
+        repaired) are stored and no row has come for ``quiet`` seconds, then stop the
+        consumers. What is still missing then is lost."""
+        seen = [-1, time.monotonic()]
+
+        def quiet_now() -> bool:
+            summaries, _, _ = self.stored()
+            total = sum(summaries.values())
+            if total != seen[0]:
+                seen[:] = [total, time.monotonic()]
+            return after <= set(summaries) and time.monotonic() - seen[1] >= quiet
+
+        try:
+            wait_until(quiet_now, timeout, f"{len(after)} rows after the repair ({self.scenario})")
+            self.settled_at = seen[1]  # the last row, not the end of the quiet wait
+        finally:
+            for consumer in self.consumers:
+                consumer.stop()
+
+    def verify(self, *, may_lose: bool = False) -> ChaosRow:
         """The table row; raises unless every accepted message is stored exactly once
-        and nothing else is."""
+        and nothing else is. With ``may_lose``, accepted messages may be missing (the
+        row counts them), but none twice, nothing unconfirmed, and the audit must not
+        report more missing than that."""
         summaries, distinct_ids, dead = self.stored()
-        recovery = time.monotonic() - self.recovered_at if self.recovered_at else None
+        until = self.settled_at or time.monotonic()
+        recovery = until - self.recovered_at if self.recovered_at else None
         row = ChaosRow(
             scenario=self.scenario,
             broker=self.target.kind,
@@ -270,7 +340,7 @@ class Pipeline:
         )
         unexpected = set(summaries) - self.accepted
         problems = []
-        if row.lost:
+        if row.lost and not may_lose:
             problems.append(f"{row.lost} confirmed messages not stored")
         if row.duplicate_rows:
             problems.append(f"{row.duplicate_rows} duplicate rows")
@@ -280,10 +350,31 @@ class Pipeline:
             problems.append(f"rows nobody confirmed: {sorted(unexpected)[:5]}")
         if dead != self.poison:
             problems.append(f"{dead} dead letters, {self.poison} expected")
-        if row.audit_missing > len(self.given_up):
+        if row.audit_missing > len(self.given_up) + (row.lost if may_lose else 0):
             problems.append(
-                f"msgbus audit reports {row.audit_missing} missing, none were lost and "
+                f"msgbus audit reports {row.audit_missing} missing, {row.lost} were lost and "
                 f"{len(self.given_up)} given up on"
             )
         assert not problems, f"{row}: " + "; ".join(problems)
         return row
+
+
+@contextlib.contextmanager
+def pipeline_for(
+    request: pytest.FixtureRequest,
+    target: Target,
+    postgres_url: str,
+    db_proxy: TcpProxy,
+    base: Path,
+    consumer_env: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """The test's pipeline, named after it, its consumers reaching the database through
+    ``db_proxy``; consumers still running at the end are killed."""
+    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
+    through_proxy = postgres_url.replace(":5432/", f":{db_proxy.port}/")
+    pipe = Pipeline(scenario, target, base, through_proxy, postgres_url, dict(consumer_env or {}))
+    try:
+        yield pipe
+    finally:
+        for consumer in pipe.consumers:
+            consumer.kill()

@@ -24,7 +24,7 @@ import pytest
 
 from msgbus.network.activemq import stomp_answers
 from msgbus.network.local import LocalNetwork
-from tests.chaos.harness import Pipeline, Target
+from tests.chaos.harness import Pipeline, Target, line_target, pipeline_for
 from tests.fixtures.activemq import BrokerFactory
 from tests.fixtures.chaos import ChaosRow
 from tests.fixtures.disk import SmallDisk
@@ -133,25 +133,9 @@ def _rabbitmq(url: str) -> Target:
 
 
 def _line(net: LocalNetwork) -> Target:
-    """brokers/line.yaml as shipped: probes publish at a as ``probe``, the store group
-    consumes at c as ``store``; the fault is b, the broker in the middle."""
-    passwords = {u.name: u.password for u in net.topology.users}
-
-    def url(broker: str, user: str) -> str:
-        ports = net.topology.broker(broker).ports
-        return f"stomp://{user}:{passwords[user]}@127.0.0.1:{ports.stomp}"
-
-    middle = net.process("b")
-    return Target(
-        kind="line",
-        publish_urls=[url("a", "probe")],
-        consume_urls=[url("c", "store")],
-        publish_destination="/topic/VirtualTopic.grid.metrics",
-        consume_destination="/queue/Consumer.store.VirtualTopic.grid.metrics",
-        kill_broker=middle.kill,
-        restart_broker=middle.start,
-        publishes_through_faults=True,
-    )
+    """brokers/line.yaml as shipped: probes publish at a, the store group consumes at c;
+    the fault is b, the broker in the middle."""
+    return line_target(net, "line", ["a"], "b")
 
 
 KINDS = ["embedded", "activemq", "rabbitmq"]
@@ -194,14 +178,10 @@ def pipeline(
     db_proxy: TcpProxy,
     tmp_path: Path,
 ) -> Iterator[Pipeline]:
-    scenario = request.node.originalname.removeprefix("test_").replace("_", "-")
-    through_proxy = postgres_url.replace(":5432/", f":{db_proxy.port}/")
     # Short database timeouts, so that a stall shows within the test's time.
     timeouts = {"MSGBUS_STORE__CONNECT_TIMEOUT": "2", "MSGBUS_STORE__STATEMENT_TIMEOUT": "3"}
-    pipe = Pipeline(scenario, target, tmp_path, through_proxy, postgres_url, timeouts)
-    yield pipe
-    for consumer in pipe.consumers:
-        consumer.kill()
+    with pipeline_for(request, target, postgres_url, db_proxy, tmp_path, timeouts) as pipe:
+        yield pipe
 
 
 def _mid_backlog(pipe: Pipeline, backlog: int) -> MsgbusProcess:

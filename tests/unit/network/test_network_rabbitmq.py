@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from msgbus.network.rabbitmq import (
     render_node_config,
     wildcard_regex,
 )
+from msgbus.network.rabbitmq_local import RabbitCluster
 from msgbus.network.topology import Topology, load_topology, parse_topology
 from msgbus.permissions import destination_matches
 
@@ -190,7 +192,17 @@ def test_node_config_has_its_own_listeners_and_limits() -> None:
     assert conf["stomp.listeners.tcp.1"] == "127.0.0.1:62823"
     assert conf["max_message_size"] == str(4 * 1024 * 1024)
     assert conf["default_user"] == "admin"
+    # Chosen, not defaulted (RabbitMQ's default is ignore): see brokers/README.md.
+    assert conf["cluster_partition_handling"] == "pause_minority"
     assert node_name(topo, topo.broker("r2")) == "msgbus-rabbit3-r2@localhost"
+
+
+def test_a_node_may_use_an_epmd_of_its_own(tmp_path: Path) -> None:
+    """The fault suite's hook: node and CLI tools look peers up at ERL_EPMD_PORT."""
+    topo: Topology = load_topology(BROKERS / "rabbit3.yaml")
+    cluster = RabbitCluster(topo, tmp_path, epmd_ports={"r2": 14369})
+    assert cluster.process("r2").env()["ERL_EPMD_PORT"] == "14369"
+    assert cluster.process("r1").env().get("ERL_EPMD_PORT") == os.environ.get("ERL_EPMD_PORT")
 
 
 def test_tls_listener_and_certificate_login() -> None:

@@ -365,14 +365,19 @@ class RabbitCluster:
         ]
         expected = sorted(self.process(b.name).node for b in self.topology.brokers)
         running = [self.process(b.name) for b in self.topology.brokers]
-        seed = next((n for n in running if n.is_running()), None)
+        seed, members, queues = None, [], {}
+        for node in (n for n in running if n.is_running()):
+            try:  # a paused (minority) or dying node's process runs but does not answer
+                members, queues = self.members(node), self.queue_members(node)
+            except NetworkError:
+                continue
+            seed = node
+            break
         if seed is None:
-            return [*problems, "no node runs"]
-        members = self.members(seed)
+            return [*problems, "no node answers rabbitmqctl"]
         missing = sorted(set(expected) - set(members))
         if missing:
             problems.append(f"cluster members missing: {', '.join(missing)}")
-        queues = self.queue_members(seed)
         for queue in group_queues(self.topology):
             have = queues.get(queue)
             if have is None:

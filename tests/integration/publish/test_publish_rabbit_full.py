@@ -130,8 +130,10 @@ def test_repeated_refusal_backs_off(
     url = rabbitmq_stomp.replace(":61613", f":{proxy.port}")
     with Path(_inputs(tmp_path / "in.txt", 2 * MAX_LENGTH)).open("rb") as f:
         records = [r for r in read_stream(f, ProbeResult) if r.message is not None]
-    settings = {"vhost": "/", "retry_for": 4.0, "spool_dir": tmp_path / "spool"}
-    with Publisher.from_url(url, destination=f"/amq/queue/{full_queue}", **settings) as pub:
+    destination = f"/amq/queue/{full_queue}"
+    with Publisher.from_url(
+        url, destination=destination, vhost="/", retry_for=4.0, spool_dir=tmp_path / "spool"
+    ) as pub:
         pub.publish_read(records[:MAX_LENGTH])  # fills it (a quorum queue: nearly)
         proxy.accepted.clear()
         report = pub.publish_read(records[MAX_LENGTH:])

@@ -21,7 +21,7 @@ from msgbus.cli.options import (
     spool_option,
 )
 from msgbus.config import MsgbusConfig, load_config
-from msgbus.errors import AuthenticationError, ConfigError, MsgbusError
+from msgbus.errors import AuthenticationError, BrokerBusy, ConfigError, MsgbusError
 from msgbus.publish import Publisher, PublishReport, Spool
 from msgbus.publish.probe import ProbeTarget, default_metric, probe_result, run_plugin
 from msgbus.schema import DEFAULT_MESSAGE_CLASS, MESSAGE_TYPES
@@ -79,7 +79,15 @@ def _finish(report: PublishReport, rejected_before: int = 0) -> None:
     if report.spooled and report.spool_reason is not None:
         # One line: the failover error lists every broker tried on lines of its own.
         reason = " ".join(str(report.spool_reason).split())
-        click.echo(f"msgbus: spooled because: {reason}", err=True)
+        if isinstance(report.spool_reason, BrokerBusy):
+            # Refused for now (a full queue): not an error, the next run delivers them.
+            click.echo(
+                f"msgbus: held back, {report.spooled} spooled for the next run or "
+                f"`msgbus spool drain`: {reason}",
+                err=True,
+            )
+        else:
+            click.echo(f"msgbus: spooled because: {reason}", err=True)
     click.echo(
         f"{report.confirmed} confirmed, {report.spooled} spooled, "
         f"{len(report.rejected) + rejected_before} rejected, {report.failed} failed"
@@ -162,7 +170,8 @@ def publish(
     """Publish every message in INPUTS (WLCG text or JSON files, - for stdin).
 
     Each message is validated first; invalid ones are reported and not sent. Exit 0
-    when every message was confirmed by a broker or spooled because no broker answered;
+    when every message was confirmed by a broker or spooled because no broker answered
+    or a broker held them back (a full queue);
     exit 1 when a message was invalid or refused by the broker (too large, not
     authorized: reported, not retried), the login was refused (spooled, not lost), or
     messages could be neither delivered nor spooled (the spool or its disk full: counted

@@ -229,7 +229,8 @@ class DestinationPolicy(_Model):
         default=None,
         ge=1,
         description="Engine rabbitmq: messages a consumer-group queue holds before new ones "
-        "are refused (the publisher's receipt fails, so it spools them); unset: no limit",
+        "are refused (RabbitMQ closes the publisher's connection; msgbus holds them back, "
+        "retries with back-off, then spools them); unset: no limit",
     )
 
     @model_validator(mode="after")

@@ -21,6 +21,14 @@ once the queue confirmed the message (publisher confirms), but a COMMIT's as soo
 has routed the batch, so a 3-node quorum cluster killed after a COMMIT's RECEIPT lost
 confirmed batches (3 of 6 fault runs, 199 of 1,000 messages each; 0 of 3 with
 per-SEND receipts, tests/chaos/test_cluster_faults.py).
+
+RabbitMQ 3.10 refuses a message to a full queue (``max-length`` with overflow
+``reject-publish``, classic or quorum) with a publisher nack its STOMP adapter cannot
+handle: the connection process crashes (``function_clause`` on ``basic.nack`` in its
+log) and the socket closes with no ERROR and no RECEIPT, even for messages already
+stored. So a RabbitMQ connection lost under unconfirmed messages is a transient
+refusal (:func:`closed_under_load`): held back and retried with back-off, never
+rejected; the re-sent stored ones are dropped by consumers by msgbus-id.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from msgbus.stomp.codec import encode_headers, serialize
 from msgbus.stomp.frames import BeginFrame, CommitFrame, ErrorFrame, ReceiptFrame
 from msgbus.transport.connection import Connection, broker_error
 
-__all__ = ["Interrupted", "Pipeline", "unit_parts"]
+__all__ = ["Interrupted", "Pipeline", "closed_under_load", "unit_parts"]
 
 Confirmed = Callable[[list[Envelope], float], None]
 """Called with confirmed messages (in send order) and their confirm latency in seconds."""
@@ -66,6 +74,10 @@ class Interrupted:
         return isinstance(self.error, BrokerError) and not isinstance(self.error, BrokerBusy)
 
 
+class _ClosedAfterRefusal(ConnectionLost):
+    """The connection a broker closed after its ERROR refused a message named in it."""
+
+
 @dataclass(slots=True)
 class _Unit:
     envelopes: list[Envelope]
@@ -78,6 +90,19 @@ def confirm_mode(confirm: str, server: str) -> str:
     """The mode that confirms storage on the broker that answered as ``server`` (the
     CONNECTED frame's ``server`` header): ``receipt`` on RabbitMQ (see above)."""
     return "receipt" if server.startswith("RabbitMQ/") else confirm
+
+
+def closed_under_load(conn: Connection, lost: ConnectionLost, pending: int) -> TransportError:
+    """Why ``conn`` was lost with ``pending`` messages unconfirmed: on RabbitMQ a
+    :class:`BrokerBusy` (a full queue closes the connection, see above), else ``lost``."""
+    if not pending or not conn.server.startswith("RabbitMQ/"):
+        return lost
+    return BrokerBusy(
+        f"{conn.url} ({conn.server}) closed the connection with {pending} message(s) "
+        "unconfirmed: a queue is full (max-length with overflow reject-publish) or the "
+        "node went down; held back and retried with back-off (start or speed up the "
+        "queue's consumer)"
+    )
 
 
 def unit_parts(
@@ -167,6 +192,8 @@ class Pipeline:
                 exc if isinstance(exc, BrokerError) else self._cause(exc, on_confirmed, on_refused)
             )
             pending = [env for unit in self._pending.values() for env in unit.envelopes]
+            if isinstance(cause, ConnectionLost) and not isinstance(cause, _ClosedAfterRefusal):
+                cause = closed_under_load(self.conn, cause, len(pending))
             self._pending.clear()
             self._in_flight = 0
             return Interrupted(cause, pending)
@@ -245,5 +272,5 @@ class Pipeline:
             self._in_flight -= 1
             on_refused(unit.envelopes[0], error)
             # Brokers close the connection after ERROR (STOMP spec).
-            raise ConnectionLost(str(error))
+            raise _ClosedAfterRefusal(str(error))
         raise error

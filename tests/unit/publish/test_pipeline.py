@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from msgbus.errors import BrokerError, TimeoutException
+from msgbus.errors import BrokerBusy, BrokerError, ConnectionLost, TimeoutException
 from msgbus.publish import ID_HEADER, Envelope
 from msgbus.publish.pipeline import Interrupted, Pipeline
 from msgbus.stomp.codec import FrameParser
@@ -217,3 +217,45 @@ def test_rabbitmq_gets_a_receipt_per_send_whatever_the_mode() -> None:
     broker = ScriptedBroker()  # ActiveMQ keeps the mode asked for
     _run(_pipeline(broker, confirm="transaction"), _envs(5))
     assert [f.command for f in broker.frames][:2] == ["BEGIN", "SEND"]
+
+
+class ClosingBroker(ScriptedBroker):
+    """Answers the first ``receipts`` SENDs, then closes without ERROR: RabbitMQ 3.10's
+    STOMP adapter when a reject-publish queue refuses a message (its nack crashes it)."""
+
+    def __init__(self, receipts: int, server: str) -> None:
+        super().__init__(server=server)
+        self.receipts = receipts
+
+    def receive_many(self, limit: int, timeout: float | None) -> list[Frame]:
+        out = super().receive_many(limit, timeout)[: self.receipts]
+        self.receipts -= len(out)
+        if not out:
+            raise ConnectionLost(f"connection to {self.url} lost: the broker closed it")
+        return out
+
+
+def test_rabbitmq_closing_under_unconfirmed_messages_holds_them_back() -> None:
+    envs = _envs(10)
+    confirmed, (outcome, refused) = _run(
+        _pipeline(ClosingBroker(3, "RabbitMQ/3.10.8"), confirm="receipt"), envs
+    )
+    assert len(confirmed) == 3 and refused == []
+    assert outcome is not None and isinstance(outcome.error, BrokerBusy)
+    assert not outcome.broker_refused and "reject-publish" in str(outcome.error)
+    # The unconfirmed ones, in order, to go again (the ones RabbitMQ kept: duplicates).
+    pending = [e.msgbus_id for e in outcome.pending]
+    assert pending and pending == [e.msgbus_id for e in envs[3 : 3 + len(pending)]]
+
+
+def test_other_brokers_closing_or_a_named_refusal_stay_a_lost_connection() -> None:
+    _, (outcome, _) = _run(
+        _pipeline(ClosingBroker(3, "ActiveMQ/5.17.2"), confirm="receipt"), _envs(10)
+    )
+    assert outcome is not None and type(outcome.error) is ConnectionLost
+    envs = _envs(6)
+    broker = ScriptedBroker(refuse_id=envs[2].msgbus_id, server="RabbitMQ/3.10.8")
+    _, (outcome, refused) = _run(_pipeline(broker, confirm="receipt"), envs)
+    assert [e.msgbus_id for e, _ in refused] == [envs[2].msgbus_id]
+    # Reconnected to at once for the rest, not held back: the refusal was for that one.
+    assert outcome is not None and not isinstance(outcome.error, BrokerBusy)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from msgbus.errors import DecodeError, SchemaError
@@ -42,18 +42,15 @@ def _junk(line: str, message_no: int, line_no: int) -> Decoded:
     return Decoded(message_no, None, (problem,))
 
 
-def _read_message(
-    chunk: str, line_no: Callable[[], int], message_no: int, model: type[Message]
-) -> Decoded:
-    """Read one message; ``chunk`` holds its lines, each after a newline, and the first
-    is line ``line_no()``."""
+def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message]) -> Decoded:
+    """Read one message; ``chunk`` holds its lines, each after a newline."""
     fields = plain_fields(chunk, model)
     if fields is not None:
         result = validate_message(model, fields, message_no)
         if result.ok:
             return result
     # Something is wrong: read again line by line, so the problem can name its line.
-    return _read_lines(*_cut_multiline(chunk, model), line_no(), message_no, model)
+    return _read_lines(*_cut_multiline(chunk, model), line_no, message_no, model)
 
 
 def _cut_multiline(chunk: str, model: type[Message]) -> tuple[str, str | None]:
@@ -124,33 +121,21 @@ def _read_lines(
     return validate_message(model, fields, message_no, lines)
 
 
-def wlcg_chunks(text: str) -> Iterator[tuple[str, Callable[[], int]]]:
-    """Each message of ``text``: its lines (each after a newline, no EOT) and a function
-    giving the line it starts on. Lines are counted only when a problem names one:
-    counting them for every message cost a tenth of reading it (callgrind)."""
+def wlcg_chunks(text: str) -> Iterator[tuple[str, int]]:
+    """Each message of ``text``: its lines (each after a newline, no EOT) and the line
+    it starts on."""
     text = drop_cr_before_eol(text)  # CRLF producers
     # Newlines around the text make every line, first and last too, "\n"-delimited.
     padded = "\n" + text if text.endswith("\n") else "\n" + text + "\n"
-    counted = [0, 1]  # lines are counted up to this offset: this is the line there
-
-    def line_at(offset: int) -> Callable[[], int]:
-        def line_no() -> int:
-            # Offsets only grow as a body is read: each newline is counted once.
-            if offset > counted[0]:
-                counted[1] += padded.count("\n", counted[0], offset)
-                counted[0] = offset
-            return counted[1]
-
-        return line_no
-
-    pos, last = 0, len(padded) - 1
+    pos, line_no, last = 0, 1, len(padded) - 1
     while pos < last:
         end = padded.find(_EOT_LINE, pos)
         if end < 0:
             end = last  # the final EOT may be missing
         chunk = padded[pos:end]
         if chunk and not chunk.isspace():
-            yield chunk, line_at(pos)
+            yield chunk, line_no
+        line_no += chunk.count("\n") + 1
         pos = end + len(_EOT_LINE) - 1
 
 

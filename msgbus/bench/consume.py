@@ -59,6 +59,7 @@ __all__ = [
     "RAW_ACKS",
     "RAW_CUMULATIVE",
     "RAW_DRAIN",
+    "STEADY",
     "ours_name",
     "probe_body",
     "round_ratios",
@@ -71,6 +72,8 @@ RAW_DRAIN = "raw socket, ack:auto, counting only"
 RAW_ACKS = "raw socket, client-individual ACK each"
 RAW_CUMULATIVE = "raw socket, ack:client, one ACK per batch"
 CLI = "msgbus consume (whole process)"
+STEADY = ", first to last"
+"""Suffix of a row's steady-state rate (first message or row to the last)."""
 NAIVE = "naive stomp.py: INSERT+COMMIT+ACK each"
 
 
@@ -82,6 +85,8 @@ class Result:
     cpu_seconds: float = 0.0
     """CPU time of this process (all threads) during the run: steadier than msgs/s when
     other work shares the machine."""
+    steady_rate: float | None = None
+    """Messages per second from the first message (row) to the last, where measured."""
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -160,15 +165,18 @@ def _raw_drain(
             finished = raw_drain(client, count).finished
             name = RAW_DRAIN
         elif ack_every is not None:
-            seen = 0
+            seen, first = 0, 0.0
             while seen < count:
                 for frame in client.read():
                     if frame.command == "MESSAGE":
                         seen += 1
+                        if seen == 1:
+                            first = time.monotonic()
                         if seen % ack_every == 0 or seen == count:
                             client.send_bytes(encode_acks([frame.headers["ack"]]))
             finished = time.monotonic()
-            name = RAW_CUMULATIVE
+            steady = (count - 1) / max(finished - first, 1e-9)
+            return Result(RAW_CUMULATIVE, count, finished - started, steady_rate=steady)
         else:
             seen = 0
             while seen < count:
@@ -216,14 +224,18 @@ def _cli(config: MsgbusConfig, store: Store, sub: Subscription, count: int) -> R
     if done.returncode != 0:
         raise TimeoutException(f"msgbus consume failed: {done.stdout}{done.stderr}")
     mine = _PROBES.c.msg_id.startswith(f"{sub.name}-")
+    received = _PROBES.c.received_at
     with store.engine.connect() as db:
-        stored, last = db.execute(
-            sa.select(sa.func.count(), sa.func.max(_PROBES.c.received_at)).where(mine)
+        stored, first, last = db.execute(
+            sa.select(sa.func.count(), sa.func.min(received), sa.func.max(received)).where(mine)
         ).one()
+        # The rows after the first batch's, over the time from its row to the last row.
+        later = db.execute(sa.select(sa.func.count()).where(mine, received > first)).scalar_one()
     if stored != count or last is None:
         raise TimeoutException(f"msgbus consume stored {stored} of {count} messages")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Result(CLI, count, last.timestamp() - started, cpu_seconds=cpu)
+    steady = later / max((last - first).total_seconds(), 1e-9)
+    return Result(CLI, count, last.timestamp() - started, cpu_seconds=cpu, steady_rate=steady)
 
 
 def ours_name(batch: int, ack: str, ledger: bool = True) -> str:
@@ -399,4 +411,5 @@ def round_ratios(
         "ledger": rates[ours] / rates[no_ledger],
         "cli": rates[CLI] / rates[RAW_CUMULATIVE],
         "cli_drain": rates[CLI] / rates[RAW_DRAIN],
+        "cli_steady": rates[CLI + STEADY] / rates[RAW_CUMULATIVE + STEADY],
     }

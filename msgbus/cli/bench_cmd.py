@@ -237,7 +237,7 @@ def consume_bench(
     rounds: int,
 ) -> None:
     """msgbus.Consumer vs the raw drain rate and a naive peer, from a durable subscription."""
-    from msgbus.bench.consume import ours_name, round_ratios, run_consume_bench
+    from msgbus.bench.consume import STEADY, ours_name, round_ratios, run_consume_bench
     from msgbus.config import load_config
     from msgbus.store import Store
 
@@ -269,6 +269,9 @@ def consume_bench(
                 f"{item.consumer:<42}{item.count:>8}{item.rate:>10,.0f}"
                 f"{item.cpu_us_per_message:>12,.0f}"
             )
+            if item.steady_rate is not None:
+                rates[item.consumer + STEADY] = item.steady_rate
+                click.echo(f"{'  ' + STEADY.lstrip(', '):<42}{'':>8}{item.steady_rate:>10,.0f}")
         for name, ratio in round_ratios(rates, ours, cumulative, no_ledger).items():
             ratios.setdefault(name, []).append(ratio)
     median = {name: statistics.median(values) for name, values in ratios.items()}
@@ -283,6 +286,10 @@ def consume_bench(
     click.echo(
         f"msgbus consume, whole process, defaults / raw with one ACK per batch: "
         f"{median['cli']:.2f}x   / raw drain: {median['cli_drain']:.2f}x"
+    )
+    click.echo(
+        "msgbus consume, steady state (first row to last) / raw with one ACK per batch "
+        f"(first message to last): {median['cli_steady']:.2f}x"
     )
     click.echo(
         f"with the completeness ledger / without it: {median['ledger']:.2f}x (its cost, "
@@ -406,6 +413,37 @@ def bench_startup(broker_url: str | None, activemq: bool, rounds: int) -> None:
             f"{t.wall / base.wall:>8.2f}x{t.cpu / base.cpu:>7.2f}x"
         )
     click.echo(f"x: over the {BASELINE} (connect, SEND persistent with a receipt, DISCONNECT)")
+
+
+@bench.command("instructions")
+@_count_option(1000, "Messages of the smaller run (the other has twice as many).")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="SQLAlchemy URL the consumer's insert stage writes to; default: a scratch SQLite "
+    "file. Only this process's instructions are counted, not the database server's.",
+)
+@click.option(
+    "--path",
+    "paths",
+    type=click.Choice(["consumer", "publisher"]),
+    multiple=True,
+    help="Path to count (repeatable); default: both.",
+)
+def bench_instructions(count: int, store_url: str | None, paths: tuple[str, ...]) -> None:
+    """Instructions per message of each stage of the consumer and the publisher, counted
+    by callgrind (needs valgrind; minutes)."""
+    from msgbus.bench.instructions import count_instructions, format_table
+
+    counts = [
+        count_instructions(path, count, store_url if path == "consumer" else None)
+        for path in paths or ("consumer", "publisher")
+    ]
+    click.echo(f"callgrind, runs of {count} and {2 * count} messages, difference / {count}")
+    for line in format_table(counts):
+        click.echo(line)
 
 
 @bench.command("sites")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from msgbus.errors import DecodeError, SchemaError
@@ -27,7 +27,7 @@ from msgbus.schema.text import DEFAULT_MAX_BYTES, to_text
 from msgbus.schema.types import drop_cr_before_eol
 from msgbus.schema.validation import Decoded, messages_or_raise, validate_message
 
-__all__ = ["EOT", "decode_wlcg", "encode_wlcg", "read_wlcg"]
+__all__ = ["EOT", "decode_wlcg", "encode_wlcg", "plain_fields", "read_wlcg", "wlcg_chunks"]
 
 EOT = "EOT"
 _EOT_LINE = f"\n{EOT}\n"
@@ -44,27 +44,32 @@ def _junk(line: str, message_no: int, line_no: int) -> Decoded:
 
 def _read_message(chunk: str, line_no: int, message_no: int, model: type[Message]) -> Decoded:
     """Read one message; ``chunk`` holds its lines, each after a newline."""
-    head, long_text = chunk, None
-    multiline = model.multiline_field
-    if multiline:
-        # Everything from the multi-line key on is its value, so cut there first.
-        cut = chunk.find(f"\n{multiline}:")
-        if cut >= 0:
-            head, long_text = chunk[:cut], chunk[cut + len(multiline) + 2 :]
-    fields = _plain_fields(head, model)
+    fields = plain_fields(chunk, model)
     if fields is not None:
-        if multiline and long_text is not None:
-            fields[multiline] = long_text[1:] if long_text.startswith(" ") else long_text
         result = validate_message(model, fields, message_no)
         if result.ok:
             return result
     # Something is wrong: read again line by line, so the problem can name its line.
-    return _read_lines(head, long_text, line_no, message_no, model)
+    return _read_lines(*_cut_multiline(chunk, model), line_no, message_no, model)
 
 
-def _plain_fields(head: str, model: type[Message]) -> dict[str, str] | None:
-    """The fields of a well-formed head (``key: value`` lines of known keys, each once),
-    or None when it is anything else. The consumer's hot path: no per-line bookkeeping."""
+def _cut_multiline(chunk: str, model: type[Message]) -> tuple[str, str | None]:
+    """The head (``key: value`` lines) and the multi-line field's text, if any: everything
+    from the multi-line key on is its value, so it is cut off first."""
+    multiline = model.multiline_field
+    if multiline:
+        cut = chunk.find(f"\n{multiline}:")
+        if cut >= 0:
+            return chunk[:cut], chunk[cut + len(multiline) + 2 :]
+    return chunk, None
+
+
+def plain_fields(chunk: str, model: type[Message]) -> dict[str, str] | None:
+    """The fields of a well-formed message (``key: value`` lines of known keys, each
+    once, then the multi-line field), or None when it is anything else. The consumer's
+    hot path: no per-line bookkeeping."""
+    head, long_text = _cut_multiline(chunk, model)
+    multiline = model.multiline_field
     lines = head.split("\n")
     del lines[0]
     try:
@@ -74,6 +79,8 @@ def _plain_fields(head: str, model: type[Message]) -> dict[str, str] | None:
         return None
     if len(fields) != len(lines) or not _known_keys(model).issuperset(fields):
         return None
+    if multiline and long_text is not None:
+        fields[multiline] = long_text[1:] if long_text.startswith(" ") else long_text
     return fields
 
 
@@ -114,12 +121,12 @@ def _read_lines(
     return validate_message(model, fields, message_no, lines)
 
 
-def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
-    """Read every message of ``text``: one result per message, never raising for one."""
+def wlcg_chunks(text: str) -> Iterator[tuple[str, int]]:
+    """Each message of ``text``: its lines (each after a newline, no EOT) and the line
+    it starts on."""
     text = drop_cr_before_eol(text)  # CRLF producers
     # Newlines around the text make every line, first and last too, "\n"-delimited.
     padded = "\n" + text if text.endswith("\n") else "\n" + text + "\n"
-    results: list[Decoded] = []
     pos, line_no, last = 0, 1, len(padded) - 1
     while pos < last:
         end = padded.find(_EOT_LINE, pos)
@@ -127,12 +134,19 @@ def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
             end = last  # the final EOT may be missing
         chunk = padded[pos:end]
         if chunk and not chunk.isspace():
-            result = _read_message(chunk, line_no, len(results) + 1, model)
-            if result.message is not None:
-                result.source = chunk
-            results.append(result)
+            yield chunk, line_no
         line_no += chunk.count("\n") + 1
         pos = end + len(_EOT_LINE) - 1
+
+
+def read_wlcg(text: str, model: type[Message] = ProbeResult) -> list[Decoded]:
+    """Read every message of ``text``: one result per message, never raising for one."""
+    results: list[Decoded] = []
+    for chunk, line_no in wlcg_chunks(text):
+        result = _read_message(chunk, line_no, len(results) + 1, model)
+        if result.message is not None:
+            result.source = chunk
+        results.append(result)
     return results
 
 

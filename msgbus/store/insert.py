@@ -8,7 +8,7 @@ through COPY.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,9 +79,57 @@ def insert_rows(
         return 0
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         return _copy_insert(conn, table, key, rows)
+    if conn.dialect.name == "sqlite":
+        return _sqlite_insert(conn, table, rows)
     statement = insert_ignore(table, key, conn.dialect.name)
     # executemany: Oracle binds the rows as arrays, PyMySQL folds them into one INSERT.
     return int(conn.execute(statement, list(rows)).rowcount)
+
+
+def _bound_values(
+    conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]], *, decorated: bool
+) -> tuple[list[str], list[list[Any]]]:
+    """The columns of ``rows`` and each row's values as the driver takes them, through
+    the bind processors SQLAlchemy would apply: all of them, or with ``decorated`` those
+    of the store's own types only (UTC timestamps; COPY takes the other values as they
+    are). A value that is the same object as the row before's (a batch shares its
+    ``received_at``) is converted once."""
+    columns = list(rows[0])
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(columns):
+        kind = table.c[c].type
+        if decorated and not isinstance(kind, sa.TypeDecorator):
+            continue
+        process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if process is not None:
+            convert.append((i, process))
+    unset = object()
+    last: list[Any] = [unset] * len(convert)
+    done: list[Any] = [None] * len(convert)
+    values = []
+    for row in rows:
+        value = list(row.values())
+        for j, (i, bind) in enumerate(convert):
+            raw = value[i]
+            if raw is not last[j]:
+                last[j], done[j] = raw, bind(raw)
+            value[i] = done[j]
+        values.append(value)
+    return columns, values
+
+
+def _sqlite_insert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
+    """SQLite: one INSERT OR IGNORE executemany'd by the driver (the bind processors
+    applied here, see _bound_values): SQLAlchemy's Core executemany spent more per row
+    than sqlite3 itself (measured 16 vs 6 us per row)."""
+    columns, values = _bound_values(conn, table, rows, decorated=False)
+    quote = conn.dialect.identifier_preparer.quote
+    statement = (
+        f"INSERT OR IGNORE INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    # exec_driver_sql: the driver's executemany, with SQLAlchemy's error mapping.
+    return int(conn.exec_driver_sql(statement, [tuple(v) for v in values]).rowcount)
 
 
 # Column type oids of each staging table (built-in types: the same on every server).
@@ -105,21 +153,9 @@ def _copy_insert(
 
     raw = conn.connection.dbapi_connection
     assert isinstance(raw, psycopg.Connection)
-    columns = list(rows[0])
+    columns, values = _bound_values(conn, table, rows, decorated=True)
     names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     target = sql.Identifier(table.name)
-    convert = [
-        (i, process)
-        for i, c in enumerate(columns)
-        if isinstance(table.c[c].type, sa.TypeDecorator)
-        and (process := table.c[c].type.bind_processor(conn.dialect)) is not None
-    ]
-    values = []
-    for row in rows:
-        value = list(row.values())
-        for i, process in convert:
-            value[i] = process(value[i])
-        values.append(value)
     savepoint = conn.begin_nested()
     try:
         _copy(conn, raw, table, target, names, columns, values)

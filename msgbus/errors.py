@@ -179,8 +179,8 @@ class BrokerBusy(BrokerError):
     """The broker refused for now what it will take later: a queue at its limit, a full
     disk, memory short (the embedded broker's ``msgbus-transient`` ERROR, ActiveMQ's
     ``ResourceAllocationException``, RabbitMQ closing a STOMP connection with receipts
-    outstanding when a queue's max-length refuses a publish). Hold the messages back (spooled) and retry with
-    back-off; they are not rejected."""
+    outstanding when a queue's max-length refuses a publish). Hold the messages back
+    (spooled) and retry with back-off; they are not rejected."""
 
 
 class TimeoutException(TransportError):

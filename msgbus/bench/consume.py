@@ -46,7 +46,7 @@ from msgbus.schema.body import decode_body, encode_body
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp import encode_acks, serialize
 from msgbus.stomp.frames import SubscribeFrame
-from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER
+from msgbus.stomp.headers import ID_HEADER, SEQ_HEADER, compact_number
 from msgbus.store.database import Store, StoredMessage, message_row
 from msgbus.store.tables import ledger_gaps, ledger_producers, table_for
 from msgbus.transport.connection import Connection
@@ -119,11 +119,13 @@ def probe_body(size: int = 1024, number: int = 0) -> tuple[bytes, dict[str, str]
 def _publish(conn: Connection, topic: str, tag: str, count: int, size: int) -> None:
     body, headers = probe_body(size)
     # Numbered as msgbus publishers number them, so the Consumer's ledger does its work.
-    headers = {**headers, "persistent": "true", PRODUCER_HEADER: tag, EPOCH_HEADER: "1"}
+    headers = {**headers, "persistent": "true"}
     for start in range(0, count, 500):
         frames = [
             conn.send_frame(
-                topic, body, {**headers, ID_HEADER: f"{tag}-{i}", SEQ_HEADER: str(i + 1)}
+                topic,
+                body,
+                {**headers, ID_HEADER: f"{tag}-{i}", SEQ_HEADER: compact_number(tag, 1, i + 1)},
             )
             for i in range(start, min(count, start + 500))
         ]

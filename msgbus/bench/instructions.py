@@ -141,6 +141,7 @@ def _delivered(count: int, tag: str) -> bytes:
     ``tag`` makes the ids and the producer unique to the run."""
     from msgbus.stomp import serialize
     from msgbus.stomp.frames import MessageFrame
+    from msgbus.stomp.headers import compact_number
 
     return b"".join(
         serialize(
@@ -149,9 +150,8 @@ def _delivered(count: int, tag: str) -> bytes:
                     "destination": "/topic/x", "subscription": "s",
                     "message-id": f"ID:host-1-1764000000000-1:1:1:1:{i}",
                     "ack": f"ID:host-1-1764000000000-{i}", "msgbus-id": f"{tag}-{i}",
-                    "msgbus-producer": tag, "msgbus-epoch": "1", "msgbus-seq": str(i + 1),
-                    "content-type": "text/plain; charset=utf-8", "messageClass": "ProbeResult",
-                    "recordCount": "1", "persistent": "true", "priority": "4",
+                    "msgbus-seq": compact_number(tag, 1, i + 1),
+                    "persistent": "true", "priority": "4",
                     "timestamp": "1764928800000", "expires": "0",
                 },
                 body,

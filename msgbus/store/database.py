@@ -256,7 +256,7 @@ class Store:
         """StoreError unless the tables exist at the current revision."""
         with self.errors("checking the store's schema"), self.engine.connect() as conn:
             current = migrate.current_revision(conn)
-        head = migrate.head_revision()
+        head = migrate.HEAD_REVISION
         if current != head:
             state = "has no msgbus tables" if current is None else f"is at revision {current}"
             raise StoreError(

@@ -121,3 +121,30 @@ def test_publishing_one_result(tmp_path: Path, name: str) -> None:
         argv = workloads(BrokerURL(host="127.0.0.1", port=broker.port), tmp_path)[name]
         output = _check(argv[1:], tmp_path, NEVER, BUDGET["run"])
     assert "1 confirmed, 0 spooled" in output
+
+
+def test_a_consumer_starts_without_the_migration_tool(tmp_path: Path) -> None:
+    """`msgbus consume` checks the store's revision with one query; Alembic (~0.2 s of
+    its start) is for `msgbus db init` only."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    with BrokerThread(BrokerConfig(port=0)) as broker:
+        url = f"stomp://127.0.0.1:{broker.port}"
+        runs = [
+            ["db", "init", "--store", store],
+            ["consume", "--broker", url, "--destination", "/queue/q", "--store", store, "--drain"],
+        ]
+        done = [
+            subprocess.run(
+                [sys.executable, "-X", "importtime", "-m", "msgbus", *argv],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            for argv in runs
+        ]
+    assert [d.returncode for d in done] == [0, 0], [d.stdout + d.stderr for d in done]
+    assert "received 0, stored 0" in done[1].stderr, done[1].stderr
+    imported = [re.findall(r"\| +(alembic\S*)$", d.stderr, re.M) for d in done]
+    assert imported[0] and not imported[1], "db init migrates with Alembic; consume does not"

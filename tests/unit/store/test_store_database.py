@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgbus.errors import StoreError
+from msgbus.store import migrate
 from msgbus.store.database import (
     DeadLetter,
     RawMessage,
@@ -22,7 +23,7 @@ from msgbus.store.database import (
     StoreUnavailable,
     dedup_key,
 )
-from msgbus.store.migrate import VERSION_TABLE, head_revision
+from msgbus.store.migrate import HEAD_REVISION, VERSION_TABLE, head_revision
 from msgbus.store.tables import dead_letters, foreign_messages, metadata, table_for
 from tests.unit.store.conftest import ProbeFactory, make_probe
 
@@ -54,6 +55,21 @@ def test_check_refuses_a_database_without_tables(tmp_path: Path) -> None:
     assert fresh.init() == head_revision()
     fresh.check()
     assert fresh.init() == head_revision()  # idempotent
+
+
+def test_the_revision_checked_at_start_is_alembics_head() -> None:
+    # check() compares with the constant so that consumers start without Alembic.
+    assert head_revision() == HEAD_REVISION
+
+
+def test_check_refuses_a_store_at_an_older_revision(tmp_path: Path) -> None:
+    old = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    with old.engine.begin() as conn:
+        migrate.upgrade(conn, "0003")
+    with pytest.raises(
+        StoreError, match=rf"is at revision 0003, this msgbus needs {HEAD_REVISION}"
+    ):
+        old.check()
 
 
 def test_write_stores_indexed_columns_and_the_whole_message(

@@ -198,9 +198,10 @@ def consume(config_file: Path | None, drain: bool, **opts: Any) -> None:
         consumer.metrics.registry.stop()
         consumer.store.close()
     s = consumer.stats()
+    pings = f", SSM pings ignored {s['ignored']}" if s["ignored"] else ""
     click.echo(
         f"received {s['received']}, stored {s['stored']}, duplicates {s['duplicates']}, "
-        f"dead-lettered {s['dead_lettered']}",
+        f"dead-lettered {s['dead_lettered']}{pings}",
         err=True,
     )
 

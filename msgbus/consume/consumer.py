@@ -418,6 +418,7 @@ class Consumer:
         self._count("stored", result.stored)
         self._count("duplicates", result.duplicates)
         self._count("dead_lettered", result.dead_lettered)
+        self._count("ignored", result.ignored)
         self._count("batches")
         # Cumulative: the batch's last frame acknowledges every earlier one on the
         # subscription, which are exactly the committed ones (batches commit in order).

@@ -3,8 +3,9 @@ what APEL's SSM receiver writes.
 
 ``ssm`` (the default): as SSM's receiver, into ``DIR/incoming`` (dirq ``Queue``, SSM's
 schema: the body, the verified signer DN, the ``empa-id`` header) and refused messages
-into ``DIR/reject`` with the error, so APEL's loader (``msgpath = DIR``) reads them.
-``simple``: each body as one ``QueueSimple`` element in ``DIR``, refused ones in
+into ``DIR/reject`` with the error, so APEL's loader (``msgpath = DIR``) reads them; a
+message whose ``empa-id`` is ``ping`` is acknowledged and left out, as SSM's receiver
+does. ``simple``: each body as one ``QueueSimple`` element in ``DIR``, refused ones in
 ``DIR.rejected`` with the reason in the first line.
 
 Bodies are written as they came (decrypted and verified when configured), never
@@ -38,6 +39,8 @@ __all__ = ["DirqSink"]
 # is optional in the schema, but APEL's loader reads data['empaid'] unconditionally.
 _NO_SIGNER = "Not available."
 _NO_EMPAID = "noid"
+# SSM's receiver drops a message with this empa-id unread (a keep-alive of older senders).
+_PING = "ping"
 
 
 class DirqSink:
@@ -84,11 +87,16 @@ class DirqSink:
         result = WriteResult()
         try:
             for item in foreign:
-                if self._add(item):
+                if self._ping(item.headers):
+                    result.ignored += 1
+                elif self._add(item):
                     result.stored += 1
                 else:
                     result.dead_lettered += 1
-            for letter in dead:
+            for letter in dead:  # an unsigned ping is refused by verification: still a ping
+                if self._ping(letter.headers):
+                    result.ignored += 1
+                    continue
                 self._reject(letter.body, letter.signer, letter.headers, letter.reason)
                 result.dead_lettered += 1
         except OSError as exc:
@@ -97,6 +105,9 @@ class DirqSink:
                 "permissions and free space (nothing of this batch was acknowledged)"
             ) from None
         return result
+
+    def _ping(self, headers: Mapping[str, str]) -> bool:
+        return self.format == "ssm" and headers.get(EMPAID_HEADER) == _PING
 
     def _add(self, item: RawMessage) -> bool:
         """Add one body; False when it went to the reject queue instead."""

@@ -26,6 +26,8 @@ class ConsumerMetrics:
                 "stored": "Messages written to the store (committed)",
                 "duplicates": "Messages dropped because their key was already stored",
                 "dead_lettered": "Invalid or refused messages written to dead_letters",
+                "ignored": "SSM pings (empa-id: ping) acknowledged and not written, as "
+                "SSM's receiver ignores them (consume --dirq)",
                 "acked": "MESSAGE frames acknowledged after commit",
                 "batches": "Batches committed",
                 "store_stalls": "Batch writes that outlived store.statement_timeout and had "

@@ -111,12 +111,15 @@ class WriteResult:
     """Messages stored, foreign ones included."""
     duplicates: int = 0
     dead_lettered: int = 0
+    ignored: int = 0
+    """SSM pings (``empa-id: ping``) a directory queue leaves out, as SSM's receiver does."""
     per_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: WriteResult) -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.dead_lettered += other.dead_lettered
+        self.ignored += other.ignored
         for name, n in other.per_type.items():
             self.per_type[name] = self.per_type.get(name, 0) + n
 

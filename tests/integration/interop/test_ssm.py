@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+import stomp
 from dirq.queue import Queue
 from dirq.QueueSimple import QueueSimple
 
@@ -143,6 +144,29 @@ def test_a_signer_missing_from_the_dn_list_is_rejected_with_its_dn(
         name,
     )
     assert "/CN=broker is not among the 1 allowed" in rejected["error"]
+
+
+def test_an_ssm_ping_is_acknowledged_and_left_out_as_ssms_receiver_does(
+    embedded_broker_process: Callable[..., EmbeddedBroker], pki: Pki, tmp_path: Path
+) -> None:
+    broker = embedded_broker_process()
+    host, port = _host_port(broker.stomp_url)
+    conn = stomp.Connection([(host, port)], timeout=10)
+    conn.connect(wait=True)
+    conn.send("/queue/apel", "ping", headers={"empa-id": "ping", "persistent": "true"})
+    conn.disconnect()
+    [name] = _outgoing(tmp_path / "outgoing", [SUMMARY])
+    ssm_send_all(host, port, "/queue/apel", tmp_path / "outgoing", pki.client_cert, pki.client_key)
+    args = ["consume", "--drain", "--broker", broker.stomp_url, "--destination", "/queue/apel",
+            "--dirq", str(tmp_path / "apel"), "--signer-ca", str(capath(tmp_path / "ca", pki.ca)),
+            "--allow-signer", SIGNER]  # fmt: skip
+    first, second = run_msgbus(args), run_msgbus(args)
+    assert "received 2, stored 1, duplicates 0, dead-lettered 0, SSM pings ignored 1" in (
+        first.stdout
+    ), first.stdout
+    assert "received 0, stored 0" in second.stdout, second.stdout  # the ping was acked
+    assert [m["empaid"] for m in loader_read(tmp_path / "apel")] == [name]
+    assert list(Queue(str(tmp_path / "apel" / "reject"), schema=REJECT_SCHEMA)) == []
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["signed", "signed+encrypted"])

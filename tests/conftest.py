@@ -39,9 +39,24 @@ _FIXTURE_MARKERS = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="also run the tests marked long: fault rows that repeat what a shorter row "
+        "already proves, kept out of CI's 40 minutes (docs/testing.md)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = getattr(item, "fixturenames", ())
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in names:
                 item.add_marker(getattr(pytest.mark, marker))
+    if not config.getoption("--long"):
+        # Deselected, not skipped: CI's summary counts no skip for a row left to --long.
+        kept = [item for item in items if item.get_closest_marker("long") is None]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept

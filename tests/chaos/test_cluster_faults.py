@@ -86,6 +86,7 @@ def cluster_pipeline(
         yield pipe
 
 
+@pytest.mark.long  # test_node_and_disk_lost_mid_publish is this fault and more
 def test_node_killed_mid_publish(
     cluster_pipeline: Pipeline, cluster: RabbitCluster, chaos_table: list[ChaosRow]
 ) -> None:

@@ -45,6 +45,7 @@ def line_pipeline(
         yield pipe
 
 
+@pytest.mark.long  # test_pipeline_faults' line rows kill a line's broker in CI
 def test_publishers_broker_killed_mid_publish(
     line_pipeline: Pipeline, chaos_table: list[ChaosRow]
 ) -> None:

@@ -18,7 +18,7 @@ from msgbus import __version__
 from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
 from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
-from msgbus.broker.flow import FlowControl
+from msgbus.broker.flow import STORE, FlowControl, StoreBusy
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
@@ -32,6 +32,9 @@ log = logging.getLogger("msgbus.broker")
 
 # Beyond this much unflushed output a session takes no more messages until it drains.
 _OUT_HIGH = 256 * 1024
+# Persistent SENDs of one read (or one turn once held) while others wait for the store:
+# then this connection waits too, at the back (fair reading across connections).
+_TURN = 8
 _ERROR_LINGER = 2.0
 """Seconds a connection failed with ERROR keeps reading before it closes."""
 # Headers a SEND carries that concern only that frame, not the message.
@@ -91,6 +94,7 @@ class Session(asyncio.Protocol):
         self._failed = False  # an ERROR went out
         self._logged_in = False
         self._receipts_waiting = 0
+        self._turn = 0  # persistent SENDs in this _handle
         self._last_write = self._loop.time()
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
@@ -99,8 +103,8 @@ class Session(asyncio.Protocol):
             config.limits.flow_control_wait,
             handle=self._handle,
             feed=self.data_received,
-            refuse=lambda frame, why: self.fail(
-                "queue full", why, frame=frame, headers={TRANSIENT_HEADER: "true"}
+            refuse=lambda frame, title, why: self.fail(
+                title, why, frame=frame, headers={TRANSIENT_HEADER: "true"}
             ),
         )
         self._beat: asyncio.TimerHandle | None = None
@@ -158,6 +162,7 @@ class Session(asyncio.Protocol):
 
     def _handle(self, events: list[Frame | Heartbeat]) -> None:
         handlers = _HANDLERS
+        self._turn = 0
         for index, event in enumerate(events):
             if not isinstance(event, Frame):
                 continue  # a heart-beat
@@ -575,10 +580,14 @@ class Session(asyncio.Protocol):
         self._receipt(frame, durable=False)
 
     def _check_store(self) -> None:
-        """Refuse a persistent message transiently while the store cannot write."""
-        failure = self.broker.store.failure
-        if failure is not None:
-            raise Refused(failure, {TRANSIENT_HEADER: "true"})
+        """Refuse a persistent message transiently while the store cannot write; hold
+        it while the store is behind (flow control)."""
+        store = self.broker.store
+        if store.failure is not None:
+            raise Refused(store.failure, {TRANSIENT_HEADER: "true"})
+        self._turn += 1
+        if store.busy or (self._turn > _TURN and STORE in self.router.blocked):
+            raise StoreBusy(store.unwritten)
 
     def on_commit(self, frame: Frame) -> None:
         tx = self._transaction_id(frame)

@@ -21,6 +21,7 @@ from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Rou
 from msgbus.broker.flow import STORE, FlowControl, StoreBusy
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
+from msgbus.broker.transactions import Transactions
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
@@ -68,7 +69,7 @@ class Broker(Protocol):
     def sessions(self) -> set[Session]: ...
 
 
-class Session(asyncio.Protocol):
+class Session(Transactions, asyncio.Protocol):
     """The broker side of one STOMP connection."""
 
     def __init__(self, broker: Broker) -> None:
@@ -553,32 +554,6 @@ class Session(asyncio.Protocol):
         self.router.nack(sub, messages)
         self._receipt(frame, durable=False)
 
-    def _in_transaction(self, frame: Frame) -> bool:
-        """Buffer ``frame`` if it names a transaction (answering its receipt now)."""
-        tx = frame.headers.get("transaction")
-        if tx is None:
-            return False
-        if tx not in self.transactions:
-            raise Refused(f"{frame.command} in unknown transaction {tx!r}: send BEGIN first")
-        self.transactions[tx].append(frame)
-        self._receipt(frame, durable=False)
-        return True
-
-    def _transaction_id(self, frame: Frame) -> str:
-        tx = frame.headers.get("transaction")
-        if tx is None:
-            raise Refused(f"{frame.command} without a transaction header")
-        if frame.command != "BEGIN" and tx not in self.transactions:
-            raise Refused(f"{frame.command} of unknown transaction {tx!r}")
-        return tx
-
-    def on_begin(self, frame: Frame) -> None:
-        tx = self._transaction_id(frame)
-        if tx in self.transactions:
-            raise Refused(f"transaction {tx!r} already begun")
-        self.transactions[tx] = []
-        self._receipt(frame, durable=False)
-
     def _check_store(self) -> None:
         """Refuse a persistent message transiently while the store cannot write; hold
         it while the store is behind (flow control)."""
@@ -588,30 +563,6 @@ class Session(asyncio.Protocol):
         self._turn += 1
         if store.busy or (self._turn > _TURN and STORE in self.router.blocked):
             raise StoreBusy(store.unwritten)
-
-    def on_commit(self, frame: Frame) -> None:
-        tx = self._transaction_id(frame)
-        frames = self.transactions[tx]
-        sends = [f for f in frames if f.command == "SEND"]
-        if any(f.headers.get("persistent") == "true" for f in sends):
-            self._check_store()
-        # Before the transaction is taken: a full queue holds the COMMIT (flow control).
-        self.router.admit((f.headers.get("destination", "") for f in sends), self.owner)
-        del self.transactions[tx]
-        for buffered in frames:
-            if buffered.command == "SEND":  # checked when buffered, and admitted above
-                self._route(buffered, admitted=True)
-                continue
-            inner = {
-                k: v for k, v in buffered.headers.items() if k not in ("transaction", "receipt")
-            }
-            _HANDLERS[buffered.command](self, type(buffered)(inner, buffered.body))
-        durable = any(f.headers.get("persistent") == "true" for f in sends)
-        self._receipt(frame, durable=durable)
-
-    def on_abort(self, frame: Frame) -> None:
-        del self.transactions[self._transaction_id(frame)]
-        self._receipt(frame, durable=False)
 
     def on_disconnect(self, frame: Frame) -> None:
         self._closing = True  # read nothing more; the receipt still goes out

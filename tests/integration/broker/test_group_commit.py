@@ -15,15 +15,13 @@ from msgbus.stomp.frames import Frame, SendFrame
 
 
 class _Client(asyncio.Protocol):
-    """Connects, writes all its SENDs at once, and collects RECEIPT ids and MESSAGEs."""
+    """Connects, writes all its SENDs at once, and keeps the frames it gets."""
 
     def __init__(self) -> None:
         self.stomp = StompSession("client")
         self.transport: asyncio.Transport | None = None
         self.connected = asyncio.get_running_loop().create_future()
-        self.receipts: list[str] = []
-        self.messages: list[Frame] = []
-        self.errors: list[str] = []
+        self.frames: list[Frame] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -33,17 +31,16 @@ class _Client(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        for event in self.stomp.receive_data(data):
-            if not isinstance(event, Frame):
-                continue
-            if event.command == "CONNECTED":
-                self.connected.set_result(None)
-            elif event.command == "RECEIPT":
-                self.receipts.append(event.headers["receipt-id"])
-            elif event.command == "MESSAGE":
-                self.messages.append(event)
-            elif event.command == "ERROR":
-                self.errors.append(event.headers.get("message", ""))
+        self.frames += [e for e in self.stomp.receive_data(data) if isinstance(e, Frame)]
+        if self.frames and not self.connected.done():
+            self.connected.set_result(None)
+
+    def of(self, command: str) -> list[Frame]:
+        return [f for f in self.frames if f.command == command]
+
+    @property
+    def receipts(self) -> list[str]:
+        return [f.headers["receipt-id"] for f in self.of("RECEIPT")]
 
     def write(self, frame: Frame) -> None:
         assert self.transport is not None
@@ -73,10 +70,10 @@ async def _flood(
             client.write(SendFrame(headers, body))
     total = connections * each
     for _ in range(600):
-        if sum(len(c.receipts) for c in clients) >= total and len(consumer.messages) >= total:
+        if sum(len(c.receipts) for c in clients) >= total and len(consumer.of("MESSAGE")) >= total:
             break
         await asyncio.sleep(0.1)
-    delivered = Counter(m.body[:12] for m in consumer.messages)
+    delivered = Counter(m.body[:12] for m in consumer.of("MESSAGE"))
     for client in [consumer, *clients]:
         assert client.transport is not None
         client.transport.close()
@@ -91,7 +88,7 @@ def test_persistent_sends_of_many_connections_share_commits(tmp_path: Path) -> N
             before = broker.store.commits
             clients, delivered = await _flood(broker, connections, each, 200)
             commits = broker.store.commits - before
-        assert [c.errors for c in clients if c.errors] == []
+        assert [c.of("ERROR") for c in clients if c.of("ERROR")] == []
         assert all(c.receipts == [str(i) for i in range(each)] for c in clients)
         assert len(delivered) == connections * each and set(delivered.values()) == {1}
         # One commit per frame would be 2,000 (and more with the consumer's deletes).
@@ -110,7 +107,7 @@ def test_a_flood_is_held_at_the_unwritten_bound(tmp_path: Path) -> None:
         async with EmbeddedBroker(config) as broker:
             clients, delivered = await _flood(broker, connections, each, size)
             peak, unwritten = broker.store.peak_unwritten, broker.store.unwritten
-        assert [c.errors for c in clients if c.errors] == []
+        assert [c.of("ERROR") for c in clients if c.of("ERROR")] == []
         assert all(c.receipts == [str(i) for i in range(each)] for c in clients)
         assert len(delivered) == connections * each and set(delivered.values()) == {1}
         # 8 MB written at once; held to the bound plus the one frame that crossed it.

@@ -17,8 +17,9 @@ from typing import Protocol
 from msgbus import __version__
 from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
-from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
+from msgbus.broker.destinations import ACK_MODES, DestinationError, Router, Subscription
 from msgbus.broker.flow import STORE, FlowControl, StoreBusy
+from msgbus.broker.message import Message
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
 from msgbus.broker.transactions import Transactions

@@ -200,6 +200,7 @@ def test_a_full_store_refuses_persistent_sends_transiently_and_recovers(tmp_path
             rows = [bytes(r[0]) for r in check.execute("SELECT body FROM messages ORDER BY seq")]
         assert rows == [b"z"]
         assert broker.router.queues["/queue/d"].depth() == 1
+        assert store.unwritten == 0  # the dropped message no longer counts as unwritten
 
     run(scenario)
 
@@ -236,6 +237,7 @@ def test_a_message_delivered_before_its_row_failed_is_written_on_retry(tmp_path:
         with sqlite3.connect(store.path) as check:
             rows = [bytes(r[0]) for r in check.execute("SELECT body FROM messages")]
         assert rows == [body]
+        assert store.unwritten == 0  # kept through the failure, then written
 
     run(scenario)
 

@@ -18,7 +18,7 @@ Once a retry commits the store recovers by itself: space freed is all it takes.
 commit ``room`` lets them in again. That bounds a batch, so a burst from many connections
 is written in commits of a bounded size and time, one after the other; without it the
 loop read every socket dry while a commit ran, the next batch grew with the wait, and
-the wait with the batch (six commits in ten seconds of a burst, 1.3 GiB held).
+the wait with the batch (six commits in the 18 s a burst was read, 1.3 GiB held).
 
 The statements run on the loop, not the writer thread, because sqlite3 releases the GIL
 at every row: a writer thread would wait for the busy loop's GIL once per row (the

@@ -310,7 +310,11 @@ class Session(Transactions, asyncio.Protocol):
         self._closing = True
         self.writable = False
         self._flush()
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the client is gone (reset while it was held, not read): done
+            transport.close()
+            return
         self._timers.append(self._loop.call_later(_ERROR_LINGER, transport.close))
 
     def _encode(self, frame: Frame) -> bytes:

@@ -288,7 +288,10 @@ class MessageStore:
                 self.failure = None
         self._writing_bytes = 0
         for callback in callbacks:
-            callback(exc is None)
+            try:
+                callback(exc is None)
+            except Exception:  # one connection's fault: the others' receipts still go
+                log.exception("a callback after a commit of the broker store failed")
         if exc is not None:
             assert self._loop is not None and self._idle is not None
             self._scheduled = True  # new changes wait for the retry, not a loop turn

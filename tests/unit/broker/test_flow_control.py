@@ -10,7 +10,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from msgbus.broker import BrokerLimits
+from msgbus.broker.store import MessageStore
 from msgbus.stomp import make_frame, serialize
 from msgbus.stomp.frames import Frame
 from tests.unit.broker.wire import Wire, open_broker
@@ -284,3 +287,29 @@ def test_a_store_behind_holds_persistent_senders_and_lets_them_in_by_turns(
         await broker.store.close()
 
     run(scenario)
+
+
+def test_a_callback_that_raises_after_a_commit_stops_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One connection's fault in its receipt callback costs that connection: the other
+    receipts of the commit go, and the held producers are let in (``room``)."""
+
+    async def scenario() -> None:
+        store = MessageStore(tmp_path / "broker.sqlite")
+        store.open(asyncio.get_running_loop())
+        answered: list[bool] = []
+        rooms: list[None] = []
+        store.room = lambda: rooms.append(None)
+
+        def broken(ok: bool) -> None:
+            raise OSError(107, "Transport endpoint is not connected")
+
+        store.insert("/queue/q", {}, b"x", 0)
+        store.when_durable(broken)
+        store.when_durable(answered.append)
+        await asyncio.wait_for(store.close(), 10)  # waited forever for the idle store
+        assert (answered, rooms) == ([True], [None])
+
+    run(scenario)
+    assert "a callback after a commit of the broker store failed" in caplog.text

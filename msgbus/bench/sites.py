@@ -5,8 +5,11 @@ with a receipt each, numbered per site as msgbus publishers number them, to a vi
 topic; ``msgbus consume`` processes (one per broker of the consumer group) store them.
 The site rate is ``sites x metrics / interval``: a steady phase at that rate, then a
 burst at ``burst_factor`` times it, then the backlog drains. Measured: broker memory per
-idle connection, broker CPU per phase, publish-to-row latency (the send time against
-the row's ``received_at``) and the drain time; every confirmed message must be stored.
+idle connection, and per phase the rate confirmed, the latency to the RECEIPT and to the
+row (the send time against the row's ``received_at``), broker CPU and peak memory; then
+the drain time. Every confirmed message must be stored. Before the sites connect, the
+persistent rate of one connection is measured on the same broker (``msgbus bench
+broker``'s workload): the burst's confirmed rate is reported against it.
 
 The load comes from one asyncio process on the sans-IO codec (no thread per site), the
 brokers and consumers run in processes of their own, all on this machine: what the
@@ -30,9 +33,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from msgbus.bench.broker import Endpoint, cpu_seconds, embedded_broker
+from msgbus.bench.broker import Endpoint, Measurement, cpu_seconds, embedded_broker, measure
 from msgbus.bench.consume import probe_body
-from msgbus.errors import ConfigError, ConnectError
+from msgbus.errors import ConfigError, ConnectError, MsgbusError
 from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import load_topology
 from msgbus.schema.models import ProbeResult
@@ -47,6 +50,7 @@ __all__ = ["SitesPlan", "SitesReport", "Target", "embedded_target", "network_tar
 _PROBES = table_for(ProbeResult.message_class)
 _CONNECTING = 50  # connects in flight: a broker closes the oldest unauthenticated sockets
 _QUIET = 60.0  # seconds without a receipt or a row that end the drain
+_RSS_EVERY = 0.25  # seconds between two readings of the brokers' memory
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,7 @@ class SitesPlan:
     heartbeat_ms: int = 30_000
     size: int = 1024
     drain_timeout: float = 900.0
+    single: int = 20_000  # messages of the one-connection measurement (0: none)
 
     @property
     def rate(self) -> float:
@@ -93,6 +98,8 @@ class Phase:
     accepted: int = 0  # receipts that came back within the phase
     cpu: float | None = None  # broker cores used (CPU seconds per second)
     latency: tuple[float, float] = (float("nan"), float("nan"))  # p50, p99 to the row
+    confirm: tuple[float, float] = (float("nan"), float("nan"))  # p50, p99 to the RECEIPT
+    peak_rss_mib: float | None = None  # of all brokers together, read every _RSS_EVERY s
 
     def during(self, at: float) -> bool:
         return self.began <= at <= self.ended
@@ -116,6 +123,15 @@ class SitesReport:
     missing: int  # confirmed, not stored
     backlog: int  # confirmed and not yet stored when the last phase ended
     drain_seconds: float  # from the end of the last phase to the last row
+    single: Measurement | None  # one connection's persistent rate, same broker, same run
+    single_note: str  # why it is None
+
+    def burst_ratio(self) -> float | None:
+        """Confirmed rate in the burst over the one-connection persistent rate."""
+        burst = next((p for p in self.phases if p.name == "burst"), None)
+        if burst is None or self.single is None:
+            return None
+        return burst.accepted / burst.seconds / self.single.rate
 
 
 class _Site(asyncio.Protocol):
@@ -336,9 +352,35 @@ def _consumers(target: Target, store_url: str, logs: Path) -> Iterator[None]:
             log.close()
 
 
+async def _sample_rss(pids: list[int], phases: list[Phase]) -> None:
+    """Keep each phase's peak of the brokers' resident memory (VmHWM has one peak only)."""
+    while True:
+        now = time.time()
+        current = [p for p in phases if p.began and (not p.ended or now <= p.ended)]
+        if current:
+            mib = sum(_status_kib(pid) for pid in pids) / 1024
+            for phase in current:
+                phase.peak_rss_mib = max(phase.peak_rss_mib or 0.0, mib)
+        await asyncio.sleep(_RSS_EVERY)
+
+
+async def _single(plan: SitesPlan, endpoint: Endpoint) -> tuple[Measurement | None, str]:
+    """The persistent rate of one connection (``msgbus bench broker``'s workload)."""
+    if not plan.single:
+        return None, "not measured (--single 0)"
+    try:
+        found = await asyncio.to_thread(
+            measure, endpoint, count=plan.single, size=plan.size, persistent=True
+        )
+    except MsgbusError as exc:
+        return None, f"not measured: {exc}"
+    return found, ""
+
+
 async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
     plan, target = run.plan, run.target
     pids = target.pids
+    single, single_note = await _single(plan, target.sites_on[0])
     rss_before = sum(_status_kib(p) for p in pids) if pids else None
     started = time.monotonic()
     sites, errors = await _connect_all(run, tag)
@@ -353,6 +395,7 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
     phases = [Phase("steady", plan.rate, plan.steady)]
     if plan.burst > 0:  # --burst 0: the steady phase alone
         phases.append(Phase("burst", plan.rate * plan.burst_factor, plan.burst))
+    sampler = asyncio.create_task(_sample_rss(pids, phases))
     for phase in phases:
         cpu_before = _total([cpu_seconds(p) for p in pids])
         phase.began = time.time()
@@ -361,6 +404,7 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         cpu_after = _total([cpu_seconds(p) for p in pids])
         if cpu_before is not None and cpu_after is not None:
             phase.cpu = (cpu_after - cpu_before) / phase.seconds
+    sampler.cancel()
     await _drain(run, store, tag)
     rows = await asyncio.to_thread(_stored, store, tag)
     beats.cancel()
@@ -369,8 +413,10 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
     end = phases[-1].ended
     for phase in phases:
         phase.accepted = sum(1 for at in run.confirmed.values() if phase.during(at))
-        phase.latency = _percentiles(
-            [rows[m] - at for m, at in run.sent.items() if phase.during(at) and m in rows]
+        sent = [(m, at) for m, at in run.sent.items() if phase.during(at)]
+        phase.latency = _percentiles([rows[m] - at for m, at in sent if m in rows])
+        phase.confirm = _percentiles(
+            [run.confirmed[m] - at for m, at in sent if m in run.confirmed]
         )
     stored_by_end = sum(1 for at in rows.values() if at <= end)
     confirmed_by_end = sum(1 for at in run.confirmed.values() if at <= end)
@@ -392,6 +438,8 @@ async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
         missing=len(run.confirmed.keys() - rows.keys()),
         backlog=max(0, confirmed_by_end - stored_by_end),
         drain_seconds=max(0.0, max(rows.values(), default=end) - end),
+        single=single,
+        single_note=single_note,
     )
 
 

@@ -52,8 +52,9 @@ class BrokerUser(_Section):
 
 class BrokerLimits(_Section):
     """Bounds that protect the broker; exceeding one earns the client an ERROR frame,
-    but for a full queue (``max_queue_depth``), which holds its producers for up to
-    ``flow_control_wait`` (flow control) before a transient ERROR.
+    but for a full queue (``max_queue_depth``) or a store behind by
+    ``max_unwritten_bytes``, which hold their producers for up to ``flow_control_wait``
+    (flow control) before a transient ERROR.
 
     Sockets that have not logged in yet have their own, smaller budget
     (``max_pending_connections``): when it is full the oldest of them is closed, so
@@ -103,11 +104,20 @@ class BrokerLimits(_Section):
         ge=1,
         description="New destinations one user (anonymous: one address) may create",
     )
+    max_unwritten_bytes: int = Field(
+        8 << 20,
+        ge=64 << 10,
+        description="Bytes of persistent messages received but not yet committed to the "
+        "store, at most: past it the broker stops reading persistent SENDs (flow control) "
+        "until a commit makes room, so a burst costs this much memory and a commit of "
+        "this size at most",
+    )
     flow_control_wait: float = Field(
         10.0,
         gt=0,
         description="Seconds a producer is held (its connection not read, its receipts "
-        "withheld) while a queue it sends to is at max_queue_depth, before its message "
+        "withheld) while a queue it sends to is at max_queue_depth, or the store is "
+        "behind by max_unwritten_bytes, before its message "
         "is refused with a transient ERROR (msgbus-transient: true) "
         "that publishers retry later; keep it below the clients' receipt timeout (30 s)",
     )

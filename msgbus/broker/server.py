@@ -16,6 +16,7 @@ from types import TracebackType
 from msgbus.broker.auth import Gatekeeper, server_ssl_context
 from msgbus.broker.config import BrokerConfig
 from msgbus.broker.destinations import Router
+from msgbus.broker.flow import STORE
 from msgbus.broker.metrics import broker_metrics
 from msgbus.broker.session import Session
 from msgbus.broker.store import MessageStore
@@ -36,7 +37,8 @@ class EmbeddedBroker:
         # so STOMP 1.1/1.2 header escaping has nothing to do on the hot path.
         self.id_prefix = f"{self.config.name}-{int(time.time() * 1000)}-"
         self.store = MessageStore(
-            self.config.data_dir / "broker.sqlite" if self.config.data_dir else None
+            self.config.data_dir / "broker.sqlite" if self.config.data_dir else None,
+            self.config.limits.max_unwritten_bytes,
         )
         self.gate = Gatekeeper(self.config)
         self.router = Router(
@@ -45,6 +47,8 @@ class EmbeddedBroker:
             max_redeliveries=self.config.max_redeliveries,
             id_prefix=self.id_prefix,
         )
+        store, blocked = self.store, self.router.blocked
+        self.store.room = lambda: blocked.wake_while(STORE, lambda: not store.busy)
         self.sessions: set[Session] = set()
         self.port: int | None = None
         self.metrics_port: int | None = None

@@ -17,10 +17,12 @@ from typing import Protocol
 from msgbus import __version__
 from msgbus.broker.auth import AccessDenied, Gatekeeper, LimitExceeded, Owner, QueueFull
 from msgbus.broker.config import BrokerConfig
-from msgbus.broker.destinations import ACK_MODES, DestinationError, Message, Router, Subscription
-from msgbus.broker.flow import FlowControl
+from msgbus.broker.destinations import ACK_MODES, DestinationError, Router, Subscription
+from msgbus.broker.flow import STORE, FlowControl, StoreBusy
+from msgbus.broker.message import Message
 from msgbus.broker.selector import InvalidSelector, Selector
 from msgbus.broker.store import MessageStore
+from msgbus.broker.transactions import Transactions
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.permissions import Action
 from msgbus.stomp import SUPPORTED_VERSIONS, HeartBeats, StompSession, Version, serialize
@@ -32,6 +34,9 @@ log = logging.getLogger("msgbus.broker")
 
 # Beyond this much unflushed output a session takes no more messages until it drains.
 _OUT_HIGH = 256 * 1024
+# Persistent SENDs of one read (or one turn once held) while others wait for the store:
+# then this connection waits too, at the back (fair reading across connections).
+_TURN = 8
 _ERROR_LINGER = 2.0
 """Seconds a connection failed with ERROR keeps reading before it closes."""
 # Headers a SEND carries that concern only that frame, not the message.
@@ -65,7 +70,7 @@ class Broker(Protocol):
     def sessions(self) -> set[Session]: ...
 
 
-class Session(asyncio.Protocol):
+class Session(Transactions, asyncio.Protocol):
     """The broker side of one STOMP connection."""
 
     def __init__(self, broker: Broker) -> None:
@@ -91,6 +96,7 @@ class Session(asyncio.Protocol):
         self._failed = False  # an ERROR went out
         self._logged_in = False
         self._receipts_waiting = 0
+        self._turn = 0  # persistent SENDs in this _handle
         self._last_write = self._loop.time()
         self._heard_since_check = False
         self._timers: list[asyncio.TimerHandle] = []
@@ -99,8 +105,8 @@ class Session(asyncio.Protocol):
             config.limits.flow_control_wait,
             handle=self._handle,
             feed=self.data_received,
-            refuse=lambda frame, why: self.fail(
-                "queue full", why, frame=frame, headers={TRANSIENT_HEADER: "true"}
+            refuse=lambda frame, title, why: self.fail(
+                title, why, frame=frame, headers={TRANSIENT_HEADER: "true"}
             ),
         )
         self._beat: asyncio.TimerHandle | None = None
@@ -158,6 +164,7 @@ class Session(asyncio.Protocol):
 
     def _handle(self, events: list[Frame | Heartbeat]) -> None:
         handlers = _HANDLERS
+        self._turn = 0
         for index, event in enumerate(events):
             if not isinstance(event, Frame):
                 continue  # a heart-beat
@@ -303,7 +310,11 @@ class Session(asyncio.Protocol):
         self._closing = True
         self.writable = False
         self._flush()
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the client is gone (reset while it was held, not read): done
+            transport.close()
+            return
         self._timers.append(self._loop.call_later(_ERROR_LINGER, transport.close))
 
     def _encode(self, frame: Frame) -> bytes:
@@ -548,61 +559,15 @@ class Session(asyncio.Protocol):
         self.router.nack(sub, messages)
         self._receipt(frame, durable=False)
 
-    def _in_transaction(self, frame: Frame) -> bool:
-        """Buffer ``frame`` if it names a transaction (answering its receipt now)."""
-        tx = frame.headers.get("transaction")
-        if tx is None:
-            return False
-        if tx not in self.transactions:
-            raise Refused(f"{frame.command} in unknown transaction {tx!r}: send BEGIN first")
-        self.transactions[tx].append(frame)
-        self._receipt(frame, durable=False)
-        return True
-
-    def _transaction_id(self, frame: Frame) -> str:
-        tx = frame.headers.get("transaction")
-        if tx is None:
-            raise Refused(f"{frame.command} without a transaction header")
-        if frame.command != "BEGIN" and tx not in self.transactions:
-            raise Refused(f"{frame.command} of unknown transaction {tx!r}")
-        return tx
-
-    def on_begin(self, frame: Frame) -> None:
-        tx = self._transaction_id(frame)
-        if tx in self.transactions:
-            raise Refused(f"transaction {tx!r} already begun")
-        self.transactions[tx] = []
-        self._receipt(frame, durable=False)
-
     def _check_store(self) -> None:
-        """Refuse a persistent message transiently while the store cannot write."""
-        failure = self.broker.store.failure
-        if failure is not None:
-            raise Refused(failure, {TRANSIENT_HEADER: "true"})
-
-    def on_commit(self, frame: Frame) -> None:
-        tx = self._transaction_id(frame)
-        frames = self.transactions[tx]
-        sends = [f for f in frames if f.command == "SEND"]
-        if any(f.headers.get("persistent") == "true" for f in sends):
-            self._check_store()
-        # Before the transaction is taken: a full queue holds the COMMIT (flow control).
-        self.router.admit((f.headers.get("destination", "") for f in sends), self.owner)
-        del self.transactions[tx]
-        for buffered in frames:
-            if buffered.command == "SEND":  # checked when buffered, and admitted above
-                self._route(buffered, admitted=True)
-                continue
-            inner = {
-                k: v for k, v in buffered.headers.items() if k not in ("transaction", "receipt")
-            }
-            _HANDLERS[buffered.command](self, type(buffered)(inner, buffered.body))
-        durable = any(f.headers.get("persistent") == "true" for f in sends)
-        self._receipt(frame, durable=durable)
-
-    def on_abort(self, frame: Frame) -> None:
-        del self.transactions[self._transaction_id(frame)]
-        self._receipt(frame, durable=False)
+        """Refuse a persistent message transiently while the store cannot write; hold
+        it while the store is behind (flow control)."""
+        store = self.broker.store
+        if store.failure is not None:
+            raise Refused(store.failure, {TRANSIENT_HEADER: "true"})
+        self._turn += 1
+        if store.busy or (self._turn > _TURN and STORE in self.router.blocked):
+            raise StoreBusy(store.unwritten)
 
     def on_disconnect(self, frame: Frame) -> None:
         self._closing = True  # read nothing more; the receipt still goes out

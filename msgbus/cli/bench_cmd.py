@@ -11,13 +11,16 @@ import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 # Each bench imports its workload when it runs: `msgbus bench --help` loads none of them.
 from msgbus.bench import stomp_py
 from msgbus.cli.options import size_option
+
+if TYPE_CHECKING:
+    from msgbus.bench.sites import SitesReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -446,6 +449,35 @@ def bench_instructions(count: int, store_url: str | None, paths: tuple[str, ...]
         click.echo(line)
 
 
+def _phase_table(report: SitesReport) -> None:
+    peak = "unknown" if report.peak_rss_mib is None else f"{report.peak_rss_mib:,.0f} MiB"
+    click.echo(f"broker memory at its peak: {peak}")
+    if report.single is None:
+        click.echo(f"one connection, persistent: {report.single_note}")
+    else:
+        click.echo(
+            f"one connection, persistent, with a receipt each: {report.single.rate:,.0f} "
+            f"msgs/s ({report.single.count:,} messages, same broker, before the sites)"
+        )
+    click.echo(
+        f"{'phase':<8}{'offered/s':>11}{'written/s':>11}{'confirmed/s':>13}"
+        f"{'p50/p99 confirm':>17}{'p50/p99 to row':>17}{'cores':>7}{'peak MiB':>10}"
+    )
+    for phase in report.phases:
+        cores = "-" if phase.cpu is None else f"{phase.cpu:.2f}"
+        rss = "-" if phase.peak_rss_mib is None else f"{phase.peak_rss_mib:,.0f}"
+        confirm = "{:.2f}/{:.2f} s".format(*phase.confirm)
+        to_row = "{:.2f}/{:.2f} s".format(*phase.latency)
+        click.echo(
+            f"{phase.name:<8}{phase.offered:>11,.0f}{phase.sent / phase.seconds:>11,.0f}"
+            f"{phase.accepted / phase.seconds:>13,.0f}{confirm:>17}{to_row:>17}"
+            f"{cores:>7}{rss:>10}"
+        )
+    ratio = report.burst_ratio()
+    if ratio is not None:
+        click.echo(f"confirmed in the burst / one connection's persistent rate: {ratio:.2f}")
+
+
 @bench.command("sites")
 @click.option(
     "--sites",
@@ -520,6 +552,14 @@ def bench_instructions(count: int, store_url: str | None, paths: tuple[str, ...]
     show_default=True,
     help="Seconds to wait for the store to catch up after the burst.",
 )
+@click.option(
+    "--single",
+    type=click.IntRange(min=0),
+    default=20_000,
+    show_default=True,
+    help="Persistent messages one connection sends first, with a receipt each (the "
+    "workload of msgbus bench broker): the burst is reported against its rate (0: skip).",
+)
 def bench_sites(
     sites: int,
     metrics: int,
@@ -534,6 +574,7 @@ def bench_sites(
     store_user: str | None,
     store_url: str | None,
     drain_timeout: float,
+    single: int,
 ) -> None:
     """Many sites at once: broker memory per connection, broker CPU, publish-to-row
     latency and backlog drain; exits 1 if a confirmed message was not stored."""
@@ -549,6 +590,7 @@ def bench_sites(
         heartbeat_ms=heartbeat * 1000,
         size=size,
         drain_timeout=drain_timeout,
+        single=single,
     )
     burst_text = f", then {burst_factor:g}x for {burst:g} s" if burst > 0 else ", no burst"
     with tempfile.TemporaryDirectory(prefix="msgbus-bench-sites-") as tmp:
@@ -574,19 +616,7 @@ def bench_sites(
     )
     for error in report.connect_errors[:5]:
         click.echo(f"  not connected: {error}")
-    peak = "unknown" if report.peak_rss_mib is None else f"{report.peak_rss_mib:,.0f} MiB"
-    click.echo(f"broker memory at its peak: {peak}")
-    click.echo(
-        f"{'phase':<8}{'offered/s':>11}{'written/s':>11}{'accepted/s':>12}"
-        f"{'broker cores':>14}{'p50 to row':>12}{'p99 to row':>12}"
-    )
-    for phase in report.phases:
-        p50, p99 = phase.latency
-        cores = "-" if phase.cpu is None else f"{phase.cpu:.2f}"
-        click.echo(
-            f"{phase.name:<8}{phase.offered:>11,.0f}{phase.sent / phase.seconds:>11,.0f}"
-            f"{phase.accepted / phase.seconds:>12,.0f}{cores:>14}{p50:>10.2f} s{p99:>10.2f} s"
-        )
+    _phase_table(report)
     click.echo(
         f"sent {report.sent:,}, confirmed {report.confirmed:,}, stored {report.stored:,}, "
         f"confirmed but not stored {report.missing:,}; unconfirmed {report.unconfirmed:,}; "

@@ -16,7 +16,7 @@ from tests.fixtures.activemq import example_data_on_free_ports
 from tests.fixtures.services import require_service
 
 SMALL = ["--metrics", "4", "--interval", "1", "--steady", "2", "--burst", "1"]
-SMALL += ["--burst-factor", "3", "--heartbeat", "1", "--drain-timeout", "120"]
+SMALL += ["--burst-factor", "3", "--heartbeat", "1", "--drain-timeout", "120", "--single", "500"]
 
 
 def _check(output: str, sites: int) -> None:
@@ -43,6 +43,18 @@ def test_sites_on_the_embedded_broker_are_all_stored() -> None:
     assert result.exit_code == 0, result.output
     _check(result.output, 60)
     assert re.search(r"broker memory per idle connection [\d.-]+ KiB", result.output)
+    # The burst against one connection's persistent rate, both measured in this run.
+    single = re.search(
+        r"one connection, persistent, with a receipt each: ([\d,]+) msgs/s", result.output
+    )
+    ratio = re.search(
+        r"confirmed in the burst / one connection's persistent rate: ([\d.]+)$", result.output, re.M
+    )
+    assert single and ratio, result.output
+    burst = re.search(r"^burst\s+[\d,]+\s+[\d,]+\s+([\d,]+)\s", result.output, re.M)
+    assert burst, result.output
+    rates = (float(burst.group(1).replace(",", "")), float(single.group(1).replace(",", "")))
+    assert abs(rates[0] / rates[1] - float(ratio.group(1))) < 0.01, result.output
 
 
 def test_sites_on_an_activemq_core_of_three_are_all_stored(tmp_path: Path) -> None:

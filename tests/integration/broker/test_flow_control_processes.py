@@ -71,9 +71,7 @@ class Consumer:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            messages = [
-                f for f in self.conn.receive_many(1000, 0.2) if isinstance(f, MessageFrame)
-            ]
+            messages = [f for f in self.conn.receive_many(1000, 0.2) if isinstance(f, MessageFrame)]
             for message in messages:
                 found = _SUMMARY.search(message.body)
                 assert found is not None, message.body
@@ -124,9 +122,7 @@ def _logins(broker: EmbeddedBroker) -> int:
     return int(float(found.group(1)))
 
 
-def _msgbus(
-    args: list[str], sampler: Sampler, name: str, env: dict[str, str]
-) -> tuple[int, str]:
+def _msgbus(args: list[str], sampler: Sampler, name: str, env: dict[str, str]) -> tuple[int, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "msgbus", *args],
         stdout=subprocess.PIPE,

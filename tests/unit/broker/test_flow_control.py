@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from msgbus.broker import BrokerLimits
+from msgbus.broker.store import MessageStore
+from msgbus.stomp import make_frame, serialize
 from msgbus.stomp.frames import Frame
 from tests.unit.broker.wire import Wire, open_broker
 
@@ -172,6 +177,7 @@ def test_a_full_store_refuses_persistent_sends_transiently_and_recovers(tmp_path
         assert error.headers["message"].startswith("disk full: writing the broker store")
         assert "database or disk is full" in error.body.decode()
         assert "rollback" not in error.body.decode()
+        assert store.unwritten == 0  # dropped: no longer held against max_unwritten_bytes
         again = await connected(broker)
         again.send("SEND", b"y", destination="/queue/d", persistent="true", receipt="r2")
         [refused] = await again.receive()
@@ -236,3 +242,74 @@ def test_a_message_delivered_before_its_row_failed_is_written_on_retry(tmp_path:
         assert rows == [body]
 
     run(scenario)
+
+
+def test_a_store_behind_holds_persistent_senders_and_lets_them_in_by_turns(
+    tmp_path: Path,
+) -> None:
+    """Two producers each write 40 persistent SENDs in one read, 10 times what the store
+    may hold unwritten: both are held (not read), and they are let in by turns as
+    commits make room, so the second does not wait for all of the first."""
+
+    async def scenario() -> None:
+        limits = BrokerLimits(max_unwritten_bytes=64 << 10, flow_control_wait=30)
+        broker = await open_broker(data_dir=tmp_path, limits=limits)
+        producers = [await connected(broker) for _ in range(2)]
+        for name, producer in zip("ab", producers, strict=True):
+            producer.send_bytes(
+                b"".join(
+                    serialize(
+                        make_frame(
+                            "SEND",
+                            {"destination": "/queue/q", "persistent": "true", "receipt": f"{i}"},
+                            name.encode() + b"x" * 16_000,
+                        ),
+                        "1.2",
+                    )
+                    for i in range(40)
+                )
+            )
+        assert not any(p.transport.reading for p in producers)
+        for _ in range(200):
+            if all(commands(p.frames)[1:] == ["RECEIPT"] * 40 for p in producers):
+                break
+            await asyncio.sleep(0.01)
+            for producer in producers:
+                await producer.receive()
+        assert [commands(p.frames)[1:] for p in producers] == [["RECEIPT"] * 40] * 2
+        assert all(p.transport.reading for p in producers)
+        order = [m.body[:1] for m in broker.router.queues["/queue/q"].ready]
+        assert sorted(order) == [b"a"] * 40 + [b"b"] * 40
+        # By turns: neither goes on long while the other waits (a commit makes room for ~5).
+        runs = [len(list(run)) for _, run in itertools.groupby(order)]
+        assert max(runs) <= 10, runs
+        assert broker.store.peak_unwritten <= (64 << 10) + 17_000
+        await broker.store.close()
+
+    run(scenario)
+
+
+def test_a_callback_that_raises_after_a_commit_stops_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One connection's fault in its receipt callback costs that connection: the other
+    receipts of the commit go, and the held producers are let in (``room``)."""
+
+    async def scenario() -> None:
+        store = MessageStore(tmp_path / "broker.sqlite")
+        store.open(asyncio.get_running_loop())
+        answered: list[bool] = []
+        rooms: list[None] = []
+        store.room = lambda: rooms.append(None)
+
+        def broken(ok: bool) -> None:
+            raise OSError(107, "Transport endpoint is not connected")
+
+        store.insert("/queue/q", {}, b"x", 0)
+        store.when_durable(broken)
+        store.when_durable(answered.append)
+        await asyncio.wait_for(store.close(), 10)  # waited forever for the idle store
+        assert (answered, rooms) == ([True], [None])
+
+    run(scenario)
+    assert "a callback after a commit of the broker store failed" in caplog.text

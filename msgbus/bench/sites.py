@@ -35,13 +35,13 @@ import sqlalchemy as sa
 
 from msgbus.bench.broker import Endpoint, Measurement, cpu_seconds, embedded_broker, measure
 from msgbus.bench.consume import probe_body
-from msgbus.errors import ConfigError, ConnectError, MsgbusError
+from msgbus.errors import ConfigError, ConnectError, MsgbusError, TimeoutException
 from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import load_topology
 from msgbus.schema.models import ProbeResult
 from msgbus.stomp import HeartBeats, StompSession
 from msgbus.stomp.frames import DisconnectFrame, Frame, SendFrame
-from msgbus.stomp.headers import EPOCH_HEADER, ID_HEADER, PRODUCER_HEADER, SEQ_HEADER
+from msgbus.stomp.headers import ID_HEADER, SEQ_HEADER, compact_number
 from msgbus.store.database import Store
 from msgbus.store.tables import table_for
 
@@ -196,9 +196,7 @@ class _Site(asyncio.Protocol):
             "persistent": "true",
             "receipt": msg_id,
             ID_HEADER: msg_id,
-            PRODUCER_HEADER: self.name,
-            EPOCH_HEADER: "1",
-            SEQ_HEADER: str(self.seq),
+            SEQ_HEADER: compact_number(self.name, 1, self.seq),
         }
         self._write(self.stomp.encode(SendFrame(frame_headers, body)))
         return msg_id
@@ -238,8 +236,14 @@ def _total(values: list[float | None]) -> float | None:
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
-async def _connect_all(run: _Run, tag: str) -> tuple[list[_Site], list[str]]:
+async def _open(site: _Site) -> None:
+    """Connect ``site`` and wait for its CONNECTED."""
     loop = asyncio.get_running_loop()
+    await loop.create_connection(lambda: site, site.endpoint.host, site.endpoint.port)
+    await asyncio.wait_for(site.connected, 60)
+
+
+async def _connect_all(run: _Run, tag: str) -> tuple[list[_Site], list[str]]:
     gate = asyncio.Semaphore(_CONNECTING)
     errors: list[str] = []
 
@@ -248,8 +252,7 @@ async def _connect_all(run: _Run, tag: str) -> tuple[list[_Site], list[str]]:
         site = _Site(run, f"{tag}-s{i:05d}", endpoint)
         async with gate:
             try:
-                await loop.create_connection(lambda: site, endpoint.host, endpoint.port)
-                await asyncio.wait_for(site.connected, 60)
+                await _open(site)
             except (OSError, ConnectError, TimeoutError) as exc:
                 errors.append(f"{site.name}: {exc or type(exc).__name__}")
                 site.close()
@@ -377,10 +380,35 @@ async def _single(plan: SitesPlan, endpoint: Endpoint) -> tuple[Measurement | No
     return found, ""
 
 
+async def _await_consumers(run: _Run, store: Store, tag: str) -> None:
+    """A virtual topic keeps a message only for the consumer queues that exist when it
+    arrives: a result sent before the store's consumers subscribed is confirmed, then
+    dropped, and would count as lost. So before anything is timed, a result sent through
+    each broker the sites use must reach the store (one a second until one does)."""
+    warm = _Run(run.plan, run.target)  # its receipts stay out of the run's counts
+    body, headers = probe_body(run.plan.size)
+    for i, endpoint in enumerate(dict.fromkeys(run.target.sites_on)):
+        site = _Site(warm, f"{tag}w{i}", endpoint)
+        await _open(site)
+        deadline = time.monotonic() + _QUIET
+        try:
+            while not await asyncio.to_thread(_count, store, site.name):
+                if time.monotonic() > deadline:
+                    raise TimeoutException(
+                        f"no result sent through {endpoint.name} reached the store within "
+                        f"{_QUIET:.0f} s; see the consumers' logs"
+                    )
+                site.publish(run.target.topic, body, headers)
+                await asyncio.sleep(1)
+        finally:
+            site.close()
+
+
 async def _measure(run: _Run, store: Store, tag: str) -> SitesReport:
     plan, target = run.plan, run.target
     pids = target.pids
     single, single_note = await _single(plan, target.sites_on[0])
+    await _await_consumers(run, store, tag)
     rss_before = sum(_status_kib(p) for p in pids) if pids else None
     started = time.monotonic()
     sites, errors = await _connect_all(run, tag)

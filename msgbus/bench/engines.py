@@ -4,8 +4,9 @@ store on one RabbitMQ node, on the replicated RabbitMQ cluster, and on one Activ
 Each engine gets the same workload: ``count`` persistent probe results published by
 msgbus's own publisher pipeline in its default confirm mode (a receipt per SEND on
 RabbitMQ, where only that waits for the quorum queue; a cumulative receipt per batch of
-a quarter of the window on ActiveMQ) with at most ``window`` unconfirmed (the publisher's default window of 8192
-would put a whole run in flight, and every latency would be the run's), consumed by
+a quarter of the window on ActiveMQ) with at most ``window`` unconfirmed (the
+publisher's default window of 8192 would put a whole run in flight, and every latency
+would be the run's), consumed by
 ``msgbus.Consumer`` into a store of its own. The rate runs from the first SEND to the
 last row committed; the confirm latency is per message, from its SEND to the RECEIPT
 that confirmed it (a cumulative receipt's for each message it covers).

@@ -113,12 +113,12 @@ def senders() -> dict[str, Encoder]:
             wire="legacy", confirm="transaction"
         ),
         "msgbus: wire legacy, confirm cumulative": _msgbus(wire="legacy", confirm="cumulative"),
-        "msgbus: wire compact, confirm transaction": _msgbus(wire="compact", confirm="transaction"),
-        "msgbus: wire compact, confirm cumulative (default)": _msgbus(
-            wire="compact", confirm="cumulative"
+        "msgbus: wire compact, confirm transaction (default)": _msgbus(
+            wire="compact", confirm="transaction"
         ),
-        "the same without selector headers (as --pack)": _msgbus(
-            wire="compact", confirm="cumulative", selectors=False
+        "msgbus: wire compact, confirm cumulative": _msgbus(wire="compact", confirm="cumulative"),
+        "the default without selector headers": _msgbus(
+            wire="compact", confirm="transaction", selectors=False
         ),
     }
 

@@ -97,11 +97,12 @@ class PublisherConfig(_Section):
         description="Size bound of the spool; beyond it publishing fails with SpoolFull",
     )
     confirm: Literal["transaction", "receipt", "cumulative"] = Field(
-        "cumulative",
-        description="How receipts confirm messages: one receipt on the last SEND of a "
-        "batch (ActiveMQ takes these up to twice as fast as transactions), a transaction "
-        "per batch (a unit cut short leaves no duplicates, for consumers that do not drop "
-        "them by msgbus-id), or a receipt per SEND; RabbitMQ always gets a receipt per "
+        "transaction",
+        description="How receipts confirm messages: a transaction per batch (a batch cut "
+        "short by a full queue or disk is stored whole or not at all, so no consumer sees "
+        "a duplicate), one receipt on the last SEND of a batch (faster on ActiveMQ, but "
+        "what a refusal cut short is sent again: consumers that do not drop duplicates by "
+        "msgbus-id see them), or a receipt per SEND; RabbitMQ always gets a receipt per "
         "SEND (see msgbus.publish.pipeline)",
     )
     batch: int = Field(

@@ -28,10 +28,15 @@ def _frames(sender: str, bodies: list[bytes]) -> list[Frame]:
 
 def test_the_default_msgbus_frame_carries_selectors_id_and_one_number(tmp_path: Path) -> None:
     bodies = probe_files(tmp_path, 3000)
-    frames = _frames("msgbus: wire compact, confirm cumulative (default)", bodies)
-    assert [f.command for f in frames] == ["SEND"] * 3000
+    units = _frames("msgbus: wire compact, confirm transaction (default)", bodies)
+    assert [f.command for f in units if f.command != "SEND"] == ["BEGIN", "COMMIT"] * 2
+    frames = [f for f in units if f.command == "SEND"]
+    assert len(frames) == 3000
     ours = {"destination", "persistent", "content-length", "msgbus-id", "msgbus-seq"}
-    assert {frozenset(f.headers) - {"receipt"} for f in frames} == {frozenset(ours | SELECTORS)}
+    ours |= {"transaction"}
+    assert {frozenset(f.headers) for f in frames} == {frozenset(ours | SELECTORS)}
+    cumulative = _frames("msgbus: wire compact, confirm cumulative", bodies)
+    assert [f.command for f in cumulative] == ["SEND"] * 3000
     numbers = [read_number(f.headers) for f in frames]
     assert [n and n[2] for n in numbers] == list(range(1, 3001))
     before = _frames("msgbus: wire legacy, confirm transaction (before)", bodies)

@@ -3,13 +3,13 @@ store on one RabbitMQ node, on the replicated RabbitMQ cluster, and on one Activ
 
 Each engine gets the same workload: ``count`` persistent probe results published by
 msgbus's own publisher pipeline in its default confirm mode (a receipt per SEND on
-RabbitMQ, where only that waits for the quorum queue; a cumulative receipt per batch of
-a quarter of the window on ActiveMQ) with at most ``window`` unconfirmed (the
+RabbitMQ, where only that waits for the quorum queue; a transaction per batch of a
+quarter of the window on ActiveMQ) with at most ``window`` unconfirmed (the
 publisher's default window of 8192 would put a whole run in flight, and every latency
 would be the run's), consumed by
 ``msgbus.Consumer`` into a store of its own. The rate runs from the first SEND to the
 last row committed; the confirm latency is per message, from its SEND to the RECEIPT
-that confirmed it (a cumulative receipt's for each message it covers).
+that confirmed it (a COMMIT's for each message of its transaction).
 
 RabbitMQ publishes to ``/topic/VirtualTopic.X`` and the group reads its quorum queue, as
 brokers/rabbit3.yaml deploys them; the single node is a one-node cluster of the same
@@ -208,8 +208,8 @@ def _measure(
             conn,
             window=window,
             # Four confirmation units in the window: with one unit as large as the window,
-            # ActiveMQ's cumulative receipts became stop-and-wait (995/s in a loaded run)
-            # while RabbitMQ's per-SEND receipts kept the window full.
+            # ActiveMQ's units became stop-and-wait (995/s in a loaded run) while
+            # RabbitMQ's per-SEND receipts kept the window full.
             batch=max(1, min(defaults.batch, window // 4)),
             confirm=defaults.confirm,
             receipt_timeout=120.0,

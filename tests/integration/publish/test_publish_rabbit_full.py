@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,11 +87,10 @@ def test_full_queue_holds_back_then_every_message_is_stored_once(
     spool = ["--spool", str(tmp_path / "spool")]
     destination = f"/amq/queue/{full_queue}"
 
-    start = time.monotonic()
     first = _msgbus("publish", *common, *spool, "--destination", destination,
                     str(_inputs(tmp_path / "in.txt", total)))  # fmt: skip
     assert first.returncode == 0, first.stderr
-    assert time.monotonic() - start >= 2  # retried for retry_for, not given up at once
+    # That it retried with back-off, not gave up at once, is counted by the proxy test below.
     held = [line for line in first.stderr.splitlines() if line.startswith("msgbus: held back")]
     assert len(held) == 1 and "max-length" in held[0], first.stderr
     confirmed, spooled = (int(first.stdout.split(word)[0].split()[-1]) for word in

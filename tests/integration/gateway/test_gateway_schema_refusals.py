@@ -55,11 +55,15 @@ def stomp(ams_gateway: Gateway) -> Iterator[Connection]:
         yield conn
 
 
-def _bodies(conn: Connection, count: int) -> list[bytes]:
+def _bodies(conn: Connection, count: int, quiet: float = 2.0) -> list[bytes]:
+    """The ``count`` bodies expected (30 s at most), then whatever else comes within a
+    ``quiet`` spell: a refused message that reached the broker would be among them."""
     got: list[bytes] = []
     deadline = time.monotonic() + 30
-    while len(got) < count and time.monotonic() < deadline:
-        frame = conn.receive(1)
+    while time.monotonic() < deadline:
+        if len(got) >= count:
+            deadline = min(deadline, time.monotonic() + quiet)
+        frame = conn.receive(0.2)
         if isinstance(frame, MessageFrame):
             got.append(frame.body)
     return got
@@ -95,7 +99,7 @@ def test_an_attached_schema_passes_valid_messages_and_refuses_an_invalid_one_bef
     ids = ams.publish(topic, [AmsMessage(data=body) for body in valid])["messageIds"]
     assert len(ids) == 3
     # Had any of the refused request reached the broker, valid[0] would come first twice.
-    assert _bodies(stomp, 4) == valid
+    assert _bodies(stomp, 3) == valid
 
 
 @pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)
@@ -121,7 +125,7 @@ def test_a_topic_created_with_a_schema_refuses_an_invalid_message_from_its_first
     assert refused.value.code == 400 and "'name' is a required property" in refused.value.msg
     valid = json.dumps({"name": "ada"}).encode()
     ams.publish(f"people-{tag}", [AmsMessage(data=valid)])
-    assert _bodies(stomp, 2) == [valid]  # the refused one never reached the broker
+    assert _bodies(stomp, 1) == [valid]  # the refused one never reached the broker
     # A schema that does not exist: a 404, and no topic made without it.
     with pytest.raises(AmsServiceException) as missing:
         ams.do_put(f"{url}/orphan-{tag}", json.dumps({"schema": "nope"}), "topic_create")

@@ -92,13 +92,6 @@ class LocalNetwork:
         conn.connect()
         return conn
 
-    def _names(self, names: Iterable[str] | None) -> list[str]:
-        if names is None:
-            return [b.name for b in self.topology.brokers]
-        wanted = list(names)
-        for name in wanted:
-            self.topology.broker(name)  # raises for an unknown name
-        return wanted
 
     def render(self, name: str) -> BrokerProcess:
         """Write the broker's directory from the topology; the running broker is untouched."""
@@ -112,7 +105,7 @@ class LocalNetwork:
         """Render and start brokers (all by default), each waited for until STOMP answers;
         with ``form``, then wait until the links between running brokers are bridged."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        wanted = self._names(names)
+        wanted = self.topology.broker_names(names)
         self._check_tls(wanted)
         self.save()
         # Launched together, waited for together: JVM start-ups overlap.
@@ -173,7 +166,7 @@ class LocalNetwork:
             )
 
     def down(self, names: Iterable[str] | None = None) -> None:
-        for name in reversed(self._names(names)):
+        for name in reversed(self.topology.broker_names(names)):
             self.process(name).stop()
 
     def restart(self, name: str, timeout: float = 90.0) -> None:
@@ -184,7 +177,7 @@ class LocalNetwork:
 
     def status(self, names: Iterable[str] | None = None) -> list[BrokerStatus]:
         out = []
-        for name in self._names(names):
+        for name in self.topology.broker_names(names):
             proc = self.process(name)
             url = str(self.url(name))
             started = proc.started_at()

@@ -229,13 +229,6 @@ class RabbitCluster:
         conn.connect()
         return conn
 
-    def _names(self, names: Iterable[str] | None) -> list[str]:
-        if names is None:
-            return [b.name for b in self.topology.brokers]
-        wanted = list(names)
-        for name in wanted:
-            self.topology.broker(name)
-        return wanted
 
     def _cookie(self) -> str:
         path = self.state_dir / "erlang.cookie"
@@ -253,7 +246,7 @@ class RabbitCluster:
         )
         (self.state_dir / "topology.json").chmod(0o600)  # it holds the users' passwords
         cookie = self._cookie()
-        nodes = [self.process(name) for name in self._names(names)]
+        nodes = [self.process(name) for name in self.topology.broker_names(names)]
         had_data = {n.broker.name: n.data_dir.exists() for n in nodes}
         for node in nodes:
             node.write_config(cookie)
@@ -328,12 +321,12 @@ class RabbitCluster:
             time.sleep(0.5)
 
     def down(self, names: Iterable[str] | None = None) -> None:
-        for name in reversed(self._names(names)):
+        for name in reversed(self.topology.broker_names(names)):
             self.process(name).stop(self.bin_dir)
 
     def status(self, names: Iterable[str] | None = None) -> list[BrokerStatus]:
         out = []
-        for name in self._names(names):
+        for name in self.topology.broker_names(names):
             node = self.process(name)
             url = str(self.url(name))
             started = node.started_at()

@@ -8,6 +8,7 @@ cycle that a TTL would let messages go round) is rejected here, with the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -335,6 +336,16 @@ class Topology(_Model):
             if broker.name == name:
                 return broker
         raise NetworkError(f"topology {self.name!r} has no broker {name!r}")
+
+    def broker_names(self, names: Iterable[str] | None = None) -> list[str]:
+        """``names`` checked against the topology (NetworkError for an unknown one), or
+        every broker's name in order when None."""
+        if names is None:
+            return [b.name for b in self.brokers]
+        wanted = list(names)
+        for name in wanted:
+            self.broker(name)
+        return wanted
 
     @model_validator(mode="after")
     def _check(self) -> Topology:

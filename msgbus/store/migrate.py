@@ -3,7 +3,7 @@
 The migration scripts ship inside the package (``msgbus/store/migrations``); no
 alembic.ini is needed. ``upgrade`` runs them on a live database, ``upgrade_sql``
 prints the SQL instead (for sites where a DBA applies DDL, e.g. Oracle). Alembic is
-imported only to migrate: checking the revision at every consumer's start is one query,
+imported only to migrate: checking the revision at every consumer's start is two queries,
 where importing Alembic and reading its scripts cost ~0.2 s of the start-up.
 """
 

@@ -125,8 +125,9 @@ def test_publishing_one_result(tmp_path: Path, name: str) -> None:
 
 
 def test_a_consumer_starts_without_the_migration_tool(tmp_path: Path) -> None:
-    """`msgbus consume` checks the store's revision with one query; Alembic (~0.2 s of
-    its start) is for `msgbus db init` only."""
+    """`msgbus consume` checks the store's revision with two queries (is the version
+    table there, what does it hold); Alembic (~0.2 s of its start) is for `msgbus db
+    init` only."""
     store = f"sqlite:///{tmp_path / 'store.db'}"
     with BrokerThread(BrokerConfig(port=0)) as broker:
         url = f"stomp://127.0.0.1:{broker.port}"

@@ -67,11 +67,23 @@ def find_installation(environ: dict[str, str] | None = None) -> Installation:
     return Installation(home=home, java=java)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago and not handed out before.
+
+    The kernel may give a just-closed port again at once, so two calls in a row could
+    otherwise name the same port for two listeners (seen in CI: one broker's STOMP and
+    OpenWire ports). Remembering what this process handed out rules that out.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def stomp_answers(host: str, port: int, timeout: float = 2.0) -> bool:

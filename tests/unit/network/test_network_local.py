@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from msgbus.errors import NetworkError
+from msgbus.network import activemq
 from msgbus.network.activemq import BrokerProcess, stomp_answers
 from msgbus.network.local import LocalNetwork
 from msgbus.network.topology import load_topology
@@ -64,3 +65,32 @@ def test_files_with_passwords_are_private(tmp_path: Path) -> None:
     proc = net.render("a")
     assert net.saved_path.stat().st_mode & 0o777 == 0o600
     assert proc.conf_file.stat().st_mode & 0o777 == 0o600
+
+
+class _KernelRepeating:
+    """A socket whose kernel hands out the ports given, in order, as the real one may."""
+
+    ports = iter([5001, 5001, 5001, 5002])
+
+    def __init__(self, *_: object) -> None:
+        self.port = next(self.ports)
+
+    def __enter__(self) -> _KernelRepeating:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def bind(self, _: object) -> None:
+        pass
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+
+def test_free_port_never_names_a_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI once got one port for a broker's STOMP and OpenWire listeners: the kernel gave
+    the just-closed port again. A port handed out once is not handed out again."""
+    monkeypatch.setattr("msgbus.network.activemq.socket.socket", _KernelRepeating)
+    monkeypatch.setattr(activemq, "_HANDED_OUT", set())
+    assert [activemq.free_port(), activemq.free_port()] == [5001, 5002]

@@ -12,12 +12,17 @@ __all__ = ["AmsError"]
 class AmsError(MsgbusError):
     """An AMS error answer: HTTP ``code``, AMS ``status`` word and the message."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, status: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self._status = status
 
     @property
     def status(self) -> str:
+        """AMS's word for ``code``, unless one was given: AMS answers a 409 that is not
+        "already exists" (a time out of bounds, a verified endpoint) with CONFLICT."""
+        if self._status is not None:
+            return self._status
         return {
             400: "INVALID_ARGUMENT",
             401: "UNAUTHORIZED",

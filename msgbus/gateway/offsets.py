@@ -105,6 +105,7 @@ def add_offset_routes(app: FastAPI, gateway: Gateway) -> None:
                 409,
                 "Timestamp is out of bounds for the subscription's topic/partition: no "
                 f"message kept was published at {when} or later",
+                status="CONFLICT",
             )
         return {"offset": offset}
 

@@ -382,7 +382,7 @@ class Gateway:
         if push is None:
             raise AmsError(400, f"subscription {name} is not a push subscription")
         if push.verified:
-            raise AmsError(409, "Push endpoint is already verified")
+            raise AmsError(409, "Push endpoint is already verified", status="CONFLICT")
         verify_endpoint(push, self._tls, self.settings.push_timeout)
         with self._lock:
             if sub.push == push:  # not changed meanwhile
@@ -516,6 +516,7 @@ class Gateway:
                 409,
                 f"subscription {name} is a push subscription: its messages go to "
                 f"{sub.push.endpoint}; clear its pushConfig (:modifyPushConfig) to pull",
+                status="CONFLICT",
             )
         with sub.lock:
             now = time.monotonic()

@@ -252,6 +252,7 @@ def test_a_push_subscription_made_pull_again_gives_pulls_everything_not_pushed(
     with pytest.raises(AmsServiceException) as refused:
         ams.pull_sub(sub, return_immediately=True)
     assert refused.value.code == 409 and "push subscription" in refused.value.msg
+    assert refused.value.status == "CONFLICT"
     assert ams.pushconfig_sub(sub, None) == {}
     assert ams.get_sub(sub)["pushConfig"]["pushEndpoint"] == ""
     pulled: list[Any] = []

@@ -81,6 +81,7 @@ def test_a_consumer_that_lost_its_database_replays_by_offset_and_by_time(
     with pytest.raises(AmsServiceException) as late:
         ams.time_to_offset_sub("store", middle + timedelta(days=1))
     assert late.value.code == 409 and "out of bounds" in late.value.msg
+    assert late.value.status == "CONFLICT"  # AMS's word here, not ALREADY_EXISTS
 
 
 @pytest.mark.parametrize("ams_gateway", BROKERS, indirect=True)

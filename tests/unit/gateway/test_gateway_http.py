@@ -53,7 +53,8 @@ def test_topics_are_created_once_and_kept_across_a_restart(
     client: TestClient, tmp_path: Path
 ) -> None:
     assert client.put(f"{BASE}/topics/probes").json() == {"name": "/projects/grid/topics/probes"}
-    assert client.put(f"{BASE}/topics/probes").status_code == 409
+    again_put = client.put(f"{BASE}/topics/probes")
+    assert again_put.status_code == 409 and again_put.json()["error"]["status"] == "ALREADY_EXISTS"
     again = TestClient(make_app(_gateway(tmp_path)), headers={"x-api-key": "secret"})
     assert again.get(f"{BASE}/topics").json() == {
         "topics": [{"name": "/projects/grid/topics/probes"}],

@@ -116,6 +116,7 @@ def test_secure_by_default_auth_and_loopback() -> None:
     kahadb = _find(broker, "a:persistenceAdapter/a:kahaDB")
     assert kahadb.get("journalDiskSyncStrategy") == "always"
     assert kahadb.get("checksumJournalFiles") == "true"
+    assert kahadb.get("checkForCorruptJournalFiles") is None  # refuses to start after kill -9
     assert broker.get("useJmx") == "false"
     mgmt = _find(broker, "a:managementContext/a:managementContext")
     assert mgmt.get("createConnector") == "false"

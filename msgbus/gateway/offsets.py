@@ -8,7 +8,8 @@ As on AMS: ``min`` is the oldest offset kept, ``max`` the one the next message g
 bounds") and the next pull starts there, forgetting what was handed out and not
 acknowledged; ``:timeToOffset?time=`` answers the offset of the first message kept that
 was published at that time or later (else a 409). Reading offsets takes what ``read``
-takes (pulling), and so does moving them.
+takes (pulling), and so does moving them. With the broker away each answers from the log
+as it is (a 503 only where the answer may lie at the broker: no offset for a time yet).
 """
 
 from __future__ import annotations
@@ -98,8 +99,10 @@ def add_offset_routes(app: FastAPI, gateway: Gateway) -> None:
     def time_to_offset(project: Name, sub: Name, when: When, who: User) -> dict[str, Any]:
         replay, topic = replay_of(project, who, sub, "time_to_offset_sub")
         stamp = _zulu(when)
-        replay.fill(topic)
+        away = replay.refresh(topic)
         offset = replay.log.time_to_offset(topic, int(stamp.timestamp() * 1000))
+        if offset is None and away is not None:
+            raise away  # a later message may be at the broker still
         if offset is None:
             raise AmsError(
                 409,

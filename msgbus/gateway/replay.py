@@ -13,7 +13,8 @@ it again from the broker.
 
 The log is filled by one thread every :data:`_FILL_EVERY` seconds, and at each read (a
 pull, a push, the offset routes); a message's publish time is the broker's ``timestamp``
-header (ActiveMQ sets it), else the time it came into the log.
+header (ActiveMQ sets it), else the time it came into the log. While the broker is away
+the log serves what it kept: replay after a lost database does not wait for the broker.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from msgbus.config import MsgbusConfig
 from msgbus.consume.subscription import Subscription
-from msgbus.errors import MsgbusError
+from msgbus.errors import MsgbusError, TransportError
 from msgbus.gateway.retention import Bounds, RetentionLog, offset_of
 from msgbus.stomp.frames import MessageFrame
 from msgbus.stomp.headers import SYNC_HEADER
@@ -159,23 +160,36 @@ class Replay:
                 came += len(frames)
                 wait = 0.0
 
+    def refresh(self, topic: str) -> TransportError | None:
+        """Take into the log what the broker holds for ``topic`` now; the error when the
+        broker does not answer. The log still serves what it kept then: an offset is a
+        position in the log, and a message still at the broker has none yet."""
+        try:
+            self.fill(topic)
+        except TransportError as away:
+            return away
+        return None
+
     def read(self, topic: str, start: int, count: int, wait: float) -> list[MessageFrame]:
         """Up to ``count`` messages from offset ``start`` on, waiting ``wait`` seconds
-        for a first one to come from the broker when the log has none."""
-        self.fill(topic)
+        for a first one to come from the broker when the log has none (with the broker
+        away and nothing kept from ``start`` on, its error: the client retries)."""
+        away = self.refresh(topic)
         got = self.log.read(topic, start, count)
+        if not got and away is not None:
+            raise away
         if not got and wait > 0 and self.fill(topic, wait):
             got = self.log.read(topic, start, count)
         return got
 
     def bounds(self, topic: str) -> Bounds:
-        self.fill(topic)
+        self.refresh(topic)
         return self.log.bounds(topic)
 
     def cursor(self, name: str, topic: str) -> LogCursor:
         """A cursor from the subscription's current offset (the end of the log for a
         subscription new to it, once what was published before it is in the log)."""
-        self.fill(topic)
+        self.refresh(topic)
         return LogCursor(self, name, topic, self.log.current(name, topic))
 
 
@@ -192,10 +206,18 @@ class LogCursor:
         """The offset of the next message to hand out."""
         self._ahead: deque[MessageFrame] = deque()
         self._handed: set[int] = set()
+        self.away: TransportError | None = None
+        """Why the last read found nothing: the broker away (see :func:`receive`)."""
 
     def receive(self, timeout: float | None) -> MessageFrame | None:
         if not self._ahead:
-            self._ahead.extend(self._replay.read(self.topic, self._next, _READ, timeout or 0.0))
+            self.away = None
+            try:
+                read = self._replay.read(self.topic, self._next, _READ, timeout or 0.0)
+            except TransportError as away:
+                self.away = away
+                return None
+            self._ahead.extend(read)
         if not self._ahead:
             return None
         frame = self._ahead.popleft()
@@ -220,7 +242,9 @@ class LogCursor:
 
 def receive(conn: Connection | LogCursor, count: int, wait: float) -> list[MessageFrame]:
     """Up to ``count`` messages from a subscription's connection or cursor: waits
-    ``wait`` seconds for a first, not for more."""
+    ``wait`` seconds for a first, not for more. A cursor that has nothing because the
+    broker is away raises its error (the client retries); with some, they are the
+    answer."""
     out: list[MessageFrame] = []
     while len(out) < count:
         frame = conn.receive(wait)
@@ -233,4 +257,6 @@ def receive(conn: Connection | LogCursor, count: int, wait: float) -> list[Messa
                 continue
             out.append(frame)
             wait = 0.0  # what is there already, no more waiting
+    if not out and isinstance(conn, LogCursor) and conn.away is not None:
+        raise conn.away
     return out

@@ -1,11 +1,13 @@
 """AMS replay (``gateway.retention``) driven by the unmodified argo-ams-library, on the
 embedded broker and on ActiveMQ: a consumer that lost its database goes back with
 ``:modifyOffset`` or ``:timeToOffset`` and gets exactly the messages from there on, those
-published over STOMP straight to the broker included, across a gateway restart too."""
+published over STOMP straight to the broker included, across a gateway restart too, and
+while the broker is away."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from argo_ams_library import (  # type: ignore[import-untyped]
 )
 
 from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, publish_over_stomp, start_gateway
-from tests.fixtures.pipeline import wait_until
+from tests.fixtures.pipeline import EmbeddedBroker, wait_until
 from tests.fixtures.pki import Pki
 
 RETAINED = {"retention": {"enabled": True}}
@@ -110,3 +112,61 @@ def test_messages_published_over_stomp_are_replayed_too_after_a_gateway_restart(
         assert _consume(ams, "readers", 3) == got[1:]
     finally:
         again.process.stop()
+
+
+def _refused(call: Callable[[], object]) -> AmsServiceException:
+    with pytest.raises(AmsServiceException) as refused:
+        call()
+    return refused.value
+
+
+def test_the_log_serves_a_replay_while_the_broker_is_away(
+    embedded_broker_process: Callable[..., EmbeddedBroker],
+    tmp_path: Path,
+    pki: Pki,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Offsets are positions in the log: with the broker killed, a consumer still reads
+    them, moves them and replays what the log kept; what only the broker could answer
+    (a pull past the log's end, a time after its last message) is a 503 to retry, not
+    an empty answer or a 409. After the restart the subscription goes on."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
+    broker = embedded_broker_process()
+    section = {"users": {"probe": {"token": TOKEN}}, **RETAINED}
+    gateway = start_gateway(tmp_path, pki, broker.stomp_url, section)
+    try:
+        ams = _ams(gateway)
+        ams.create_topic("results")
+        ams.create_sub("store", "results", ackdeadline=60)
+        _publish(ams, "results", [f"#{i}" for i in range(10)])
+        wait_until(lambda: ams.getoffsets_sub("store", "max") == 10, 30, "10 in the log")
+        time.sleep(0.05)
+        middle = datetime.now(timezone.utc).replace(tzinfo=None)
+        time.sleep(0.05)
+        _publish(ams, "results", [f"#{i}" for i in range(10, 20)])
+        assert _consume(ams, "store", 20) == [f"#{i}" for i in range(20)]
+
+        broker.kill()
+        assert ams.getoffsets_sub("store") == {"min": 0, "max": 20, "current": 20}
+        assert _refused(lambda: ams.pull_sub("store", return_immediately=True)).code == 503
+        late = middle + timedelta(days=1)
+        assert _refused(lambda: ams.time_to_offset_sub("store", late)).code == 503
+        ams.modifyoffset_sub("store", ams.time_to_offset_sub("store", middle))
+        replayed = ams.pullack_sub("store", num=20, return_immediately=True)
+        assert [m.get_data().decode() for m in replayed] == [f"#{i}" for i in range(10, 20)]
+        assert _refused(lambda: _publish(ams, "results", ["lost?"])).code == 503
+
+        broker.start()
+
+        def published() -> bool:
+            try:
+                _publish(ams, "results", ["after"])
+            except AmsServiceException as exc:
+                assert exc.code == 503, exc.msg  # the broker not back yet
+                return False
+            return True
+
+        wait_until(published, 60, "a publish after the restart")
+        assert _consume(ams, "store", 1) == ["after"]
+    finally:
+        gateway.process.stop()

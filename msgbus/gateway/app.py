@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import platform
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,7 @@ from msgbus import __version__
 from msgbus.errors import MsgbusError
 from msgbus.gateway.manage import add_manage_routes
 from msgbus.gateway.offsets import add_offset_routes
-from msgbus.gateway.params import Name, User
+from msgbus.gateway.params import Name, PageSize, PageToken, User
 from msgbus.gateway.projects import add_project_routes
 from msgbus.gateway.service import AmsError, Gateway
 from msgbus.gateway.unserved import add_unserved_routes
@@ -28,8 +28,6 @@ from msgbus.gateway.unserved import add_unserved_routes
 __all__ = ["make_app"]
 
 _MAX_BODY = 32 * 1024 * 1024  # a publish of many messages, base64: well above any real one
-PageSize = Annotated[int, Query(ge=0, description="Entries per page; 0: all")]
-PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
 
 _PUSH_CONFIG = (

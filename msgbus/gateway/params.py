@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
+from pydantic import BeforeValidator
 from starlette.convertors import Convertor, register_url_convertor
 
 from msgbus.gateway.amserror import AmsError
 
-__all__ = ["Name", "User", "page"]
+__all__ = ["Name", "PageSize", "PageToken", "User", "page"]
 
 _NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
@@ -51,6 +52,20 @@ def _user(
 
 # Module level: FastAPI resolves the (string) annotations of routes in this namespace.
 User = Annotated[str, Depends(_user)]
+
+
+def _digits(value: object) -> object:
+    """A query's whole number as digits only: pydantic alone would take ``+0.0`` and
+    ``5_0`` (schemathesis sends such strings to check that they are refused)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number, digits only")
+    return value
+
+
+PageSize = Annotated[
+    int, BeforeValidator(_digits), Query(ge=0, description="Entries per page; 0: all")
+]
+PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
 
 def page(names: Sequence[str], size: int, token: str) -> tuple[list[str], str]:

@@ -31,7 +31,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
 from msgbus.gateway.amserror import AmsError
-from msgbus.gateway.params import Name, User, page
+from msgbus.gateway.params import Name, PageSize, PageToken, User, page
 from msgbus.gateway.service import Gateway
 from msgbus.permissions import Action
 
@@ -43,8 +43,6 @@ _ROLES: tuple[tuple[str, Action], ...] = (
     ("consumer", "read"),
 )
 _DESCRIPTION = "The project of this msgbus gateway; its users are gateway.users"
-PageSize = Annotated[int, Query(ge=0, description="Entries per page; 0: all")]
-PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
 
 
 class ProjectOut(BaseModel):

@@ -15,7 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from msgbus.gateway.amserror import AmsError
 
-__all__ = ["Name", "PageSize", "PageToken", "User", "page"]
+__all__ = ["Flag", "Name", "PageSize", "PageToken", "User", "page"]
 
 _NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
@@ -66,6 +66,19 @@ PageSize = Annotated[
     int, BeforeValidator(_digits), Query(ge=0, description="Entries per page; 0: all")
 ]
 PageToken = Annotated[str, Query(description="nextPageToken of the page before")]
+
+# Go's strconv.ParseBool, which AMS reads flags with (argo-ams-library sends "True").
+_FLAGS = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
+
+
+def _flag(value: object) -> object:
+    """A query's flag as AMS reads it: pydantic alone would take ``yes`` and ``on`` too."""
+    if isinstance(value, str) and value not in _FLAGS:
+        raise ValueError("must be true or false")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 def page(names: Sequence[str], size: int, token: str) -> tuple[list[str], str]:

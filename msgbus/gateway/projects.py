@@ -31,7 +31,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
 from msgbus.gateway.amserror import AmsError
-from msgbus.gateway.params import Name, PageSize, PageToken, User, page
+from msgbus.gateway.params import Flag, Name, PageSize, PageToken, User, page
 from msgbus.gateway.service import Gateway
 from msgbus.permissions import Action
 
@@ -144,7 +144,7 @@ def add_project_routes(app: FastAPI, gateway: Gateway) -> None:
     @app.get("/v1/users", response_model=UserList, response_model_exclude_none=True)
     def list_users(
         who: User,
-        details: bool = False,
+        details: Flag = False,
         pageSize: PageSize = 0,
         pageToken: PageToken = "",
         nextPageToken: Annotated[

@@ -127,6 +127,9 @@ def test_topic_lists_page_as_ams_pages_them(client: TestClient) -> None:
     for bad in ({"pageSize": -1}, {"pageSize": "+0.0"}, {"pageSize": "5_0"}, {"pageToken": "%%%"}):
         assert client.get(f"{BASE}/topics", params=bad).status_code == 400
         assert client.get(f"{BASE}/members", params=bad).status_code == 400
+    # Flags as AMS (Go's ParseBool) reads them; argo-ams-library sends "True".
+    assert client.get("/v1/users", params={"details": "True"}).status_code == 200
+    assert client.get("/v1/users", params={"details": "yes"}).status_code == 400
 
 
 def test_status_and_version_answer_without_a_token(client: TestClient) -> None:

@@ -40,6 +40,7 @@ Version = Literal["1.0", "1.1", "1.2"]
 SUPPORTED_VERSIONS: tuple[Version, ...] = ("1.0", "1.1", "1.2")
 HEARTBEAT = b"\n"
 
+_LONGEST_COMMAND = max(len(c) for c in FRAME_TYPES)
 # CONNECT and CONNECTED are never escaped: they are exchanged before a version is agreed.
 _UNESCAPED_COMMANDS = frozenset({"CONNECT", "STOMP", "CONNECTED"})
 _ESCAPES_12 = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", ":": "\\c"}
@@ -185,6 +186,7 @@ class FrameParser:
             else:
                 if len(buf) - pos > max_head:
                     raise FrameTooLarge(f"frame header section exceeds {max_head} bytes")
+                self._check_command_line(buf, pos)
                 return None
             if head_end - pos > max_head:
                 raise FrameTooLarge(f"frame header section exceeds {max_head} bytes")
@@ -244,6 +246,23 @@ class FrameParser:
                 headers=headers,
             )
 
+    def _check_command(self, command: str) -> None:
+        if command not in self.accept:
+            if command in FRAME_TYPES:
+                raise RemoteProtocolError(f"{command} is not a frame this peer may send")
+            raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
+
+    def _check_command_line(self, buf: bytearray, pos: int) -> None:
+        """Refuse a frame whose command line is wrong already, before the rest of its
+        head comes: garbage gets its error at once, not when the peer gives up (random
+        bytes may hold no blank line for the whole header limit)."""
+        eol = buf.find(b"\n", pos, pos + _LONGEST_COMMAND + 2)
+        if eol != -1:
+            line = bytes(buf[pos:eol]).removesuffix(b"\r")
+            self._check_command(line.decode("utf-8", "replace"))
+        elif len(buf) - pos > _LONGEST_COMMAND + 1:
+            self._check_command(bytes(buf[pos : pos + _LONGEST_COMMAND + 2]).decode("latin-1"))
+
     def _parse_head(self, head: bytes | bytearray) -> tuple[str, dict[str, str]]:
         try:
             text = head.decode("utf-8")
@@ -258,10 +277,7 @@ class FrameParser:
             text = "\n".join(line.removesuffix("\r") for line in text.split("\n"))
         lines = text.split("\n")
         command = lines[0]
-        if command not in self.accept:
-            if command in FRAME_TYPES:
-                raise RemoteProtocolError(f"{command} is not a frame this peer may send")
-            raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
+        self._check_command(command)
         if len(lines) - 1 > self.limits.max_headers:
             raise FrameTooLarge(f"more than {self.limits.max_headers} headers in one frame")
         del lines[0]

@@ -91,6 +91,22 @@ def test_command_the_peer_may_not_send() -> None:
         parse_server(b"HELLO\n\n\0")
 
 
+@pytest.mark.parametrize("start", [b"HELLO\nx:y\n", b"\x8f" * 100, b"SUBSCRIBEX\r\n"])
+def test_a_wrong_command_is_refused_before_its_head_is_complete(start: bytes) -> None:
+    """Garbage (no blank line in 64 KiB of random bytes) gets its error at once, not when
+    the peer gives up: CI's hostile test waited 5 s on such sockets."""
+    with pytest.raises(RemoteProtocolError, match="unknown STOMP command"):
+        parse_server(start)
+
+
+def test_a_command_line_in_pieces_waits_for_the_rest() -> None:
+    parser = FrameParser(role="server", version="1.2")
+    assert list(parser.feed(b"SUBSC")) == list(parser.feed(b"RIBE\r")) == []
+    assert list(parser.feed(b"\nid:1\ndestination:/queue/a")) == []
+    [frame] = parser.feed(b"\n\n\0")
+    assert not isinstance(frame, Heartbeat) and frame.command == "SUBSCRIBE"
+
+
 @pytest.mark.parametrize(
     ("wire", "match"),
     [

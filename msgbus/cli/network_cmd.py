@@ -287,7 +287,8 @@ def _show_plan(steps: list[str]) -> bool:
     type=click.IntRange(min=1),
     default=200,
     show_default=True,
-    help="Engine rabbitmq: unconfirmed messages in flight at most (ActiveMQ: per transaction).",
+    help="Engine rabbitmq: unconfirmed messages in flight at most (ActiveMQ: four transactions "
+    "of a quarter of it).",
 )
 @click.option(
     "--rounds",

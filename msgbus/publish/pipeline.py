@@ -3,9 +3,9 @@
 Messages go out in units, each confirmed by one RECEIPT (the ``confirm`` mode):
 
 * ``receipt``: one SEND with a ``receipt`` header per unit;
-* ``transaction``: BEGIN, a batch of SENDs, COMMIT with the receipt; the broker
-  stores the batch atomically, so an unconfirmed unit never leaves duplicates;
-* ``cumulative`` (the default): a batch of SENDs, the last with the receipt. Brokers
+* ``transaction`` (the default): BEGIN, a batch of SENDs, COMMIT with the receipt; the
+  broker stores the batch atomically, so an unconfirmed unit never leaves duplicates;
+* ``cumulative``: a batch of SENDs, the last with the receipt. Brokers
   process a connection's frames in order and answer a failed SEND with ERROR, so the
   receipt vouches for the batch; ActiveMQ appends persistent messages to its journal in
   that order and syncs it before a receipted SEND's RECEIPT. A unit cut short may

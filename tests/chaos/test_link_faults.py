@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from argo_ams_library import AmsException, AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
+from argo_ams_library import AmsException, AmsMessage  # type: ignore[import-untyped]
 
 from tests.chaos.harness import Pipeline, PublishRun, probe_text
 from tests.fixtures.chaos import ChaosRow
-from tests.fixtures.gateway import PROJECT, TOKEN, start_gateway
+from tests.fixtures.gateway import TOKEN, start_gateway
 from tests.fixtures.pipeline import MsgbusProcess, run_msgbus, wait_until
 from tests.fixtures.pki import Pki
 
@@ -181,7 +181,7 @@ def test_gateway_through_a_broker_kill(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
     users = {"probe": {"token": TOKEN, "dn": "CN=probe"}}
     gateway = start_gateway(tmp_path, pki, broker.url, {"users": users})
-    ams = ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
+    ams = gateway.ams()
     tag = f"gateway {broker.kind}"
     published: dict[str, str] = {}
     pulled: Counter[str] = Counter()

@@ -26,10 +26,6 @@ from tests.fixtures.pipeline import run_msgbus
 from tests.fixtures.pki import Pki
 
 
-def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=token, project=PROJECT)
-
-
 def _pull(ams: ArgoMessagingService, sub: str, n: int) -> list[tuple[str, AmsMessage]]:
     """Pull until ``n`` messages came: the broker hands a confirmed message to the
     gateway's subscription a moment after its receipt, which a loaded machine stretches."""
@@ -53,7 +49,7 @@ def test_1000_results_published_through_the_gateway_are_pulled_and_stored(
                "--destination", "/topic/ams.probes", "--subscription", "store"]  # fmt: skip
     first = run_msgbus(consume)  # the durable subscription keeps what comes next
     assert first.returncode == 0, first.stdout
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("probes")
     ams.create_sub("pull-all", "probes", ackdeadline=60)
     ids: list[str] = []
@@ -82,7 +78,7 @@ def test_1000_results_published_through_the_gateway_are_pulled_and_stored(
 
 
 def test_pull_acknowledge_and_redelivery_after_the_ack_deadline(ams_gateway: Gateway) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("jobs")
     ams.create_sub("pullers", "jobs", ackdeadline=2)
     published = ams.publish("jobs", _probes(3, "pull"))["messageIds"]
@@ -109,7 +105,7 @@ def test_pull_acknowledge_and_redelivery_after_the_ack_deadline(ams_gateway: Gat
 def test_an_invalid_body_is_refused_naming_the_field_and_nothing_is_sent(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("strict")
     ams.create_sub("watch", "strict")
     bad = AmsMessage(data=probe_text("bad", 1).replace("metricStatus: OK", "metricStatus: SUPERB"))
@@ -122,7 +118,7 @@ def test_an_invalid_body_is_refused_naming_the_field_and_nothing_is_sent(
 
 def test_a_wrong_token_is_refused(ams_gateway: Gateway) -> None:
     with pytest.raises(AmsServiceException) as refused:
-        _ams(ams_gateway, token="not-a-token").create_topic("nope")
+        ams_gateway.ams("not-a-token").create_topic("nope")
     assert refused.value.code == 401
 
 
@@ -138,7 +134,7 @@ def test_an_x509_login_gets_the_users_token(ams_gateway: Gateway, pki: Pki) -> N
             endpoint="127.0.0.1", project=PROJECT, cert=str(pki.stranger_cert),
             key=str(pki.stranger_key), authn_port=ams_gateway.authn_port,
         )  # fmt: skip
-    _ams(ams_gateway, token=ams.token).create_topic("by-certificate")
+    ams_gateway.ams(ams.token).create_topic("by-certificate")
 
 
 @pytest.mark.parametrize(
@@ -173,7 +169,7 @@ def test_the_api_keeps_to_its_openapi_document(
 def test_results_a_stomp_publisher_sends_are_pulled_without_its_sync_record(
     ams_gateway: Gateway, tmp_path: Path
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("mixed")
     ams.create_sub("readers", "mixed")
     publish_over_stomp(ams_gateway, "mixed", tmp_path, "over STOMP #1", "over STOMP #2")

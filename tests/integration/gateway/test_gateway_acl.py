@@ -10,17 +10,12 @@ import pytest
 from argo_ams_library import (  # type: ignore[import-untyped]
     AmsMessage,
     AmsServiceException,
-    ArgoMessagingService,
 )
 
 from tests.chaos.harness import probe_text
-from tests.fixtures.gateway import GROUPS, PROJECT, READER, TOKEN, Gateway
+from tests.fixtures.gateway import GROUPS, READER, TOKEN, Gateway
 
 pytestmark = pytest.mark.parametrize("ams_gateway", [GROUPS], indirect=True, ids=["acl"])
-
-
-def _ams(gateway: Gateway, token: str) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=token, project=PROJECT)
 
 
 def _result(tag: str) -> AmsMessage:
@@ -28,7 +23,7 @@ def _result(tag: str) -> AmsMessage:
 
 
 def test_a_writer_publishes_but_gets_403_on_pull(ams_gateway: Gateway) -> None:
-    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(TOKEN), ams_gateway.ams(READER)
     probe.create_topic("results")
     reader.create_sub("db", "results", ackdeadline=30)
     [sent] = probe.publish("results", [_result("allowed")])["messageIds"]
@@ -48,7 +43,7 @@ def test_a_writer_publishes_but_gets_403_on_pull(ams_gateway: Gateway) -> None:
 def test_a_reader_gets_403_on_publish_and_nothing_reaches_the_broker(
     ams_gateway: Gateway,
 ) -> None:
-    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(TOKEN), ams_gateway.ams(READER)
     probe.create_topic("results")
     reader.create_sub("db", "results", ackdeadline=30)
     with pytest.raises(AmsServiceException) as refused:
@@ -67,7 +62,7 @@ def test_a_reader_gets_403_on_publish_and_nothing_reaches_the_broker(
 
 
 def test_a_topic_acl_lets_a_listed_user_publish_until_it_is_reset(ams_gateway: Gateway) -> None:
-    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(TOKEN), ams_gateway.ams(READER)
     probe.create_topic("results")
     reader.create_sub("db", "results", ackdeadline=30)
     assert probe.getacl_topic("results") == {"authorized_users": ["probe"]}
@@ -89,7 +84,7 @@ def test_a_topic_acl_lets_a_listed_user_publish_until_it_is_reset(ams_gateway: G
 def test_a_subscription_acl_lets_a_listed_user_pull_from_that_subscription_only(
     ams_gateway: Gateway,
 ) -> None:
-    probe, reader = _ams(ams_gateway, TOKEN), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(TOKEN), ams_gateway.ams(READER)
     probe.create_topic("results")
     reader.create_sub("shared", "results", ackdeadline=30)
     reader.create_sub("private", "results", ackdeadline=30)

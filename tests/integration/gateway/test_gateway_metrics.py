@@ -14,15 +14,11 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
-from argo_ams_library import AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
+from argo_ams_library import AmsMessage  # type: ignore[import-untyped]
 
 from tests.chaos.harness import probe_text
 from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, ams_metrics
 from tests.fixtures.pipeline import run_msgbus
-
-
-def _ams(gateway: Gateway) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
 
 
 def _value(metrics: dict[str, Any], name: str) -> Any:
@@ -32,7 +28,7 @@ def _value(metrics: dict[str, Any], name: str) -> Any:
 def test_topic_and_subscription_metrics_count_exactly_what_went_through(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("counted")
     ams.create_sub("all", "counted", ackdeadline=60)
     ams.create_sub("idle", "counted")
@@ -73,7 +69,7 @@ def test_a_replayed_publish_request_is_stored_and_pulled_once(
     consume = ["consume", "--drain", "--broker", ams_gateway.broker_url, "--store", store,
                "--destination", "/topic/ams.retried", "--subscription", "store"]  # fmt: skip
     assert run_msgbus(consume).returncode == 0  # the durable subscription keeps what follows
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("retried")
     ams.create_sub("pullers", "retried", ackdeadline=60)
     body: dict[str, Any] = {

@@ -15,16 +15,11 @@ import requests
 from argo_ams_library import (  # type: ignore[import-untyped]
     AmsServiceException,
     AmsUser,
-    ArgoMessagingService,
 )
 
 from tests.fixtures.gateway import GROUPS, PROJECT, READER, TOKEN, Gateway
 
 pytestmark = pytest.mark.parametrize("ams_gateway", [GROUPS], indirect=True, ids=["acl"])
-
-
-def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=token, project=PROJECT)
 
 
 def _get(gateway: Gateway, path: str, token: str = TOKEN) -> Any:
@@ -41,7 +36,7 @@ def _membership(user: AmsUser) -> tuple[str, list[str], list[str], list[str]]:
 def test_users_read_their_profile_and_each_other_from_the_gateways_configuration(
     ams_gateway: Gateway,
 ) -> None:
-    probe, reader = _ams(ams_gateway), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(), ams_gateway.ams(READER)
     probe.create_topic("results")
     reader.create_sub("db", "results")
     me = probe.get_user_profile()
@@ -69,7 +64,7 @@ def test_users_read_their_profile_and_each_other_from_the_gateways_configuration
 
 
 def test_the_user_list_pages_and_the_project_is_the_configured_one(ams_gateway: Gateway) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     everyone = ams.list_users()
     assert [u.name for u in everyone.users] == ["probe", "reader"]
     assert (everyone.total_size, everyone.next_page_token) == (2, "")
@@ -93,7 +88,7 @@ def test_the_user_list_pages_and_the_project_is_the_configured_one(ams_gateway: 
 def test_what_would_change_users_or_projects_is_a_501_naming_it_and_changes_nothing(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     calls: dict[str, Callable[[], object]] = {
         "create_user": lambda: ams.create_user(AmsUser(name="new")),
         "update_user": lambda: ams.update_user("reader", email="x@y", service_roles=[],

@@ -102,10 +102,6 @@ def endpoint(pki: Pki) -> Iterator[Endpoint]:
     server.close()
 
 
-def _ams(gateway: Gateway) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
-
-
 def _names() -> tuple[str, str]:
     tag = uuid.uuid4().hex[:12]  # ActiveMQ is shared by the session
     return f"pushed-{tag}", f"push-{tag}"
@@ -150,7 +146,7 @@ def _pushing_to_failing(
 def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
     ams_gateway: Gateway, endpoint: Endpoint, pki: Pki, tmp_path: Path
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     texts = [f"result {i}" for i in range(10)]
     sub, ids = _pushing_to_failing(ams, endpoint, texts, period=200, tries=3)
     shown = ams.get_sub(sub)
@@ -188,8 +184,8 @@ def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
         metrics = _sub_metrics(again, sub)
         assert metrics["subscription.push_messages"] == 10
         assert metrics["subscription.push_failures"] >= failures  # kept across the restart
-        assert _ams(again).get_sub(sub)["pushStatus"].startswith("active: 10 messages pushed")
-        _ams(again).delete_sub(sub)
+        assert again.ams().get_sub(sub)["pushStatus"].startswith("active: 10 messages pushed")
+        again.ams().delete_sub(sub)
     finally:
         again.process.stop()
 
@@ -197,7 +193,7 @@ def test_a_failing_endpoint_loses_nothing_across_a_gateway_restart(
 def test_max_messages_authorization_and_base64_decode_as_ams_pushes(
     ams_gateway: Gateway, endpoint: Endpoint
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     topic, sub = _names()
     ams.create_topic(topic)
     ams.create_sub(sub, topic)
@@ -246,7 +242,7 @@ def test_max_messages_authorization_and_base64_decode_as_ams_pushes(
 def test_a_push_subscription_made_pull_again_gives_pulls_everything_not_pushed(
     ams_gateway: Gateway, endpoint: Endpoint
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     texts = [f"kept {i}" for i in range(5)]
     sub, _ = _pushing_to_failing(ams, endpoint, texts, period=100, tries=2)
     with pytest.raises(AmsServiceException) as refused:
@@ -272,7 +268,7 @@ def test_an_endpoint_whose_certificate_fails_verification_gets_nothing(
 ) -> None:
     wrong = Endpoint(pki.wrong_host_cert, pki.server_key)
     try:
-        ams = _ams(ams_gateway)
+        ams = ams_gateway.ams()
         topic, sub = _names()
         ams.create_topic(topic)
         ams.create_sub(sub, topic, push_endpoint=wrong.url, retry_policy_period=100)
@@ -291,7 +287,7 @@ def test_an_endpoint_whose_certificate_fails_verification_gets_nothing(
 def test_a_new_endpoint_gets_what_the_failing_one_did_not_take(
     ams_gateway: Gateway, endpoint: Endpoint, pki: Pki
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     texts = [f"moved {i}" for i in range(3)]
     sub, _ = _pushing_to_failing(ams, endpoint, texts, period=100, tries=2)
     hash_before = ams.get_sub(sub)["pushConfig"]["verificationHash"]
@@ -313,7 +309,7 @@ def test_a_new_endpoint_gets_what_the_failing_one_did_not_take(
 def test_a_push_config_change_answers_at_once_while_a_push_hangs(
     ams_gateway: Gateway, endpoint: Endpoint, pki: Pki
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     topic, sub = _names()
     ams.create_topic(topic)
     endpoint.delay = 8  # under the push timeout (10 s): its POST is in flight all along

@@ -18,7 +18,7 @@ from argo_ams_library import (  # type: ignore[import-untyped]
     ArgoMessagingService,
 )
 
-from tests.fixtures.gateway import PROJECT, TOKEN, Gateway, publish_over_stomp, start_gateway
+from tests.fixtures.gateway import TOKEN, Gateway, publish_over_stomp, start_gateway
 from tests.fixtures.pipeline import EmbeddedBroker, wait_until
 from tests.fixtures.pki import Pki
 
@@ -27,10 +27,6 @@ BROKERS = [
     RETAINED,
     pytest.param({**RETAINED, "broker": "activemq"}, marks=pytest.mark.activemq, id="activemq"),
 ]
-
-
-def _ams(gateway: Gateway) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
 
 
 def _consume(ams: ArgoMessagingService, sub: str, count: int) -> list[str]:
@@ -52,7 +48,7 @@ def _publish(ams: ArgoMessagingService, topic: str, bodies: list[str]) -> None:
 def test_a_consumer_that_lost_its_database_replays_by_offset_and_by_time(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("results")
     ams.create_sub("store", "results", ackdeadline=60)
     first, second = [f"#{i}" for i in range(50)], [f"#{i}" for i in range(50, 100)]
@@ -90,7 +86,7 @@ def test_a_consumer_that_lost_its_database_replays_by_offset_and_by_time(
 def test_messages_published_over_stomp_are_replayed_too_after_a_gateway_restart(
     ams_gateway: Gateway, tmp_path: Path, pki: Pki
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("mixed")
     ams.create_sub("readers", "mixed", ackdeadline=60)
     _publish(ams, "mixed", ["over AMS #1"])
@@ -106,7 +102,7 @@ def test_messages_published_over_stomp_are_replayed_too_after_a_gateway_restart(
     section = {"users": {"probe": {"token": TOKEN}}, "push_ca": str(pki.ca), **RETAINED}
     again = start_gateway(tmp_path, pki, ams_gateway.broker_url, section)
     try:
-        ams = _ams(again)
+        ams = again.ams()
         assert ams.getoffsets_sub("readers") == {"min": 0, "max": 4, "current": 4}
         ams.modifyoffset_sub("readers", 1)
         assert _consume(ams, "readers", 3) == got[1:]
@@ -135,7 +131,7 @@ def test_the_log_serves_a_replay_while_the_broker_is_away(
     section = {"users": {"probe": {"token": TOKEN}}, **RETAINED}
     gateway = start_gateway(tmp_path, pki, broker.stomp_url, section)
     try:
-        ams = _ams(gateway)
+        ams = gateway.ams()
         ams.create_topic("results")
         ams.create_sub("store", "results", ackdeadline=60)
         _publish(ams, "results", [f"#{i}" for i in range(10)])

@@ -12,23 +12,17 @@ from typing import Any
 
 import pytest
 import yaml
-from argo_ams_library import AmsMessage, ArgoMessagingService  # type: ignore[import-untyped]
+from argo_ams_library import AmsMessage  # type: ignore[import-untyped]
 
 from tests.chaos.harness import probe_text
 from tests.fixtures.gateway import (
     GROUPS,
-    PROJECT,
     READER,
-    TOKEN,
     Gateway,
     ams_metrics,
     start_gateway,
 )
 from tests.fixtures.pki import Pki
-
-
-def _ams(gateway: Gateway, token: str = TOKEN) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=token, project=PROJECT)
 
 
 def _counts(gateway: Gateway, path: str) -> dict[str, Any]:
@@ -49,7 +43,7 @@ def _restarted(gateway: Gateway, pki: Pki, base: Path) -> Gateway:
 def test_acls_and_counts_are_where_they_were_after_a_killed_gateway_starts_again(
     ams_gateway: Gateway, pki: Pki, tmp_path: Path
 ) -> None:
-    probe, reader = _ams(ams_gateway), _ams(ams_gateway, READER)
+    probe, reader = ams_gateway.ams(), ams_gateway.ams(READER)
     probe.create_topic("kept")
     reader.create_sub("db", "kept", ackdeadline=60)
     probe.modifyacl_topic("kept", ["reader"])
@@ -70,7 +64,7 @@ def test_acls_and_counts_are_where_they_were_after_a_killed_gateway_starts_again
     try:
         assert _counts(again, "/topics/kept") == topic
         assert _counts(again, "/subscriptions/db") == sub
-        probe = _ams(again)
+        probe = again.ams()
         assert probe.getacl_topic("kept") == {"authorized_users": ["probe", "reader"]}
         assert probe.getacl_sub("db") == {"authorized_users": ["probe", "reader"]}
         # Counting goes on from there.

@@ -21,7 +21,6 @@ import requests
 from argo_ams_library import (  # type: ignore[import-untyped]
     AmsMessage,
     AmsServiceException,
-    ArgoMessagingService,
 )
 
 from msgbus.stomp.frames import MessageFrame
@@ -81,7 +80,7 @@ def test_an_attached_schema_passes_valid_messages_and_refuses_an_invalid_one_bef
         {"type": kind, "schema": PERSON if kind == "json" else HOST},
     )  # fmt: skip
     assert made["name"] == f"projects/{PROJECT}/schemas/{schema}" and made["type"] == kind
-    ams = ArgoMessagingService(endpoint=ams_gateway.endpoint, token=TOKEN, project=PROJECT)
+    ams = ams_gateway.ams()
     ams.create_topic(topic)
     _http(ams_gateway, "POST", f"/topics/{topic}:attachSchema", {"schema": made["name"]})
     assert _http(ams_gateway, "GET", f"/topics/{topic}")["schema"] == made["name"]
@@ -110,7 +109,7 @@ def test_a_topic_created_with_a_schema_refuses_an_invalid_message_from_its_first
     schema = _http(
         ams_gateway, "POST", f"/schemas/person-{tag}", {"type": "json", "schema": PERSON}
     )
-    ams = ArgoMessagingService(endpoint=ams_gateway.endpoint, token=TOKEN, project=PROJECT)
+    ams = ams_gateway.ams()
     # The library's create_topic sends no body: its own do_put sends AMS's.
     url = f"https://{ams.endpoint}/v1/projects/{PROJECT}/topics"
     made = ams.do_put(f"{url}/people-{tag}", json.dumps({"schema": schema["name"]}), "topic_create")

@@ -82,10 +82,6 @@ ODD_ATTRIBUTES = {
 }
 
 
-def _ams(gateway: Gateway) -> ArgoMessagingService:
-    return ArgoMessagingService(endpoint=gateway.endpoint, token=TOKEN, project=PROJECT)
-
-
 def _names() -> tuple[str, str]:
     """A topic and a subscription of the test's own (ActiveMQ is shared by the session)."""
     tag = uuid.uuid4().hex[:12]
@@ -150,7 +146,7 @@ def _pull_all(ams: ArgoMessagingService, sub: str, count: int) -> list[tuple[str
 def test_what_argo_nagios_ams_publisher_publishes_comes_back_byte_for_byte(
     ams_gateway: Gateway, stomp: Connection, encoding: str
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     topic, sub = _names()
     stomp.subscribe(f"/topic/ams.{topic}", id="watch")
     ams.create_topic(topic)
@@ -182,7 +178,7 @@ def test_what_argo_nagios_ams_publisher_publishes_comes_back_byte_for_byte(
 def test_any_attributes_any_bytes_and_no_data_pass_through_untouched(
     ams_gateway: Gateway, stomp: Connection
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     topic, sub = _names()
     stomp.subscribe(f"/topic/ams.{topic}", id="watch")
     ams.create_topic(topic)
@@ -209,7 +205,7 @@ def test_any_attributes_any_bytes_and_no_data_pass_through_untouched(
 def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("results")
     ams.create_sub("s", "results")
     calls: dict[str, Callable[[], object]] = {
@@ -238,7 +234,7 @@ def test_offset_routes_and_other_unserved_calls_fail_with_a_clear_501(
 
 
 def test_lists_page_with_page_size_and_token(ams_gateway: Gateway) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     for n in range(5):
         ams.create_topic(f"t{n}")
         ams.create_sub(f"s{n}", f"t{n}")
@@ -258,7 +254,7 @@ def test_lists_page_with_page_size_and_token(ams_gateway: Gateway) -> None:
 def test_acknowledging_the_highest_ack_id_acknowledges_all_before_it(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("jobs")
     ams.create_sub("cumulative", "jobs", ackdeadline=1)
     ams.publish("jobs", [AmsMessage(data=f"job {n}") for n in range(3)])
@@ -271,7 +267,7 @@ def test_acknowledging_the_highest_ack_id_acknowledges_all_before_it(
 def test_a_pull_without_return_immediately_answers_at_once_when_nothing_is_there(
     ams_gateway: Gateway,
 ) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("quiet")
     ams.create_sub("waiting", "quiet")
     started = time.monotonic()
@@ -281,7 +277,7 @@ def test_a_pull_without_return_immediately_answers_at_once_when_nothing_is_there
 
 @pytest.mark.parametrize("ams_gateway", [{"max_message_bytes": 4096}], indirect=True)
 def test_an_oversized_message_is_a_final_413_not_retried(ams_gateway: Gateway) -> None:
-    ams = _ams(ams_gateway)
+    ams = ams_gateway.ams()
     ams.create_topic("big")
     ams.create_sub("watch", "big")
     started = time.monotonic()

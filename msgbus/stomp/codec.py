@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from msgbus.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from msgbus.stomp.frames import (
@@ -246,11 +246,12 @@ class FrameParser:
                 headers=headers,
             )
 
-    def _check_command(self, command: str) -> None:
-        if command not in self.accept:
-            if command in FRAME_TYPES:
-                raise RemoteProtocolError(f"{command} is not a frame this peer may send")
-            raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
+    def _refuse_command(self, command: str) -> NoReturn:
+        """``command`` is not in ``accept``: say why. Its callers test ``accept`` inline,
+        which keeps a method call off every frame's path."""
+        if command in FRAME_TYPES:
+            raise RemoteProtocolError(f"{command} is not a frame this peer may send")
+        raise RemoteProtocolError(f"unknown STOMP command {command[:40]!r}")
 
     def _check_command_line(self, buf: bytearray, pos: int) -> None:
         """Refuse a frame whose command line is wrong already, before the rest of its
@@ -258,10 +259,13 @@ class FrameParser:
         bytes may hold no blank line for the whole header limit)."""
         eol = buf.find(b"\n", pos, pos + _LONGEST_COMMAND + 2)
         if eol != -1:
-            line = bytes(buf[pos:eol]).removesuffix(b"\r")
-            self._check_command(line.decode("utf-8", "replace"))
+            command = bytes(buf[pos:eol]).removesuffix(b"\r").decode("utf-8", "replace")
         elif len(buf) - pos > _LONGEST_COMMAND + 1:
-            self._check_command(bytes(buf[pos : pos + _LONGEST_COMMAND + 2]).decode("latin-1"))
+            command = bytes(buf[pos : pos + _LONGEST_COMMAND + 2]).decode("latin-1")
+        else:
+            return
+        if command not in self.accept:
+            self._refuse_command(command)
 
     def _parse_head(self, head: bytes | bytearray) -> tuple[str, dict[str, str]]:
         try:
@@ -277,7 +281,8 @@ class FrameParser:
             text = "\n".join(line.removesuffix("\r") for line in text.split("\n"))
         lines = text.split("\n")
         command = lines[0]
-        self._check_command(command)
+        if command not in self.accept:
+            self._refuse_command(command)
         if len(lines) - 1 > self.limits.max_headers:
             raise FrameTooLarge(f"more than {self.limits.max_headers} headers in one frame")
         del lines[0]
